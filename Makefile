@@ -1,0 +1,70 @@
+# pilothouse — two commands: `make up` runs a cluster, `make test` checks everything.
+#
+# `make install` is idempotent and quick when nothing is missing: it installs the
+# Debian packages the cluster needs (apt-get, as root) and the Python package with
+# its dependencies into .venv.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA_DIR ?= /var/lib/pilothouse
+ARGS ?=
+
+# Debian packages the node needs (containers, networking, images) and that the
+# test suite drives (local registry, etcd for the HA path).
+APT_PACKAGES := ca-certificates iproute2 iptables nftables crun runc conmon \
+	containernetworking-plugins util-linux
+APT_TEST_PACKAGES := busybox-static docker-registry etcd-server
+
+.PHONY: install install-test up test lint typecheck importlint unit bench clean help
+
+help:
+	@echo "make up      install what is missing, then run an all-in-one cluster (foreground)"
+	@echo "make test    install test needs, then run lint, type checks and the whole suite"
+	@echo "make bench   run the benchmarks in bench/ and print their figures"
+	@echo "make install only install (Debian packages and .venv)"
+
+install: $(VENV)/.installed
+	@scripts/apt-install $(APT_PACKAGES)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing pilothouse into $(VENV)"
+	@$(PIP) install --quiet --upgrade pip >/dev/null 2>&1 || true
+	@$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	@echo "==> installing test dependencies into $(VENV)"
+	@$(PIP) install --quiet -e '.[test]'
+	@touch $@
+
+install-test: install $(VENV)/.installed-test
+	@scripts/apt-install $(APT_TEST_PACKAGES)
+
+up: install
+	$(VENV)/bin/pilothouse server --data-dir $(DATA_DIR) $(ARGS)
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: install-test
+	$(VENV)/bin/mypy
+
+importlint: install-test
+	$(VENV)/bin/lint-imports
+
+unit: install-test
+	$(VENV)/bin/pytest -q -m "not kubectl and not root and not slow"
+
+test: install-test lint typecheck importlint
+	$(VENV)/bin/pytest -q -ra $(ARGS)
+
+bench: install-test
+	@for b in bench/*.py; do echo "==> $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,300 @@
+"""Kubernetes API errors, answered as ``metav1.Status`` objects.
+
+Every error a client can cause is a :class:`StatusError` carrying the HTTP code,
+the machine-readable ``reason`` and a message worded as upstream words it, so
+``kubectl`` prints ``Error from server (<reason>): <message>`` exactly as it does
+against Kubernetes. Field problems are :class:`FieldError` values collected by
+validation and turned into one 422 ``Invalid`` status with ``details.causes``.
+
+No I/O here: this module is part of the bottom ``api`` layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# metav1.StatusReason values (k8s.io/apimachinery/pkg/apis/meta/v1/types.go)
+BAD_REQUEST = "BadRequest"
+UNAUTHORIZED = "Unauthorized"
+FORBIDDEN = "Forbidden"
+NOT_FOUND = "NotFound"
+ALREADY_EXISTS = "AlreadyExists"
+CONFLICT = "Conflict"
+GONE = "Gone"
+EXPIRED = "Expired"
+INVALID = "Invalid"
+METHOD_NOT_ALLOWED = "MethodNotAllowed"
+NOT_ACCEPTABLE = "NotAcceptable"
+UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
+REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLarge"
+TOO_MANY_REQUESTS = "TooManyRequests"
+INTERNAL_ERROR = "InternalError"
+SERVICE_UNAVAILABLE = "ServiceUnavailable"
+TIMEOUT = "Timeout"
+
+
+class StatusError(Exception):
+    """An API error with everything needed to render a ``metav1.Status``."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    def status(self) -> dict[str, Any]:
+        """The ``metav1.Status`` body for this error."""
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+    def __repr__(self) -> str:
+        return f"StatusError({self.code}, {self.reason!r}, {self.message!r})"
+
+
+def _details(name: str | None, group: str, kind: str, **more: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if name:
+        out["name"] = name
+    if group:
+        out["group"] = group
+    out["kind"] = kind
+    out.update(more)
+    return out
+
+
+def qualified(plural: str, group: str) -> str:
+    """``deployments.apps`` for grouped resources, ``pods`` for core ones."""
+    return f"{plural}.{group}" if group else plural
+
+
+def not_found(plural: str, group: str, name: str) -> StatusError:
+    return StatusError(
+        404,
+        NOT_FOUND,
+        f'{qualified(plural, group)} "{name}" not found',
+        details=_details(name, group, plural),
+    )
+
+
+def already_exists(plural: str, group: str, name: str) -> StatusError:
+    return StatusError(
+        409,
+        ALREADY_EXISTS,
+        f'{qualified(plural, group)} "{name}" already exists',
+        details=_details(name, group, plural),
+    )
+
+
+def conflict(plural: str, group: str, name: str, why: str) -> StatusError:
+    return StatusError(
+        409,
+        CONFLICT,
+        f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": {why}',
+        details=_details(name, group, plural),
+    )
+
+
+OBJECT_MODIFIED = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
+
+
+def stale_update(plural: str, group: str, name: str) -> StatusError:
+    return conflict(plural, group, name, OBJECT_MODIFIED)
+
+
+def bad_request(message: str) -> StatusError:
+    return StatusError(400, BAD_REQUEST, message)
+
+
+def forbidden(plural: str, group: str, name: str, why: str) -> StatusError:
+    who = f'{qualified(plural, group)} "{name}"' if name else qualified(plural, group)
+    return StatusError(
+        403, FORBIDDEN, f"{who} is forbidden: {why}", details=_details(name, group, plural)
+    )
+
+
+def method_not_allowed(what: str) -> StatusError:
+    return StatusError(
+        405, METHOD_NOT_ALLOWED, f"the server does not allow this method on the requested resource{what}"
+    )
+
+
+def not_acceptable(accept: str) -> StatusError:
+    return StatusError(
+        406, NOT_ACCEPTABLE, f"only the following media types are accepted: application/json, application/yaml; got {accept}"
+    )
+
+
+def unsupported_media_type(content_type: str, supported: list[str]) -> StatusError:
+    return StatusError(
+        415,
+        UNSUPPORTED_MEDIA_TYPE,
+        f'the body of the request was in an unknown format - accepted media types include: {", ".join(supported)}'
+        + (f" (got {content_type!r})" if content_type else ""),
+    )
+
+
+def too_large(limit: int) -> StatusError:
+    return StatusError(
+        413, REQUEST_ENTITY_TOO_LARGE, f"the request body is too large: the limit is {limit} bytes"
+    )
+
+
+def expired(message: str) -> StatusError:
+    return StatusError(410, EXPIRED, message)
+
+
+def too_old_resource_version(requested: int, oldest: int) -> StatusError:
+    return StatusError(410, EXPIRED, f"too old resource version: {requested} ({oldest})")
+
+
+def internal(message: str) -> StatusError:
+    return StatusError(500, INTERNAL_ERROR, f"Internal error occurred: {message}")
+
+
+def unauthorized() -> StatusError:
+    return StatusError(401, UNAUTHORIZED, "Unauthorized")
+
+
+def service_unavailable(message: str) -> StatusError:
+    return StatusError(503, SERVICE_UNAVAILABLE, message)
+
+
+def too_many_requests(message: str, *, retry_after: int = 1) -> StatusError:
+    return StatusError(
+        429, TOO_MANY_REQUESTS, message, details={"retryAfterSeconds": retry_after}
+    )
+
+
+# --- field errors (k8s.io/apimachinery/pkg/util/validation/field) -------------
+
+REQUIRED = "FieldValueRequired"
+INVALID_VALUE = "FieldValueInvalid"
+NOT_SUPPORTED = "FieldValueNotSupported"
+DUPLICATE = "FieldValueDuplicate"
+FIELD_FORBIDDEN = "FieldValueForbidden"
+TOO_LONG = "FieldValueTooLong"
+TOO_MANY = "FieldValueTooMany"
+TYPE_INVALID = "FieldValueTypeInvalid"
+
+_DETAIL = {
+    REQUIRED: "Required value",
+    INVALID_VALUE: "Invalid value",
+    NOT_SUPPORTED: "Unsupported value",
+    DUPLICATE: "Duplicate value",
+    FIELD_FORBIDDEN: "Forbidden",
+    TOO_LONG: "Too long",
+    TOO_MANY: "Too many",
+    TYPE_INVALID: "Invalid value",
+}
+
+_NO_VALUE = object()
+
+
+def go_repr(value: Any) -> str:
+    """Render a value the way upstream's field errors print it (Go ``%#v``-ish)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        inner = ", ".join(f"{go_repr(k)}:{go_repr(v)}" for k, v in sorted(value.items()))
+        return f"map[string]interface {{}}{{{inner}}}"
+    if isinstance(value, list):
+        return "[]interface {}{" + ", ".join(go_repr(v) for v in value) + "}"
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field, like upstream's ``field.Error``."""
+
+    type: str
+    field: str
+    detail: str = ""
+    value: Any = _NO_VALUE
+    supported: tuple[str, ...] = ()
+
+    def message(self) -> str:
+        what = _DETAIL[self.type]
+        if self.type in (REQUIRED, FIELD_FORBIDDEN, TOO_LONG, TOO_MANY) or self.value is _NO_VALUE:
+            text = f"{self.field}: {what}"
+        else:
+            text = f"{self.field}: {what}: {go_repr(self.value)}"
+        if self.type == NOT_SUPPORTED and self.supported:
+            text += ": supported values: " + ", ".join(f'"{s}"' for s in self.supported)
+        elif self.detail:
+            text += f": {self.detail}"
+        return text
+
+    def cause(self) -> dict[str, Any]:
+        message = self.message()
+        prefix = f"{self.field}: "
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+        return {"reason": self.type, "message": message, "field": self.field}
+
+
+def required(field: str, detail: str = "") -> FieldError:
+    return FieldError(REQUIRED, field, detail)
+
+
+def invalid_value(field: str, value: Any, detail: str = "") -> FieldError:
+    return FieldError(INVALID_VALUE, field, detail, value)
+
+
+def not_supported(field: str, value: Any, supported: list[str] | tuple[str, ...]) -> FieldError:
+    return FieldError(NOT_SUPPORTED, field, "", value, tuple(supported))
+
+
+def duplicate(field: str, value: Any) -> FieldError:
+    return FieldError(DUPLICATE, field, "", value)
+
+
+def field_forbidden(field: str, detail: str) -> FieldError:
+    return FieldError(FIELD_FORBIDDEN, field, detail)
+
+
+def too_long(field: str, limit: int) -> FieldError:
+    return FieldError(TOO_LONG, field, f"may not be more than {limit} bytes")
+
+
+def too_many(field: str, actual: int, limit: int) -> FieldError:
+    return FieldError(TOO_MANY, field, f"must have at most {limit} items")
+
+
+def invalid(kind: str, group: str, name: str, errors: list[FieldError]) -> StatusError:
+    """The 422 ``Invalid`` status for a set of field errors."""
+    messages = [e.message() for e in errors]
+    joined = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
+    kind_label = f"{kind}.{group}" if group else kind
+    return StatusError(
+        422,
+        INVALID,
+        f'{kind_label} "{name}" is invalid: {joined}',
+        details=_details(name, group, kind, causes=[e.cause() for e in errors]),
+    )

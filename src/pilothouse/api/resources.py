@@ -1,0 +1,246 @@
+"""The API's resources: which kinds exist, where they live and what they allow.
+
+One :class:`Resource` per REST resource, as upstream's discovery documents
+describe them (``kubectl api-resources``). Everything that needs to know about
+kinds in general (routing, discovery, OpenAPI, the store's keys, the clients)
+reads this table; nothing registers itself by import side effect.
+
+No I/O here: this module is part of the bottom ``api`` layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+# Verbs of subresources, as upstream's discovery lists them.
+SUBRESOURCE_VERBS: dict[str, tuple[str, ...]] = {
+    "status": ("get", "patch", "update"),
+    "scale": ("get", "patch", "update"),
+    "binding": ("create",),
+    "eviction": ("create",),
+    "log": ("get",),
+    "exec": ("create", "get"),
+    "attach": ("create", "get"),
+    "portforward": ("create", "get"),
+    "proxy": ("create", "delete", "get", "patch", "update"),
+    "finalize": ("update",),
+    "token": ("create",),
+    "ephemeralcontainers": ("get", "patch", "update"),
+}
+
+# The kind a subresource speaks, when it is not the parent's own kind.
+SUBRESOURCE_KINDS: dict[str, tuple[str, str, str]] = {
+    # subresource: (group, version, kind)
+    "scale": ("autoscaling", "v1", "Scale"),
+    "binding": ("", "v1", "Binding"),
+    "eviction": ("policy", "v1", "Eviction"),
+    "log": ("", "v1", "Pod"),
+    "exec": ("", "v1", "PodExecOptions"),
+    "attach": ("", "v1", "PodAttachOptions"),
+    "portforward": ("", "v1", "PodPortForwardOptions"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A REST resource: ``deployments`` in ``apps/v1``, namespaced, with ``scale``…"""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    subresources: tuple[str, ...] = ()
+    # Where objects are kept: resources that are versions of one another
+    # (core and events.k8s.io Events) share a storage resource.
+    storage_group: str | None = None
+    storage_plural: str | None = None
+    singular: str = field(default="")
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def qualified(self) -> str:
+        """``deployments.apps``: how errors and ``kubectl`` name the resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def schema_name(self) -> str:
+        """The name of the kind's schema, e.g. ``io.k8s.api.apps.v1.Deployment``."""
+        return schema_name(self.group, self.version, self.kind)
+
+    @property
+    def storage_prefix(self) -> str:
+        """Store key prefix for all objects of this resource (ends with ``/``)."""
+        group = self.storage_group if self.storage_group is not None else self.group
+        plural = self.storage_plural or self.plural
+        if group:
+            return f"/registry/{group}/{plural}/"
+        return f"/registry/{plural}/"
+
+    def key(self, namespace: str, name: str) -> str:
+        """The store key of one object."""
+        if self.namespaced:
+            return f"{self.storage_prefix}{namespace}/{name}"
+        return f"{self.storage_prefix}{name}"
+
+    def prefix(self, namespace: str = "") -> str:
+        """The store prefix of a namespace's objects (or all of them)."""
+        if self.namespaced and namespace:
+            return f"{self.storage_prefix}{namespace}/"
+        return self.storage_prefix
+
+    def has(self, subresource: str) -> bool:
+        return subresource in self.subresources
+
+
+def schema_name(group: str, version: str, kind: str) -> str:
+    """The OpenAPI definition name upstream gives a kind."""
+    if group == "":
+        package = "io.k8s.api.core"
+    elif group == "apiextensions.k8s.io":
+        package = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions"
+    elif group in ("meta.k8s.io",):
+        package = "io.k8s.apimachinery.pkg.apis.meta"
+    else:
+        short = group.removesuffix(".k8s.io").replace(".", "")
+        if group == "events.k8s.io":
+            short = "events"
+        package = f"io.k8s.api.{short}"
+    return f"{package}.{version}.{kind}"
+
+
+def _r(
+    group: str,
+    version: str,
+    kind: str,
+    plural: str,
+    namespaced: bool = True,
+    short: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    verbs: tuple[str, ...] = ALL_VERBS,
+    sub: tuple[str, ...] = (),
+    **kw: str,
+) -> Resource:
+    return Resource(
+        group=group,
+        version=version,
+        kind=kind,
+        plural=plural,
+        namespaced=namespaced,
+        short_names=short,
+        categories=categories,
+        verbs=verbs,
+        subresources=sub,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+_NS_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+RESOURCES: tuple[Resource, ...] = (
+    # core/v1
+    _r("", "v1", "Namespace", "namespaces", False, ("ns",), verbs=_NS_VERBS, sub=("finalize", "status")),
+    _r("", "v1", "Node", "nodes", False, ("no",), sub=("proxy", "status")),
+    _r(
+        "", "v1", "Pod", "pods", True, ("po",), ("all",),
+        sub=("attach", "binding", "ephemeralcontainers", "eviction", "exec", "log", "portforward", "proxy", "status"),
+    ),
+    _r("", "v1", "Service", "services", True, ("svc",), ("all",),
+       verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+       sub=("proxy", "status")),
+    _r("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
+    _r("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
+    _r("", "v1", "Secret", "secrets", True),
+    _r("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), sub=("token",)),
+    _r("", "v1", "Event", "events", True, ("ev",)),
+    _r("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), sub=("status",)),
+    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), sub=("status",)),
+    _r("", "v1", "Binding", "bindings", True, verbs=("create",)),
+    # apps/v1
+    _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",), sub=("scale", "status")),
+    _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",), sub=("scale", "status")),
+    _r("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",), sub=("scale", "status")),
+    _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",), sub=("status",)),
+    _r("apps", "v1", "ControllerRevision", "controllerrevisions", True),
+    # batch/v1
+    _r("batch", "v1", "Job", "jobs", True, (), ("all",), sub=("status",)),
+    _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",), sub=("status",)),
+    # coordination.k8s.io/v1
+    _r("coordination.k8s.io", "v1", "Lease", "leases", True),
+    # discovery.k8s.io/v1
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    # storage.k8s.io/v1
+    _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    # events.k8s.io/v1: the same objects as core/v1 Events, in another shape
+    _r("events.k8s.io", "v1", "Event", "events", True, ("ev",), storage_group=""),
+    # scheduling.k8s.io/v1
+    _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    # policy/v1
+    _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), sub=("status",)),
+)
+
+# Group versions in the order discovery lists them (upstream puts core first and
+# apps early; kubectl resolves short names in discovery order).
+GROUP_VERSIONS: tuple[tuple[str, str], ...] = tuple(
+    dict.fromkeys((r.group, r.version) for r in RESOURCES)
+)
+
+
+class Registry:
+    """Look-ups over a set of resources (by path, by kind, by any name kubectl accepts)."""
+
+    def __init__(self, resources: tuple[Resource, ...] = RESOURCES) -> None:
+        self.resources = resources
+        self._by_path: dict[tuple[str, str, str], Resource] = {}
+        self._by_kind: dict[tuple[str, str, str], Resource] = {}
+        for r in resources:
+            self._by_path[(r.group, r.version, r.plural)] = r
+            self._by_kind.setdefault((r.group, r.version, r.kind), r)
+        self.group_versions = tuple(dict.fromkeys((r.group, r.version) for r in resources))
+
+    def by_path(self, group: str, version: str, plural: str) -> Resource | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, group: str, version: str, kind: str) -> Resource | None:
+        return self._by_kind.get((group, version, kind))
+
+    def by_api_version(self, api_version: str, kind: str) -> Resource | None:
+        group, _, version = api_version.rpartition("/")
+        return self.by_kind(group, version, kind)
+
+    def in_group_version(self, group: str, version: str) -> list[Resource]:
+        return [r for r in self.resources if r.group == group and r.version == version]
+
+    def groups(self) -> dict[str, list[str]]:
+        """Named groups (not core) and their versions, in discovery order."""
+        out: dict[str, list[str]] = {}
+        for group, version in self.group_versions:
+            if group:
+                out.setdefault(group, [])
+                if version not in out[group]:
+                    out[group].append(version)
+        return out
+
+    def storage_siblings(self, resource: Resource) -> list[Resource]:
+        """Resources sharing the storage of ``resource`` (including itself)."""
+        return [r for r in self.resources if r.storage_prefix == resource.storage_prefix]
+
+
+DEFAULT = Registry()

@@ -1,0 +1,1 @@
+"""The Kubernetes API server: REST, watch, discovery, OpenAPI, tables, auth."""

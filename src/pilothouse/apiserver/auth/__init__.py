@@ -1,0 +1,1 @@
+"""Authentication: certificates and tokens."""

@@ -1,0 +1,1 @@
+"""HTTP handlers: resources, discovery, OpenAPI, health."""

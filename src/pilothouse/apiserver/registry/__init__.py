@@ -1,0 +1,1 @@
+"""Per-resource strategies over one generic store (create, update, delete, watch)."""

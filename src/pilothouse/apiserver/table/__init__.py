@@ -1,0 +1,1 @@
+"""Table output for ``kubectl get``: the upstream columns of every kind."""

@@ -1,0 +1,1 @@
+"""Revision-based stores: the interface, an in-memory fake and the SQLite backend."""
