@@ -135,13 +135,17 @@ def forbidden(plural: str, group: str, name: str, why: str) -> StatusError:
 
 def method_not_allowed(what: str) -> StatusError:
     return StatusError(
-        405, METHOD_NOT_ALLOWED, f"the server does not allow this method on the requested resource{what}"
+        405,
+        METHOD_NOT_ALLOWED,
+        f"the server does not allow this method on the requested resource{what}",
     )
 
 
 def not_acceptable(accept: str) -> StatusError:
     return StatusError(
-        406, NOT_ACCEPTABLE, f"only the following media types are accepted: application/json, application/yaml; got {accept}"
+        406,
+        NOT_ACCEPTABLE,
+        f"only the following media types are accepted: application/json, application/yaml; got {accept}",
     )
 
 
@@ -149,7 +153,7 @@ def unsupported_media_type(content_type: str, supported: list[str]) -> StatusErr
     return StatusError(
         415,
         UNSUPPORTED_MEDIA_TYPE,
-        f'the body of the request was in an unknown format - accepted media types include: {", ".join(supported)}'
+        f"the body of the request was in an unknown format - accepted media types include: {', '.join(supported)}"
         + (f" (got {content_type!r})" if content_type else ""),
     )
 
@@ -181,9 +185,7 @@ def service_unavailable(message: str) -> StatusError:
 
 
 def too_many_requests(message: str, *, retry_after: int = 1) -> StatusError:
-    return StatusError(
-        429, TOO_MANY_REQUESTS, message, details={"retryAfterSeconds": retry_after}
-    )
+    return StatusError(429, TOO_MANY_REQUESTS, message, details={"retryAfterSeconds": retry_after})
 
 
 # --- field errors (k8s.io/apimachinery/pkg/util/validation/field) -------------
@@ -196,6 +198,7 @@ FIELD_FORBIDDEN = "FieldValueForbidden"
 TOO_LONG = "FieldValueTooLong"
 TOO_MANY = "FieldValueTooMany"
 TYPE_INVALID = "FieldValueTypeInvalid"
+FIELD_NOT_FOUND = "FieldValueNotFound"
 
 _DETAIL = {
     REQUIRED: "Required value",
@@ -206,9 +209,54 @@ _DETAIL = {
     TOO_LONG: "Too long",
     TOO_MANY: "Too many",
     TYPE_INVALID: "Invalid value",
+    FIELD_NOT_FOUND: "Not found",
 }
 
 _NO_VALUE = object()
+
+OMITTED: Any = _NO_VALUE
+"""Pass as a field error's value to leave the value out of the message (Go's ``omitValue``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GoValue:
+    """A value already rendered as upstream prints it (e.g. ``map[string]string{"a":"b"}``)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_GO_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def go_quote(text: str) -> str:
+    """Quote a string as Go's ``%q`` does for the characters that matter in messages."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def go_string_map(value: Any, type_name: str = "map[string]string") -> GoValue:
+    """``map[string]string{"a":"b"}`` as Go's ``%#v`` prints a string map (keys sorted)."""
+    if not isinstance(value, dict):
+        return GoValue(f"{type_name}(nil)")
+    inner = ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}" for k, v in sorted(value.items()))
+    return GoValue(f"{type_name}{{{inner}}}")
+
+
+def go_string_list(value: Any, type_name: str = "[]string") -> GoValue:
+    """``[]string{"a", "b"}`` as Go's ``%#v`` prints a string slice."""
+    if not isinstance(value, list):
+        return GoValue(f"{type_name}(nil)")
+    return GoValue(type_name + "{" + ", ".join(go_quote(str(v)) for v in value) + "}")
 
 
 def go_repr(value: Any) -> str:
@@ -216,7 +264,7 @@ def go_repr(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return go_quote(value)
     if value is None:
         return "null"
     if isinstance(value, int | float):
@@ -241,7 +289,7 @@ class FieldError:
 
     def message(self) -> str:
         what = _DETAIL[self.type]
-        if self.type in (REQUIRED, FIELD_FORBIDDEN, TOO_LONG, TOO_MANY) or self.value is _NO_VALUE:
+        if self.type in (REQUIRED, FIELD_FORBIDDEN, TOO_LONG) or self.value is _NO_VALUE:
             text = f"{self.field}: {what}"
         else:
             text = f"{self.field}: {what}: {go_repr(self.value)}"
@@ -284,12 +332,19 @@ def too_long(field: str, limit: int) -> FieldError:
 
 
 def too_many(field: str, actual: int, limit: int) -> FieldError:
-    return FieldError(TOO_MANY, field, f"must have at most {limit} items")
+    return FieldError(TOO_MANY, field, f"must have at most {limit} items", actual)
+
+
+def field_not_found(field: str, value: Any, detail: str = "") -> FieldError:
+    """``Not found``: a reference to something that does not exist (e.g. a volume name)."""
+    return FieldError(FIELD_NOT_FOUND, field, detail, value)
 
 
 def invalid(kind: str, group: str, name: str, errors: list[FieldError]) -> StatusError:
     """The 422 ``Invalid`` status for a set of field errors."""
-    messages = [e.message() for e in errors]
+    # Like upstream's aggregate: the message lists each distinct error once,
+    # while the causes keep every entry.
+    messages = list(dict.fromkeys(e.message() for e in errors))
     joined = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
     kind_label = f"{kind}.{group}" if group else kind
     return StatusError(

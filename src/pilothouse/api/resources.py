@@ -148,7 +148,7 @@ def _r(
         categories=categories,
         verbs=verbs,
         subresources=sub,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -156,27 +156,80 @@ _NS_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 
 RESOURCES: tuple[Resource, ...] = (
     # core/v1
-    _r("", "v1", "Namespace", "namespaces", False, ("ns",), verbs=_NS_VERBS, sub=("finalize", "status")),
+    _r(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        False,
+        ("ns",),
+        verbs=_NS_VERBS,
+        sub=("finalize", "status"),
+    ),
     _r("", "v1", "Node", "nodes", False, ("no",), sub=("proxy", "status")),
     _r(
-        "", "v1", "Pod", "pods", True, ("po",), ("all",),
-        sub=("attach", "binding", "ephemeralcontainers", "eviction", "exec", "log", "portforward", "proxy", "status"),
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        True,
+        ("po",),
+        ("all",),
+        sub=(
+            "attach",
+            "binding",
+            "ephemeralcontainers",
+            "eviction",
+            "exec",
+            "log",
+            "portforward",
+            "proxy",
+            "status",
+        ),
     ),
-    _r("", "v1", "Service", "services", True, ("svc",), ("all",),
-       verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
-       sub=("proxy", "status")),
+    _r(
+        "",
+        "v1",
+        "Service",
+        "services",
+        True,
+        ("svc",),
+        ("all",),
+        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+        sub=("proxy", "status"),
+    ),
     _r("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
     _r("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     _r("", "v1", "Secret", "secrets", True),
     _r("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), sub=("token",)),
     _r("", "v1", "Event", "events", True, ("ev",)),
     _r("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), sub=("status",)),
-    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), sub=("status",)),
+    _r(
+        "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), sub=("status",)
+    ),
     _r("", "v1", "Binding", "bindings", True, verbs=("create",)),
     # apps/v1
-    _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",), sub=("scale", "status")),
+    _r(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        True,
+        ("deploy",),
+        ("all",),
+        sub=("scale", "status"),
+    ),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",), sub=("scale", "status")),
-    _r("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",), sub=("scale", "status")),
+    _r(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        True,
+        ("sts",),
+        ("all",),
+        sub=("scale", "status"),
+    ),
     _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",), sub=("status",)),
     _r("apps", "v1", "ControllerRevision", "controllerrevisions", True),
     # batch/v1
@@ -193,7 +246,15 @@ RESOURCES: tuple[Resource, ...] = (
     # scheduling.k8s.io/v1
     _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
     # policy/v1
-    _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), sub=("status",)),
+    _r(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        True,
+        ("pdb",),
+        sub=("status",),
+    ),
 )
 
 # Group versions in the order discovery lists them (upstream puts core first and

@@ -1,0 +1,69 @@
+"""Upstream's defaulting (``SetObjectDefaults_*``) for every kind pilothouse serves.
+
+:func:`apply_defaults` changes an object in place exactly as upstream's decoder does,
+so users read back what they would read from Kubernetes 1.32 (``restartPolicy:
+Always``, ``protocol: TCP``, ``replicas: 1``, quantities in canonical spelling…).
+It is idempotent: running it again on a defaulted object changes nothing.
+
+What upstream sets elsewhere is not done here (the registry and admission own it):
+cluster IPs, IP families and node ports of Services; ``spec.finalizers:
+[kubernetes]`` of Namespaces; a Pod's ``priority``, ``preemptionPolicy``, service
+account and its token volume, and default tolerations; a Job's generated selector.
+
+No I/O here: this package is part of the bottom ``api`` layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pilothouse.api.defaults import core, workloads
+
+Defaulter = Callable[[dict[str, Any]], None]
+
+
+def _storage_class(obj: dict[str, Any]) -> None:
+    if obj.get("reclaimPolicy") is None:
+        obj["reclaimPolicy"] = "Delete"
+    if obj.get("volumeBindingMode") is None:
+        obj["volumeBindingMode"] = "Immediate"
+
+
+def _priority_class(obj: dict[str, Any]) -> None:
+    if obj.get("preemptionPolicy") is None:
+        obj["preemptionPolicy"] = "PreemptLowerPriority"
+
+
+def _endpoint_slice(obj: dict[str, Any]) -> None:
+    ports = obj.get("ports")
+    for port in ports if isinstance(ports, list) else ():
+        if isinstance(port, dict):
+            if port.get("name") is None:
+                port["name"] = ""
+            if port.get("protocol") is None:
+                port["protocol"] = "TCP"
+
+
+_DEFAULTERS: dict[tuple[str, str], Defaulter] = {
+    **{("", kind): fn for kind, fn in core.DEFAULTERS.items()},
+    **{("apps", kind): fn for kind, fn in workloads.APPS.items()},
+    **{("batch", kind): fn for kind, fn in workloads.BATCH.items()},
+    ("storage.k8s.io", "StorageClass"): _storage_class,
+    ("scheduling.k8s.io", "PriorityClass"): _priority_class,
+    ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+}
+
+
+def defaulter(group: str, version: str, kind: str) -> Defaulter | None:
+    """The defaulting function of a kind, or None when upstream defaults nothing."""
+    if version != "v1":
+        return None
+    return _DEFAULTERS.get((group, kind))
+
+
+def apply_defaults(group: str, version: str, kind: str, obj: dict[str, Any]) -> None:
+    """Set upstream's defaults on ``obj`` (a JSON-shaped dict) in place."""
+    fn = defaulter(group, version, kind)
+    if fn is not None and isinstance(obj, dict):
+        fn(obj)
