@@ -19,7 +19,8 @@ Concurrency contract for backends:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import builtins
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -118,6 +119,16 @@ def prefix_end(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+class WatchStream(Protocol):
+    """What ``watch`` returns: an async iterator of event batches, closed with ``aclose``."""
+
+    def __aiter__(self) -> AsyncIterator[builtins.list[Event]]: ...
+
+    def __anext__(self) -> Awaitable[builtins.list[Event]]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
+
+
 class Store(Protocol):
     """A revision-based key-value store (see the module docstring for guarantees)."""
 
@@ -159,7 +170,7 @@ class Store(Protocol):
         """Live keys under ``prefix`` in key order, as of ``at_revision`` (0: now),
         starting at ``start_key`` (inclusive), at most ``limit`` (0: all)."""
 
-    def watch(self, prefix: str, *, after_revision: int) -> AsyncIterator[list[Event]]:
+    def watch(self, prefix: str, *, after_revision: int) -> WatchStream:
         """Batches of events for keys under ``prefix`` with revision > ``after_revision``.
 
         Raises CompactedError at once (when called, not when iterated) if

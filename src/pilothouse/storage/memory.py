@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterator
+import builtins
+from collections.abc import AsyncGenerator
 
 from pilothouse.storage.interface import (
     CompactedError,
@@ -63,6 +64,7 @@ class MemoryStore:
         return self._compacted
 
     async def get(self, key: str) -> KeyValue | None:
+        self._check_open()
         return self._live.get(key)
 
     def _check_open(self) -> None:
@@ -126,22 +128,24 @@ class MemoryStore:
         limit: int = 0,
         start_key: str = "",
     ) -> ListResult:
+        self._check_open()
         self._check_revision(at_revision)
         revision = at_revision or self._revision
         lo = max(prefix, start_key)
-        hi = prefix_end(prefix)
+        # The empty prefix has no end: every key is under it.
+        hi = prefix_end(prefix) if prefix else None
         if revision == self._revision:
             start = bisect.bisect_left(self._keys, lo)
-            end = bisect.bisect_left(self._keys, hi)
+            end = bisect.bisect_left(self._keys, hi) if hi is not None else len(self._keys)
             keys = self._keys[start:end]
             items = [self._live[k] for k in keys]
         else:
-            state = {k: v for k, v in self._live.items() if lo <= k < hi}
+            state = {k: v for k, v in self._live.items() if lo <= k and (hi is None or k < hi)}
             for event in reversed(self._events):
                 if event.revision <= revision:
                     break
                 key = event.kv.key
-                if not lo <= key < hi:
+                if key < lo or (hi is not None and key >= hi):
                     continue
                 if event.type is EventType.CREATE:
                     state.pop(key, None)
@@ -152,8 +156,14 @@ class MemoryStore:
             return ListResult(items[:limit], revision, True, len(items) - limit)
         return ListResult(items, revision, False, 0)
 
-    def watch(self, prefix: str, *, after_revision: int) -> AsyncIterator[list[Event]]:
+    def watch(
+        self, prefix: str, *, after_revision: int
+    ) -> AsyncGenerator[builtins.list[Event], None]:
         self._check_open()
+        # Unlike a list's, an after_revision of 0 means "from the beginning", which
+        # compaction may have removed.
+        if after_revision < self._compacted:
+            raise CompactedError(after_revision, self._compacted)
         self._check_revision(after_revision)
         backlog = [
             e for e in self._events if e.revision > after_revision and e.kv.key.startswith(prefix)
@@ -162,7 +172,9 @@ class MemoryStore:
         self._watchers.append(watcher)
         return self._iterate(watcher, backlog)
 
-    async def _iterate(self, watcher: _Watcher, backlog: list[Event]) -> AsyncIterator[list[Event]]:
+    async def _iterate(
+        self, watcher: _Watcher, backlog: builtins.list[Event]
+    ) -> AsyncGenerator[builtins.list[Event], None]:
         try:
             if backlog:
                 yield backlog
@@ -175,6 +187,7 @@ class MemoryStore:
             self._watchers.remove(watcher)
 
     async def compact(self, revision: int) -> int:
+        self._check_open()
         revision = min(revision, self._revision)
         if revision <= self._compacted:
             return self._compacted
