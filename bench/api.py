@@ -1,0 +1,319 @@
+"""API server benchmark: durable creates, latency under load, lists, watch fan-out.
+
+Runs ``pilothouse server`` (SQLite store, fsync on every commit) as a child
+process and drives it over HTTPS from this process, then prints one JSON object.
+Baselines measured in the same run, so ratios survive a noisy machine:
+
+* ``baseline_http_noop_rps`` — an aiohttp HTTPS server answering a fixed body,
+  driven by the same client at the same concurrency (the ceiling of the HTTP
+  stack on this machine);
+* ``baseline_store_creates_per_s`` — the SQLite store alone, same concurrency.
+
+Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pilothouse import testing
+from pilothouse.storage import sqlite
+
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "", "labels": {"app": "bench", "tier": "web"}},
+    "spec": {
+        "containers": [
+            {
+                "name": "web",
+                "image": "busybox:1.36",
+                "command": ["httpd", "-f", "-p", "8080"],
+                "ports": [{"containerPort": 8080}],
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+            }
+        ]
+    },
+}
+
+
+def pod(name: str) -> bytes:
+    body = json.loads(json.dumps(POD))
+    body["metadata"]["name"] = name
+    return json.dumps(body).encode()
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Client:
+    def __init__(self, base: str, data_dir: Path, concurrency: int) -> None:
+        pki = data_dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        self.base = base
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=concurrency + 110),
+            timeout=aiohttp.ClientTimeout(total=120),
+        )
+
+    async def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes]:
+        hdrs = {"Content-Type": "application/json", **headers}
+        async with self.session.request(method, self.base + path, data=body, headers=hdrs) as resp:
+            return resp.status, await resp.read()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def run_concurrently(n: int, concurrency: int, make: Any) -> float:
+    """Run make(i) for i in range(n) with at most ``concurrency`` in flight; returns seconds."""
+    queue = iter(range(n))
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        for i in queue:
+            await make(i)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start
+
+
+async def bench_creates(client: Client, n: int, concurrency: int) -> float:
+    status, _ = await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-create"}}).encode())
+    assert status == 201, status
+
+    async def make(i: int) -> None:
+        status, body = await client.request("POST", "/api/v1/namespaces/bench-create/pods", pod(f"p{i}"))
+        if status != 201:
+            raise RuntimeError(f"create failed: {status} {body[:200]!r}")
+
+    elapsed = await run_concurrently(n, concurrency, make)
+    return n / elapsed
+
+
+async def bench_latency_at_rate(client: Client, rate: float, seconds: float) -> list[float]:
+    """Open loop: a mutating request every 1/rate s regardless of answers (create + update mix)."""
+    await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-rate"}}).encode())
+    latencies: list[float] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(i: int) -> None:
+        t0 = time.perf_counter()
+        if i % 2 == 0:
+            status, _ = await client.request("POST", "/api/v1/namespaces/bench-rate/configmaps",
+                                             json.dumps({"metadata": {"name": f"c{i}"}, "data": {"v": "0"}}).encode())
+            ok = status == 201
+        else:
+            target = f"c{i - 1}"
+            body = json.dumps({"metadata": {"name": target}, "data": {"v": str(i)}}).encode()
+            status, _ = await client.request("PUT", f"/api/v1/namespaces/bench-rate/configmaps/{target}", body)
+            ok = status in (200, 404)
+        if ok:
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    n = int(rate * seconds)
+    start = time.perf_counter()
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+async def bench_list(client: Client, pods: int) -> dict[str, float]:
+    await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-list"}}).encode())
+
+    async def make(i: int) -> None:
+        await client.request("POST", "/api/v1/namespaces/bench-list/pods", pod(f"l{i}"))
+
+    await run_concurrently(pods, 32, make)
+    json_ms, table_ms = [], []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        status, body = await client.request("GET", "/api/v1/namespaces/bench-list/pods")
+        json_ms.append((time.perf_counter() - t0) * 1000)
+        assert status == 200 and len(json.loads(body)["items"]) == pods
+        t0 = time.perf_counter()
+        status, body = await client.request(
+            "GET", "/api/v1/namespaces/bench-list/pods?limit=500",
+            Accept="application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        table_ms.append((time.perf_counter() - t0) * 1000)
+        assert status == 200
+    return {"list_500_pods_ms": statistics.median(json_ms), "list_500_pods_table_ms": statistics.median(table_ms)}
+
+
+async def bench_watch(client: Client, watchers: int, events: int) -> list[float]:
+    """Each event's delivery delay to each of ``watchers`` watches: from just before the
+    write is sent until the watcher reads the event."""
+    await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-watch"}}).encode())
+    status, body = await client.request("GET", "/api/v1/namespaces/bench-watch/configmaps")
+    rv = json.loads(body)["metadata"]["resourceVersion"]
+    sent: dict[str, float] = {}
+    delays: list[float] = []
+    ready = 0
+    done = asyncio.Event()
+    expected = watchers * events
+    received = 0
+
+    async def watch() -> None:
+        nonlocal ready, received
+        url = f"{client.base}/api/v1/namespaces/bench-watch/configmaps?watch=true&resourceVersion={rv}"
+        async with client.session.get(url) as resp:
+            ready += 1
+            async for line in resp.content:
+                now = time.perf_counter()
+                name = json.loads(line)["object"]["metadata"]["name"]
+                delays.append((now - sent[name]) * 1000)
+                received += 1
+                if received == expected:
+                    done.set()
+                if name == f"e{events - 1}":
+                    return
+
+    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+    while ready < watchers:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    for i in range(events):
+        name = f"e{i}"
+        sent[name] = time.perf_counter()
+        await client.request("POST", "/api/v1/namespaces/bench-watch/configmaps",
+                             json.dumps({"metadata": {"name": name}}).encode())
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(done.wait(), 60)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return delays
+
+
+async def baseline_http(concurrency: int, n: int, data_dir: Path) -> float:
+    port = testing.free_port()
+    # The no-op server runs in its own process so it gets a core, as the real one does.
+    noop = Path(__file__).with_name("noop_server.py")
+    proc = subprocess.Popen([sys.executable, str(noop), str(data_dir / "baseline"), str(port)])
+    try:
+        for _ in range(200):
+            try:
+                import socket
+
+                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                    break
+            except OSError:
+                await asyncio.sleep(0.05)
+        client = Client(f"https://127.0.0.1:{port}", data_dir / "baseline", concurrency)
+        try:
+            async def make(i: int) -> None:
+                await client.request("POST", "/noop", pod(f"p{i}"))
+
+            elapsed = await run_concurrently(n, concurrency, make)
+        finally:
+            await client.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+    return n / elapsed
+
+
+async def baseline_store(n: int, concurrency: int, path: Path) -> float:
+    store = sqlite.SQLiteStore(path)
+    await store.start()
+    try:
+        value = pod("x")
+        elapsed = await run_concurrently(n, concurrency, lambda i: store.create(f"/registry/pods/b/p{i}", value))
+    finally:
+        await store.close()
+    return n / elapsed
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
+        data = Path(tmp) / "data"
+        t0 = time.perf_counter()
+        srv = testing.ServerProcess(data).start(timeout=60)
+        try:
+            client = Client(srv.url, data, args.concurrency)
+            # ready_s: process start until /readyz answers ok (python start-up included)
+            ready_s = time.perf_counter() - t0
+            while True:
+                try:
+                    status, body = await client.request("GET", "/readyz")
+                    if status == 200:
+                        break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.005)
+            ready_s = time.perf_counter() - t0
+            await asyncio.sleep(1.0)
+            assert srv.proc is not None
+            idle_rss = rss_mb(srv.proc.pid)
+            creates = await bench_creates(client, args.creates, args.concurrency)
+            latencies = await bench_latency_at_rate(client, 200.0, 5.0 if args.quick else 15.0)
+            listing = await bench_list(client, 500)
+            delays = await bench_watch(client, 100, 20 if args.quick else 50)
+            loaded_rss = rss_mb(srv.proc.pid)
+            await client.close()
+        finally:
+            srv.stop()
+        http_rps = await baseline_http(args.concurrency, args.creates, Path(tmp))
+        store_rate = await baseline_store(args.creates, args.concurrency, Path(tmp) / "store.db")
+    return {
+        "creates_per_s": round(creates, 1),
+        "mutating_p50_ms_at_200rps": round(pct(latencies, 50), 2),
+        "mutating_p99_ms_at_200rps": round(pct(latencies, 99), 2),
+        **{k: round(v, 2) for k, v in listing.items()},
+        "watch_delivery_p50_ms": round(pct(delays, 50), 2),
+        "watch_delivery_p99_ms": round(pct(delays, 99), 2),
+        "watchers": 100,
+        "idle_rss_mb": round(idle_rss, 1),
+        "rss_after_bench_mb": round(loaded_rss, 1),
+        "ready_s": round(ready_s, 3),
+        "baseline_http_noop_rps": round(http_rps, 1),
+        "baseline_store_creates_per_s": round(store_rate, 1),
+        "creates_vs_http_noop": round(creates / http_rps, 3),
+        "concurrency": args.concurrency,
+        "creates": args.creates,
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--creates", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (for CI smoke checks)")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

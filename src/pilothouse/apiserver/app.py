@@ -1,0 +1,193 @@
+"""The aiohttp application: routing, authentication and error handling.
+
+A single catch-all route hands paths to the right handler: health and version,
+discovery, OpenAPI, and resource requests (parsed by :mod:`request`). Every
+error becomes a ``metav1.Status``; an unexpected exception is logged with its
+traceback and answered as a 500 Status without one, so no client ever sees a
+stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pilothouse import __version__
+from pilothouse.api import errors, resources
+from pilothouse.apiserver import request as request_info
+from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.handlers import discovery, openapi, rest
+
+log = logging.getLogger(__name__)
+
+KUBERNETES_MINOR = "32"
+GIT_VERSION = f"v1.{KUBERNETES_MINOR}.0+pilothouse"
+
+# Paths anyone may read, as upstream's system:public-info-viewer role allows.
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/livez", "/readyz", "/version", "/healthz/ping", "/livez/ping", "/readyz/ping"}
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Authenticator = Callable[[web.Request], "User | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+USER_KEY: web.RequestKey[User] = web.RequestKey("user", User)
+
+
+def x509_authenticator(request: web.Request) -> User | None:
+    """The user named by a verified client certificate (CN user, O groups)."""
+    transport = request.transport
+    if transport is None:
+        return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der or not ssl_object.getpeercert():
+        return None  # no certificate, or one the CA did not sign
+    name, groups = certs.identity_from_peercert(der)
+    return User(name, (*groups, "system:authenticated"))
+
+
+def version_info() -> dict[str, str]:
+    return {
+        "major": "1",
+        "minor": KUBERNETES_MINOR,
+        "gitVersion": GIT_VERSION,
+        "gitCommit": __version__,
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": f"python{sys.version_info.major}.{sys.version_info.minor}",
+        "compiler": platform.python_implementation().lower(),
+        "platform": f"{platform.system().lower()}/{_arch()}",
+    }
+
+
+def _arch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def status_response(err: errors.StatusError) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(err.status()), status=err.code, content_type="application/json"
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.StatusError as err:
+        return status_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = {
+            404: errors.NOT_FOUND,
+            405: errors.METHOD_NOT_ALLOWED,
+            413: errors.REQUEST_ENTITY_TOO_LARGE,
+            415: errors.UNSUPPORTED_MEDIA_TYPE,
+        }.get(exc.status, errors.BAD_REQUEST if exc.status < 500 else errors.INTERNAL_ERROR)
+        return status_response(errors.StatusError(exc.status, reason, exc.reason or reason))
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("internal error serving %s %s", request.method, request.path_qs)
+        return status_response(
+            errors.internal("an unexpected error happened; the server log has details")
+        )
+
+
+class APIApp:
+    """Builds the aiohttp application around the API's handlers."""
+
+    def __init__(
+        self,
+        *,
+        registry: resources.Registry,
+        resource_api: rest.ResourceAPI,
+        discovery_docs: discovery.Discovery,
+        openapi_docs: openapi.OpenAPIV3,
+        authenticators: list[Authenticator],
+        ready: Callable[[], bool],
+        extra_routes: dict[str, Handler] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.resource_api = resource_api
+        self.discovery = discovery_docs
+        self.openapi = openapi_docs
+        self.authenticators = authenticators
+        self.ready = ready
+        self.extra_routes = extra_routes or {}
+        self._version = orjson.dumps(version_info())
+
+    def build(self) -> web.Application:
+        app = web.Application(
+            middlewares=[error_middleware, self._auth_middleware],
+            client_max_size=4 * 1024 * 1024,
+        )
+        self.openapi.add_routes(app.router)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        for authenticate in self.authenticators:
+            user = authenticate(request)
+            if user is not None:
+                request[USER_KEY] = user
+                return await handler(request)
+        raise errors.unauthorized()
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/livez", "/readyz") or path.endswith("/ping"):
+            return self._health(request, path)
+        if path == "/version":
+            return web.Response(body=self._version, content_type="application/json")
+        extra = self.extra_routes.get(path)
+        if extra is not None:
+            return await extra(request)
+        try:
+            info = request_info.parse(path, self.registry)
+        except request_info.NotAResource:
+            if request.method != "GET":
+                raise errors.method_not_allowed("") from None
+            return await self.discovery.handle(request)
+        return await self.resource_api.handle(request, info)
+
+    def _health(self, request: web.Request, path: str) -> web.Response:
+        ok = path != "/readyz" or self.ready()
+        if "verbose" in request.query:
+            checks = ["ping", "log", "etcd"] + (["informer-sync"] if path == "/readyz" else [])
+            lines = [
+                f"[+]{c} ok" if ok or c != "informer-sync" else f"[-]{c} failed" for c in checks
+            ]
+            text = "\n".join(lines) + (
+                "\n" + path[1:] + " check passed\n" if ok else "\n" + path[1:] + " check failed\n"
+            )
+        else:
+            text = (
+                "ok"
+                if ok
+                else "[-]informer-sync failed: not ready yet\n" + path[1:] + " check failed"
+            )
+        return web.Response(text=text, status=200 if ok else 503, content_type="text/plain")

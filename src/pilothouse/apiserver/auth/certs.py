@@ -1,0 +1,487 @@
+"""The cluster's certificates: a CA, the API server's serving certificate, client certificates.
+
+:func:`ensure_pki` runs once at server start. On first start it creates, under
+``<data_dir>/pki/``:
+
+* ``ca.crt`` / ``ca.key`` — the cluster CA (ECDSA P-256, 10 years, CN ``pilothouse-ca``);
+* ``server.crt`` / ``server.key`` — the serving certificate, for every name and
+  address a client may dial (localhost, the host name, ``kubernetes.default.svc…``,
+  the ``kubernetes`` Service IP 10.43.0.1, and whatever the caller adds);
+* ``admin.crt`` / ``admin.key`` — a client certificate for CN ``admin`` in group
+  ``system:masters``, which :func:`write_kubeconfig` embeds for the user.
+
+Later starts reuse them. A leaf certificate is issued again only when it is
+missing, unreadable, not from this CA, not for its key, near its end (90 days,
+as k3s renews), or — for the serving certificate — lacks a requested name or
+address. A new CA (when its files are lost) reissues everything, so kubeconfigs
+written before stop working: rewrite the kubeconfig on every start.
+
+ECDSA keeps this fast: creating everything takes a few milliseconds, and reusing
+it costs a few certificate parses and one signature check each.
+
+Client identity follows upstream's x509 authenticator: the subject's common
+name is the user, its organizations are the groups (:func:`identity_from_peercert`).
+
+Everything here is synchronous file I/O meant for start-up (before the server
+accepts connections, or through ``asyncio.to_thread``). Private keys are written
+with mode 0600, atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import ipaddress
+import os
+import pathlib
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import yaml
+from cryptography import exceptions, x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_COMMON_NAME = "pilothouse-ca"
+SERVER_COMMON_NAME = "pilothouse-apiserver"
+ADMIN_USER = "admin"
+ADMIN_GROUP = "system:masters"
+
+# The ClusterIP of the `kubernetes` Service: the first address of 10.43.0.0/16.
+KUBERNETES_SERVICE_IP = "10.43.0.1"
+CLUSTER_DOMAIN = "cluster.local"
+
+CA_DAYS = 3650
+LEAF_DAYS = 365
+RENEW_BEFORE = datetime.timedelta(days=90)
+# Certificates start an hour in the past so that a peer whose clock runs a
+# little behind still accepts them.
+BACKDATE = datetime.timedelta(hours=1)
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class PKI:
+    """Where the cluster's certificates and keys are, and the TLS contexts built from them."""
+
+    directory: pathlib.Path
+    ca_cert: pathlib.Path
+    ca_key: pathlib.Path
+    server_cert: pathlib.Path
+    server_key: pathlib.Path
+    admin_cert: pathlib.Path
+    admin_key: pathlib.Path
+
+    @classmethod
+    def at(cls, directory: pathlib.Path) -> PKI:
+        """The file layout under ``directory`` (nothing is read or created)."""
+        return cls(
+            directory=directory,
+            ca_cert=directory / "ca.crt",
+            ca_key=directory / "ca.key",
+            server_cert=directory / "server.crt",
+            server_key=directory / "server.key",
+            admin_cert=directory / "admin.crt",
+            admin_key=directory / "admin.key",
+        )
+
+    def ssl_server_context(self, require_client_cert: bool = False) -> ssl.SSLContext:
+        """A TLS 1.2+ server context serving ``server.crt`` and trusting the CA for clients.
+
+        Without ``require_client_cert`` the server *asks* for a client certificate
+        but lets a client without one connect (``CERT_OPTIONAL``), as
+        kube-apiserver does: ``/healthz``, ``/livez``, ``/readyz`` and ``/version``
+        are answered to anonymous clients, and token-bearing clients need no
+        certificate; the server then authorizes each request by the identity it
+        found. Unlike kube-apiserver, a client that presents a certificate this
+        CA did not sign fails the TLS handshake rather than getting a 401
+        (Python's ssl module offers no verify callback to defer the check).
+        """
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.server_cert, self.server_key)
+        context.load_verify_locations(cafile=self.ca_cert)
+        context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+        # aiohttp speaks HTTP/1.1 only; saying so keeps Go clients from trying h2.
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    def ssl_client_context(
+        self, cert: pathlib.Path | None = None, key: pathlib.Path | None = None
+    ) -> ssl.SSLContext:
+        """A TLS 1.2+ client context trusting the CA, presenting ``cert``/``key`` if given."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_cert))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert is not None:
+            context.load_cert_chain(cert, key)
+        return context
+
+
+# --- creating and reusing -------------------------------------------------
+
+
+def ensure_pki(
+    data_dir: pathlib.Path, *, hostnames: Iterable[str] = (), ips: Iterable[str] = ()
+) -> PKI:
+    """Create the cluster's certificates on first start, reuse (or renew) them later.
+
+    ``hostnames`` and ``ips`` are added to the serving certificate's names;
+    an IP that does not parse raises ``ValueError``.
+    """
+    pki = PKI.at(data_dir / "pki")
+    pki.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = _now()
+    dns_names, addresses = _serving_names(hostnames, ips)
+
+    ca = _load_pair(pki.ca_cert, pki.ca_key)
+    if ca is None or ca[0].not_valid_after_utc - now < RENEW_BEFORE:
+        ca = _create_ca(pki, now)
+        reissue = True
+    else:
+        reissue = False
+    ca_cert, ca_key = ca
+
+    server = None if reissue else _load_leaf(pki.server_cert, pki.server_key, ca_cert, now)
+    if server is None or not _covers(server, dns_names, addresses):
+        _issue(
+            pki.server_cert,
+            pki.server_key,
+            ca_cert,
+            ca_key,
+            now=now,
+            subject=_name(SERVER_COMMON_NAME, []),
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            sans=[*map(x509.DNSName, dns_names), *map(x509.IPAddress, addresses)],
+        )
+    admin = None if reissue else _load_leaf(pki.admin_cert, pki.admin_key, ca_cert, now)
+    if admin is None:
+        _issue(
+            pki.admin_cert,
+            pki.admin_key,
+            ca_cert,
+            ca_key,
+            now=now,
+            subject=_name(ADMIN_USER, [ADMIN_GROUP]),
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        )
+    return pki
+
+
+def issue_client_cert(
+    pki: PKI, *, common_name: str, organizations: list[str], days: int = LEAF_DAYS
+) -> tuple[bytes, bytes]:
+    """A new client certificate from the cluster CA: ``(cert PEM, key PEM)``.
+
+    The CN becomes the user name and each organization a group (e.g. a node
+    agent: ``system:node:<name>`` in ``system:nodes``). X.509 bounds a CN to
+    1 to 64 characters; outside that this raises ``ValueError``.
+    """
+    ca_cert, ca_key = _read_pair(pki.ca_cert, pki.ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _sign(
+        key.public_key(),
+        ca_cert,
+        ca_key,
+        now=_now(),
+        days=days,
+        subject=_name(common_name, organizations),
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def identity_from_peercert(der: bytes) -> tuple[str, list[str]]:
+    """The user and groups a (verified) client certificate names: CN and O, as upstream.
+
+    Raises ``ValueError`` for a certificate without a common name, which
+    upstream's authenticator does not accept as a user either.
+    """
+    subject = x509.load_der_x509_certificate(der).subject
+    names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    # Go keeps the last CN it reads and every O, in order.
+    if not names or not names[-1]:
+        raise ValueError("client certificate has no common name")
+    groups = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    return names[-1], groups
+
+
+def write_kubeconfig(
+    path: pathlib.Path,
+    *,
+    server: str,
+    pki: PKI,
+    cluster_name: str = "pilothouse",
+    user: str = ADMIN_USER,
+) -> None:
+    """Write a kubeconfig for the admin certificate, shaped as kubectl writes one.
+
+    Certificates and key are embedded (``*-data``); the cluster, the context
+    (both named ``cluster_name``) and the user entry are the only ones, and the
+    context is current. Written atomically with mode 0600; parents are created.
+    """
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster_name,
+                "cluster": {
+                    "certificate-authority-data": _b64(pki.ca_cert.read_bytes()),
+                    "server": server,
+                },
+            }
+        ],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": cluster_name,
+        "preferences": {},
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": _b64(pki.admin_cert.read_bytes()),
+                    "client-key-data": _b64(pki.admin_key.read_bytes()),
+                },
+            }
+        ],
+    }
+    # kubectl writes through JSON, so its keys come out sorted.
+    text = yaml.safe_dump(config, sort_keys=True, default_flow_style=False, width=1 << 20)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, text.encode(), mode=0o600)
+
+
+# --- pieces ---------------------------------------------------------------
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _serving_names(
+    hostnames: Iterable[str], ips: Iterable[str]
+) -> tuple[list[str], list[_IPAddress]]:
+    dns = [
+        "localhost",
+        socket.gethostname(),
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        f"kubernetes.default.svc.{CLUSTER_DOMAIN}",
+        *hostnames,
+    ]
+    # DNS names in certificates are ASCII; a host name that is not (or is
+    # empty) cannot be one, and is dialled by address instead.
+    dns_names = list(dict.fromkeys(n.lower() for n in dns if n and n.isascii()))
+    addresses = [ipaddress.ip_address(a) for a in ("127.0.0.1", "::1", KUBERNETES_SERVICE_IP, *ips)]
+    return dns_names, list(dict.fromkeys(addresses))
+
+
+def _covers(cert: x509.Certificate, dns_names: list[str], addresses: list[_IPAddress]) -> bool:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have_dns = {n.lower() for n in san.get_values_for_type(x509.DNSName)}
+    have_ips = set(san.get_values_for_type(x509.IPAddress))
+    return set(dns_names) <= have_dns and set(addresses) <= have_ips
+
+
+def _name(common_name: str, organizations: list[str]) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attributes)
+
+
+def _create_ca(
+    pki: PKI, now: datetime.datetime
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(CA_COMMON_NAME, [])
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_pair(pki.ca_cert, pki.ca_key, cert, key)
+    return cert, key
+
+
+def _sign(
+    public: ec.EllipticCurvePublicKey,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    now: datetime.datetime,
+    days: int,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName] | None = None,
+) -> x509.Certificate:
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _issue(
+    cert_path: pathlib.Path,
+    key_path: pathlib.Path,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    now: datetime.datetime,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName] | None = None,
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _sign(
+        key.public_key(),
+        ca_cert,
+        ca_key,
+        now=now,
+        days=LEAF_DAYS,
+        subject=subject,
+        usage=usage,
+        sans=sans,
+    )
+    _write_pair(cert_path, key_path, cert, key)
+
+
+def _read_pair(
+    cert_path: pathlib.Path, key_path: pathlib.Path
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{key_path} does not hold an ECDSA key")
+    return cert, key
+
+
+def _load_pair(
+    cert_path: pathlib.Path, key_path: pathlib.Path
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+    """A certificate and its key, or None when either is missing, broken or they differ."""
+    try:
+        cert, key = _read_pair(cert_path, key_path)
+    except (OSError, ValueError):
+        return None
+    if cert.public_key() != key.public_key():
+        return None
+    return cert, key
+
+
+def _load_leaf(
+    cert_path: pathlib.Path,
+    key_path: pathlib.Path,
+    ca_cert: x509.Certificate,
+    now: datetime.datetime,
+) -> x509.Certificate | None:
+    """A reusable leaf certificate: from this CA, for its key, not near its end."""
+    pair = _load_pair(cert_path, key_path)
+    if pair is None:
+        return None
+    cert = pair[0]
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, exceptions.InvalidSignature):
+        return None
+    if cert.not_valid_after_utc - now < RENEW_BEFORE:
+        return None
+    return cert
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write_pair(
+    cert_path: pathlib.Path,
+    key_path: pathlib.Path,
+    cert: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+) -> None:
+    # Key first: a crash in between leaves a pair that fails the key check on
+    # the next start, and is issued again.
+    _write_atomic(key_path, _key_pem(key), mode=0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+
+
+def _write_atomic(path: pathlib.Path, data: bytes, *, mode: int) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

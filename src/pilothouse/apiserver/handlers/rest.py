@@ -1,0 +1,337 @@
+"""Resource requests: the verbs on ``/api/v1/…`` and ``/apis/<group>/<version>/…``.
+
+One :class:`ResourceAPI` routes every resource request to its registry store
+(``get``, ``list``, ``watch``, ``create``, ``update``, ``patch``, ``delete``,
+``deletecollection``) and to subresource handlers. Requests run concurrently;
+each is a coroutine that awaits the store or the watch cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from pilothouse.api import errors, resources, selectors
+from pilothouse.api.meta import Obj
+from pilothouse.apiserver import negotiation, watchcache
+from pilothouse.apiserver import request as request_info
+from pilothouse.apiserver.handlers import body, render, watch
+from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
+from pilothouse.apiserver.registry.store import ListOptions, ResourceStore, list_metadata
+
+SubresourceHandler = Callable[
+    [web.Request, ResourceStore, request_info.RequestInfo], Awaitable[web.StreamResponse]
+]
+
+
+def build_filter(
+    resource: resources.Resource, label_selector: str, field_selector: str, name: str = ""
+) -> watchcache.Filter | None:
+    """A predicate for the label and field selectors of a request (None: all)."""
+    try:
+        labels = selectors.parse_label_selector(label_selector) if label_selector else None
+        fields = selectors.parse_field_selector(field_selector) if field_selector else None
+        if fields is not None:
+            # Aliases (spec.host, regarding.*) become the fields objects carry.
+            fields = selectors.convert_field_selector(
+                resource.group, resource.version, resource.kind, fields
+            )
+    except selectors.SelectorError as exc:
+        raise errors.bad_request(str(exc)) from None
+    if labels is not None and labels.empty:
+        labels = None
+    if fields is not None and not fields.requirements:
+        fields = None
+    if labels is None and fields is None and not name:
+        return None
+    group, kind = resource.group, resource.kind
+    if group == "events.k8s.io":
+        group = ""  # stored (and selected) as core Events
+
+    def match(obj: Obj) -> bool:
+        md = obj.get("metadata") or {}
+        if name and md.get("name") != name:
+            return False
+        if labels is not None and not labels.matches(md.get("labels") or {}):
+            return False
+        return fields is None or fields.matches(selectors.object_fields(group, kind, obj))
+
+    return match
+
+
+class ResourceAPI:
+    """Serves resource paths for every store in ``stores``."""
+
+    def __init__(
+        self,
+        *,
+        registry: resources.Registry,
+        stores: dict[resources.Resource, ResourceStore],
+        subresources: dict[str, SubresourceHandler] | None = None,
+        patcher: Callable[..., Awaitable[web.StreamResponse]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.stores = stores
+        self.subresources = subresources or {}
+        self.patcher = patcher
+
+    async def handle(
+        self, request: web.Request, info: request_info.RequestInfo
+    ) -> web.StreamResponse:
+        store = self.stores.get(info.resource)
+        method = request.method
+        verb_allowed = info.resource.verbs
+        if info.subresource:
+            if info.subresource == "status":
+                return await self._status(request, store, info)
+            handler = self.subresources.get(info.subresource)
+            if handler is None or (store is None and info.subresource != "binding"):
+                raise errors.method_not_allowed("")
+            assert store is not None
+            return await handler(request, store, info)
+        if store is None:
+            # Create-only virtual resources (bindings) are served as subresources.
+            handler = self.subresources.get(info.resource.plural)
+            if handler is not None and method == "POST":
+                return await handler(request, self.stores[self._pods()], info)
+            raise errors.method_not_allowed("")
+        if method == "GET":
+            params = ListParams.parse(request.query)
+            if info.legacy_watch or params.watch:
+                _require(verb_allowed, "watch")
+                return await self._watch(request, store, info, params)
+            if info.name:
+                _require(verb_allowed, "get")
+                return await self._get(request, store, info)
+            _require(verb_allowed, "list")
+            return await self._list(request, store, info, params)
+        if method == "POST" and not info.name:
+            _require(verb_allowed, "create")
+            return await self._create(request, store, info)
+        if method == "PUT" and info.name:
+            _require(verb_allowed, "update")
+            return await self._update(request, store, info)
+        if method == "PATCH" and info.name and self.patcher is not None:
+            _require(verb_allowed, "patch")
+            return await self.patcher(request, store, info)
+        if method == "DELETE" and info.name:
+            _require(verb_allowed, "delete")
+            return await self._delete(request, store, info)
+        if method == "DELETE" and not info.name:
+            _require(verb_allowed, "deletecollection")
+            return await self._delete_collection(request, store, info)
+        raise errors.method_not_allowed("")
+
+    def _pods(self) -> resources.Resource:
+        pods = self.registry.by_path("", "v1", "pods")
+        assert pods is not None
+        return pods
+
+    # --- reads -------------------------------------------------------------
+    async def _get(
+        self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
+    ) -> web.Response:
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        params = ListParams.parse(request.query)
+        obj = await store.get(info.namespace, info.name)
+        return render.response(
+            render.object_body(store.resource, obj, output, include_object=params.include_object),
+            output,
+        )
+
+    async def _list(
+        self,
+        request: web.Request,
+        store: ResourceStore,
+        info: request_info.RequestInfo,
+        params: ListParams,
+    ) -> web.Response:
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        match = build_filter(
+            store.resource, params.label_selector, params.field_selector, info.name
+        )
+        page = await store.list(
+            info.namespace,
+            ListOptions(
+                match=match,
+                limit=params.limit,
+                continue_token=params.continue_token,
+                resource_version=params.resource_version,
+                resource_version_match=params.resource_version_match,
+            ),
+        )
+        body_bytes = render.list_body(
+            store, page.entries, list_metadata(page), output, include_object=params.include_object
+        )
+        return render.response(body_bytes, output)
+
+    async def _watch(
+        self,
+        request: web.Request,
+        store: ResourceStore,
+        info: request_info.RequestInfo,
+        params: ListParams,
+    ) -> web.StreamResponse:
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        if output.media_type != negotiation.JSON:
+            output = negotiation.Output(negotiation.JSON, output.form, output.version)
+        match = build_filter(
+            store.resource, params.label_selector, params.field_selector, info.name
+        )
+        return await watch.serve(request, store, info.namespace, params, match, output)
+
+    # --- writes ------------------------------------------------------------
+    async def _create(
+        self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
+    ) -> web.Response:
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        write = WriteParams.parse(request.query, options_kind="CreateOptions")
+        warnings: list[str] = []
+        raw = await body.read(request)
+        obj = body.decode_object(
+            raw,
+            request.headers.get("Content-Type", ""),
+            resource=store.resource,
+            field_validation=write.field_validation,
+            warnings=warnings,
+        )
+        if not store.resource.namespaced:
+            pass
+        elif not info.namespace:
+            # POST /api/v1/pods: upstream requires the namespace in the path.
+            raise errors.StatusError(
+                404, errors.NOT_FOUND, "the server could not find the requested resource"
+            )
+        created = await store.create(info.namespace, obj, dry_run=write.dry_run)
+        return render.response(
+            render.object_body(store.resource, created, output), output, 201, warnings
+        )
+
+    async def _update(
+        self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
+    ) -> web.Response:
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        write = WriteParams.parse(request.query, options_kind="UpdateOptions")
+        warnings: list[str] = []
+        raw = await body.read(request)
+        obj = body.decode_object(
+            raw,
+            request.headers.get("Content-Type", ""),
+            resource=store.resource,
+            field_validation=write.field_validation,
+            warnings=warnings,
+        )
+        updated, created = await store.update(info.namespace, info.name, obj, dry_run=write.dry_run)
+        return render.response(
+            render.object_body(store.resource, updated, output),
+            output,
+            201 if created else 200,
+            warnings,
+        )
+
+    async def _status(
+        self, request: web.Request, store: ResourceStore | None, info: request_info.RequestInfo
+    ) -> web.StreamResponse:
+        if store is None:
+            raise errors.method_not_allowed("")
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        if request.method == "GET":
+            obj = await store.get(info.namespace, info.name)
+            return render.response(render.object_body(store.resource, obj, output), output)
+        if request.method == "PUT":
+            write = WriteParams.parse(request.query, options_kind="UpdateOptions")
+            warnings: list[str] = []
+            raw = await body.read(request)
+            obj = body.decode_object(
+                raw,
+                request.headers.get("Content-Type", ""),
+                resource=store.resource,
+                field_validation=write.field_validation,
+                warnings=warnings,
+            )
+            updated, _ = await store.update(
+                info.namespace, info.name, obj, dry_run=write.dry_run, subresource="status"
+            )
+            return render.response(
+                render.object_body(store.resource, updated, output), output, 200, warnings
+            )
+        if request.method == "PATCH" and self.patcher is not None:
+            return await self.patcher(request, store, info)
+        raise errors.method_not_allowed("")
+
+    async def _delete(
+        self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
+    ) -> web.Response:
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        options = await _delete_options(request)
+        obj, gone = await store.delete(
+            info.namespace,
+            info.name,
+            dry_run=options.dry_run,
+            precondition_uid=options.precondition_uid,
+            precondition_rv=options.precondition_rv,
+        )
+        if not gone or store.strategy.return_deleted_object:
+            return render.response(render.object_body(store.resource, obj, output), output)
+        r = store.resource
+        status: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": info.name, "kind": r.plural, "uid": obj["metadata"].get("uid", "")},
+        }
+        if r.group:
+            status["details"]["group"] = r.group
+        return render.response(negotiation.encode(status, output.media_type), output)
+
+    async def _delete_collection(
+        self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
+    ) -> web.Response:
+        output = negotiation.negotiate(request.headers.get("Accept"))
+        params = ListParams.parse(request.query)
+        options = await _delete_options(request)
+        match = build_filter(store.resource, params.label_selector, params.field_selector)
+        page = await store.list(info.namespace, ListOptions(match=match))
+        deleted: list[Obj] = []
+        for entry in page.entries:
+            md = entry.obj["metadata"]
+            try:
+                obj, _ = await store.delete(
+                    md.get("namespace", ""), md["name"], dry_run=options.dry_run
+                )
+            except errors.StatusError as exc:
+                if exc.code == 404:
+                    continue
+                raise
+            deleted.append(obj)
+        body_obj = {
+            "kind": store.resource.list_kind,
+            "apiVersion": store.resource.api_version,
+            "metadata": {"resourceVersion": page.resource_version},
+            "items": deleted,
+        }
+        return render.response(negotiation.encode(body_obj, output.media_type), output)
+
+
+async def _delete_options(request: web.Request) -> DeleteParams:
+    options_body: dict[str, Any] | None = None
+    if request.can_read_body:
+        raw = await body.read(request)
+        if raw.strip():
+            value, _ = body.parse(
+                raw, request.headers.get("Content-Type", ""), find_duplicates=False
+            )
+            if not isinstance(value, dict):
+                raise errors.bad_request(
+                    "the body of a DELETE request must be a DeleteOptions object"
+                )
+            options_body = value
+    return DeleteParams.parse(request.query, options_body)
+
+
+def _require(verbs: tuple[str, ...], verb: str) -> None:
+    if verb not in verbs:
+        raise errors.method_not_allowed("")

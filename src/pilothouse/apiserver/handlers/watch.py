@@ -1,0 +1,202 @@
+"""Streaming watches: newline-delimited ``{"type", "object"}`` over a chunked response.
+
+Each watch runs as its own request task. Events come from a
+:class:`~pilothouse.apiserver.watchcache.Watcher`, filled synchronously by the
+cache's feeder task (or, for resumes older than the cache's window, by a pump
+task reading the store's log). The request task only drains the watcher's
+backlog and writes; a client too slow to keep up is disconnected and re-watches,
+as upstream does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pilothouse.api import errors
+from pilothouse.apiserver import negotiation, table, watchcache
+from pilothouse.apiserver.handlers.options import ListParams
+from pilothouse.apiserver.handlers.render import metadata_only
+from pilothouse.apiserver.registry.store import ResourceStore, parse_rv, too_large_rv
+from pilothouse.storage import interface as storage
+
+BOOKMARK_INTERVAL = 60.0
+# Upstream's default: a random duration between the minimum request timeout
+# (30 minutes) and twice that, so watches do not all end together.
+DEFAULT_TIMEOUT_RANGE = (1800.0, 3600.0)
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+class _Encoder:
+    """Encodes events for one watch in its negotiated form."""
+
+    def __init__(
+        self, store: ResourceStore, output: negotiation.Output, include_object: str
+    ) -> None:
+        self.store = store
+        self.output = output
+        self.include_object = include_object
+        self.first_table = True
+
+    def event(self, type_: str, entry: watchcache.Entry) -> bytes:
+        form = self.output.form
+        if form == "object" and self.store.convert is None:
+            return b'{"type":"' + type_.encode() + b'","object":' + entry.raw() + b"}\n"
+        obj = self.store.output(entry.obj)
+        body: Any
+        if form == "table":
+            body = table.build_table(
+                self.store.resource,
+                [obj],
+                now=time.time(),
+                list_metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                include_object=self.include_object,
+                no_headers=not self.first_table,
+            )
+            body["apiVersion"] = f"meta.k8s.io/{self.output.version}"
+            self.first_table = False
+        elif form == "metadata":
+            body = metadata_only(obj, self.output.version)
+        else:
+            body = obj
+        return orjson.dumps({"type": type_, "object": body}) + b"\n"
+
+    def bookmark(self, revision: int, *, initial_end: bool = False) -> bytes:
+        r = self.store.resource
+        md: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_end:
+            md["annotations"] = {INITIAL_EVENTS_END: "true"}
+        obj = {"kind": r.kind, "apiVersion": r.api_version, "metadata": md}
+        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+
+def error_event(err: errors.StatusError) -> bytes:
+    return orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n"
+
+
+async def _pump(store: storage.Store, prefix: str, after: int, watcher: watchcache.Watcher) -> None:
+    stream = store.watch(prefix, after_revision=after)
+    try:
+        async for batch in stream:
+            for event in batch:
+                watcher.deliver(watchcache.decode_event(event))
+    except storage.StoreError:
+        pass
+    finally:
+        watcher.close()
+        await stream.aclose()
+
+
+async def serve(
+    request: web.Request,
+    store: ResourceStore,
+    namespace: str,
+    params: ListParams,
+    match: watchcache.Filter | None,
+    output: negotiation.Output,
+) -> web.StreamResponse:
+    cache = store.watch_cache
+    prefix = store.resource.prefix(namespace)
+    rv = parse_rv(params.resource_version)
+    send_initial = params.send_initial_events
+    if send_initial is None:
+        send_initial = params.resource_version in ("", "0")
+    elif send_initial and (
+        params.resource_version_match != "NotOlderThan" or not params.allow_bookmarks
+    ):
+        raise errors.invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            [
+                errors.field_forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled "
+                    "and resourceVersionMatch is NotOlderThan and allowWatchBookmarks is true",
+                )
+            ],
+        )
+    if params.resource_version == "":
+        await cache.consistent()
+    elif rv > cache.revision and not await cache.wait_for(rv):
+        raise too_large_rv(rv, cache.revision)
+
+    encoder = _Encoder(store, output, params.include_object)
+    initial: list[bytes] = []
+    pump: asyncio.Task[None] | None = None
+    expired: errors.StatusError | None = None
+    # No await between taking the snapshot and registering the watcher: the
+    # watcher then sees exactly the events after the snapshot.
+    if send_initial:
+        start = cache.revision
+        for entry in store.cache.snapshot(prefix):
+            if match is None or match(entry.obj):
+                initial.append(encoder.event(watchcache.ADDED, entry))
+        watcher = store.cache.watch(prefix, match, start)
+        assert watcher is not None
+    else:
+        start = rv
+        maybe = store.cache.watch(prefix, match, rv)
+        if maybe is None:
+            watcher = watchcache.Watcher(prefix, match)
+            compacted = store.store.compacted_revision()
+            if rv < compacted:
+                expired = errors.too_old_resource_version(rv, compacted)
+            else:
+                pump = asyncio.create_task(
+                    _pump(store.store, prefix, rv, watcher), name="watch-pump"
+                )
+        else:
+            watcher = maybe
+
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    loop = asyncio.get_running_loop()
+    try:
+        await resp.prepare(request)
+        if expired is not None:
+            await resp.write(error_event(expired))
+            return resp
+        if initial:
+            await resp.write(b"".join(initial))
+        if send_initial and params.send_initial_events:
+            await resp.write(encoder.bookmark(start, initial_end=True))
+        timeout = params.timeout_seconds
+        if timeout is None or timeout <= 0:
+            timeout_s = random.uniform(*DEFAULT_TIMEOUT_RANGE)
+        else:
+            timeout_s = float(timeout)
+        deadline = loop.time() + timeout_s
+        next_bookmark = loop.time() + BOOKMARK_INTERVAL
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                break
+            until = min(deadline, next_bookmark) if params.allow_bookmarks else deadline
+            batch = await watcher.next_batch(max(0.0, until - now))
+            if batch:
+                await resp.write(b"".join(encoder.event(t, e) for t, e in batch))
+            elif watcher.closed:
+                break
+            if params.allow_bookmarks and loop.time() >= next_bookmark:
+                if not watcher.backlog and pump is None:
+                    await resp.write(encoder.bookmark(cache.revision))
+                next_bookmark = loop.time() + BOOKMARK_INTERVAL
+    except ConnectionResetError:
+        pass
+    finally:
+        store.cache.unwatch(watcher)
+        watcher.close()
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await resp.write_eof()
+    return resp

@@ -1,0 +1,71 @@
+"""Conversion between API versions that share one storage resource.
+
+``events.k8s.io/v1`` Events are the same objects as core ``v1`` Events, stored
+in the core shape (as upstream stores them); this module maps the renamed
+fields both ways (upstream: ``pkg/apis/events/v1/conversion.go``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pilothouse.api import resources
+from pilothouse.api.meta import Obj
+
+# events.k8s.io/v1 field -> core/v1 field
+_EVENT_FIELDS = {
+    "regarding": "involvedObject",
+    "note": "message",
+    "reportingController": "reportingComponent",
+    "deprecatedSource": "source",
+    "deprecatedFirstTimestamp": "firstTimestamp",
+    "deprecatedLastTimestamp": "lastTimestamp",
+    "deprecatedCount": "count",
+}
+_SHARED_EVENT_FIELDS = (
+    "eventTime",
+    "series",
+    "reportingInstance",
+    "action",
+    "reason",
+    "related",
+    "type",
+)
+
+
+def _rename(obj: Obj, mapping: dict[str, str], api_version: str) -> Obj:
+    out: dict[str, Any] = {"apiVersion": api_version, "kind": "Event"}
+    if "metadata" in obj:
+        out["metadata"] = obj["metadata"]
+    for src, dst in mapping.items():
+        if src in obj:
+            out[dst] = obj[src]
+    for field in _SHARED_EVENT_FIELDS:
+        if field in obj:
+            out[field] = obj[field]
+    return out
+
+
+@dataclass(frozen=True)
+class Converter:
+    to_storage_map: dict[str, str]
+    storage_api_version: str
+    api_version: str
+
+    def to_storage(self, obj: Obj) -> Obj:
+        return _rename(obj, self.to_storage_map, self.storage_api_version)
+
+    def to_api(self, obj: Obj) -> Obj:
+        back = {v: k for k, v in self.to_storage_map.items()}
+        return _rename(obj, back, self.api_version)
+
+
+_EVENTS_V1 = Converter(_EVENT_FIELDS, "v1", "events.k8s.io/v1")
+
+
+def for_resource(resource: resources.Resource) -> Converter | None:
+    """The converter for a resource stored in another version's shape, or None."""
+    if resource.group == "events.k8s.io":
+        return _EVENTS_V1
+    return None

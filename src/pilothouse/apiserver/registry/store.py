@@ -1,0 +1,547 @@
+"""The generic registry: one implementation of create, read, update and delete
+for every kind (upstream's ``registry/generic/registry/store.go``).
+
+It owns what all kinds share — keys, uids, timestamps, generateName,
+optimistic concurrency, generation, dry-run, finalizers — and asks the kind's
+:class:`~pilothouse.apiserver.registry.strategy.Strategy` for the rest.
+
+Reads come from the watch cache after it has caught up with the store, so a
+client always reads its own writes. Writes go to the store with the revision
+they were based on; a concurrent writer makes the store refuse, and the
+request either fails with 409 (the client named a resourceVersion) or is
+retried on the fresh object (it did not). Many requests run concurrently on
+the event loop; the store serialises the writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pilothouse.api import errors, meta, resources
+from pilothouse.api.meta import Obj
+from pilothouse.apiserver import watchcache
+from pilothouse.apiserver.registry import conversion
+from pilothouse.apiserver.registry.strategy import Strategy
+from pilothouse.storage import interface as storage
+
+GENERATE_NAME_ATTEMPTS = 8
+
+Match = Callable[[Obj], bool]
+Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class ListOptions:
+    match: Match | None = None
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+
+@dataclass(slots=True)
+class ListPage:
+    entries: list[watchcache.Entry]
+    resource_version: str
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+def _strip_rv(obj: Obj) -> bytes:
+    """Encode an object for the store: the revision is the resourceVersion."""
+    md = obj["metadata"]
+    rv = md.pop("resourceVersion", None)
+    try:
+        return orjson.dumps(obj)
+    finally:
+        if rv is not None:
+            md["resourceVersion"] = rv
+
+
+def parse_rv(value: str, what: str = "resourceVersion") -> int:
+    if value in ("", "0"):
+        return 0
+    try:
+        rv = int(value)
+    except ValueError:
+        raise errors.bad_request(f"invalid {what}: {value!r}: must be an integer") from None
+    if rv < 0:
+        raise errors.bad_request(f"invalid {what}: {value!r}: must be non-negative")
+    return rv
+
+
+EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter, or use the continue token "
+    "in this response to retrieve the remainder of the results. Continuing with the provided "
+    "token results in an inconsistent list - objects that were created, modified, or deleted "
+    "between the time the first chunk was returned and now may show up in the list."
+)
+
+
+def encode_continue(revision: int, start: str) -> str:
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded))
+        if data.get("v") != "meta.k8s.io/v1":
+            raise ValueError("unknown version")
+        rv, start = int(data["rv"]), str(data["start"])
+        if rv <= 0 or start.startswith("/") or ".." in start:
+            raise ValueError("bad fields")
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise errors.bad_request("continue key is not valid: invalid continue token") from None
+    return rv, start
+
+
+class ResourceStore:
+    """CRUD for one resource, over the store and its watch cache."""
+
+    def __init__(
+        self,
+        *,
+        resource: resources.Resource,
+        strategy: Strategy,
+        store: storage.Store,
+        cache: watchcache.WatchCache,
+        admission: list[Admission] | None = None,
+    ) -> None:
+        self.resource = resource
+        self.strategy = strategy
+        self.store = store
+        self.watch_cache = cache
+        self.cache = cache.resource(resource.storage_prefix)
+        self.convert = conversion.for_resource(resource)
+        self.admission = admission or []
+
+    # --- helpers ------------------------------------------------------------
+    def key(self, namespace: str, name: str) -> str:
+        return self.resource.key(namespace, name)
+
+    def _not_found(self, name: str) -> errors.StatusError:
+        r = self.resource
+        return errors.not_found(r.plural, r.group, name)
+
+    async def current(self, namespace: str, name: str) -> watchcache.Entry | None:
+        """The object as of the store's latest acknowledged write."""
+        await self.watch_cache.consistent()
+        return self.cache.objects.get(self.key(namespace, name))
+
+    def output(self, obj: Obj) -> Obj:
+        """The object in this resource's version (storage form → API form)."""
+        return self.convert.to_api(obj) if self.convert else obj
+
+    # --- read -----------------------------------------------------------------
+    async def get(self, namespace: str, name: str) -> Obj:
+        entry = await self.current(namespace, name)
+        if entry is None:
+            raise self._not_found(name)
+        return self.output(entry.obj)
+
+    async def list(self, namespace: str, opts: ListOptions) -> ListPage:
+        prefix = self.resource.prefix(namespace)
+        if opts.continue_token:
+            revision, start = decode_continue(opts.continue_token)
+            return await self._list_from_store(prefix, opts, revision, prefix + start)
+        rv = parse_rv(opts.resource_version)
+        if opts.resource_version_match == "Exact":
+            if not rv:
+                raise errors.bad_request(
+                    'resourceVersionMatch: Forbidden: resourceVersionMatch "Exact" is forbidden for resourceVersion "0"'
+                )
+            return await self._list_from_store(prefix, opts, rv, prefix)
+        if opts.resource_version_match not in ("", "NotOlderThan"):
+            raise errors.bad_request(
+                f'resourceVersionMatch: Unsupported value: "{opts.resource_version_match}": '
+                'supported values: "Exact", "NotOlderThan"'
+            )
+        if opts.resource_version == "":
+            await self.watch_cache.consistent()
+        elif rv and not await self.watch_cache.wait_for(rv):
+            raise too_large_rv(rv, self.watch_cache.revision)
+        revision = self.watch_cache.revision
+        entries = self.cache.snapshot(prefix)
+        if opts.match is not None:
+            match = opts.match
+            entries = [e for e in entries if match(e.obj)]
+        if opts.limit and len(entries) > opts.limit:
+            last = entries[opts.limit - 1].key
+            token = encode_continue(revision, last[len(prefix) :] + "\x00")
+            return ListPage(entries[: opts.limit], str(revision), token, len(entries) - opts.limit)
+        return ListPage(entries, str(revision))
+
+    async def _list_from_store(
+        self, prefix: str, opts: ListOptions, revision: int, start_key: str
+    ) -> ListPage:
+        if revision < self.store.compacted_revision():
+            raise errors.expired(
+                EXPIRED_CONTINUE
+                if opts.continue_token
+                else f"too old resource version: {revision} ({self.store.compacted_revision()})"
+            )
+        limit = opts.limit
+        out: builtins.list[watchcache.Entry] = []
+        key = start_key
+        while True:
+            try:
+                page = await self.store.list(
+                    prefix, at_revision=revision, limit=limit, start_key=key
+                )
+            except storage.CompactedError:
+                raise errors.expired(EXPIRED_CONTINUE) from None
+            except storage.FutureRevisionError as exc:
+                raise too_large_rv(revision, exc.current) from None
+            for kv in page.items:
+                entry = watchcache.decode(kv)
+                if opts.match is None or opts.match(entry.obj):
+                    out.append(entry)
+            if not page.more or (limit and len(out) >= limit) or not page.items:
+                break
+            key = page.items[-1].key + "\x00"
+        if limit and (len(out) > limit or page.more):
+            out = out[:limit]
+            token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
+            remaining = page.remaining if opts.match is None else None
+            return ListPage(out, str(revision), token, remaining)
+        return ListPage(out, str(revision))
+
+    # --- create ---------------------------------------------------------------
+    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
+        obj = self.convert.to_storage(obj) if self.convert else obj
+        md = obj.get("metadata")
+        if md is None:
+            md = obj["metadata"] = {}
+        if self.resource.namespaced:
+            body_ns = md.get("namespace") or ""
+            if body_ns and namespace and body_ns != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            md["namespace"] = namespace or body_ns
+        else:
+            md.pop("namespace", None)
+        if md.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        generate = not md.get("name") and bool(md.get("generateName"))
+        if generate:
+            md["name"] = meta.generate_name(str(md["generateName"]))
+
+        md["uid"] = meta.new_uid()
+        md["creationTimestamp"] = meta.now()
+        self.strategy.prepare_for_create(obj)
+        self.strategy.default(obj)
+        for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            md.pop(field, None)
+        if self.strategy.tracks_generation:
+            md["generation"] = 1
+        else:
+            md.pop("generation", None)
+        self._validate(obj, self.strategy.validate(obj))
+        for admit in self.admission:
+            await admit(self, "create", obj)
+
+        ns = md.get("namespace", "")
+        for attempt in range(GENERATE_NAME_ATTEMPTS):
+            key = self.key(ns, md["name"])
+            if dry_run:
+                await self.watch_cache.consistent()
+                if key in self.cache.objects:
+                    raise errors.already_exists(
+                        self.resource.plural, self.resource.group, md["name"]
+                    )
+                return self.output(obj)
+            try:
+                rev = await self.store.create(key, _strip_rv(obj))
+            except storage.KeyExistsError:
+                if generate and attempt + 1 < GENERATE_NAME_ATTEMPTS:
+                    md["name"] = meta.generate_name(str(md["generateName"]))
+                    continue
+                raise errors.already_exists(
+                    self.resource.plural, self.resource.group, md["name"]
+                ) from None
+            md["resourceVersion"] = str(rev)
+            return self.output(obj)
+        raise AssertionError("unreachable")
+
+    def _validate(self, obj: Obj, errs: builtins.list[errors.FieldError]) -> None:
+        if errs:
+            name = (obj.get("metadata") or {}).get("name") or ""
+            raise errors.invalid(self.resource.kind, self.resource.group, name, errs)
+
+    # --- update ---------------------------------------------------------------
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        obj: Obj,
+        *,
+        dry_run: bool = False,
+        subresource: str = "",
+    ) -> tuple[Obj, bool]:
+        """PUT: replace the object. Returns (object, created)."""
+        obj = self.convert.to_storage(obj) if self.convert else obj
+        md = obj.get("metadata")
+        if md is None:
+            md = obj["metadata"] = {}
+        body_name = md.get("name") or ""
+        if body_name and body_name != name:
+            raise errors.bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        md["name"] = name
+        if self.resource.namespaced:
+            body_ns = md.get("namespace") or ""
+            if body_ns and body_ns != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            md["namespace"] = namespace
+        requested_rv = parse_rv(str(md.get("resourceVersion") or ""), "resourceVersion")
+
+        async def mutate(old: Obj) -> Obj:
+            return meta.deep_copy(obj) if requested_rv == 0 else obj
+
+        return await self._update(
+            namespace,
+            name,
+            mutate,
+            requested_rv=requested_rv,
+            dry_run=dry_run,
+            subresource=subresource,
+            create_body=obj if self.strategy.allow_create_on_update and not subresource else None,
+        )
+
+    async def guaranteed_update(
+        self,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj], Awaitable[Obj]],
+        *,
+        dry_run: bool = False,
+        subresource: str = "",
+    ) -> Obj:
+        """Apply ``mutate`` to the current object, retrying on concurrent writes.
+
+        ``mutate`` receives a private copy of the current object (in API form)
+        and returns the desired object (patches, scale, internal updates)."""
+
+        async def wrapped(old: Obj) -> Obj:
+            desired = await mutate(self.output(meta.deep_copy(old)))
+            return self.convert.to_storage(desired) if self.convert else desired
+
+        obj, _ = await self._update(
+            namespace, name, wrapped, requested_rv=-1, dry_run=dry_run, subresource=subresource
+        )
+        return obj
+
+    async def _update(
+        self,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj], Awaitable[Obj]],
+        *,
+        requested_rv: int,
+        dry_run: bool,
+        subresource: str,
+        create_body: Obj | None = None,
+    ) -> tuple[Obj, bool]:
+        """The update loop. ``requested_rv``: >0 a precondition from the client,
+        0 unconditional, -1 whatever the mutate function's object says."""
+        key = self.key(namespace, name)
+        while True:
+            entry = await self.current(namespace, name)
+            if entry is None:
+                if create_body is not None:
+                    create_body["metadata"].pop("resourceVersion", None)
+                    return await self.create(namespace, create_body, dry_run=dry_run), True
+                raise self._not_found(name)
+            old = entry.obj
+            new = await mutate(old)
+            md = new.setdefault("metadata", {})
+            rv = requested_rv
+            if rv == -1:
+                rv = parse_rv(str(md.get("resourceVersion") or ""))
+                if rv and rv != entry.revision:
+                    # The mutation carried a precondition (e.g. a patch naming one).
+                    raise errors.stale_update(self.resource.plural, self.resource.group, name)
+            elif rv and rv != entry.revision:
+                raise errors.stale_update(self.resource.plural, self.resource.group, name)
+            self._check_uid(new, old, name)
+            if subresource == "status":
+                self.strategy.prepare_for_status_update(new, old)
+            else:
+                self.strategy.prepare_for_update(new, old)
+                self.strategy.default(new)
+            self._keep_system_metadata(new, old)
+            if subresource == "status":
+                self._validate(new, self.strategy.validate_status_update(new, old))
+            elif not subresource:
+                self._validate(new, self._validate_update(new, old))
+            for admit in self.admission:
+                await admit(self, "update", new)
+
+            old_md = old["metadata"]
+            md["resourceVersion"] = old_md.get("resourceVersion")
+            if md.get("deletionTimestamp") and not md.get("finalizers"):
+                # The last finalizer is gone from an object being deleted: delete it.
+                if dry_run:
+                    return self.output(new), False
+                try:
+                    kv = await self.store.delete(key, if_revision=entry.revision)
+                except storage.RevisionMismatchError:
+                    if requested_rv > 0:
+                        raise errors.stale_update(
+                            self.resource.plural, self.resource.group, name
+                        ) from None
+                    continue
+                except storage.KeyNotFoundError:
+                    raise self._not_found(name) from None
+                md["resourceVersion"] = str(kv.mod_revision)
+                return self.output(new), False
+            if new == old:
+                return self.output(old), False  # nothing changed: no write, no event
+            if self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
+                md["generation"] = int(old_md.get("generation") or 1) + 1
+            if dry_run:
+                return self.output(new), False
+            try:
+                rev = await self.store.update(key, _strip_rv(new), if_revision=entry.revision)
+            except storage.RevisionMismatchError:
+                if requested_rv > 0:
+                    raise errors.stale_update(
+                        self.resource.plural, self.resource.group, name
+                    ) from None
+                continue
+            except storage.KeyNotFoundError:
+                raise self._not_found(name) from None
+            md["resourceVersion"] = str(rev)
+            return self.output(new), False
+
+    def _check_uid(self, new: Obj, old: Obj, name: str) -> None:
+        uid = (new.get("metadata") or {}).get("uid")
+        old_uid = old["metadata"].get("uid")
+        if uid and uid != old_uid:
+            raise errors.conflict(
+                self.resource.plural,
+                self.resource.group,
+                name,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}",
+            )
+
+    def _keep_system_metadata(self, new: Obj, old: Obj) -> None:
+        """Fields users cannot change through an update."""
+        md, old_md = new["metadata"], old["metadata"]
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
+            if field in old_md:
+                md[field] = old_md[field]
+            else:
+                md.pop(field, None)
+        if "generation" in old_md:
+            md["generation"] = old_md["generation"]
+        else:
+            md.pop("generation", None)
+        if not self.resource.namespaced:
+            md.pop("namespace", None)
+
+    def _validate_update(self, new: Obj, old: Obj) -> builtins.list[errors.FieldError]:
+        # Includes upstream's metadata rules (immutable names, no new finalizers
+        # once deletion has started).
+        return self.strategy.validate_update(new, old)
+
+    # --- delete ---------------------------------------------------------------
+    async def delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        precondition_uid: str = "",
+        precondition_rv: str = "",
+    ) -> tuple[Obj, bool]:
+        """Delete, or mark for deletion when finalizers remain. Returns (object, gone)."""
+        key = self.key(namespace, name)
+        while True:
+            entry = await self.current(namespace, name)
+            if entry is None:
+                raise self._not_found(name)
+            old = entry.obj
+            old_md = old["metadata"]
+            if precondition_uid and precondition_uid != old_md.get("uid"):
+                raise errors.conflict(
+                    self.resource.plural,
+                    self.resource.group,
+                    name,
+                    f"Precondition failed: UID in precondition: {precondition_uid}, UID in object meta: {old_md.get('uid')}",
+                )
+            if precondition_rv and precondition_rv != old_md.get("resourceVersion"):
+                raise errors.conflict(
+                    self.resource.plural,
+                    self.resource.group,
+                    name,
+                    f"Precondition failed: ResourceVersion in precondition: {precondition_rv}, "
+                    f"ResourceVersion in object meta: {old_md.get('resourceVersion')}",
+                )
+            if old_md.get("finalizers"):
+                if old_md.get("deletionTimestamp"):
+                    return self.output(old), False
+                new = meta.deep_copy(old)
+                new["metadata"]["deletionTimestamp"] = meta.now()
+                new["metadata"]["deletionGracePeriodSeconds"] = 0
+                if dry_run:
+                    return self.output(new), False
+                try:
+                    rev = await self.store.update(key, _strip_rv(new), if_revision=entry.revision)
+                except (storage.RevisionMismatchError, storage.KeyNotFoundError):
+                    continue
+                new["metadata"]["resourceVersion"] = str(rev)
+                return self.output(new), False
+            if dry_run:
+                return self.output(old), True
+            try:
+                kv = await self.store.delete(key, if_revision=entry.revision)
+            except storage.RevisionMismatchError:
+                continue
+            except storage.KeyNotFoundError:
+                raise self._not_found(name) from None
+            gone = meta.deep_copy(old)
+            gone["metadata"]["resourceVersion"] = str(kv.mod_revision)
+            return self.output(gone), True
+
+
+def too_large_rv(requested: int, current: int) -> errors.StatusError:
+    return errors.StatusError(
+        504,
+        errors.TIMEOUT,
+        f"Too large resource version: {requested}, current: {current}",
+        details={
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        },
+    )
+
+
+def list_metadata(page: ListPage) -> dict[str, Any]:
+    out: dict[str, Any] = {"resourceVersion": page.resource_version}
+    if page.continue_token:
+        out["continue"] = page.continue_token
+        if page.remaining is not None:
+            out["remainingItemCount"] = page.remaining
+    return out

@@ -1,0 +1,64 @@
+"""Strategies of workload kinds: generation tracking, generated selectors, create-on-update."""
+
+from __future__ import annotations
+
+from pilothouse.api.defaults import prepare
+from pilothouse.api.meta import Obj
+from pilothouse.apiserver.registry.strategy import Strategy
+
+DAEMONSET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+class GenerationStrategy(Strategy):
+    """Workloads whose controllers report ``status.observedGeneration``."""
+
+    tracks_generation = True
+
+
+class DeploymentStrategy(GenerationStrategy):
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        # Upstream bumps the generation on annotation changes too (rollbacks
+        # were once requested through an annotation).
+        if (new.get("metadata") or {}).get("annotations") != (old.get("metadata") or {}).get("annotations"):
+            return True
+        return super().spec_changed(new, old)
+
+
+class JobStrategy(GenerationStrategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        # Label the template with the job's name and uid, and select on them,
+        # unless the user manages the selector (spec.manualSelector).
+        prepare.generate_job_selector(obj)
+
+
+class DaemonSetStrategy(GenerationStrategy):
+    """DaemonSets also count template changes in ``spec.templateGeneration``."""
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        spec = obj.setdefault("spec", {})
+        spec["templateGeneration"] = 1
+        self._annotate(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
+        generation = int(old_spec.get("templateGeneration") or 1)
+        if spec.get("template") != old_spec.get("template"):
+            generation += 1
+        spec["templateGeneration"] = generation
+        self._annotate(new)
+
+    @staticmethod
+    def _annotate(obj: Obj) -> None:
+        md = obj.setdefault("metadata", {})
+        annotations = dict(md.get("annotations") or {})
+        annotations[DAEMONSET_TEMPLATE_GENERATION] = str(obj["spec"]["templateGeneration"])
+        md["annotations"] = annotations
+
+
+class CreateOnUpdateStrategy(Strategy):
+    """Kinds whose PUT creates a missing object (upstream: Endpoints)."""
+
+    allow_create_on_update = True

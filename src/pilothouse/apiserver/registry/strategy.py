@@ -1,0 +1,85 @@
+"""What differs between kinds when objects are created, updated and deleted.
+
+Upstream keeps one ``strategy.go`` per kind (``pkg/registry/<group>/<kind>``):
+prepare-for-create, prepare-for-update, validate, and the status strategy that
+lets only status change through ``/status``. :class:`Strategy` is the shared
+default; kinds with their own rules subclass it in ``strategies/`` and are
+listed there explicitly.
+"""
+
+from __future__ import annotations
+
+from pilothouse.api import defaults, errors, resources, validation
+from pilothouse.api.meta import Obj
+
+# Top-level fields that are not part of an object's "spec" for generation
+# tracking and status handling.
+_META_FIELDS = frozenset({"apiVersion", "kind", "metadata", "status"})
+
+
+class Strategy:
+    """Default per-kind behaviour."""
+
+    #: Bump ``metadata.generation`` when the spec changes (controllers report
+    #: ``observedGeneration`` against it).
+    tracks_generation = False
+    #: PUT of a missing object creates it (Endpoints, Nodes… upstream).
+    allow_create_on_update = False
+    #: DELETE answers with the deleted object instead of a success Status.
+    return_deleted_object = False
+
+    def __init__(self, resource: resources.Resource) -> None:
+        self.resource = resource
+        self.has_status = resource.has("status")
+
+    # --- create -----------------------------------------------------------
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Clear what users may not set on create (status, for kinds with /status)."""
+        if self.has_status:
+            obj.pop("status", None)
+
+    def default(self, obj: Obj) -> None:
+        r = self.resource
+        defaults.apply_defaults(r.group, r.version, r.kind, obj)
+
+    def validate(self, obj: Obj) -> list[errors.FieldError]:
+        r = self.resource
+        return validation.validate_create(r.group, r.version, r.kind, obj)
+
+    # --- update -----------------------------------------------------------
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        """Writes to the main resource leave status alone (it has its own endpoint)."""
+        if self.has_status:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """Writes to ``/status`` change only status: everything else stays as it was."""
+        for key in list(new):
+            if key not in ("status", "metadata", "apiVersion", "kind"):
+                del new[key]
+        for key, value in old.items():
+            if key not in ("status", "metadata"):
+                new[key] = value
+        meta = dict(old.get("metadata") or {})
+        new_meta = new.get("metadata") or {}
+        for field in ("resourceVersion", "managedFields"):
+            if field in new_meta:
+                meta[field] = new_meta[field]
+        new["metadata"] = meta
+
+    def validate_update(self, new: Obj, old: Obj) -> list[errors.FieldError]:
+        r = self.resource
+        return validation.validate_update(r.group, r.version, r.kind, new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[errors.FieldError]:
+        r = self.resource
+        return validation.validate_status_update(r.group, r.version, r.kind, new, old)
+
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        for key in set(new) | set(old):
+            if key not in _META_FIELDS and new.get(key) != old.get(key):
+                return True
+        return False

@@ -1,0 +1,240 @@
+"""The API server's life cycle: certificates, store, watch cache, HTTPS.
+
+Start-up order is explicit: PKI, then the store, then the watch cache (which
+loads every object), then the registries and the system objects, and only then
+the listening socket — so the first request already sees a complete cache.
+``start`` returns when the server is ready; ``stop`` closes it in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from pilothouse.api import errors, resources
+from pilothouse.apiserver import app as app_module
+from pilothouse.apiserver import watchcache
+from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.handlers import discovery, openapi, rest
+from pilothouse.apiserver.registry import strategies
+from pilothouse.apiserver.registry.store import ResourceStore
+from pilothouse.apiserver.registry.strategies import service as service_strategy
+from pilothouse.storage import factory
+from pilothouse.storage import interface as storage
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+KUBERNETES_SERVICE_IP = "10.43.0.1"
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    bind_address: str = "0.0.0.0"
+    https_port: int = 6443
+    datastore_endpoint: str = "sqlite://"
+    write_kubeconfig: Path | None = None
+    advertise_address: str = ""
+    compact_interval: float = 300.0
+    extra_sans: list[str] = field(default_factory=list)
+
+
+def _local_address() -> str:
+    """The address other machines would reach us on (no packet is sent)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("10.255.255.255", 1))
+        address: str = s.getsockname()[0]
+        return address
+    return "127.0.0.1"
+
+
+class APIServer:
+    """One API server process's worth of state."""
+
+    def __init__(
+        self, config: ServerConfig, *, registry: resources.Registry = resources.DEFAULT
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.store: storage.Store | None = None
+        self.cache: watchcache.WatchCache | None = None
+        self.stores: dict[resources.Resource, ResourceStore] = {}
+        self.pki: certs.PKI | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = False
+        self.port = config.https_port
+        self.advertise_address = config.advertise_address or _local_address()
+
+    # --- addresses ---------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host = self.config.bind_address
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"https://{host}:{self.port}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.config.data_dir / "kubeconfig.yaml"
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    # --- life cycle --------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pki = await asyncio.to_thread(
+            certs.ensure_pki,
+            cfg.data_dir,
+            hostnames=[socket.gethostname()],
+            ips=[self.advertise_address, *cfg.extra_sans],
+        )
+        self.store = factory.open_store(
+            cfg.datastore_endpoint or "sqlite://",
+            data_dir=cfg.data_dir,
+            compact_interval=cfg.compact_interval,
+        )
+        await self.store.start()
+        prefixes = sorted({r.storage_prefix for r in self.registry.resources if "list" in r.verbs})
+        self.cache = watchcache.WatchCache(self.store, prefixes)
+        await self.cache.start()
+        allocator = service_strategy.ServiceAllocator()
+        for r in self.registry.resources:
+            if "list" not in r.verbs:
+                continue
+            self.stores[r] = ResourceStore(
+                resource=r,
+                strategy=strategies.for_resource(r, self.registry),
+                store=self.store,
+                cache=self.cache,
+                admission=[namespace_exists, allocator],
+            )
+        await self._bootstrap()
+        await self._listen()
+        self._ready = True
+        self._write_kubeconfigs()
+
+    async def _listen(self) -> None:
+        assert self.pki is not None
+        resource_api = rest.ResourceAPI(registry=self.registry, stores=self.stores)
+        api = app_module.APIApp(
+            registry=self.registry,
+            resource_api=resource_api,
+            discovery_docs=discovery.Discovery(
+                self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
+            ),
+            openapi_docs=openapi.OpenAPIV3(self.registry),
+            authenticators=[app_module.x509_authenticator],
+            ready=self.is_ready,
+        )
+        self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner,
+            self.config.bind_address or None,
+            self.config.https_port,
+            ssl_context=self.pki.ssl_server_context(require_client_cert=False),
+            backlog=1024,
+            reuse_address=True,
+        )
+        await site.start()
+        server = site._server
+        if server is not None and self.config.https_port == 0:
+            sockets = getattr(server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1]
+
+    def _write_kubeconfigs(self) -> None:
+        assert self.pki is not None
+        targets = [self.kubeconfig_path]
+        if self.config.write_kubeconfig:
+            targets.append(self.config.write_kubeconfig)
+        for path in targets:
+            certs.write_kubeconfig(path, server=self.url, pki=self.pki)
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self.cache is not None:
+            await self.cache.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.store is not None:
+            await self.store.close()
+
+    # --- system objects ----------------------------------------------------------
+    def resource_store(self, group: str, version: str, plural: str) -> ResourceStore:
+        r = self.registry.by_path(group, version, plural)
+        assert r is not None, (group, version, plural)
+        return self.stores[r]
+
+    async def _bootstrap(self) -> None:
+        namespaces = self.resource_store("", "v1", "namespaces")
+        for name in SYSTEM_NAMESPACES:
+            await _ensure(
+                namespaces,
+                "",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+            )
+        services = self.resource_store("", "v1", "services")
+        port = self.config.https_port or self.port
+        await _ensure(
+            services,
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": KUBERNETES_SERVICE_IP,
+                    "ports": [
+                        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}
+                    ],
+                    "type": "ClusterIP",
+                    "sessionAffinity": "None",
+                },
+            },
+        )
+
+
+async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:
+    name = obj["metadata"]["name"]
+    if await store.current(namespace, name) is None:
+        with contextlib.suppress(errors.StatusError):
+            await store.create(namespace, obj)
+
+
+async def namespace_exists(store: ResourceStore, op: str, obj: dict[str, Any]) -> None:
+    """Admission: objects live only in namespaces that exist and are not ending
+    (upstream's NamespaceLifecycle plugin)."""
+    if op != "create" or not store.resource.namespaced:
+        return
+    ns_name = obj["metadata"].get("namespace", "")
+    await store.watch_cache.consistent()
+    ns_cache = store.watch_cache.caches.get("/registry/namespaces/")
+    if ns_cache is None:
+        return
+    entry = ns_cache.objects.get("/registry/namespaces/" + ns_name)
+    if entry is None:
+        raise errors.not_found("namespaces", "", ns_name)
+    if (entry.obj.get("status") or {}).get("phase") == "Terminating" or entry.obj["metadata"].get(
+        "deletionTimestamp"
+    ):
+        r = store.resource
+        raise errors.forbidden(
+            r.plural,
+            r.group,
+            obj["metadata"].get("name", ""),
+            f"unable to create new content in namespace {ns_name} because it is being terminated",
+        )

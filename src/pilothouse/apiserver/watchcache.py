@@ -1,0 +1,332 @@
+"""The watch cache: every object in memory, fed by one watch on the store.
+
+Like upstream's cacher, it serves LIST, GET and WATCH without touching the store.
+One feeder task reads the store's event stream for the whole keyspace and
+applies each batch to the per-resource caches in revision order; it is the only
+writer of cache state, and it never awaits between applying an event and
+delivering it to watchers, so a watcher registered at revision R sees exactly
+the events after R. Readers that need a consistent view wait until the cache
+has reached the store's current revision (:meth:`WatchCache.wait_for`).
+
+Each event keeps the object before and after the change so a filtered watch can
+turn a MODIFIED into ADDED or DELETED when an object starts or stops matching,
+as upstream does. A bounded ring of recent events per resource lets watches
+resume from a recent ``resourceVersion``; older (but not compacted) revisions
+are served from the store's log by :func:`store_watch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from pilothouse.storage import interface as storage
+
+log = logging.getLogger(__name__)
+
+ADDED = "ADDED"
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+
+Filter = Callable[[dict[str, Any]], bool]
+
+# How many events each resource keeps for watches that resume from a past
+# resourceVersion. Older resumes fall back to the store's log.
+EVENT_WINDOW = 1000
+# A watcher that falls this many events behind is closed; its client re-watches.
+WATCHER_BACKLOG_LIMIT = 20000
+
+
+class Entry:
+    """One object version, with its JSON encoding made once on demand."""
+
+    __slots__ = ("_raw", "key", "obj", "revision")
+
+    def __init__(self, key: str, obj: dict[str, Any], revision: int) -> None:
+        self.key = key
+        self.obj = obj
+        self.revision = revision
+        self._raw: bytes | None = None
+
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = orjson.dumps(self.obj)
+        return self._raw
+
+
+class WatchEvent:
+    """A change to one object, as the cache saw it."""
+
+    __slots__ = ("entry", "prev", "type")
+
+    def __init__(self, type: str, entry: Entry, prev: Entry | None) -> None:
+        self.type = type
+        self.entry = entry
+        self.prev = prev
+
+    @property
+    def revision(self) -> int:
+        return self.entry.revision
+
+
+def decode(kv: storage.KeyValue) -> Entry:
+    """Decode a stored value and stamp its ``resourceVersion``."""
+    obj = orjson.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return Entry(kv.key, obj, kv.mod_revision)
+
+
+def decode_event(event: storage.Event, known: Entry | None = None) -> WatchEvent:
+    """Decode a store event; ``known`` is the cached previous version, if any,
+    reused instead of decoding the previous value again."""
+    if event.type is storage.EventType.CREATE:
+        return WatchEvent(ADDED, decode(event.kv), None)
+    prev: Entry | None = None
+    if event.prev is not None:
+        if known is not None and known.revision == event.prev.mod_revision:
+            prev = known
+        else:
+            prev = decode(event.prev)
+    if event.type is storage.EventType.UPDATE:
+        return WatchEvent(MODIFIED, decode(event.kv), prev)
+    # A deleted object is sent as it last was, at the deletion's revision.
+    return WatchEvent(DELETED, decode(event.kv), prev)
+
+
+def filtered(event: WatchEvent, match: Filter | None) -> tuple[str, Entry] | None:
+    """The event a filtered watcher should see, or None."""
+    if match is None:
+        return event.type, event.entry
+    if event.type == ADDED:
+        return (ADDED, event.entry) if match(event.entry.obj) else None
+    before = event.prev is not None and match(event.prev.obj)
+    if event.type == DELETED:
+        return (DELETED, event.entry) if before else None
+    now = match(event.entry.obj)
+    if now:
+        return (MODIFIED if before else ADDED), event.entry
+    if before:
+        return DELETED, event.entry
+    return None
+
+
+class Watcher:
+    """One client's watch on one resource cache: a filter and a backlog."""
+
+    def __init__(self, prefix: str, match: Filter | None) -> None:
+        self.prefix = prefix
+        self.match = match
+        self.backlog: collections.deque[tuple[str, Entry]] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+
+    def deliver(self, event: WatchEvent) -> None:
+        if self.closed or not event.entry.key.startswith(self.prefix):
+            return
+        out = filtered(event, self.match)
+        if out is None:
+            return
+        if len(self.backlog) >= WATCHER_BACKLOG_LIMIT:
+            self.overflowed = True
+            self.closed = True
+        else:
+            self.backlog.append(out)
+        self.wakeup.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wakeup.set()
+
+    async def next_batch(self, timeout: float | None) -> list[tuple[str, Entry]]:
+        """Wait for events (at most ``timeout`` seconds); [] on timeout or close."""
+        if not self.backlog and not self.closed:
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout)
+        batch = list(self.backlog)
+        self.backlog.clear()
+        return batch
+
+
+class ResourceCache:
+    """Objects of one storage resource (e.g. ``/registry/pods/``) and recent events."""
+
+    def __init__(self, prefix: str, start_revision: int) -> None:
+        self.prefix = prefix
+        self.objects: dict[str, Entry] = {}
+        self._sorted: list[str] | None = None
+        self.events: collections.deque[WatchEvent] = collections.deque()
+        # Every event after this revision is in ``events``.
+        self.floor = start_revision
+        self.watchers: set[Watcher] = set()
+
+    def load(self, entry: Entry) -> None:
+        self.objects[entry.key] = entry
+        self._sorted = None
+
+    def apply(self, event: WatchEvent) -> None:
+        key = event.entry.key
+        if event.type == DELETED:
+            if self.objects.pop(key, None) is not None:
+                self._sorted = None
+        else:
+            if key not in self.objects:
+                self._sorted = None
+            self.objects[key] = event.entry
+        self.events.append(event)
+        if len(self.events) > EVENT_WINDOW:
+            self.floor = self.events.popleft().revision
+        for w in tuple(self.watchers):
+            w.deliver(event)
+
+    def sorted_keys(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.objects)
+        return self._sorted
+
+    def snapshot(self, prefix: str, start_key: str = "") -> list[Entry]:
+        """Objects under ``prefix`` in key order, from ``start_key`` on."""
+        keys = self.sorted_keys()
+        lo = bisect.bisect_left(keys, max(prefix, start_key))
+        hi = bisect.bisect_left(keys, storage.prefix_end(prefix))
+        return [self.objects[k] for k in keys[lo:hi]]
+
+    def watch(self, prefix: str, match: Filter | None, after_revision: int) -> Watcher | None:
+        """Register a watcher for events after ``after_revision``.
+
+        Returns None when that revision is older than the event window (the
+        caller then watches the store's log instead)."""
+        if after_revision < self.floor:
+            return None
+        watcher = Watcher(prefix, match)
+        for event in self.events:
+            if event.revision > after_revision:
+                watcher.deliver(event)
+        self.watchers.add(watcher)
+        return watcher
+
+    def unwatch(self, watcher: Watcher) -> None:
+        self.watchers.discard(watcher)
+
+
+class WatchCache:
+    """All resource caches, kept current by one feeder task."""
+
+    def __init__(self, store: storage.Store, prefixes: list[str]) -> None:
+        self.store = store
+        self.revision = 0
+        self._prefixes = sorted(set(prefixes), key=len, reverse=True)
+        self.caches: dict[str, ResourceCache] = {}
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = 0
+        self._task: asyncio.Task[None] | None = None
+        self.failed: BaseException | None = None
+
+    async def start(self) -> None:
+        """Load every object, then follow the store from that revision."""
+        listing = await self.store.list("/registry/")
+        self.revision = listing.revision
+        for prefix in self._prefixes:
+            self.caches[prefix] = ResourceCache(prefix, listing.revision)
+        for kv in listing.items:
+            cache = self._route(kv.key)
+            if cache is not None:
+                cache.load(decode(kv))
+        stream = self.store.watch("/registry/", after_revision=listing.revision)
+        self._task = asyncio.create_task(self._feed(stream), name="watch-cache-feeder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, storage.StoreError):
+                await self._task
+        for cache in self.caches.values():
+            for w in tuple(cache.watchers):
+                w.close()
+
+    def _route(self, key: str) -> ResourceCache | None:
+        for prefix in self._prefixes:
+            if key.startswith(prefix):
+                return self.caches[prefix]
+        return None
+
+    async def _feed(self, stream: storage.WatchStream) -> None:
+        try:
+            async for batch in stream:
+                for event in batch:
+                    cache = self._route(event.kv.key)
+                    if cache is not None:
+                        known = cache.objects.get(event.kv.key)
+                        cache.apply(decode_event(event, known))
+                self.revision = batch[-1].revision
+                self._wake()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the cache is useless without its feed
+            log.exception("watch cache feed ended")
+            self.failed = exc
+            for cache in self.caches.values():
+                for w in tuple(cache.watchers):
+                    w.close()
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self.revision:
+            _, _, fut = self._waiters.pop(0)
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for(self, revision: int, *, timeout: float = 3.0) -> bool:
+        """Wait until the cache has applied ``revision``; False on timeout."""
+        if self.revision >= revision:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        bisect.insort(self._waiters, (revision, self._seq, fut), key=lambda w: (w[0], w[1]))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def consistent(self) -> None:
+        """Wait until everything the store has acknowledged is in the cache."""
+        await self.wait_for(self.store.current_revision(), timeout=10.0)
+
+    def resource(self, prefix: str) -> ResourceCache:
+        return self.caches[prefix]
+
+
+async def store_watch(
+    store: storage.Store, prefix: str, match: Filter | None, after_revision: int
+) -> AsyncIterator[list[tuple[str, Entry]]]:
+    """Watch straight from the store's log (for resumes older than the cache window).
+
+    ``store.watch`` raises CompactedError at once when the revision is gone."""
+    stream = store.watch(prefix, after_revision=after_revision)
+
+    async def iterate() -> AsyncIterator[list[tuple[str, Entry]]]:
+        try:
+            async for batch in stream:
+                out = []
+                for event in batch:
+                    item = filtered(decode_event(event), match)
+                    if item is not None:
+                        out.append(item)
+                if out:
+                    yield out
+        finally:
+            await stream.aclose()
+
+    return iterate()

@@ -1,0 +1,50 @@
+"""``pilothouse``: one program, thin wiring from subcommands to components."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pilothouse import __version__
+from pilothouse.cli import kubectl, server
+
+DESCRIPTION = """\
+pilothouse runs a Kubernetes-compatible cluster: the API server, controllers,
+scheduler and a node agent in one process, or as separate pieces.
+
+  pilothouse server          run an all-in-one cluster (needs root for real pods)
+  pilothouse kubectl ...     run kubectl against the local server
+
+Start with `pilothouse server --help`.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pilothouse",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pilothouse {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    server.add_parser(sub)
+    kubectl.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # `pilothouse kubectl ...` passes everything after `kubectl` through untouched.
+    if args_list and args_list[0] == "kubectl":
+        return kubectl.run_passthrough(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

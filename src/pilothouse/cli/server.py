@@ -1,0 +1,144 @@
+"""``pilothouse server``: run an all-in-one cluster in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from pilothouse.apiserver import server as apiserver
+
+log = logging.getLogger("pilothouse")
+
+EPILOG = """\
+examples:
+  pilothouse server                          # data in /var/lib/pilothouse, port 6443
+  pilothouse server --data-dir ./.data --https-port 7443 --disable-agent
+  pilothouse server --datastore-endpoint sqlite:///srv/ph/state.db
+
+When the server is ready it prints the kubeconfig path; then try:
+  kubectl --kubeconfig /var/lib/pilothouse/kubeconfig.yaml get namespaces
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "server",
+        help="run an all-in-one cluster (API server, controllers, scheduler, node agent)",
+        description="Runs the API server over HTTPS with an embedded SQLite store, and "
+        "the cluster's control loops, in the foreground. Ctrl-C or SIGTERM stops it cleanly; "
+        "data persists in the data directory.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("/var/lib/pilothouse"),
+        help="where state, certificates and the kubeconfig live (default: %(default)s)",
+    )
+    p.add_argument(
+        "--bind-address", default="0.0.0.0", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--https-port",
+        type=int,
+        default=6443,
+        help="port of the Kubernetes API (default: %(default)s)",
+    )
+    p.add_argument(
+        "--advertise-address",
+        default="",
+        help="address other nodes reach this server on (default: the primary IP)",
+    )
+    p.add_argument(
+        "--datastore-endpoint",
+        default="sqlite://",
+        help="sqlite:// (a file in the data dir), sqlite:///PATH, or memory:// for throwaway "
+        "experiments (default: %(default)s)",
+    )
+    p.add_argument(
+        "--write-kubeconfig",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the admin kubeconfig here",
+    )
+    p.add_argument(
+        "--disable-agent",
+        action="store_true",
+        help="do not run a node agent on this machine (control plane only)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    config = apiserver.ServerConfig(
+        data_dir=args.data_dir.resolve(),
+        bind_address=args.bind_address,
+        https_port=args.https_port,
+        datastore_endpoint=args.datastore_endpoint,
+        write_kubeconfig=args.write_kubeconfig,
+        advertise_address=args.advertise_address,
+    )
+    print(
+        f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
+        flush=True,
+    )
+    server = apiserver.APIServer(config)
+    try:
+        await server.start()
+    except PermissionError as exc:
+        print(
+            f"pilothouse: cannot use the data directory: {exc}. Run as root, or pass "
+            "--data-dir to a directory you own.",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:
+        print(f"pilothouse: could not start: {exc}", file=sys.stderr)
+        if "address already in use" in str(exc).lower():
+            print(
+                f"pilothouse: is another server on port {config.https_port}? Stop it, or pass "
+                "--https-port.",
+                file=sys.stderr,
+            )
+        await server.stop()
+        return 1
+    elapsed = time.monotonic() - started
+    print(f"pilothouse: API server ready at {server.url} in {elapsed:.2f}s", flush=True)
+    print(f"pilothouse: kubeconfig written to {server.kubeconfig_path}", flush=True)
+    print(
+        f"pilothouse: try   kubectl --kubeconfig {server.kubeconfig_path} get namespaces",
+        flush=True,
+    )
+    if args.disable_agent:
+        print("pilothouse: node agent disabled (--disable-agent)", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("pilothouse: shutting down", flush=True)
+    await server.stop()
+    print("pilothouse: stopped", flush=True)
+    return 0

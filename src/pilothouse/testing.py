@@ -1,0 +1,196 @@
+"""Public test helpers: an API server in a background thread, or as a process.
+
+Tests and users build on the same seams the product uses. ``ServerThread``
+runs a real :class:`~pilothouse.apiserver.server.APIServer` (HTTPS, real
+store) on its own event loop in a daemon thread, so synchronous clients —
+``kubectl`` in a subprocess, the ``kubernetes`` package — can talk to it from
+ordinary test functions. ``ServerProcess`` runs ``pilothouse server`` as a
+child process, for tests that kill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from pilothouse.apiserver import server as apiserver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """A started API server on 127.0.0.1, served from a background thread."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        datastore_endpoint: str = "sqlite://",
+        **config: Any,
+    ) -> None:
+        self.config = apiserver.ServerConfig(
+            data_dir=data_dir,
+            bind_address="127.0.0.1",
+            https_port=config.pop("https_port", 0),
+            datastore_endpoint=datastore_endpoint,
+            advertise_address="127.0.0.1",
+            **config,
+        )
+        self.server = apiserver.APIServer(self.config)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="pilothouse-apiserver", daemon=True)
+        self._started: Future[None] = Future()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def boot() -> None:
+            try:
+                await self.server.start()
+            except BaseException as exc:
+                self._started.set_exception(exc)
+                raise
+            self._started.set_result(None)
+
+        self.loop.run_until_complete(boot())
+        self.loop.run_forever()
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        self._thread.start()
+        self._started.result(timeout)
+        return self
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        """Run a coroutine on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            self.call(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.server.kubeconfig_path
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """``pilothouse server`` as a child process (for crash and restart tests)."""
+
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, extra_args: list[str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pilothouse.cli.main",
+                "server",
+                "--data-dir",
+                str(self.data_dir),
+                "--bind-address",
+                "127.0.0.1",
+                "--https-port",
+                str(self.port),
+                "--advertise-address",
+                "127.0.0.1",
+                "--disable-agent",
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
+                )
+            if self.kubeconfig.exists() and _port_open(self.port):
+                return self
+            time.sleep(0.02)
+        raise TimeoutError(
+            f"server not ready after {timeout}s: {self.log_path.read_text()[-2000:]}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def server_thread(data_dir: Path, **config: Any) -> Iterator[ServerThread]:
+    srv = ServerThread(data_dir, **config).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

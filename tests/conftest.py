@@ -1,0 +1,143 @@
+"""Fixtures shared by the whole suite: a running API server and ways to talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+import yaml
+
+from pilothouse import testing
+
+KUBECTL = shutil.which("kubectl")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if KUBECTL is None:
+        skip = pytest.mark.skip(
+            reason="kubectl is not installed on this machine (install kubectl 1.32 to run these)"
+        )
+        for item in items:
+            if "kubectl" in item.keywords:
+                item.add_marker(skip)
+    if os.geteuid() != 0:
+        skip_root = pytest.mark.skip(reason="needs root (CI runs as root)")
+        for item in items:
+            if "root" in item.keywords:
+                item.add_marker(skip_root)
+
+
+@pytest.fixture(scope="session")
+def api_server() -> Iterator[testing.ServerThread]:
+    """One API server (SQLite store) for the whole session; tests use their own namespaces."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pilothouse-test-") as tmp,
+        testing.server_thread(Path(tmp) / "data") as srv,
+    ):
+        yield srv
+
+
+class Kubectl:
+    """Runs the real kubectl against a server."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECTL_EXTERNAL_DIFF": ""}
+
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        assert KUBECTL is not None
+        proc = subprocess.run(
+            [KUBECTL, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+    def popen(self, *args: str) -> subprocess.Popen[bytes]:
+        assert KUBECTL is not None
+        return subprocess.Popen(
+            [KUBECTL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env()
+        )
+
+
+@pytest.fixture(scope="session")
+def kubectl(api_server: testing.ServerThread) -> Kubectl:
+    return Kubectl(api_server.kubeconfig)
+
+
+class API:
+    """A small raw HTTPS client with the admin certificate, for exact protocol checks."""
+
+    def __init__(self, server: testing.ServerThread) -> None:
+        cfg = yaml.safe_load(server.kubeconfig.read_text())
+        pki = server.server.pki
+        assert pki is not None
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        ctx.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+        self.base = cfg["clusters"][0]["cluster"]["server"]
+        self.pool = urllib3.PoolManager(ssl_context=ctx, retries=False, timeout=30)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        preload: bool = True,
+    ) -> urllib3.BaseHTTPResponse:
+        data = raw
+        if data is None and body is not None:
+            data = json.dumps(body).encode()
+        hdrs = {"Content-Type": content_type, **(headers or {})}
+        return self.pool.request(
+            method, self.base + path, body=data, headers=hdrs, preload_content=preload
+        )
+
+    def json(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        resp = self.request(method, path, body, **kw)
+        try:
+            return resp.status, json.loads(resp.data)
+        except ValueError:
+            return resp.status, resp.data.decode(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def api(api_server: testing.ServerThread) -> API:
+    return API(api_server)
+
+
+@pytest.fixture
+def namespace(api: API) -> Iterator[str]:
+    """A fresh namespace for one test."""
+    name = "t-" + uuid.uuid4().hex[:10]
+    status, body = api.json("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    assert status == 201, body
+    yield name
+    api.request("DELETE", f"/api/v1/namespaces/{name}")
