@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ from aiohttp import web
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import watchcache
+from pilothouse.apiserver.admission import namespace_lifecycle
 from pilothouse.apiserver.auth import certs
-from pilothouse.apiserver.handlers import discovery, openapi, rest
+from pilothouse.apiserver.handlers import discovery, openapi, rest, subresources
 from pilothouse.apiserver.registry import strategies
 from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.apiserver.registry.strategies import service as service_strategy
@@ -116,7 +118,7 @@ class APIServer:
                 strategy=strategies.for_resource(r, self.registry),
                 store=self.store,
                 cache=self.cache,
-                admission=[namespace_exists, allocator],
+                admission=[namespace_lifecycle.namespace_lifecycle, allocator],
             )
         await self._bootstrap()
         await self._listen()
@@ -125,7 +127,18 @@ class APIServer:
 
     async def _listen(self) -> None:
         assert self.pki is not None
-        resource_api = rest.ResourceAPI(registry=self.registry, stores=self.stores)
+        pdbs = self.resource_store("policy", "v1", "poddisruptionbudgets")
+        resource_api = rest.ResourceAPI(
+            registry=self.registry,
+            stores=self.stores,
+            subresources={
+                "scale": subresources.scale,
+                "binding": subresources.binding,
+                "bindings": subresources.binding,
+                "eviction": functools.partial(subresources.eviction, pdbs=pdbs),
+                "finalize": subresources.finalize,
+            },
+        )
         api = app_module.APIApp(
             registry=self.registry,
             resource_api=resource_api,
@@ -213,28 +226,3 @@ async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> 
     if await store.current(namespace, name) is None:
         with contextlib.suppress(errors.StatusError):
             await store.create(namespace, obj)
-
-
-async def namespace_exists(store: ResourceStore, op: str, obj: dict[str, Any]) -> None:
-    """Admission: objects live only in namespaces that exist and are not ending
-    (upstream's NamespaceLifecycle plugin)."""
-    if op != "create" or not store.resource.namespaced:
-        return
-    ns_name = obj["metadata"].get("namespace", "")
-    await store.watch_cache.consistent()
-    ns_cache = store.watch_cache.caches.get("/registry/namespaces/")
-    if ns_cache is None:
-        return
-    entry = ns_cache.objects.get("/registry/namespaces/" + ns_name)
-    if entry is None:
-        raise errors.not_found("namespaces", "", ns_name)
-    if (entry.obj.get("status") or {}).get("phase") == "Terminating" or entry.obj["metadata"].get(
-        "deletionTimestamp"
-    ):
-        r = store.resource
-        raise errors.forbidden(
-            r.plural,
-            r.group,
-            obj["metadata"].get("name", ""),
-            f"unable to create new content in namespace {ns_name} because it is being terminated",
-        )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pilothouse.api import errors
+from pilothouse.apiserver.registry import deletion
 
 FIELD_VALIDATION = ("Ignore", "Strict", "Warn")
 FIELD_MANAGER_MAX = 128
@@ -139,6 +140,16 @@ class DeleteParams:
     orphan_dependents: bool | None
     precondition_uid: str
     precondition_rv: str
+
+    def to_options(self) -> deletion.Options:
+        return deletion.Options(
+            dry_run=self.dry_run,
+            grace_period_seconds=self.grace_period_seconds,
+            propagation_policy=self.propagation_policy,
+            orphan_dependents=self.orphan_dependents,
+            precondition_uid=self.precondition_uid,
+            precondition_rv=self.precondition_rv,
+        )
 
     @classmethod
     def parse(cls, query: Mapping[str, str], body: dict[str, object] | None) -> DeleteParams:

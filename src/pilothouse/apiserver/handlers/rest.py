@@ -266,13 +266,7 @@ class ResourceAPI:
     ) -> web.Response:
         output = negotiation.negotiate(request.headers.get("Accept"))
         options = await _delete_options(request)
-        obj, gone = await store.delete(
-            info.namespace,
-            info.name,
-            dry_run=options.dry_run,
-            precondition_uid=options.precondition_uid,
-            precondition_rv=options.precondition_rv,
-        )
+        obj, gone = await store.delete(info.namespace, info.name, options.to_options())
         if not gone or store.strategy.return_deleted_object:
             return render.response(render.object_body(store.resource, obj, output), output)
         r = store.resource
@@ -300,7 +294,7 @@ class ResourceAPI:
             md = entry.obj["metadata"]
             try:
                 obj, _ = await store.delete(
-                    md.get("namespace", ""), md["name"], dry_run=options.dry_run
+                    md.get("namespace", ""), md["name"], options.to_options()
                 )
             except errors.StatusError as exc:
                 if exc.code == 404:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ import orjson
 from pilothouse.api import errors, meta, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import watchcache
-from pilothouse.apiserver.registry import conversion
+from pilothouse.apiserver.registry import conversion, deletion
 from pilothouse.apiserver.registry.strategy import Strategy
 from pilothouse.storage import interface as storage
 
@@ -380,20 +381,27 @@ class ResourceStore:
             self._check_uid(new, old, name)
             if subresource == "status":
                 self.strategy.prepare_for_status_update(new, old)
-            else:
+            elif not subresource:
                 self.strategy.prepare_for_update(new, old)
                 self.strategy.default(new)
+            # Other subresources (scale, binding, finalize) change exactly the
+            # fields they own; their handlers build the new object.
             self._keep_system_metadata(new, old)
             if subresource == "status":
                 self._validate(new, self.strategy.validate_status_update(new, old))
-            elif not subresource:
+            elif subresource in ("", "scale"):
                 self._validate(new, self._validate_update(new, old))
             for admit in self.admission:
                 await admit(self, "update", new)
 
             old_md = old["metadata"]
             md["resourceVersion"] = old_md.get("resourceVersion")
-            if md.get("deletionTimestamp") and not md.get("finalizers"):
+            if (
+                md.get("deletionTimestamp")
+                and not md.get("finalizers")
+                and not self.strategy.has_other_finalizers(new)
+                and not int(md.get("deletionGracePeriodSeconds") or 0)
+            ):
                 # The last finalizer is gone from an object being deleted: delete it.
                 if dry_run:
                     return self.output(new), False
@@ -466,44 +474,34 @@ class ResourceStore:
 
     # --- delete ---------------------------------------------------------------
     async def delete(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        dry_run: bool = False,
-        precondition_uid: str = "",
-        precondition_rv: str = "",
+        self, namespace: str, name: str, options: deletion.Options | None = None
     ) -> tuple[Obj, bool]:
-        """Delete, or mark for deletion when finalizers remain. Returns (object, gone)."""
+        """Delete now, or mark as being deleted (grace period, finalizers).
+
+        Returns (object, gone): the removed object, or the marked one."""
+        options = options or deletion.Options()
         key = self.key(namespace, name)
         while True:
             entry = await self.current(namespace, name)
             if entry is None:
                 raise self._not_found(name)
             old = entry.obj
-            old_md = old["metadata"]
-            if precondition_uid and precondition_uid != old_md.get("uid"):
-                raise errors.conflict(
-                    self.resource.plural,
-                    self.resource.group,
-                    name,
-                    f"Precondition failed: UID in precondition: {precondition_uid}, UID in object meta: {old_md.get('uid')}",
-                )
-            if precondition_rv and precondition_rv != old_md.get("resourceVersion"):
-                raise errors.conflict(
-                    self.resource.plural,
-                    self.resource.group,
-                    name,
-                    f"Precondition failed: ResourceVersion in precondition: {precondition_rv}, "
-                    f"ResourceVersion in object meta: {old_md.get('resourceVersion')}",
-                )
-            if old_md.get("finalizers"):
-                if old_md.get("deletionTimestamp"):
+            self._check_preconditions(old, name, options)
+            for admit in self.admission:
+                await admit(self, "delete", old)
+            decision = deletion.plan(
+                old,
+                options,
+                grace=self.strategy.grace_period(old, options.grace_period_seconds),
+                now=time.time(),
+                other_finalizers=self.strategy.has_other_finalizers(old),
+            )
+            if not decision.remove:
+                new = decision.obj
+                if new is None:
                     return self.output(old), False
-                new = meta.deep_copy(old)
-                new["metadata"]["deletionTimestamp"] = meta.now()
-                new["metadata"]["deletionGracePeriodSeconds"] = 0
-                if dry_run:
+                self.strategy.mark_deleting(new)
+                if options.dry_run:
                     return self.output(new), False
                 try:
                     rev = await self.store.update(key, _strip_rv(new), if_revision=entry.revision)
@@ -511,7 +509,7 @@ class ResourceStore:
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
                 return self.output(new), False
-            if dry_run:
+            if options.dry_run:
                 return self.output(old), True
             try:
                 kv = await self.store.delete(key, if_revision=entry.revision)
@@ -522,6 +520,26 @@ class ResourceStore:
             gone = meta.deep_copy(old)
             gone["metadata"]["resourceVersion"] = str(kv.mod_revision)
             return self.output(gone), True
+
+    def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:
+        old_md = old["metadata"]
+        r = self.resource
+        if options.precondition_uid and options.precondition_uid != old_md.get("uid"):
+            raise errors.conflict(
+                r.plural,
+                r.group,
+                name,
+                f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+                f"UID in object meta: {old_md.get('uid')}",
+            )
+        if options.precondition_rv and options.precondition_rv != old_md.get("resourceVersion"):
+            raise errors.conflict(
+                r.plural,
+                r.group,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
+                f"ResourceVersion in object meta: {old_md.get('resourceVersion')}",
+            )
 
 
 def too_large_rv(requested: int, current: int) -> errors.StatusError:

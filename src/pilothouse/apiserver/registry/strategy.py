@@ -78,6 +78,18 @@ class Strategy:
         r = self.resource
         return validation.validate_status_update(r.group, r.version, r.kind, new, old)
 
+    # --- delete -----------------------------------------------------------
+    def grace_period(self, obj: Obj, requested: int | None) -> int | None:
+        """Seconds the object may take to stop, or None if it is not deleted gracefully."""
+        return None
+
+    def has_other_finalizers(self, obj: Obj) -> bool:
+        """Whether kind-specific finalizers outside metadata hold the object."""
+        return False
+
+    def mark_deleting(self, obj: Obj) -> None:
+        """Adjust an object that is now being deleted (namespaces: phase Terminating)."""
+
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         for key in set(new) | set(old):
             if key not in _META_FIELDS and new.get(key) != old.get(key):

@@ -29,6 +29,12 @@ class NamespaceStrategy(Strategy):
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_status_update(new, old)
 
+    def has_other_finalizers(self, obj: Obj) -> bool:
+        return bool((obj.get("spec") or {}).get("finalizers"))
+
+    def mark_deleting(self, obj: Obj) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
     @staticmethod
     def _label(obj: Obj) -> None:
         md = obj.setdefault("metadata", {})

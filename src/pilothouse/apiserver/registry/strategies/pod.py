@@ -7,8 +7,24 @@ from pilothouse.api.meta import Obj
 from pilothouse.apiserver.registry.strategy import Strategy
 
 
+DEFAULT_GRACE_SECONDS = 30
+
+
 class PodStrategy(Strategy):
     return_deleted_object = True
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int | None:
+        """Upstream's CheckGracefulDelete for pods: bound, unfinished pods get their
+        grace period; unscheduled or finished pods go at once."""
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if requested is not None:
+            period = max(0, requested)
+        else:
+            period = int(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS) or 0)
+        if not spec.get("nodeName") or phase in ("Failed", "Succeeded"):
+            period = 0
+        return period
 
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": qos.pod_qos_class(obj)}

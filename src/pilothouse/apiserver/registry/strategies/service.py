@@ -40,7 +40,9 @@ class ServiceStrategy(Strategy):
             if field not in spec and field in old_spec:
                 spec[field] = old_spec[field]
         if spec.get("type", "ClusterIP") in ("NodePort", "LoadBalancer"):
-            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p for p in old_spec.get("ports") or []}
+            old_ports = {
+                (p.get("port"), p.get("protocol", "TCP")): p for p in old_spec.get("ports") or []
+            }
             for port in spec.get("ports") or []:
                 before = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
                 if before is not None and not port.get("nodePort") and before.get("nodePort"):
@@ -58,6 +60,8 @@ class ServiceAllocator:
 
     async def __call__(self, store: ResourceStore, op: str, obj: Obj) -> None:
         if store.resource.plural != "services" or store.resource.group != "":
+            return
+        if op != "create":
             return
         spec = obj.setdefault("spec", {})
         if op == "create":

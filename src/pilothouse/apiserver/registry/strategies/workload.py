@@ -19,7 +19,9 @@ class DeploymentStrategy(GenerationStrategy):
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         # Upstream bumps the generation on annotation changes too (rollbacks
         # were once requested through an annotation).
-        if (new.get("metadata") or {}).get("annotations") != (old.get("metadata") or {}).get("annotations"):
+        if (new.get("metadata") or {}).get("annotations") != (old.get("metadata") or {}).get(
+            "annotations"
+        ):
             return True
         return super().spec_changed(new, old)
 
