@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pilothouse.api import decode, errors, resources, schema
+from pilothouse.api import decode, errors, protobuf, resources, schema
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import negotiation
 
@@ -34,8 +34,14 @@ async def read(request: web.Request) -> bytes:
 
 
 def parse(body: bytes, content_type: str, *, find_duplicates: bool) -> tuple[Any, list[str]]:
-    """Decode JSON or YAML; 415 for other media types, 400 for malformed input."""
+    """Decode JSON, YAML or protobuf; 415 for other media types, 400 for malformed input."""
     media = negotiation.body_type(content_type)
+    if media == protobuf.MEDIA_TYPE:
+        # Protobuf cannot repeat a field the way JSON can, so there are no duplicates.
+        try:
+            return protobuf.decode(body), []
+        except protobuf.ProtobufError as exc:
+            raise errors.bad_request(str(exc)) from None
     if not body.strip():
         raise errors.bad_request("the body of the request is empty")
     try:
@@ -45,7 +51,9 @@ def parse(body: bytes, content_type: str, *, find_duplicates: bool) -> tuple[Any
             return decode.decode_yaml(body, find_duplicates=find_duplicates)
     except decode.DecodeError as exc:
         raise errors.bad_request(str(exc)) from None
-    raise errors.unsupported_media_type(content_type, ["application/json", "application/yaml"])
+    raise errors.unsupported_media_type(
+        content_type, ["application/json", "application/yaml", protobuf.MEDIA_TYPE]
+    )
 
 
 def decode_object(
