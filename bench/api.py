@@ -20,7 +20,6 @@ import json
 import os
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,7 +81,9 @@ class Client:
             timeout=aiohttp.ClientTimeout(total=120),
         )
 
-    async def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, **headers: str
+    ) -> tuple[int, bytes]:
         hdrs = {"Content-Type": "application/json", **headers}
         async with self.session.request(method, self.base + path, data=body, headers=hdrs) as resp:
             return resp.status, await resp.read()
@@ -105,11 +106,15 @@ async def run_concurrently(n: int, concurrency: int, make: Any) -> float:
 
 
 async def bench_creates(client: Client, n: int, concurrency: int) -> float:
-    status, _ = await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-create"}}).encode())
+    status, _ = await client.request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-create"}}).encode()
+    )
     assert status == 201, status
 
     async def make(i: int) -> None:
-        status, body = await client.request("POST", "/api/v1/namespaces/bench-create/pods", pod(f"p{i}"))
+        status, body = await client.request(
+            "POST", "/api/v1/namespaces/bench-create/pods", pod(f"p{i}")
+        )
         if status != 201:
             raise RuntimeError(f"create failed: {status} {body[:200]!r}")
 
@@ -119,20 +124,27 @@ async def bench_creates(client: Client, n: int, concurrency: int) -> float:
 
 async def bench_latency_at_rate(client: Client, rate: float, seconds: float) -> list[float]:
     """Open loop: a mutating request every 1/rate s regardless of answers (create + update mix)."""
-    await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-rate"}}).encode())
+    await client.request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-rate"}}).encode()
+    )
     latencies: list[float] = []
     tasks: list[asyncio.Task[None]] = []
 
     async def one(i: int) -> None:
         t0 = time.perf_counter()
         if i % 2 == 0:
-            status, _ = await client.request("POST", "/api/v1/namespaces/bench-rate/configmaps",
-                                             json.dumps({"metadata": {"name": f"c{i}"}, "data": {"v": "0"}}).encode())
+            status, _ = await client.request(
+                "POST",
+                "/api/v1/namespaces/bench-rate/configmaps",
+                json.dumps({"metadata": {"name": f"c{i}"}, "data": {"v": "0"}}).encode(),
+            )
             ok = status == 201
         else:
             target = f"c{i - 1}"
             body = json.dumps({"metadata": {"name": target}, "data": {"v": str(i)}}).encode()
-            status, _ = await client.request("PUT", f"/api/v1/namespaces/bench-rate/configmaps/{target}", body)
+            status, _ = await client.request(
+                "PUT", f"/api/v1/namespaces/bench-rate/configmaps/{target}", body
+            )
             ok = status in (200, 404)
         if ok:
             latencies.append((time.perf_counter() - t0) * 1000)
@@ -149,7 +161,9 @@ async def bench_latency_at_rate(client: Client, rate: float, seconds: float) -> 
 
 
 async def bench_list(client: Client, pods: int) -> dict[str, float]:
-    await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-list"}}).encode())
+    await client.request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-list"}}).encode()
+    )
 
     async def make(i: int) -> None:
         await client.request("POST", "/api/v1/namespaces/bench-list/pods", pod(f"l{i}"))
@@ -163,19 +177,25 @@ async def bench_list(client: Client, pods: int) -> dict[str, float]:
         assert status == 200 and len(json.loads(body)["items"]) == pods
         t0 = time.perf_counter()
         status, body = await client.request(
-            "GET", "/api/v1/namespaces/bench-list/pods?limit=500",
+            "GET",
+            "/api/v1/namespaces/bench-list/pods?limit=500",
             Accept="application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
         )
         table_ms.append((time.perf_counter() - t0) * 1000)
         assert status == 200
-    return {"list_500_pods_ms": statistics.median(json_ms), "list_500_pods_table_ms": statistics.median(table_ms)}
+    return {
+        "list_500_pods_ms": statistics.median(json_ms),
+        "list_500_pods_table_ms": statistics.median(table_ms),
+    }
 
 
 async def bench_watch(client: Client, watchers: int, events: int) -> list[float]:
     """Each event's delivery delay to each of ``watchers`` watches: from just before the
     write is sent until the watcher reads the event."""
-    await client.request("POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-watch"}}).encode())
-    status, body = await client.request("GET", "/api/v1/namespaces/bench-watch/configmaps")
+    await client.request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-watch"}}).encode()
+    )
+    _, body = await client.request("GET", "/api/v1/namespaces/bench-watch/configmaps")
     rv = json.loads(body)["metadata"]["resourceVersion"]
     sent: dict[str, float] = {}
     delays: list[float] = []
@@ -184,11 +204,13 @@ async def bench_watch(client: Client, watchers: int, events: int) -> list[float]
     expected = watchers * events
     received = 0
 
-    async def watch() -> None:
+    async def watch(all_ready: asyncio.Event) -> None:
         nonlocal ready, received
         url = f"{client.base}/api/v1/namespaces/bench-watch/configmaps?watch=true&resourceVersion={rv}"
         async with client.session.get(url) as resp:
             ready += 1
+            if ready == watchers:
+                all_ready.set()
             async for line in resp.content:
                 now = time.perf_counter()
                 name = json.loads(line)["object"]["metadata"]["name"]
@@ -199,15 +221,18 @@ async def bench_watch(client: Client, watchers: int, events: int) -> list[float]
                 if name == f"e{events - 1}":
                     return
 
-    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
-    while ready < watchers:
-        await asyncio.sleep(0.01)
+    all_ready = asyncio.Event()
+    tasks = [asyncio.create_task(watch(all_ready)) for _ in range(watchers)]
+    await asyncio.wait_for(all_ready.wait(), 60)
     await asyncio.sleep(0.2)
     for i in range(events):
         name = f"e{i}"
         sent[name] = time.perf_counter()
-        await client.request("POST", "/api/v1/namespaces/bench-watch/configmaps",
-                             json.dumps({"metadata": {"name": name}}).encode())
+        await client.request(
+            "POST",
+            "/api/v1/namespaces/bench-watch/configmaps",
+            json.dumps({"metadata": {"name": name}}).encode(),
+        )
         await asyncio.sleep(0.02)
     await asyncio.wait_for(done.wait(), 60)
     for t in tasks:
@@ -220,18 +245,20 @@ async def baseline_http(concurrency: int, n: int, data_dir: Path) -> float:
     port = testing.free_port()
     # The no-op server runs in its own process so it gets a core, as the real one does.
     noop = Path(__file__).with_name("noop_server.py")
-    proc = subprocess.Popen([sys.executable, str(noop), str(data_dir / "baseline"), str(port)])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(noop), str(data_dir / "baseline"), str(port)
+    )
     try:
         for _ in range(200):
             try:
-                import socket
-
-                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                    break
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
             except OSError:
                 await asyncio.sleep(0.05)
         client = Client(f"https://127.0.0.1:{port}", data_dir / "baseline", concurrency)
         try:
+
             async def make(i: int) -> None:
                 await client.request("POST", "/noop", pod(f"p{i}"))
 
@@ -240,7 +267,7 @@ async def baseline_http(concurrency: int, n: int, data_dir: Path) -> float:
             await client.close()
     finally:
         proc.terminate()
-        proc.wait()
+        await proc.wait()
     return n / elapsed
 
 
@@ -249,7 +276,9 @@ async def baseline_store(n: int, concurrency: int, path: Path) -> float:
     await store.start()
     try:
         value = pod("x")
-        elapsed = await run_concurrently(n, concurrency, lambda i: store.create(f"/registry/pods/b/p{i}", value))
+        elapsed = await run_concurrently(
+            n, concurrency, lambda i: store.create(f"/registry/pods/b/p{i}", value)
+        )
     finally:
         await store.close()
     return n / elapsed
@@ -266,7 +295,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             ready_s = time.perf_counter() - t0
             while True:
                 try:
-                    status, body = await client.request("GET", "/readyz")
+                    status, _ = await client.request("GET", "/readyz")
                     if status == 200:
                         break
                 except aiohttp.ClientError:
@@ -307,7 +336,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--creates", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="shorter runs (for CI smoke checks)")

@@ -38,7 +38,12 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
         i = 0
         while not stop.is_set():
             name = f"w{w}-{i}"
-            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"i": str(i)}}
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name},
+                "data": {"i": str(i)},
+            }
             try:
                 resp = pool.request(
                     "POST",
@@ -79,7 +84,9 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
             for item in json.loads(resp.data)["items"]
         }
         missing = {name: rv for name, rv in acked.items() if listed.get(name) != rv}
-        assert not missing, f"{len(missing)} acknowledged writes lost or changed, e.g. {list(missing.items())[:5]}"
+        assert not missing, (
+            f"{len(missing)} acknowledged writes lost or changed, e.g. {list(missing.items())[:5]}"
+        )
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-restart"}}
         resp = pool.request(
             "POST",

@@ -86,7 +86,7 @@ def _bound_running_pod(api, namespace: str, name: str, **labels: str) -> None:
         )[0]
         == 201
     )
-    code, got = api.json("GET", f"{base}/{name}")
+    _, got = api.json("GET", f"{base}/{name}")
     got["status"]["phase"] = "Running"
     got["status"]["conditions"].append({"type": "Ready", "status": "True"})
     assert api.json("PUT", f"{base}/{name}/status", got)[0] == 200
@@ -96,7 +96,7 @@ def test_graceful_pod_deletion(api, namespace: str) -> None:
     base = f"/api/v1/namespaces/{namespace}/pods"
     assert api.json("POST", base, pod("unbound"))[0] == 201
     code, gone = api.json("DELETE", f"{base}/unbound")
-    assert code == 200
+    assert code == 200 and gone["metadata"]["name"] == "unbound"  # pods answer with the object
     assert api.json("GET", f"{base}/unbound")[0] == 404  # never scheduled: removed at once
 
     _bound_running_pod(api, namespace, "bound")
@@ -141,7 +141,7 @@ def test_propagation_policies_add_gc_finalizers(api, namespace: str) -> None:
     code, marked = api.json("DELETE", f"{base}/web", {"propagationPolicy": "Foreground"})
     assert code == 200 and marked["metadata"]["finalizers"] == ["foregroundDeletion"]
     code, st = api.json("DELETE", f"{base}/web?propagationPolicy=Sideways")
-    assert code == 422
+    assert code == 422 and "propagationPolicy" in st["message"]
 
 
 def test_eviction_honours_disruption_budgets(api, namespace: str) -> None:

@@ -17,7 +17,7 @@ from pilothouse.api import errors, resources, selectors
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import negotiation, watchcache
 from pilothouse.apiserver import request as request_info
-from pilothouse.apiserver.handlers import body, render, watch
+from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
 from pilothouse.apiserver.registry.store import ListOptions, ResourceStore, list_metadata
 
@@ -70,12 +70,11 @@ class ResourceAPI:
         registry: resources.Registry,
         stores: dict[resources.Resource, ResourceStore],
         subresources: dict[str, SubresourceHandler] | None = None,
-        patcher: Callable[..., Awaitable[web.StreamResponse]] | None = None,
     ) -> None:
         self.registry = registry
         self.stores = stores
         self.subresources = subresources or {}
-        self.patcher = patcher
+        self.patcher = patch.patch
 
     async def handle(
         self, request: web.Request, info: request_info.RequestInfo
@@ -84,6 +83,8 @@ class ResourceAPI:
         method = request.method
         verb_allowed = info.resource.verbs
         if info.subresource:
+            if method == "PATCH" and info.subresource in ("status", "scale") and store is not None:
+                return await self.patcher(request, store, info)
             if info.subresource == "status":
                 return await self._status(request, store, info)
             handler = self.subresources.get(info.subresource)
@@ -113,7 +114,7 @@ class ResourceAPI:
         if method == "PUT" and info.name:
             _require(verb_allowed, "update")
             return await self._update(request, store, info)
-        if method == "PATCH" and info.name and self.patcher is not None:
+        if method == "PATCH" and info.name:
             _require(verb_allowed, "patch")
             return await self.patcher(request, store, info)
         if method == "DELETE" and info.name:
@@ -204,7 +205,9 @@ class ResourceAPI:
             raise errors.StatusError(
                 404, errors.NOT_FOUND, "the server could not find the requested resource"
             )
-        created = await store.create(info.namespace, obj, dry_run=write.dry_run)
+        created = await store.create(
+            info.namespace, obj, dry_run=write.dry_run, manager=patch.manager_name(request, write)
+        )
         return render.response(
             render.object_body(store.resource, created, output), output, 201, warnings
         )
@@ -223,7 +226,13 @@ class ResourceAPI:
             field_validation=write.field_validation,
             warnings=warnings,
         )
-        updated, created = await store.update(info.namespace, info.name, obj, dry_run=write.dry_run)
+        updated, created = await store.update(
+            info.namespace,
+            info.name,
+            obj,
+            dry_run=write.dry_run,
+            manager=patch.manager_name(request, write),
+        )
         return render.response(
             render.object_body(store.resource, updated, output),
             output,
@@ -252,13 +261,16 @@ class ResourceAPI:
                 warnings=warnings,
             )
             updated, _ = await store.update(
-                info.namespace, info.name, obj, dry_run=write.dry_run, subresource="status"
+                info.namespace,
+                info.name,
+                obj,
+                dry_run=write.dry_run,
+                subresource="status",
+                manager=patch.manager_name(request, write),
             )
             return render.response(
                 render.object_body(store.resource, updated, output), output, 200, warnings
             )
-        if request.method == "PATCH" and self.patcher is not None:
-            return await self.patcher(request, store, info)
         raise errors.method_not_allowed("")
 
     async def _delete(

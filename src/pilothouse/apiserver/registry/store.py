@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from pilothouse.api import errors, meta, resources
+from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import watchcache
 from pilothouse.apiserver.registry import conversion, deletion
@@ -218,7 +218,9 @@ class ResourceStore:
         return ListPage(out, str(revision))
 
     # --- create ---------------------------------------------------------------
-    async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
+    async def create(
+        self, namespace: str, obj: Obj, *, dry_run: bool = False, manager: str | None = None
+    ) -> Obj:
         obj = self.convert.to_storage(obj) if self.convert else obj
         md = obj.get("metadata")
         if md is None:
@@ -248,6 +250,9 @@ class ResourceStore:
             md["generation"] = 1
         else:
             md.pop("generation", None)
+        if manager is not None:
+            obj = self._track_fields(None, obj, manager, "")
+            md = obj["metadata"]
         self._validate(obj, self.strategy.validate(obj))
         for admit in self.admission:
             await admit(self, "create", obj)
@@ -289,6 +294,7 @@ class ResourceStore:
         *,
         dry_run: bool = False,
         subresource: str = "",
+        manager: str | None = None,
     ) -> tuple[Obj, bool]:
         """PUT: replace the object. Returns (object, created)."""
         obj = self.convert.to_storage(obj) if self.convert else obj
@@ -320,6 +326,7 @@ class ResourceStore:
             requested_rv=requested_rv,
             dry_run=dry_run,
             subresource=subresource,
+            manager=manager,
             create_body=obj if self.strategy.allow_create_on_update and not subresource else None,
         )
 
@@ -331,6 +338,7 @@ class ResourceStore:
         *,
         dry_run: bool = False,
         subresource: str = "",
+        manager: str | None = None,
     ) -> Obj:
         """Apply ``mutate`` to the current object, retrying on concurrent writes.
 
@@ -342,7 +350,13 @@ class ResourceStore:
             return self.convert.to_storage(desired) if self.convert else desired
 
         obj, _ = await self._update(
-            namespace, name, wrapped, requested_rv=-1, dry_run=dry_run, subresource=subresource
+            namespace,
+            name,
+            wrapped,
+            requested_rv=-1,
+            dry_run=dry_run,
+            subresource=subresource,
+            manager=manager,
         )
         return obj
 
@@ -355,6 +369,7 @@ class ResourceStore:
         requested_rv: int,
         dry_run: bool,
         subresource: str,
+        manager: str | None = None,
         create_body: Obj | None = None,
     ) -> tuple[Obj, bool]:
         """The update loop. ``requested_rv``: >0 a precondition from the client,
@@ -365,7 +380,10 @@ class ResourceStore:
             if entry is None:
                 if create_body is not None:
                     create_body["metadata"].pop("resourceVersion", None)
-                    return await self.create(namespace, create_body, dry_run=dry_run), True
+                    created = await self.create(
+                        namespace, create_body, dry_run=dry_run, manager=manager
+                    )
+                    return created, True
                 raise self._not_found(name)
             old = entry.obj
             new = await mutate(old)
@@ -387,6 +405,9 @@ class ResourceStore:
             # Other subresources (scale, binding, finalize) change exactly the
             # fields they own; their handlers build the new object.
             self._keep_system_metadata(new, old)
+            if manager is not None:
+                new = self._track_fields(old, new, manager, subresource)
+                md = new["metadata"]
             if subresource == "status":
                 self._validate(new, self.strategy.validate_status_update(new, old))
             elif subresource in ("", "scale"):
@@ -435,6 +456,19 @@ class ResourceStore:
                 raise self._not_found(name) from None
             md["resourceVersion"] = str(rev)
             return self.output(new), False
+
+    def _track_fields(self, old: Obj | None, new: Obj, manager: str, subresource: str) -> Obj:
+        """Record in managedFields which fields ``manager`` set (an Update operation)."""
+        live = self.output(old) if old is not None else None
+        tracked = fieldmanager.update_managed_fields(
+            live=live,
+            new=self.output(new),
+            manager=manager,
+            api_version=self.resource.api_version,
+            subresource=subresource,
+            now=meta.now(),
+        )
+        return self.convert.to_storage(tracked) if self.convert else tracked
 
     def _check_uid(self, new: Obj, old: Obj, name: str) -> None:
         uid = (new.get("metadata") or {}).get("uid")

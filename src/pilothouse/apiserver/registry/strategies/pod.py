@@ -6,7 +6,6 @@ from pilothouse.api import qos
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver.registry.strategy import Strategy
 
-
 DEFAULT_GRACE_SECONDS = 30
 
 

@@ -1,0 +1,147 @@
+"""Values printed the way Go's ``fmt`` and ``reflect`` print them in patch errors.
+
+Upstream's patch errors embed decoded JSON values with ``%v`` and ``%s``
+(``map: map[image:nginx] does not contain declared merge key: name``), Go type
+names (``expected a []interface {}, but received a string``) and Go-quoted
+strings. The values are the ones Go's JSON decoding yields — objects are
+``map[string]interface {}``, arrays ``[]interface {}``, integers ``int64`` (the API
+server decodes patches preserving integers), other numbers ``float64``.
+
+No I/O here: part of the bottom ``api`` layer.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from typing import Any
+
+_MAP = "map[string]interface {}"
+_SLICE = "[]interface {}"
+
+
+def type_name(value: Any) -> str:
+    """``reflect.TypeOf(value).String()`` for a decoded JSON value (``<nil>`` for null)."""
+    kind = type(value)
+    if kind is dict:
+        return _MAP
+    if kind is list:
+        return _SLICE
+    if kind is str:
+        return "string"
+    if kind is bool:
+        return "bool"
+    if kind is int:
+        return "int64"
+    if kind is float:
+        return "float64"
+    return "<nil>"
+
+
+def type_name_s(value: Any) -> str:
+    """A value's Go type as ``%s`` prints a ``reflect.Type`` (a nil type is ``%!s(<nil>)``)."""
+    return "%!s(<nil>)" if value is None else type_name(value)
+
+
+def json_kind(value: Any) -> str:
+    """How Go's decoder names a JSON value in ``cannot unmarshal <kind> into …``."""
+    kind = type(value)
+    if kind is dict:
+        return "object"
+    if kind is list:
+        return "array"
+    if kind is str:
+        return "string"
+    if kind is bool:
+        return "bool"
+    if kind is int or kind is float:
+        return "number"
+    return "null"
+
+
+def v(value: Any) -> str:
+    """``fmt.Sprintf("%v", value)``."""
+    kind = type(value)
+    if kind is str:
+        return str(value)
+    if kind is dict:
+        return "map[" + " ".join(f"{k}:{v(value[k])}" for k in sorted(value)) + "]"
+    if kind is list:
+        return "[" + " ".join(v(item) for item in value) + "]"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return float_v(value)
+    return "<nil>"
+
+
+def s(value: Any) -> str:
+    """``fmt.Sprintf("%s", value)``: strings as they are, other scalars as ``%!s(T=v)``."""
+    kind = type(value)
+    if kind is str:
+        return str(value)
+    if kind is dict:
+        return "map[" + " ".join(f"{k}:{s(value[k])}" for k in sorted(value)) + "]"
+    if kind is list:
+        return "[" + " ".join(s(item) for item in value) + "]"
+    if value is None:
+        return "%!s(<nil>)"
+    return f"%!s({type_name(value)}={v(value)})"
+
+
+def float_v(value: float) -> str:
+    """A float64 as ``%v`` prints it: shortest digits, exponent form from 1e+06 and below 1e-04."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign = "-" if value < 0 else ""
+    parsed = decimal.Decimal(repr(abs(value))).as_tuple()
+    digits = "".join(map(str, parsed.digits)).rstrip("0") or "0"
+    exponent = int(parsed.exponent) + (len(parsed.digits) - len(digits))
+    point = len(digits) + exponent  # where the decimal point sits relative to the digits
+    exp = point - 1
+    if exp < -4 or exp >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+_SHORT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
+
+
+def quote(text: str) -> str:
+    """``strconv.Quote(text)`` (Go's ``%q`` of a string)."""
+    out = ['"']
+    for ch in text:
+        escaped = _SHORT_ESCAPES.get(ch)
+        if escaped is not None:
+            out.append(escaped)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
