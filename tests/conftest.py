@@ -47,6 +47,16 @@ def api_server() -> Iterator[testing.ServerThread]:
         yield srv
 
 
+@pytest.fixture(scope="session")
+def cluster_server() -> Iterator[testing.ServerThread]:
+    """A second server that also runs the controller manager (GC, namespaces, …)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pilothouse-cluster-") as tmp,
+        testing.server_thread(Path(tmp) / "data", controllers=True) as srv,
+    ):
+        yield srv
+
+
 class Kubectl:
     """Runs the real kubectl against a server."""
 
@@ -87,6 +97,20 @@ class Kubectl:
 @pytest.fixture(scope="session")
 def kubectl(api_server: testing.ServerThread) -> Kubectl:
     return Kubectl(api_server.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def cluster_kubectl(cluster_server: testing.ServerThread) -> Kubectl:
+    return Kubectl(cluster_server.kubeconfig)
+
+
+@pytest.fixture
+def cluster_namespace(cluster_kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace on the controller-running server."""
+    name = "t-" + uuid.uuid4().hex[:10]
+    cluster_kubectl("create", "namespace", name)
+    yield name
+    cluster_kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 class API:

@@ -19,12 +19,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from pilothouse.apiserver import server as apiserver
+from pilothouse.cli import allinone
+from pilothouse.client import rest
+from pilothouse.controllers import manager
 
 
 def free_port() -> int:
@@ -42,6 +45,7 @@ class ServerThread:
         data_dir: Path,
         *,
         datastore_endpoint: str = "sqlite://",
+        controllers: bool = False,
         **config: Any,
     ) -> None:
         self.config = apiserver.ServerConfig(
@@ -52,7 +56,8 @@ class ServerThread:
             advertise_address="127.0.0.1",
             **config,
         )
-        self.server = apiserver.APIServer(self.config)
+        self.cluster = allinone.AllInOne(self.config, allinone.Options(controllers=controllers))
+        self.server = self.cluster.server
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="pilothouse-apiserver", daemon=True)
         self._started: Future[None] = Future()
@@ -62,7 +67,7 @@ class ServerThread:
 
         async def boot() -> None:
             try:
-                await self.server.start()
+                await self.cluster.start()
             except BaseException as exc:
                 self._started.set_exception(exc)
                 raise
@@ -84,7 +89,7 @@ class ServerThread:
         if not self._thread.is_alive():
             return
         with contextlib.suppress(Exception):
-            self.call(self.server.stop())
+            self.call(self.cluster.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
 
@@ -194,3 +199,34 @@ def server_thread(data_dir: Path, **config: Any) -> Iterator[ServerThread]:
         yield srv
     finally:
         srv.stop()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, interval: float = 0.05
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+@contextlib.asynccontextmanager
+async def running_controllers(
+    client: rest.Client, factories: dict[str, manager.Factory]
+) -> AsyncIterator[manager.ControllerManager]:
+    """Run the given controllers on the current loop until the block ends."""
+    cm = manager.ControllerManager(client, factories=factories)
+    task = asyncio.create_task(cm.run())
+    try:
+        await asyncio.wait_for(cm.ready.wait(), 20)
+        yield cm
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -84,6 +84,10 @@ class APIServer:
         return f"https://{host}:{self.port}"
 
     @property
+    def socket_path(self) -> Path:
+        return self.config.data_dir / "run" / "apiserver.sock"
+
+    @property
     def kubeconfig_path(self) -> Path:
         return self.config.data_dir / "kubeconfig.yaml"
 
@@ -146,7 +150,7 @@ class APIServer:
                 self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
             ),
             openapi_docs=openapi.OpenAPIV3(self.registry),
-            authenticators=[app_module.x509_authenticator],
+            authenticators=[app_module.local_socket_authenticator, app_module.x509_authenticator],
             ready=self.is_ready,
         )
         self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)
@@ -160,6 +164,14 @@ class APIServer:
             reuse_address=True,
         )
         await site.start()
+        # Components inside this process (controllers, scheduler, agent) talk to
+        # the API over a private Unix socket: same HTTP API, no TLS.
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        unix_site = web.UnixSite(self._runner, str(self.socket_path))
+        await unix_site.start()
+        self.socket_path.chmod(0o600)
         server = site._server
         if server is not None and self.config.https_port == 0:
             sockets = getattr(server, "sockets", None) or []

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pilothouse import __version__
-from pilothouse.cli import kubectl, server
+from pilothouse.cli import controller_manager, kubectl, server, simulate
 
 DESCRIPTION = """\
 pilothouse runs a Kubernetes-compatible cluster: the API server, controllers,
@@ -14,6 +14,10 @@ scheduler and a node agent in one process, or as separate pieces.
 
   pilothouse server          run an all-in-one cluster (needs root for real pods)
   pilothouse kubectl ...     run kubectl against the local server
+  pilothouse controller-manager --kubeconfig FILE
+                             run the control loops against any API server
+  pilothouse simulate --kubeconfig FILE --nodes N
+                             hollow nodes for scale tests and capacity planning
 
 Start with `pilothouse server --help`.
 """
@@ -29,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     server.add_parser(sub)
     kubectl.add_parser(sub)
+    controller_manager.add_parser(sub)
+    simulate.add_parser(sub)
     return parser
 
 

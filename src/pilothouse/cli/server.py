@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from pilothouse.apiserver import server as apiserver
+from pilothouse.cli import allinone
 
 log = logging.getLogger("pilothouse")
 
@@ -103,9 +104,10 @@ async def _serve(args: argparse.Namespace) -> int:
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
         flush=True,
     )
-    server = apiserver.APIServer(config)
+    cluster = allinone.AllInOne(config)
+    server = cluster.server
     try:
-        await server.start()
+        await cluster.start()
     except PermissionError as exc:
         print(
             f"pilothouse: cannot use the data directory: {exc}. Run as root, or pass "
@@ -121,7 +123,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 "--https-port.",
                 file=sys.stderr,
             )
-        await server.stop()
+        await cluster.stop()
         return 1
     elapsed = time.monotonic() - started
     print(f"pilothouse: API server ready at {server.url} in {elapsed:.2f}s", flush=True)
@@ -139,6 +141,6 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("pilothouse: shutting down", flush=True)
-    await server.stop()
+    await cluster.stop()
     print("pilothouse: stopped", flush=True)
     return 0

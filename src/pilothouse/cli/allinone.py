@@ -1,0 +1,77 @@
+"""The all-in-one cluster: the API server plus the components that run beside it.
+
+``pilothouse server`` and the test harness both compose the cluster here, in
+one explicit start-up order: the API server first (ready when it answers), then
+the components, each with its own client on the server's private socket.
+Components run as supervised tasks; ``stop`` cancels them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from pilothouse.apiserver import server as apiserver
+from pilothouse.client import config, rest
+from pilothouse.controllers import manager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Options:
+    controllers: bool = True
+    enabled_controllers: list[str] | None = None
+    leader_elect: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class AllInOne:
+    def __init__(
+        self, server_config: apiserver.ServerConfig, options: Options | None = None
+    ) -> None:
+        self.options = options or Options()
+        self.server = apiserver.APIServer(server_config)
+        self.clients: list[rest.Client] = []
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.controller_manager: manager.ControllerManager | None = None
+
+    def client(self, user_agent: str) -> rest.Client:
+        c = rest.Client(config.local_socket(self.server.socket_path).with_user_agent(user_agent))
+        self.clients.append(c)
+        return c
+
+    async def start(self) -> None:
+        await self.server.start()
+        if self.options.controllers:
+            self.controller_manager = manager.ControllerManager(
+                self.client("pilothouse-controller-manager"),
+                enabled=self.options.enabled_controllers,
+                leader_elect=self.options.leader_elect,
+            )
+            self._supervise("controller-manager", self.controller_manager.run())
+
+    def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+
+        def done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s stopped: %r", name, t.exception(), exc_info=t.exception())
+
+        task.add_done_callback(done)
+        self.tasks[name] = task
+
+    async def stop(self) -> None:
+        for name in reversed(list(self.tasks)):
+            task = self.tasks.pop(name)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for c in self.clients:
+            await c.close()
+        self.clients.clear()
+        await self.server.stop()

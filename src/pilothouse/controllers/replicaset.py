@@ -1,0 +1,373 @@
+"""The ReplicaSet controller: keep ``spec.replicas`` pods running (upstream's replica_set.go).
+
+``sync(namespace/name)`` reads the ReplicaSet and the namespace's pods from the
+informers, adopts orphaned pods its selector matches and releases owned pods it
+no longer matches, then — if its expectations are met, so the cache is known to
+reflect its own past actions — creates pods (in slow-start batches, at most
+``burst`` per sync) or deletes the pods upstream would delete first, and writes
+``status``. One ReplicaSet is synced by one worker at a time; different ones in
+parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+from pilothouse.api import errors, meta, selectors
+from pilothouse.client import events, lister, rest
+from pilothouse.controllers import base, podcontrol
+from pilothouse.controllers.expectations import Expectations
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+BURST_REPLICAS = 500
+POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def _phase_rank(pod: Obj) -> int:
+    phase = (pod.get("status") or {}).get("phase")
+    return {"Pending": 0, "Unknown": 1, "Running": 2}.get(str(phase), 0)
+
+
+def _log2(seconds: float) -> int:
+    return math.floor(math.log2(seconds)) if seconds > 1 else 0
+
+
+def deletion_order(pods: list[Obj], related: list[Obj], now: float) -> list[Obj]:
+    """Pods in the order upstream deletes them (ActivePodsWithRanks, 1.32)."""
+    per_node: dict[str, int] = {}
+    for p in related:
+        node = (p.get("spec") or {}).get("nodeName")
+        if node and podcontrol.is_active(p):
+            per_node[node] = per_node.get(node, 0) + 1
+
+    def key(pod: Obj) -> tuple[Any, ...]:
+        md = pod["metadata"]
+        spec = pod.get("spec") or {}
+        node = spec.get("nodeName") or ""
+        ready = podcontrol.ready_condition(pod)
+        try:
+            cost = int((md.get("annotations") or {}).get(POD_DELETION_COST, 0))
+        except ValueError:
+            cost = 0
+        ready_since = meta.parse_time(ready.get("lastTransitionTime")) if ready else None
+        created = meta.parse_time(md.get("creationTimestamp")) or now
+        restarts = max(
+            (
+                c.get("restartCount", 0)
+                for c in (pod.get("status") or {}).get("containerStatuses") or []
+            ),
+            default=0,
+        )
+        return (
+            1 if node else 0,  # unassigned first
+            _phase_rank(pod),  # pending before unknown before running
+            1 if ready else 0,  # not ready before ready
+            cost,  # lower deletion cost first
+            -per_node.get(node, 0) if node else 0,  # doubled-up nodes first
+            _log2(now - ready_since) if ready_since else 0,  # ready for less time first
+            -restarts,  # more restarts first
+            -_log2(now - created),  # newer first (log scale)
+            -created,
+            md.get("uid", ""),
+        )
+
+    return sorted(pods, key=key)
+
+
+class ReplicaSetController(base.Controller):
+    name = "replicaset"
+    workers = 4
+    kind = "ReplicaSet"
+
+    def __init__(self, ctx: Any, *, burst: int = BURST_REPLICAS) -> None:
+        super().__init__(clock=ctx.clock)
+        self.client: rest.Client = ctx.client
+        self.burst = burst
+        self.rs_resource = ctx.resource("apps", "v1", "replicasets")
+        self.pod_resource = ctx.resource("", "v1", "pods")
+        self.sets = ctx.informers.informer(self.rs_resource)
+        self.pods = ctx.informers.informer(self.pod_resource)
+        self.pods.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
+        self.recorder: events.EventRecorder = ctx.recorder("replicaset-controller")
+        self.expectations = Expectations(ctx.clock)
+        self.sets.add_handlers(
+            on_add=self.enqueue, on_update=self._set_updated, on_delete=self._set_deleted
+        )
+        self.pods.add_handlers(
+            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+        )
+
+    async def wait_ready(self) -> None:
+        await self.sets.wait_synced()
+        await self.pods.wait_synced()
+
+    # --- handlers ---------------------------------------------------------------------
+    def _set_updated(self, old: Obj, new: Obj) -> None:
+        self.enqueue(new)
+
+    def _set_deleted(self, rs: Obj) -> None:
+        key = lister.key_of(rs)
+        self.expectations.forget(key)
+        self.queue.add(key)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        ref = podcontrol.get_controller_of(pod)
+        if ref is None or ref.get("kind") != self.kind:
+            return None
+        key = f"{pod['metadata'].get('namespace', '')}/{ref.get('name')}"
+        rs = self.sets.indexer.get(key)
+        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
+            return None
+        return key
+
+    def _orphan_owners(self, pod: Obj) -> list[str]:
+        md = pod["metadata"]
+        labels = md.get("labels") or {}
+        out = []
+        for rs in self.sets.indexer.list_namespace(md.get("namespace", "")):
+            sel = selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
+            if not sel.empty and sel.matches(labels):
+                out.append(lister.key_of(rs))
+        return out
+
+    def _pod_added(self, pod: Obj) -> None:
+        if pod["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(pod)
+            return
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.creation_observed(key)
+            self.queue.add(key)
+        elif podcontrol.get_controller_of(pod) is None:
+            for k in self._orphan_owners(pod):
+                self.queue.add(k)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        if new["metadata"].get("deletionTimestamp") and not old["metadata"].get(
+            "deletionTimestamp"
+        ):
+            # A pod being deleted is gone for our count: expect it as a deletion.
+            self._pod_deleted(new)
+            return
+        old_key, new_key = self._owner_key(old), self._owner_key(new)
+        if old_key and old_key != new_key:
+            self.queue.add(old_key)
+        if new_key:
+            self.queue.add(new_key)
+            rs = self.sets.indexer.get(new_key)
+            min_ready = int(((rs or {}).get("spec") or {}).get("minReadySeconds") or 0)
+            if min_ready and not podcontrol.pod_ready(old) and podcontrol.pod_ready(new):
+                self.queue.add_after(new_key, min_ready + 1)
+        elif podcontrol.get_controller_of(new) is None:
+            for k in self._orphan_owners(new):
+                self.queue.add(k)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, lister.key_of(pod))
+            self.queue.add(key)
+
+    # --- sync -------------------------------------------------------------------------
+    async def sync(self, key: str) -> None:
+        rs = self.sets.indexer.get(key)
+        if rs is None:
+            self.expectations.forget(key)
+            return
+        needs_sync = self.expectations.satisfied(key) and not rs["metadata"].get(
+            "deletionTimestamp"
+        )
+        pods = await self._claim_pods(rs)
+        active = [p for p in pods if podcontrol.is_active(p)]
+        error: BaseException | None = None
+        if needs_sync:
+            error = await self._manage_replicas(key, rs, active)
+        await self._update_status(rs, active, error)
+        if error is not None:
+            raise error
+
+    async def _claim_pods(self, rs: Obj) -> list[Obj]:
+        """The pods this set owns after adopting matching orphans and releasing
+        owned pods that no longer match (upstream's PodControllerRefManager)."""
+        md = rs["metadata"]
+        uid = md["uid"]
+        selector = selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
+        owned: list[Obj] = []
+        for pod in self.pods.indexer.list_namespace(md.get("namespace", "")):
+            ref = podcontrol.get_controller_of(pod)
+            labels = pod["metadata"].get("labels") or {}
+            matches = not selector.empty and selector.matches(labels)
+            if ref is not None:
+                if ref.get("uid") != uid:
+                    continue
+                if matches:
+                    owned.append(pod)
+                elif not pod["metadata"].get("deletionTimestamp"):
+                    await self._release(rs, pod)
+                continue
+            adoptable = (
+                matches
+                and not md.get("deletionTimestamp")
+                and not pod["metadata"].get("deletionTimestamp")
+            )
+            if adoptable and await self._adopt(rs, pod):
+                owned.append(pod)
+        return owned
+
+    async def _adopt(self, rs: Obj, pod: Obj) -> bool:
+        pmd = pod["metadata"]
+        refs = [r for r in pmd.get("ownerReferences") or []] + [podcontrol.controller_ref(rs)]
+        patch = {
+            "metadata": {
+                "ownerReferences": refs,
+                "uid": pmd["uid"],
+                "resourceVersion": pmd["resourceVersion"],
+            }
+        }
+        try:
+            await self.client.patch(self.pod_resource, pmd["name"], patch, pmd.get("namespace", ""))
+            return True
+        except errors.StatusError as exc:
+            if exc.code in (404, 409, 422):
+                return False
+            raise
+
+    async def _release(self, rs: Obj, pod: Obj) -> None:
+        pmd = pod["metadata"]
+        refs = [
+            r for r in pmd.get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]
+        ]
+        patch = {
+            "metadata": {
+                "ownerReferences": refs or None,
+                "uid": pmd["uid"],
+                "resourceVersion": pmd["resourceVersion"],
+            }
+        }
+        try:
+            await self.client.patch(self.pod_resource, pmd["name"], patch, pmd.get("namespace", ""))
+        except errors.StatusError as exc:
+            if exc.code not in (404, 409, 422):
+                raise
+
+    async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> BaseException | None:
+        spec = rs.get("spec") or {}
+        wanted = int(spec.get("replicas", 1))
+        diff = len(active) - wanted
+        ns = rs["metadata"].get("namespace", "")
+        if diff < 0:
+            count = min(-diff, self.burst)
+            self.expectations.expect_creations(key, count)
+            template = spec.get("template") or {}
+
+            async def create_one() -> None:
+                pod = podcontrol.pod_from_template(rs, template)
+                try:
+                    created = await self.client.create(self.pod_resource, pod, ns)
+                except errors.StatusError as exc:
+                    if exc.code == 403 and "being terminated" in exc.message:
+                        # The namespace is going away: nothing to create there.
+                        self.expectations.creation_observed(key)
+                        return
+                    self.recorder.event(
+                        rs, events.WARNING, "FailedCreate", f"Error creating: {exc.message}"
+                    )
+                    raise
+                self.recorder.event(
+                    rs,
+                    events.NORMAL,
+                    "SuccessfulCreate",
+                    f"Created pod: {created['metadata']['name']}",
+                )
+
+            done, error = await podcontrol.slow_start_batch(count, 1, create_one)
+            if done < count:
+                self.expectations.creations_failed(key, count - done)
+            return error
+        if diff > 0:
+            count = min(diff, self.burst)
+            victims = deletion_order(active, active, self.clock.now())[:count]
+            self.expectations.expect_deletions(key, [lister.key_of(p) for p in victims])
+
+            async def delete(pod: Obj) -> None:
+                pmd = pod["metadata"]
+                try:
+                    await self.client.delete(
+                        self.pod_resource, pmd["name"], ns, uid=pmd.get("uid", "")
+                    )
+                except errors.StatusError as exc:
+                    self.expectations.deletion_observed(key, lister.key_of(pod))
+                    if exc.code == 404:
+                        return
+                    self.recorder.event(
+                        rs, events.WARNING, "FailedDelete", f"Error deleting: {exc.message}"
+                    )
+                    raise
+                self.recorder.event(
+                    rs, events.NORMAL, "SuccessfulDelete", f"Deleted pod: {pmd['name']}"
+                )
+
+            results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
+            return next((r for r in results if isinstance(r, BaseException)), None)
+        return None
+
+    async def _update_status(self, rs: Obj, active: list[Obj], error: BaseException | None) -> None:
+        spec = rs.get("spec") or {}
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        now = self.clock.now()
+        ready = [p for p in active if podcontrol.pod_ready(p)]
+        available = [p for p in ready if podcontrol.pod_available(p, min_ready, now)]
+        fully_labeled = [
+            p
+            for p in active
+            if all(
+                (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items()
+            )
+        ]
+        old = rs.get("status") or {}
+        conditions = [c for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+        if error is not None:
+            reason = (
+                "FailedCreate" if len(active) < int(spec.get("replicas", 1)) else "FailedDelete"
+            )
+            message = error.message if isinstance(error, errors.StatusError) else repr(error)
+            conditions.append(
+                {
+                    "type": "ReplicaFailure",
+                    "status": "True",
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": meta.now(),
+                }
+            )
+        status: Obj = {
+            "replicas": len(active),
+            "fullyLabeledReplicas": len(fully_labeled),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(available),
+            "observedGeneration": int(rs["metadata"].get("generation") or 1),
+        }
+        if conditions:
+            status["conditions"] = conditions
+        # Zero counts are omitted upstream (omitempty), except replicas.
+        status = {k: v for k, v in status.items() if v or k == "replicas"}
+        if status == old:
+            pass
+        else:
+            updated = meta.deep_copy(rs)
+            updated["status"] = status
+            try:
+                await self.client.update_status(self.rs_resource, updated)
+            except errors.StatusError as exc:
+                if exc.code not in (404, 409):
+                    raise
+                if exc.code == 409:
+                    self.queue.add_rate_limited(lister.key_of(rs))
+        if min_ready and len(ready) != len(available):
+            self.queue.add_after(lister.key_of(rs), float(min_ready))

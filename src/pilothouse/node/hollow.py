@@ -1,0 +1,331 @@
+"""Hollow nodes: simulated nodes for scale tests and capacity planning (never the default).
+
+A :class:`HollowCluster` registers N Node objects with the capacity you give
+them, renews each node's Lease in ``kube-node-lease`` like a real agent, and —
+when ``run_pods`` — plays the part of their agents: pods bound to a hollow
+node are reported Running and Ready (status built by :mod:`pilothouse.node.status`,
+the same code the real agent uses), and pods being deleted are confirmed gone.
+No container is started.
+
+Concurrency: one informer task watches pods; a work queue feeds ``workers``
+tasks that write pod statuses and deletions, so thousands of pods are handled
+with many writes in flight. Heartbeats run on their own task, spread evenly
+over the heartbeat interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pilothouse.api import errors, meta, resources
+from pilothouse.client import informer, lister, rest, workqueue
+from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
+from pilothouse.client.clock import Clock
+from pilothouse.node import status as node_status
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+NODES = resources.Resource("", "v1", "Node", "nodes", False)
+PODS = resources.Resource("", "v1", "Pod", "pods", True)
+LEASES = resources.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
+LEASE_DURATION = 40
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``k=v,k2=v2`` → dict (the CLI's --labels)."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"label {part!r} is not key=value")
+        out[key] = value
+    return out
+
+
+def parse_taints(text: str) -> list[Obj]:
+    """``k=v:Effect,k2:Effect`` → taints (the CLI's --taints)."""
+    out: list[Obj] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kv, sep, effect = part.rpartition(":")
+        if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise ValueError(
+                f"taint {part!r} must be key[=value]:NoSchedule|PreferNoSchedule|NoExecute"
+            )
+        key, _, value = kv.partition("=")
+        taint: Obj = {"key": key, "effect": effect}
+        if value:
+            taint["value"] = value
+        out.append(taint)
+    return out
+
+
+@dataclass
+class HollowNode:
+    name: str
+    index: int
+    labels: dict[str, str] = field(default_factory=dict)
+    next_pod_ip: int = 2
+
+    @property
+    def address(self) -> str:
+        return str(ipaddress.ip_address(int(ipaddress.ip_address("10.250.0.0")) + self.index))
+
+    @property
+    def pod_cidr(self) -> str:
+        base = int(ipaddress.ip_address("100.64.0.0")) + self.index * 256
+        return f"{ipaddress.ip_address(base)}/24"
+
+    def allocate_pod_ip(self) -> str:
+        base = int(ipaddress.ip_address("100.64.0.0")) + self.index * 256
+        ip = str(ipaddress.ip_address(base + self.next_pod_ip))
+        self.next_pod_ip = 2 + (self.next_pod_ip - 1) % 252
+        return ip
+
+
+class HollowCluster:
+    """N simulated nodes and their simulated agents."""
+
+    def __init__(
+        self,
+        client: rest.Client,
+        *,
+        count: int,
+        name_prefix: str = "hollow-",
+        cpu: str = "32",
+        memory: str = "128Gi",
+        pods: int = 110,
+        labels: dict[str, str] | None = None,
+        taints: list[Obj] | None = None,
+        zones: int = 0,
+        heartbeat: float = 10.0,
+        run_pods: bool = True,
+        workers: int = 16,
+        clock: Clock = DEFAULT_CLOCK,
+    ) -> None:
+        self.client = client
+        self.prefix = name_prefix
+        self.capacity = {
+            "cpu": cpu,
+            "memory": memory,
+            "pods": str(pods),
+            "ephemeral-storage": "100Gi",
+        }
+        self.labels = labels or {}
+        self.taints = taints or []
+        self.heartbeat = heartbeat
+        self.run_pods = run_pods
+        self.clock = clock
+        self.nodes: dict[str, HollowNode] = {}
+        for i in range(count):
+            node_labels = dict(self.labels)
+            if zones:
+                node_labels["topology.kubernetes.io/zone"] = f"zone-{i % zones}"
+            self.nodes[f"{name_prefix}{i}"] = HollowNode(f"{name_prefix}{i}", i, node_labels)
+        self.queue: workqueue.WorkQueue[str] = workqueue.WorkQueue("hollow-pods", clock=clock)
+        self.pods: informer.Informer | None = None
+        self.workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pod_ips: dict[str, str] = {}
+        self.pods_started = 0
+
+    # --- life cycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Register every node (concurrently), then start heartbeats and the pod runner."""
+        sem = asyncio.Semaphore(64)
+
+        async def register(node: HollowNode) -> None:
+            async with sem:
+                await self._register(node)
+
+        await asyncio.gather(*(register(n) for n in self.nodes.values()))
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._heartbeats(), name="hollow-heartbeats"))
+        if self.run_pods:
+            self.pods = informer.Informer(self.client, PODS)
+            self.pods.add_handlers(
+                on_add=self._pod_event, on_update=lambda _o, n: self._pod_event(n)
+            )
+            self.pods.start()
+            for i in range(self.workers):
+                self._tasks.append(loop.create_task(self._worker(), name=f"hollow-pod-worker-{i}"))
+
+    async def stop(self, *, unregister: bool = False) -> None:
+        self.queue.shutdown()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        if self.pods is not None:
+            await self.pods.stop()
+        if unregister:
+            sem = asyncio.Semaphore(64)
+
+            async def drop(name: str) -> None:
+                async with sem:
+                    with contextlib.suppress(errors.StatusError):
+                        await self.client.delete(NODES, name)
+                    with contextlib.suppress(errors.StatusError):
+                        await self.client.delete(LEASES, name, "kube-node-lease")
+
+            await asyncio.gather(*(drop(n) for n in self.nodes))
+
+    # --- nodes ------------------------------------------------------------------------
+    async def _register(self, node: HollowNode) -> None:
+        obj = node_status.node_object(
+            node.name,
+            capacity=self.capacity,
+            labels=node.labels,
+            taints=self.taints,
+            address=node.address,
+            pod_cidr=node.pod_cidr,
+            runtime="hollow",
+            os_image="pilothouse hollow node",
+        )
+        try:
+            await self.client.create(NODES, obj)
+        except errors.StatusError as exc:
+            if exc.code != 409:
+                raise
+            current = await self.client.get(NODES, node.name)
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            await self.client.update(NODES, obj)
+            obj["metadata"]["resourceVersion"] = (await self.client.get(NODES, node.name))[
+                "metadata"
+            ]["resourceVersion"]
+            await self.client.update_status(NODES, obj)
+        await self._renew(node.name)
+
+    async def _renew(self, name: str) -> None:
+        lease = node_status.lease_object(
+            name, duration=LEASE_DURATION, now_micro=meta.format_micro_time(self.clock.now())
+        )
+        try:
+            current = await self.client.get(LEASES, name, "kube-node-lease")
+        except errors.StatusError as exc:
+            if exc.code != 404:
+                raise
+            with contextlib.suppress(errors.StatusError):
+                await self.client.create(LEASES, lease, "kube-node-lease")
+            return
+        current["spec"] = {**(current.get("spec") or {}), **lease["spec"]}
+        with contextlib.suppress(errors.StatusError):
+            await self.client.update(LEASES, current)
+
+    async def _heartbeats(self) -> None:
+        names = list(self.nodes)
+        while True:
+            spacing = self.heartbeat / max(1, len(names))
+            for name in names:
+                await self.clock.sleep(spacing)
+                try:
+                    await self._renew(name)
+                except (errors.StatusError, OSError) as exc:
+                    log.debug("hollow heartbeat %s: %r", name, exc)
+
+    # --- pods -------------------------------------------------------------------------
+    def _pod_event(self, pod: Obj) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node not in self.nodes:
+            return
+        md = pod["metadata"]
+        phase = (pod.get("status") or {}).get("phase")
+        if md.get("deletionTimestamp") or phase in (None, "", "Pending"):
+            self.queue.add(lister.key_of(pod))
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except workqueue.ShutDown:
+                return
+            try:
+                await self._sync_pod(key)
+                self.queue.forget(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("hollow pod %s: %r", key, exc)
+                self.queue.add_rate_limited(key)
+            finally:
+                self.queue.done(key)
+
+    async def _sync_pod(self, key: str) -> None:
+        assert self.pods is not None
+        pod = self.pods.indexer.get(key)
+        if pod is None:
+            self._pod_ips.pop(key, None)
+            return
+        md = pod["metadata"]
+        node = self.nodes.get((pod.get("spec") or {}).get("nodeName", ""))
+        if node is None:
+            return
+        if md.get("deletionTimestamp"):
+            # Nothing runs: termination is immediate; confirm it as an agent would.
+            with contextlib.suppress(errors.StatusError):
+                await self.client.delete(
+                    PODS,
+                    md["name"],
+                    md.get("namespace", ""),
+                    grace_period_seconds=0,
+                    uid=md.get("uid", ""),
+                )
+            self._pod_ips.pop(key, None)
+            return
+        if (pod.get("status") or {}).get("phase") not in (None, "", "Pending"):
+            return
+        now = meta.now()
+        ip = self._pod_ips.get(key) or node.allocate_pod_ip()
+        self._pod_ips[key] = ip
+        spec = pod.get("spec") or {}
+        containers = [
+            node_status.ContainerState(
+                name=c["name"],
+                image=c.get("image", ""),
+                image_id=f"hollow://{c.get('image', '')}",
+                container_id=f"hollow://{md.get('uid', '')}-{c['name']}",
+                state="running",
+                started_at=now,
+                ready=True,
+                started=True,
+            )
+            for c in spec.get("containers") or []
+        ]
+        inits = [
+            node_status.ContainerState(
+                name=c["name"],
+                image=c.get("image", ""),
+                state="terminated",
+                exit_code=0,
+                reason="Completed",
+                started_at=now,
+                finished_at=now,
+            )
+            for c in spec.get("initContainers") or []
+        ]
+        updated = meta.deep_copy(pod)
+        updated["status"] = node_status.pod_status(
+            pod,
+            containers=containers,
+            init_containers=inits,
+            host_ip=node.address,
+            pod_ip=ip,
+            sandbox_ready=True,
+            start_time=now,
+            now=now,
+        )
+        try:
+            await self.client.update_status(PODS, updated)
+            self.pods_started += 1
+        except errors.StatusError as exc:
+            if exc.code == 404:
+                return
+            raise  # 409: a newer version is coming through the informer; retried with backoff

@@ -1,0 +1,173 @@
+"""The ReplicaSet controller with a hollow node running its pods."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from pilothouse.api import resources
+from pilothouse.client import rest
+from pilothouse.controllers import replicaset
+from pilothouse.controllers.replicaset import deletion_order
+from pilothouse.node import hollow
+from pilothouse.testing import eventually, running_controllers
+
+RS = resources.DEFAULT.by_path("apps", "v1", "replicasets")
+PODS = resources.DEFAULT.by_path("", "v1", "pods")
+assert RS is not None and PODS is not None
+
+
+@pytest.fixture
+async def node(client: rest.Client) -> AsyncIterator[hollow.HollowCluster]:
+    sim = hollow.HollowCluster(
+        client, count=1, name_prefix=f"rs-{uuid.uuid4().hex[:6]}-", heartbeat=60
+    )
+    await sim.start()
+    yield sim
+    await sim.stop(unregister=True)
+
+
+def replica_set(name: str, replicas: int, node_name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }
+
+
+async def pods_of(client: rest.Client, ns: str, app: str) -> list[dict[str, Any]]:
+    items = (await client.list(PODS, ns, label_selector=f"app={app}"))["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+@contextlib.asynccontextmanager
+async def controller(client: rest.Client) -> AsyncIterator[None]:
+    async with running_controllers(client, {"replicaset": replicaset.ReplicaSetController}):
+        yield
+
+
+async def test_creates_pods_reports_status_and_replaces_deleted_ones(
+    client: rest.Client, ns: str, node: hollow.HollowCluster
+) -> None:
+    node_name = next(iter(node.nodes))
+    async with controller(client):
+        await client.create(RS, replica_set("web", 3, node_name), ns)
+
+        async def all_ready() -> dict[str, Any] | None:
+            st = (await client.get(RS, "web", ns)).get("status") or {}
+            return st if st.get("readyReplicas") == 3 and st.get("availableReplicas") == 3 else None
+
+        st = await eventually(all_ready)
+        assert (
+            st["replicas"] == 3
+            and st["fullyLabeledReplicas"] == 3
+            and st["observedGeneration"] == 1
+        )
+        pods = await pods_of(client, ns, "web")
+        assert len(pods) == 3
+        ref = pods[0]["metadata"]["ownerReferences"][0]
+        assert (
+            ref["kind"] == "ReplicaSet"
+            and ref["controller"] is True
+            and ref["blockOwnerDeletion"] is True
+        )
+        assert pods[0]["metadata"]["generateName"] == "web-"
+
+        victim = pods[0]["metadata"]["name"]
+        await client.delete(PODS, victim, ns)
+
+        async def replaced() -> bool:
+            names = {p["metadata"]["name"] for p in await pods_of(client, ns, "web")}
+            return len(names) == 3 and victim not in names
+
+        await eventually(replaced)
+
+        rs = await client.get(RS, "web", ns)
+        rs["spec"]["replicas"] = 1
+        await client.update(RS, rs)
+
+        async def scaled_down() -> bool:
+            st = (await client.get(RS, "web", ns)).get("status") or {}
+            return len(await pods_of(client, ns, "web")) == 1 and st.get("replicas") == 1
+
+        await eventually(scaled_down)
+        events = (await client.list(resources.DEFAULT.by_path("", "v1", "events"), ns))["items"]  # type: ignore[arg-type]
+        reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == "web"}
+        assert {"SuccessfulCreate", "SuccessfulDelete"} <= reasons
+
+
+async def test_adopts_orphans_and_releases_non_matching_pods(
+    client: rest.Client, ns: str, node: hollow.HollowCluster
+) -> None:
+    node_name = next(iter(node.nodes))
+    orphan = {
+        "metadata": {"name": "orphan", "labels": {"app": "db"}},
+        "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    await client.create(PODS, orphan, ns)
+    async with controller(client):
+        await client.create(RS, replica_set("db", 2, node_name), ns)
+
+        async def two_pods_one_adopted() -> bool:
+            pods = await pods_of(client, ns, "db")
+            got = await client.get(PODS, "orphan", ns)
+            refs = got["metadata"].get("ownerReferences") or []
+            return len(pods) == 2 and any(
+                r["kind"] == "ReplicaSet" and r["name"] == "db" for r in refs
+            )
+
+        await eventually(two_pods_one_adopted)
+        # Relabel the adopted pod: it is released and replaced.
+        got = await client.get(PODS, "orphan", ns)
+        got["metadata"]["labels"] = {"app": "other"}
+        await client.update(PODS, got)
+
+        async def released() -> bool:
+            pod = await client.get(PODS, "orphan", ns)
+            return (
+                not pod["metadata"].get("ownerReferences")
+                and len(await pods_of(client, ns, "db")) == 2
+            )
+
+        await eventually(released)
+
+
+def test_deletion_order_prefers_unassigned_pending_unready_and_young() -> None:
+    def pod(
+        name: str,
+        node: str = "",
+        phase: str = "Running",
+        ready: bool = True,
+        created: str = "2026-01-01T00:00:00Z",
+    ) -> dict[str, Any]:
+        conds = (
+            [{"type": "Ready", "status": "True", "lastTransitionTime": created}] if ready else []
+        )
+        return {
+            "metadata": {"name": name, "uid": name, "creationTimestamp": created},
+            "spec": {"nodeName": node},
+            "status": {"phase": phase, "conditions": conds},
+        }
+
+    pods = [
+        pod("running-old", "n1", created="2026-01-01T00:00:00Z"),
+        pod("unassigned", "", "Pending", ready=False),
+        pod("pending", "n1", "Pending", ready=False),
+        pod("not-ready", "n1", "Running", ready=False),
+        pod("running-young", "n2", created="2026-01-01T11:59:00Z"),
+    ]
+    now = 1_767_268_800.0  # 2026-01-01T12:00:00Z
+    order = [p["metadata"]["name"] for p in deletion_order(pods, pods, now)]
+    assert order[:3] == ["unassigned", "pending", "not-ready"]
+    # n1 holds more of this set's pods than n2: doubled-up nodes go first.
+    assert order[3:] == ["running-old", "running-young"]
