@@ -61,14 +61,24 @@ Factory = Callable[[Context], base.Controller]
 def default_controllers() -> dict[str, Factory]:
     # Imported here: each controller module pulls in only what it needs, and
     # the list stays the one place that names them all.
-    from pilothouse.controllers import disruption, garbagecollector, namespace, podgc, replicaset
+    from pilothouse.controllers import (
+        deployment,
+        disruption,
+        garbagecollector,
+        namespace,
+        nodeipam,
+        podgc,
+        replicaset,
+    )
 
     return {
         "replicaset": replicaset.ReplicaSetController,
+        "deployment": deployment.DeploymentController,
         "garbagecollector": garbagecollector.GarbageCollector,
         "namespace": namespace.NamespaceController,
         "disruption": disruption.DisruptionController,
         "podgc": podgc.PodGCController,
+        "nodeipam": nodeipam.NodeIPAMController,
     }
 
 

@@ -440,7 +440,11 @@ class ResourceStore:
                 return self.output(new), False
             if new == old:
                 return self.output(old), False  # nothing changed: no write, no event
-            if self.strategy.tracks_generation and self.strategy.spec_changed(new, old):
+            if (
+                subresource != "status"  # a status write never bumps the generation
+                and self.strategy.tracks_generation
+                and self.strategy.spec_changed(new, old)
+            ):
                 md["generation"] = int(old_md.get("generation") or 1) + 1
             if dry_run:
                 return self.output(new), False

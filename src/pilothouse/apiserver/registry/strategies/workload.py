@@ -25,6 +25,17 @@ class DeploymentStrategy(GenerationStrategy):
             return True
         return super().spec_changed(new, old)
 
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        # Upstream's deploymentStatusStrategy resets only spec and labels: the
+        # deployment controller writes the revision annotation through /status.
+        annotations = (new.get("metadata") or {}).get("annotations")
+        super().prepare_for_status_update(new, old)
+        md = new["metadata"]
+        if annotations:
+            md["annotations"] = annotations
+        else:
+            md.pop("annotations", None)
+
 
 class JobStrategy(GenerationStrategy):
     def prepare_for_create(self, obj: Obj) -> None:
