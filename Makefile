@@ -15,7 +15,7 @@ ARGS ?=
 # Debian packages the node needs (containers, networking, images) and that the
 # test suite drives (local registry, etcd for the HA path).
 APT_PACKAGES := ca-certificates iproute2 iptables nftables crun runc conmon \
-	containernetworking-plugins util-linux
+	containernetworking-plugins util-linux zstd
 APT_TEST_PACKAGES := busybox-static docker-registry etcd-server
 
 .PHONY: install install-test up test lint typecheck importlint unit bench clean help
