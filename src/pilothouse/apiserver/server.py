@@ -21,10 +21,10 @@ from aiohttp import web
 
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
-from pilothouse.apiserver import watchcache
-from pilothouse.apiserver.admission import namespace_lifecycle
+from pilothouse.apiserver import join, watchcache
+from pilothouse.apiserver.admission import namespace_lifecycle, pods
 from pilothouse.apiserver.auth import certs
-from pilothouse.apiserver.handlers import discovery, openapi, rest, subresources
+from pilothouse.apiserver.handlers import discovery, nodeproxy, openapi, rest, subresources
 from pilothouse.apiserver.registry import strategies
 from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.apiserver.registry.strategies import service as service_strategy
@@ -71,6 +71,9 @@ class APIServer:
         self.stores: dict[resources.Resource, ResourceStore] = {}
         self.pki: certs.PKI | None = None
         self._runner: web.AppRunner | None = None
+        self.node_proxy: nodeproxy.NodeProxy | None = None
+        self.token = ""
+        self.join_service: join.JoinService | None = None
         self._ready = False
         self.port = config.https_port
         self.advertise_address = config.advertise_address or _local_address()
@@ -122,16 +125,29 @@ class APIServer:
                 strategy=strategies.for_resource(r, self.registry),
                 store=self.store,
                 cache=self.cache,
-                admission=[namespace_lifecycle.namespace_lifecycle, allocator],
+                admission=[namespace_lifecycle.namespace_lifecycle, pods.pod_admission, allocator],
             )
         await self._bootstrap()
+        self.token = join.ensure_token(cfg.data_dir, self.pki)
+        self.join_service = join.JoinService(pki=self.pki, token=self.token)
         await self._listen()
         self._ready = True
         self._write_kubeconfigs()
 
     async def _listen(self) -> None:
         assert self.pki is not None
+        assert self.join_service is not None
         pdbs = self.resource_store("policy", "v1", "poddisruptionbudgets")
+        kubelet_cert, kubelet_key = certs.ensure_client_pair(
+            self.pki,
+            "kubelet-client",
+            common_name="kube-apiserver-kubelet-client",
+            organizations=["system:masters"],
+        )
+        self.node_proxy = nodeproxy.NodeProxy(
+            nodes=self.resource_store("", "v1", "nodes"),
+            client_ssl=self.pki.ssl_client_context(kubelet_cert, kubelet_key),
+        )
         resource_api = rest.ResourceAPI(
             registry=self.registry,
             stores=self.stores,
@@ -141,6 +157,7 @@ class APIServer:
                 "bindings": subresources.binding,
                 "eviction": functools.partial(subresources.eviction, pdbs=pdbs),
                 "finalize": subresources.finalize,
+                "log": self.node_proxy.logs,
             },
         )
         api = app_module.APIApp(
@@ -151,6 +168,10 @@ class APIServer:
             ),
             openapi_docs=openapi.OpenAPIV3(self.registry),
             authenticators=[app_module.local_socket_authenticator, app_module.x509_authenticator],
+            extra_routes={
+                join.CACERTS_PATH: self.join_service.cacerts,
+                join.JOIN_PATH: self.join_service.join,
+            },
             ready=self.is_ready,
         )
         self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)
@@ -187,6 +208,8 @@ class APIServer:
 
     async def stop(self) -> None:
         self._ready = False
+        if self.node_proxy is not None:
+            await self.node_proxy.close()
         if self.cache is not None:
             await self.cache.stop()
         if self._runner is not None:
@@ -208,6 +231,19 @@ class APIServer:
                 namespaces,
                 "",
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+            )
+        priorities = self.resource_store("scheduling.k8s.io", "v1", "priorityclasses")
+        for name, value, description in pods.SYSTEM_PRIORITY_CLASSES:
+            await _ensure(
+                priorities,
+                "",
+                {
+                    "apiVersion": "scheduling.k8s.io/v1",
+                    "kind": "PriorityClass",
+                    "metadata": {"name": name},
+                    "value": value,
+                    "description": description,
+                },
             )
         services = self.resource_store("", "v1", "services")
         port = self.config.https_port or self.port

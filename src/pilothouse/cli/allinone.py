@@ -18,6 +18,8 @@ from typing import Any
 from pilothouse.apiserver import server as apiserver
 from pilothouse.client import config, rest
 from pilothouse.controllers import manager
+from pilothouse.scheduler import config as scheduler_config
+from pilothouse.scheduler import scheduler
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,11 @@ class Options:
     controllers: bool = True
     enabled_controllers: list[str] | None = None
     leader_elect: bool = False
+    # None: run the scheduler whenever the controllers run (test harnesses that turn
+    # the control loops off get no scheduler either).
+    scheduler: bool | None = None
+    scheduler_config: scheduler_config.Configuration | None = None
+    agent: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -39,6 +46,7 @@ class AllInOne:
         self.clients: list[rest.Client] = []
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.controller_manager: manager.ControllerManager | None = None
+        self.scheduler: scheduler.Scheduler | None = None
 
     def client(self, user_agent: str) -> rest.Client:
         c = rest.Client(config.local_socket(self.server.socket_path).with_user_agent(user_agent))
@@ -54,6 +62,16 @@ class AllInOne:
                 leader_elect=self.options.leader_elect,
             )
             self._supervise("controller-manager", self.controller_manager.run())
+        run_scheduler = self.options.scheduler
+        if run_scheduler is None:
+            run_scheduler = self.options.controllers
+        if run_scheduler:
+            self.scheduler = scheduler.Scheduler(
+                self.client("pilothouse-scheduler"),
+                configuration=self.options.scheduler_config,
+                leader_elect=self.options.leader_elect,
+            )
+            self._supervise("scheduler", self.scheduler.run())
 
     def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)

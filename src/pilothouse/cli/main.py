@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pilothouse import __version__
-from pilothouse.cli import controller_manager, kubectl, server, simulate
+from pilothouse.cli import controller_manager, images, kubectl, scheduler, server, simulate
 
 DESCRIPTION = """\
 pilothouse runs a Kubernetes-compatible cluster: the API server, controllers,
@@ -16,8 +16,12 @@ scheduler and a node agent in one process, or as separate pieces.
   pilothouse kubectl ...     run kubectl against the local server
   pilothouse controller-manager --kubeconfig FILE
                              run the control loops against any API server
+  pilothouse scheduler --kubeconfig FILE [--config FILE]
+                             run the scheduler against any API server
   pilothouse simulate --kubeconfig FILE --nodes N
                              hollow nodes for scale tests and capacity planning
+  pilothouse images import|ls|rm|pull
+                             the node's container images (air-gapped: import archives)
 
 Start with `pilothouse server --help`.
 """
@@ -34,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_parser(sub)
     kubectl.add_parser(sub)
     controller_manager.add_parser(sub)
+    scheduler.add_parser(sub)
     simulate.add_parser(sub)
+    images.add_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pilothouse.apiserver import server as apiserver
 from pilothouse.cli import allinone
+from pilothouse.scheduler import config as scheduler_config
 
 log = logging.getLogger("pilothouse")
 
@@ -74,6 +75,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not run a node agent on this machine (control plane only)",
     )
+    p.add_argument(
+        "--disable-scheduler",
+        action="store_true",
+        help="do not run the scheduler (run `pilothouse scheduler` elsewhere)",
+    )
+    p.add_argument(
+        "--disable-controller-manager",
+        action="store_true",
+        help="do not run the controllers (run `pilothouse controller-manager` elsewhere)",
+    )
+    p.add_argument(
+        "--scheduler-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a KubeSchedulerConfiguration file (e.g. to bin-pack with MostAllocated)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     p.set_defaults(func=run)
 
@@ -104,7 +122,23 @@ async def _serve(args: argparse.Namespace) -> int:
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
         flush=True,
     )
-    cluster = allinone.AllInOne(config)
+    scheduler_configuration = None
+    if args.scheduler_config is not None:
+        try:
+            scheduler_configuration = scheduler_config.load(args.scheduler_config)
+        except (OSError, scheduler_config.ConfigError) as exc:
+            print(
+                f"pilothouse: cannot use scheduler config {args.scheduler_config}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
+    options = allinone.Options(
+        controllers=not args.disable_controller_manager,
+        scheduler=not args.disable_scheduler,
+        scheduler_config=scheduler_configuration,
+        agent=not args.disable_agent,
+    )
+    cluster = allinone.AllInOne(config, options)
     server = cluster.server
     try:
         await cluster.start()

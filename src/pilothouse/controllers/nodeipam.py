@@ -26,49 +26,74 @@ class NodeIPAMController(base.Controller):
     name = "nodeipam"
     workers = 1
 
-    def __init__(self, ctx: Any, *, cluster_cidr: str = CLUSTER_CIDR, node_prefix: int = NODE_PREFIX) -> None:
+    def __init__(
+        self, ctx: Any, *, cluster_cidr: str = CLUSTER_CIDR, node_prefix: int = NODE_PREFIX
+    ) -> None:
         super().__init__(clock=ctx.clock)
         self.client: rest.Client = ctx.client
         self.nodes_resource = ctx.resource("", "v1", "nodes")
         self.nodes = ctx.informers.informer(self.nodes_resource)
         self.cluster = ipaddress.ip_network(cluster_cidr)
         self.prefix = node_prefix
-        self.nodes.add_handlers(on_add=self._maybe, on_update=lambda _o, n: self._maybe(n))
+        # Ranges in use, kept in step by the handlers (recounting every node on
+        # every allocation is quadratic when thousands of nodes register).
+        self._taken: dict[str, set[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        self._next = 0
+        self.nodes.add_handlers(
+            on_add=self._seen, on_update=lambda _o, n: self._seen(n), on_delete=self._gone
+        )
 
     async def wait_ready(self) -> None:
         await self.nodes.wait_synced()
 
-    def _maybe(self, node: Obj) -> None:
+    @staticmethod
+    def _ranges(node: Obj) -> set[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        spec = node.get("spec") or {}
+        out = set()
+        for cidr in spec.get("podCIDRs") or [spec.get("podCIDR")]:
+            if cidr:
+                try:
+                    out.add(ipaddress.ip_network(cidr))
+                except ValueError:
+                    continue
+        return out
+
+    def _seen(self, node: Obj) -> None:
+        self._taken[node["metadata"]["name"]] = self._ranges(node)
         if not (node.get("spec") or {}).get("podCIDR"):
             self.enqueue(node)
 
-    def _taken(self) -> set[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        out = set()
-        for node in self.nodes.indexer.list():
-            for cidr in (node.get("spec") or {}).get("podCIDRs") or [(node.get("spec") or {}).get("podCIDR")]:
-                if cidr:
-                    try:
-                        out.add(ipaddress.ip_network(cidr))
-                    except ValueError:
-                        continue
-        return out
+    def _gone(self, node: Obj) -> None:
+        self._taken.pop(node["metadata"]["name"], None)
 
     async def sync(self, key: str) -> None:
         node = self.nodes.indexer.get(key)
         if node is None or (node.get("spec") or {}).get("podCIDR"):
             return
-        taken = self._taken()
-        for subnet in self.cluster.subnets(new_prefix=self.prefix):
-            if subnet not in taken:
+        taken: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
+        for ranges in self._taken.values():
+            taken |= ranges
+        subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(
+            self.cluster.subnets(new_prefix=self.prefix)
+        )
+        subnet = subnets[0]
+        for i in range(len(subnets)):
+            candidate = subnets[(self._next + i) % len(subnets)]
+            if candidate not in taken:
+                subnet = candidate
+                self._next = (self._next + i + 1) % len(subnets)
                 break
         else:
             log.error("node IPAM: %s is full; node %s gets no pod CIDR", self.cluster, key)
             return
         cidr = str(subnet)
         try:
-            await self.client.patch(self.nodes_resource, key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+            await self.client.patch(
+                self.nodes_resource, key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}
+            )
         except errors.StatusError as exc:
             if exc.code != 404:
                 raise
             return
+        self._taken[key] = {subnet}
         log.info("node IPAM: %s gets %s", key, cidr)

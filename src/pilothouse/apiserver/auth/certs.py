@@ -38,7 +38,7 @@ import pathlib
 import socket
 import ssl
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -194,6 +194,107 @@ def issue_client_cert(
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
     )
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def issue_serving_cert(
+    pki: PKI, *, common_name: str, hostnames: list[str], ips: list[str], days: int = LEAF_DAYS
+) -> tuple[bytes, bytes]:
+    """A serving certificate from the cluster CA for a node agent: ``(cert PEM, key PEM)``."""
+    ca_cert, ca_key = _read_pair(pki.ca_cert, pki.ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    return _sign_public(
+        pki,
+        key.public_key(),
+        ca_cert,
+        ca_key,
+        common_name=common_name,
+        organizations=[],
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        hostnames=hostnames,
+        ips=ips,
+        days=days,
+    ), _key_pem(key)
+
+
+def sign_csr(
+    pki: PKI,
+    csr_pem: bytes,
+    *,
+    common_name: str,
+    organizations: list[str],
+    server: bool,
+    hostnames: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    days: int = LEAF_DAYS,
+) -> bytes:
+    """Sign a certificate request's public key with the cluster CA.
+
+    The subject and names come from the arguments, never from the request: a
+    joining node cannot choose who it is. Raises ValueError for a bad request."""
+    csr = x509.load_pem_x509_csr(csr_pem)
+    if not csr.is_signature_valid:
+        raise ValueError("certificate request signature is invalid")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise ValueError("certificate request must carry an ECDSA key")
+    ca_cert, ca_key = _read_pair(pki.ca_cert, pki.ca_key)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    return _sign_public(
+        pki,
+        public,
+        ca_cert,
+        ca_key,
+        common_name=common_name,
+        organizations=organizations,
+        usage=usage,
+        hostnames=list(hostnames),
+        ips=list(ips),
+        days=days,
+    )
+
+
+def _sign_public(
+    pki: PKI,
+    public: ec.EllipticCurvePublicKey,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    common_name: str,
+    organizations: list[str],
+    usage: x509.ObjectIdentifier,
+    hostnames: list[str],
+    ips: list[str],
+    days: int,
+) -> bytes:
+    sans: list[x509.GeneralName] = [
+        x509.DNSName(h) for h in dict.fromkeys(hostnames) if h and h.isascii()
+    ]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(ips) if a]
+    cert = _sign(
+        public,
+        ca_cert,
+        ca_key,
+        now=_now(),
+        days=days,
+        subject=_name(common_name, organizations),
+        usage=usage,
+        sans=sans or None,
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def ensure_client_pair(
+    pki: PKI, name: str, *, common_name: str, organizations: list[str]
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """A client certificate kept in the PKI directory (``<name>.crt``/``.key``), issued once
+    and renewed when near its end or no longer from this CA."""
+    cert_path, key_path = pki.directory / f"{name}.crt", pki.directory / f"{name}.key"
+    ca_cert, _ = _read_pair(pki.ca_cert, pki.ca_key)
+    if _load_leaf(cert_path, key_path, ca_cert, _now()) is None:
+        cert, key = issue_client_cert(pki, common_name=common_name, organizations=organizations)
+        _write_atomic(key_path, key, mode=0o600)
+        _write_atomic(cert_path, cert, mode=0o644)
+    return cert_path, key_path
 
 
 def identity_from_peercert(der: bytes) -> tuple[str, list[str]]:

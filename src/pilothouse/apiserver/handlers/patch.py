@@ -160,6 +160,7 @@ async def patch(
         else:
             patched_md.pop("resourceVersion", None)
         new = from_view(current, patched)
+        _check_name(new, info)
         if not is_apply:
             # Field ownership is recorded on the object, also for /scale (as upstream).
             new = fieldmanager.update_managed_fields(
@@ -238,6 +239,21 @@ def _apply_patch(
     if isinstance(patched, dict):
         _check_fields(patched, api_version, kind, write.field_validation, warnings)
     return patched
+
+
+def _check_name(obj: Obj, info: request_info.RequestInfo) -> None:
+    """Upstream's checkName: a patch cannot rename or move an object (400)."""
+    md = obj.get("metadata") or {}
+    name = md.get("name") or ""
+    if name != info.name:
+        raise errors.bad_request(
+            f"the name of the object ({name}) does not match the name on the URL ({info.name})"
+        )
+    namespace = md.get("namespace") or ""
+    if info.namespace and namespace and namespace != info.namespace:
+        raise errors.bad_request(
+            f"the namespace of the provided object ({namespace}) does not match the namespace sent on the request ({info.namespace})"
+        )
 
 
 def _patch_resource_version(document: Any) -> str:
