@@ -34,6 +34,9 @@ $(VENV)/.installed: pyproject.toml
 	@echo "==> installing pilothouse into $(VENV)"
 	@$(PIP) install --quiet --upgrade pip >/dev/null 2>&1 || true
 	@$(PIP) install --quiet -e .
+	@# Byte-compile once: with PYTHONDONTWRITEBYTECODE set, every start would
+	@# otherwise recompile the package (measured: 0.47 s of imports vs 0.32 s).
+	@$(PY) -m compileall -q src >/dev/null
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml

@@ -288,7 +288,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
         data = Path(tmp) / "data"
         t0 = time.perf_counter()
-        srv = testing.ServerProcess(data).start(timeout=60)
+        # The API server alone: controllers and the scheduler would add their own
+        # writes for every pod (status, events) and measure the whole cluster instead.
+        srv = testing.ServerProcess(
+            data, extra_args=["--disable-scheduler", "--disable-controller-manager"]
+        ).start(timeout=60)
         try:
             client = Client(srv.url, data, args.concurrency)
             # ready_s: process start until /readyz answers ok (python start-up included)

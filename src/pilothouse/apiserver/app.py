@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import weakref
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -50,11 +51,26 @@ class User:
 USER_KEY: web.RequestKey[User] = web.RequestKey("user", User)
 
 
+# One identity per TLS connection: the certificate cannot change mid-connection,
+# and parsing it on every request costs about 3% of a create's CPU.
+_CONNECTION_USERS: weakref.WeakKeyDictionary[Any, User] = weakref.WeakKeyDictionary()
+
+
 def x509_authenticator(request: web.Request) -> User | None:
     """The user named by a verified client certificate (CN user, O groups)."""
     transport = request.transport
     if transport is None:
         return None
+    cached = _CONNECTION_USERS.get(transport)
+    if cached is not None:
+        return cached
+    user = _x509_user(transport)
+    if user is not None:
+        _CONNECTION_USERS[transport] = user
+    return user
+
+
+def _x509_user(transport: Any) -> User | None:
     ssl_object = transport.get_extra_info("ssl_object")
     if ssl_object is None:
         return None

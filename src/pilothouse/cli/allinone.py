@@ -11,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.apiserver import server as apiserver
+from pilothouse.apiserver.auth import certs
 from pilothouse.client import config, rest
 from pilothouse.controllers import manager
-from pilothouse.scheduler import config as scheduler_config
-from pilothouse.scheduler import scheduler
+
+if TYPE_CHECKING:
+    from pilothouse.node import agent
+    from pilothouse.scheduler import config as scheduler_config
+    from pilothouse.scheduler import scheduler
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class AllInOne:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.controller_manager: manager.ControllerManager | None = None
         self.scheduler: scheduler.Scheduler | None = None
+        self.agent: agent.Agent | None = None
 
     def client(self, user_agent: str) -> rest.Client:
         c = rest.Client(config.local_socket(self.server.socket_path).with_user_agent(user_agent))
@@ -66,12 +72,52 @@ class AllInOne:
         if run_scheduler is None:
             run_scheduler = self.options.controllers
         if run_scheduler:
+            from pilothouse.scheduler import scheduler  # numpy: only when it runs
+
             self.scheduler = scheduler.Scheduler(
                 self.client("pilothouse-scheduler"),
                 configuration=self.options.scheduler_config,
                 leader_elect=self.options.leader_elect,
             )
             self._supervise("scheduler", self.scheduler.run())
+        if self.options.agent:
+            self._supervise("agent", self._run_agent())
+
+    async def _run_agent(self) -> None:
+        """This machine's node agent, on the server's socket. A host that cannot run
+        pods is reported once, clearly; the control plane keeps running."""
+        from pilothouse.node import agent, setup
+
+        try:
+            await asyncio.to_thread(setup.check_host)
+        except setup.HostNotReady as exc:
+            log.error(
+                "%s\nthe node agent is not running; fix the above and restart, "
+                "or pass --disable-agent for a control plane only",
+                exc,
+            )
+            return
+        pki = self.server.pki
+        assert pki is not None
+        name = socket.gethostname().lower()
+        address = self.server.advertise_address
+        cert, key = certs.issue_serving_cert(
+            pki, common_name=f"system:node:{name}", hostnames=[name], ips=[address]
+        )
+        data_dir = self.server.config.data_dir / "agent"
+        self.agent = agent.Agent(
+            self.client("pilothouse-agent"),
+            node_name=name,
+            address=address,
+            data_dir=data_dir,
+            runtime_factory=setup.runtime_factory(data_dir),
+            tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
+        )
+        try:
+            await self.agent.start()
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await self.agent.stop()
 
     def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)

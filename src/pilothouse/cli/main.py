@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from pilothouse import __version__
-from pilothouse.cli import controller_manager, images, kubectl, scheduler, server, simulate
+from pilothouse.cli import kubectl
+
+# Subcommand modules, imported only when used: `pilothouse server` should not pay
+# for the scheduler's numpy or the node's runtime at start-up.
+SUBCOMMANDS = {
+    "server": "pilothouse.cli.server",
+    "agent": "pilothouse.cli.agent",
+    "kubectl": "pilothouse.cli.kubectl",
+    "controller-manager": "pilothouse.cli.controller_manager",
+    "scheduler": "pilothouse.cli.scheduler",
+    "simulate": "pilothouse.cli.simulate",
+    "images": "pilothouse.cli.images",
+}
 
 DESCRIPTION = """\
 pilothouse runs a Kubernetes-compatible cluster: the API server, controllers,
 scheduler and a node agent in one process, or as separate pieces.
 
   pilothouse server          run an all-in-one cluster (needs root for real pods)
+  pilothouse agent --server URL --token TOKEN
+                             join this machine to a cluster as a node
   pilothouse kubectl ...     run kubectl against the local server
   pilothouse controller-manager --kubeconfig FILE
                              run the control loops against any API server
@@ -27,7 +42,7 @@ Start with `pilothouse server --help`.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pilothouse",
         description=DESCRIPTION,
@@ -35,12 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pilothouse {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    server.add_parser(sub)
-    kubectl.add_parser(sub)
-    controller_manager.add_parser(sub)
-    scheduler.add_parser(sub)
-    simulate.add_parser(sub)
-    images.add_parser(sub)
+    for name, module in SUBCOMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).add_parser(sub)
     return parser
 
 
@@ -49,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     # `pilothouse kubectl ...` passes everything after `kubectl` through untouched.
     if args_list and args_list[0] == "kubectl":
         return kubectl.run_passthrough(args_list[1:])
-    parser = build_parser()
+    command = args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None
+    parser = build_parser(only=command)
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()

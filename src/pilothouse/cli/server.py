@@ -10,10 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from pilothouse.apiserver import server as apiserver
-from pilothouse.cli import allinone
-from pilothouse.scheduler import config as scheduler_config
-
 log = logging.getLogger("pilothouse")
 
 EPILOG = """\
@@ -109,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from pilothouse.apiserver import server as apiserver
+    from pilothouse.cli import allinone
+    from pilothouse.scheduler import config as scheduler_config
+
     started = time.monotonic()
     config = apiserver.ServerConfig(
         data_dir=args.data_dir.resolve(),

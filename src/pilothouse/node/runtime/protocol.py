@@ -13,6 +13,7 @@ pod worker), and must serialise whatever it needs to internally.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,36 @@ class ContainerStatus:
     log_path: str = ""
 
 
+class StreamingProcess(Protocol):
+    """A process whose standard streams the caller drives (exec, attach).
+
+    With ``tty`` there is no separate stderr: everything comes on stdout."""
+
+    stdin: asyncio.StreamWriter | None
+    stdout: asyncio.StreamReader | None
+    stderr: asyncio.StreamReader | None
+
+    async def wait(self) -> int:
+        """The exit code (for attach: the container's, when it exits)."""
+
+    def resize(self, width: int, height: int) -> None:
+        """A terminal resize (tty only)."""
+
+    async def close(self) -> None:
+        """Detach / stop the process and release its streams."""
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """Resource use of one container (or a pod's cgroup), read from its cgroup."""
+
+    timestamp: float
+    cpu_usage_ns: int  # cumulative CPU time
+    memory_working_set: int  # bytes: usage minus inactive file cache, as upstream's cadvisor
+    memory_usage: int = 0
+    cpu_throttled_periods: int = 0
+
+
 class Runtime(Protocol):
     """Pod sandboxes and containers on this machine."""
 
@@ -231,3 +262,19 @@ class Runtime(Protocol):
 
     async def reopen_log(self, container_id: str) -> None:
         """The log file was rotated (renamed): start writing a new one."""
+
+    # --- streaming (kubectl exec / attach / port-forward) and stats ------------------------
+    async def exec(
+        self, container_id: str, command: list[str], *, tty: bool, stdin: bool
+    ) -> StreamingProcess:
+        """Start ``command`` in the container with its streams connected to the caller."""
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> StreamingProcess:
+        """Connect to the container's main process streams (as ``kubectl attach``)."""
+
+    async def port_forward(
+        self, sandbox_id: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to ``port`` inside the pod's network namespace."""
+
+    async def container_stats(self, container_id: str) -> ContainerStats: ...

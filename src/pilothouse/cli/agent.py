@@ -1,0 +1,150 @@
+"""``pilothouse agent``: join this machine to a cluster as a node and run its pods."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from pilothouse.client import config, rest
+from pilothouse.node import agent, bootstrap, setup
+
+EPILOG = """\
+example:
+  # on the server:  cat /var/lib/pilothouse/token
+  pilothouse agent --server https://10.0.0.5:6443 --token K10…::server:…
+
+The token's first part pins the cluster's CA, so the agent never talks to a
+server that is not yours. After the first join the node's certificates live in
+<data-dir>/agent/pki and the token is no longer needed.
+"""
+
+
+def _primary_address() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "agent",
+        help="join this machine to a cluster as a node (needs root)",
+        description="Joins this machine to the cluster at --server with a join token, then runs "
+        "the pods the scheduler places here as real containers (crun, CNI). Runs in the foreground; "
+        "containers keep running when the agent stops.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--server", required=True, help="the API server, e.g. https://10.0.0.5:6443")
+    p.add_argument(
+        "--token", default="", help="the server's join token (contents of <server data dir>/token)"
+    )
+    p.add_argument(
+        "--token-file", type=Path, default=None, help="read the join token from this file"
+    )
+    p.add_argument("--node-name", default="", help="this node's name (default: the host name)")
+    p.add_argument("--address", default="", help="this node's address (default: the primary IP)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("/var/lib/pilothouse"),
+        help="state directory (default: %(default)s)",
+    )
+    p.add_argument(
+        "--runtime",
+        default="crun",
+        choices=["crun", "runc"],
+        help="OCI runtime (default: %(default)s)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    token = args.token
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as exc:
+            print(
+                f"pilothouse agent: cannot read {args.token_file}: {exc.strerror}", file=sys.stderr
+            )
+            return 2
+    try:
+        return asyncio.run(_serve(args, token))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _serve(args: argparse.Namespace, token: str) -> int:
+    name = (args.node_name or socket.gethostname()).lower()
+    address = args.address or _primary_address()
+    data_dir = args.data_dir.resolve() / "agent"
+    try:
+        await asyncio.to_thread(setup.check_host, args.runtime)
+    except setup.HostNotReady as exc:
+        print(f"pilothouse agent: {exc}", file=sys.stderr)
+        return 1
+    identity = bootstrap.existing(data_dir / "pki")
+    if identity is None:
+        if not token:
+            print(
+                "pilothouse agent: this node has not joined yet: pass --token (from the server's "
+                "<data-dir>/token)",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"pilothouse agent: joining {args.server} as node {name} ({address})…", flush=True)
+        try:
+            identity = await bootstrap.join(
+                server=args.server,
+                token=token,
+                node_name=name,
+                addresses=[address],
+                hostnames=[name],
+                directory=data_dir / "pki",
+            )
+        except bootstrap.JoinError as exc:
+            print(f"pilothouse agent: {exc}", file=sys.stderr)
+            return 1
+    client = rest.Client(
+        config.load_kubeconfig(identity.kubeconfig).with_user_agent(f"pilothouse-agent/{name}")
+    )
+    node = agent.Agent(
+        client,
+        node_name=name,
+        address=address,
+        data_dir=data_dir,
+        runtime_factory=setup.runtime_factory(data_dir, runtime=args.runtime),
+        tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
+    )
+    try:
+        try:
+            await node.start()
+        except Exception as exc:
+            print(f"pilothouse agent: could not start: {exc}", file=sys.stderr)
+            return 1
+        print(f"pilothouse agent: node {name} is ready (pod CIDR {node.pod_cidr})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("pilothouse agent: stopping (containers keep running)", flush=True)
+        return 0
+    finally:
+        await node.stop()
+        await client.close()

@@ -1,0 +1,389 @@
+"""The node agent: registers this machine as a Node and runs the pods bound to it.
+
+Start-up order: register the Node (capacity, addresses, info), wait for the
+pod CIDR the cluster assigns it, start the runtime on that CIDR, adopt the
+sandboxes and containers that survived a restart, then watch this node's pods
+and hand each to its :mod:`pod worker <pilothouse.node.pod_workers>`.
+Concurrently: Lease heartbeats every ``heartbeat`` seconds, a Node status
+refresh every minute, a PLEG relist every second (container state changes wake
+the pod's worker), and the HTTPS server the API server reads logs from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pilothouse.api import errors, meta, resources
+from pilothouse.client import events, informer, rest
+from pilothouse.node import prober
+from pilothouse.node import status as node_status
+from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
+from pilothouse.node.podsync import NodeInfo, PodSyncer
+from pilothouse.node.runtime import protocol
+from pilothouse.node.server import AgentServer
+from pilothouse.node.status_manager import StatusManager
+from pilothouse.node.volumes import VolumeManager
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+NODES = resources.Resource("", "v1", "Node", "nodes", False)
+PODS = resources.Resource("", "v1", "Pod", "pods", True)
+LEASES = resources.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
+LEASE_SECONDS = 40
+AGENT_PORT = 10250
+MAX_PODS = 110
+
+
+@dataclass(frozen=True)
+class AgentTLS:
+    """The agent's serving certificate and the CA its clients must come from (PEM)."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        with tempfile.TemporaryDirectory(prefix="pilothouse-agent-") as tmp:
+            cert, key = Path(tmp) / "c.crt", Path(tmp) / "c.key"
+            cert.write_bytes(self.cert)
+            key.touch(mode=0o600)
+            key.write_bytes(self.key)
+            ctx.load_cert_chain(str(cert), str(key))
+        ctx.load_verify_locations(cadata=self.ca.decode())
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+def is_apiserver(ssl_obj: ssl.SSLObject | None) -> bool:
+    """Only clients in group system:masters (the API server's kubelet client)."""
+    if ssl_obj is None:
+        return False
+    cert = ssl_obj.getpeercert()
+    if not cert:
+        return False
+    subject: Any = cert.get("subject", ())
+    return any(
+        attr[0] == "organizationName" and attr[1] == "system:masters"
+        for rdn in subject
+        for attr in rdn
+    )
+
+
+def machine_capacity(data_dir: Path) -> dict[str, str]:
+    mem_kib = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+                break
+    st = os.statvfs(data_dir)
+    return {
+        "cpu": str(os.cpu_count() or 1),
+        "memory": f"{mem_kib}Ki",
+        "pods": str(MAX_PODS),
+        "ephemeral-storage": f"{st.f_blocks * st.f_frsize // 1024}Ki",
+    }
+
+
+class Agent:
+    def __init__(
+        self,
+        client: rest.Client,
+        *,
+        node_name: str,
+        address: str,
+        data_dir: Path,
+        runtime_factory: Callable[[str], protocol.Runtime],
+        tls: AgentTLS | None = None,
+        port: int = AGENT_PORT,
+        heartbeat: float = 10.0,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.address = address
+        self.data_dir = data_dir
+        self.runtime_factory = runtime_factory
+        self.tls = tls
+        self.port = port
+        self.heartbeat = heartbeat
+        self.labels = labels or {}
+        self.runtime: protocol.Runtime | None = None
+        self.syncer: PodSyncer | None = None
+        self.workers: PodWorkers | None = None
+        self.status = StatusManager(client)
+        self.recorder = events.EventRecorder(client, component="kubelet", host=node_name)
+        self.pods = informer.Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        self.server: AgentServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pod_cidr = ""
+        self.ready = asyncio.Event()
+
+    # --- life cycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        (self.data_dir / "pods").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        await self._register()
+        self.pod_cidr = await self._wait_pod_cidr()
+        self.runtime = self.runtime_factory(self.pod_cidr)
+        await self.runtime.start()
+        capacity = machine_capacity(self.data_dir)
+        volumes = VolumeManager(self.data_dir / "pods", node_allocatable=capacity)
+        node = NodeInfo(
+            name=self.node_name,
+            address=self.address,
+            allocatable=capacity,
+            memory_capacity=int(capacity["memory"].removesuffix("Ki")) * 1024,
+            log_dir=self.data_dir / "logs",
+        )
+        self.syncer = PodSyncer(
+            runtime=self.runtime,
+            volumes=volumes,
+            client=self.client,
+            recorder=self.recorder,
+            node=node,
+        )
+        self.syncer.prober = prober.ProbeManager(
+            runtime=self.runtime,
+            recorder=self.recorder,
+            on_change=self._probe_changed,
+            restart=self._probe_restart,
+        )
+        for sandbox in await self.runtime.list_sandboxes():
+            self.syncer.sandboxes[sandbox.uid] = sandbox  # adopt what survived a restart
+        self.workers = PodWorkers(
+            syncer=self.syncer,
+            report=self.status.set,
+            confirm_deleted=lambda pod: confirm_deletion(self.client, PODS, pod),
+        )
+        self.recorder.start()
+        self.status.start()
+        self.pods.add_handlers(
+            on_add=self._pod_changed,
+            on_update=lambda _o, n: self._pod_changed(n),
+            on_delete=self._pod_deleted,
+        )
+        self.pods.start()
+        await self.pods.wait_synced(60)
+        await self._collect_orphans()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._heartbeats(), name="agent-heartbeat"),
+            loop.create_task(self._node_status_loop(), name="agent-node-status"),
+            loop.create_task(self._pleg(), name="agent-pleg"),
+        ]
+        if self.tls is not None:
+            self.server = AgentServer(locate_log=self._locate_log, authorized=is_apiserver)
+            await self.server.start(
+                host="0.0.0.0", port=self.port, ssl_context=self.tls.server_context()
+            )
+            if self.port == 0:
+                self.port = self.server.port
+                await self._register()  # advertise the real port
+        self.ready.set()
+        log.info(
+            "node %s ready (pod CIDR %s, runtime %s)",
+            self.node_name,
+            self.pod_cidr,
+            self.runtime.name,
+        )
+
+    async def stop(self) -> None:
+        """Stop the agent; running containers keep running (they outlive it)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        await self.pods.stop()
+        if self.workers is not None:
+            await self.workers.stop()
+        await self.status.flush(2.0)
+        await self.status.stop()
+        await self.recorder.stop()
+        if self.server is not None:
+            await self.server.stop()
+        if self.syncer is not None and self.syncer.prober is not None:
+            await self.syncer.prober.close()
+        if self.runtime is not None:
+            await self.runtime.close()
+
+    # --- node ---------------------------------------------------------------------------
+    def _node_object(self) -> Obj:
+        capacity = machine_capacity(self.data_dir)
+        runtime = self.runtime
+        obj = node_status.node_object(
+            self.node_name,
+            capacity=capacity,
+            labels=self.labels,
+            address=self.address,
+            runtime=runtime.name if runtime else "crun",
+            runtime_version=runtime.version if runtime else "",
+        )
+        obj["status"]["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.port}}
+        return obj
+
+    async def _register(self) -> None:
+        obj = self._node_object()
+        try:
+            await self.client.create(NODES, obj)
+            return
+        except errors.StatusError as exc:
+            if exc.code != 409:
+                raise
+        current = await self.client.get(NODES, self.node_name)
+        status = obj["status"]
+        status["conditions"] = node_status.node_conditions(
+            meta.now(), old=(current.get("status") or {}).get("conditions")
+        )
+        patch = {
+            "metadata": {
+                "labels": {**(current["metadata"].get("labels") or {}), **obj["metadata"]["labels"]}
+            },
+            "status": status,
+        }
+        await self.client.patch(NODES, self.node_name, {"metadata": patch["metadata"]})
+        await self.client.patch(NODES, self.node_name, {"status": status}, subresource="status")
+
+    async def _wait_pod_cidr(self, timeout: float = 60.0) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            node = await self.client.get(NODES, self.node_name)
+            cidr = (node.get("spec") or {}).get("podCIDR")
+            if cidr:
+                return str(cidr)
+            if loop.time() > deadline:
+                raise RuntimeError(
+                    f"node {self.node_name} got no pod CIDR within {timeout:.0f}s: is the node IPAM "
+                    "controller running (pilothouse server runs it)?"
+                )
+            await asyncio.sleep(0.2)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            with contextlib.suppress(errors.StatusError, OSError):
+                await self._renew_lease()
+            await asyncio.sleep(self.heartbeat)
+
+    async def _renew_lease(self) -> None:
+        lease = node_status.lease_object(
+            self.node_name, duration=LEASE_SECONDS, now_micro=meta.now_micro()
+        )
+        try:
+            current = await self.client.get(LEASES, self.node_name, "kube-node-lease")
+        except errors.StatusError as exc:
+            if exc.code != 404:
+                raise
+            node = await self.client.get(NODES, self.node_name)
+            lease["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "name": self.node_name,
+                    "uid": node["metadata"]["uid"],
+                }
+            ]
+            await self.client.create(LEASES, lease, "kube-node-lease")
+            return
+        current["spec"] = {**(current.get("spec") or {}), **lease["spec"]}
+        await self.client.update(LEASES, current)
+
+    async def _node_status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            with contextlib.suppress(errors.StatusError, OSError):
+                current = await self.client.get(NODES, self.node_name)
+                conditions = node_status.node_conditions(
+                    meta.now(), old=(current.get("status") or {}).get("conditions")
+                )
+                await self.client.patch(
+                    NODES,
+                    self.node_name,
+                    {"status": {"conditions": conditions}},
+                    subresource="status",
+                )
+
+    # --- pods ---------------------------------------------------------------------------
+    def _probe_changed(self, uid: str) -> None:
+        if self.workers is not None:
+            self.workers.poke(uid)
+
+    async def _probe_restart(
+        self, pod: Obj, container: Obj, container_id: str, grace: int | None
+    ) -> None:
+        assert self.syncer is not None
+        if grace is None:
+            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        sandbox = self.syncer.sandboxes.get(pod["metadata"]["uid"])
+        await self.syncer.stop_container(pod, container, container_id, sandbox, float(grace))
+        self._probe_changed(pod["metadata"]["uid"])
+
+    def _pod_changed(self, pod: Obj) -> None:
+        assert self.workers is not None
+        self.workers.update(pod)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        assert self.workers is not None
+        self.workers.remove(pod)
+        self.status.forget(pod["metadata"]["uid"])
+
+    async def _collect_orphans(self) -> None:
+        """Sandboxes whose pods are gone (deleted while the agent was down) are removed."""
+        assert self.syncer is not None and self.runtime is not None
+        live = {p["metadata"]["uid"] for p in self.pods.indexer.list()}
+        for uid, sandbox in list(self.syncer.sandboxes.items()):
+            if uid not in live:
+                log.info("removing sandbox of deleted pod %s/%s", sandbox.namespace, sandbox.name)
+                with contextlib.suppress(protocol.RuntimeError_):
+                    await self.runtime.stop_pod_sandbox(sandbox.id)
+                    await self.runtime.remove_pod_sandbox(sandbox.id)
+                self.syncer.sandboxes.pop(uid, None)
+                self.syncer.volumes.cleanup(uid)
+
+    async def _pleg(self) -> None:
+        """Relist containers every second; wake the workers of pods whose containers changed."""
+        assert self.runtime is not None and self.workers is not None and self.syncer is not None
+        seen: dict[str, tuple[str, int]] = {}
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                current = await self.runtime.list_containers()
+            except protocol.RuntimeError_ as exc:
+                log.debug("relist failed: %s", exc)
+                continue
+            by_sandbox = {s.id: s.uid for s in self.syncer.sandboxes.values()}
+            now = {c.id: (c.state, c.exit_code) for c in current}
+            changed = {c.sandbox_id for c in current if seen.get(c.id) != now[c.id]}
+            changed |= {sid for cid, _ in seen.items() if cid not in now for sid in [""]}
+            for sandbox_id in changed:
+                uid = by_sandbox.get(sandbox_id)
+                if uid:
+                    self.workers.poke(uid)
+            seen = now
+
+    def _locate_log(self, namespace: str, pod: str, container: str, previous: bool) -> Path | None:
+        from pilothouse.node import logs
+
+        for obj in self.pods.indexer.list():
+            md = obj["metadata"]
+            if md.get("namespace") == namespace and md.get("name") == pod:
+                base = self.data_dir / "logs" / f"{namespace}_{pod}_{md['uid']}" / container
+                files = logs.log_files(base)
+                if previous:
+                    return files[-2] if len(files) > 1 else None
+                return files[-1] if files else None
+        return None

@@ -1,0 +1,467 @@
+"""Pod workers: one task per pod, a small state machine (upstream's pod_workers.go).
+
+``syncing`` → ``terminating`` → ``terminated``. While syncing, the worker runs
+a pass (see :class:`~pilothouse.node.podsync.PodSyncer`) whenever something
+changes — the pod in the API, a container in the runtime (the PLEG relist) —
+or a back-off ends, and reports the pod's status. When the pod is deleted (or
+finished for good), it stops the containers within the grace period, releases
+everything the pod used, and confirms the deletion in the API.
+
+Each pod's worker is the only code acting on that pod, so passes never
+overlap for one pod; different pods proceed concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pilothouse.api import errors, meta
+from pilothouse.client import events
+from pilothouse.node import containers as containerconf
+from pilothouse.node import status as node_status
+from pilothouse.node.podsync import PodState, PodSyncer, container_state_from
+from pilothouse.node.runtime import protocol
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+RESYNC_S = 10.0
+
+SYNCING, TERMINATING, TERMINATED = "syncing", "terminating", "terminated"
+
+
+def _latest_by_name(
+    statuses: list[protocol.ContainerStatus],
+) -> dict[str, list[protocol.ContainerStatus]]:
+    out: dict[str, list[protocol.ContainerStatus]] = {}
+    for s in sorted(statuses, key=lambda s: (s.name, s.attempt)):
+        out.setdefault(s.name, []).append(s)
+    return out
+
+
+class PodWorker:
+    def __init__(
+        self,
+        pod: Obj,
+        *,
+        syncer: PodSyncer,
+        report: Callable[[Obj, Obj], None],
+        confirm_deleted: Callable[[Obj], Awaitable[None]],
+        on_done: Callable[[str], None],
+    ) -> None:
+        self.pod = pod
+        self.uid = pod["metadata"]["uid"]
+        self.syncer = syncer
+        self.report = report
+        self.confirm_deleted = confirm_deleted
+        self.on_done = on_done
+        self.state = SYNCING
+        self.gone = False  # the pod no longer exists in the API
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self.task: asyncio.Task[None] | None = None
+        self.started = syncer.start_times.setdefault(self.uid, meta.now())
+        self._next_wait = RESYNC_S
+        self._announced: dict[str, str] = {}  # container → the exit we announced a back-off for
+
+    def update(self, pod: Obj | None) -> None:
+        if pod is None:
+            self.gone = True
+        else:
+            self.pod = pod
+        self._wake.set()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"pod-worker-{self.uid[:8]}"
+        )
+
+    async def _run(self) -> None:
+        try:
+            while self.state != TERMINATED:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._next_wait)
+                self._wake.clear()
+                try:
+                    await self._step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("pod %s: sync failed", self._name())
+                    self._next_wait = 2.0
+        finally:
+            self.on_done(self.uid)
+
+    def _name(self) -> str:
+        md = self.pod["metadata"]
+        return f"{md.get('namespace')}/{md.get('name')}"
+
+    def _should_terminate(self) -> bool:
+        return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
+
+    async def _step(self) -> None:
+        if self.state == SYNCING:
+            if self._should_terminate():
+                self.state = TERMINATING
+            else:
+                state = await self.sync_pass()
+                self._next_wait = min(RESYNC_S, state.retry_in) if state.retry_in else RESYNC_S
+                return
+        if self.state == TERMINATING:
+            await self.terminate()
+            self.state = TERMINATED
+
+    # --- syncing ------------------------------------------------------------------------
+    async def sync_pass(self) -> PodState:
+        pod = self.pod
+        syncer = self.syncer
+        spec = pod.get("spec") or {}
+        policy = spec.get("restartPolicy", "Always")
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            # A finished pod never runs again; release its network and cgroup.
+            await self._stop_sandbox()
+            return PodState(None)
+        lookups = await syncer.lookups(pod)
+        try:
+            prepared = syncer.volumes.prepare(pod, lookups)
+        except containerconf.ConfigError as exc:
+            return self._report_waiting(str(exc), "CreateContainerConfigError", None)
+        sandbox = await syncer.ensure_sandbox(pod)
+        service_env = await syncer.service_env(pod)
+        statuses = _latest_by_name(await syncer.runtime.list_containers(sandbox.id))
+        wall = time.time()
+        retry: list[float] = []
+
+        init_states: list[node_status.ContainerState] = []
+        init_done = True
+        failed_for_good = False
+        for ic in spec.get("initContainers") or []:
+            history = statuses.get(ic["name"], [])
+            latest = history[-1] if history else None
+            prev = history[-2] if len(history) > 1 else None
+            if latest is not None and latest.state == "exited" and latest.exit_code == 0:
+                init_states.append(container_state_from(latest, ic, prev))
+                continue
+            init_done = False
+            if latest is not None and latest.state in ("running", "created"):
+                init_states.append(container_state_from(latest, ic, prev))
+                break
+            if latest is not None and latest.state == "exited":
+                if policy == "Never":
+                    init_states.append(container_state_from(latest, ic, prev))
+                    failed_for_good = True
+                    break
+                wait = self._backoff_wait(ic["name"], latest, wall)
+                if wait > 0:
+                    retry.append(wait)
+                    init_states.append(
+                        container_state_from(
+                            latest,
+                            ic,
+                            prev,
+                            waiting_reason="CrashLoopBackOff",
+                            waiting_message=self._backoff_message(ic["name"]),
+                        )
+                    )
+                    break
+            started = await self._start(
+                ic, sandbox, latest, prepared, lookups, service_env, init=True
+            )
+            init_states.append(
+                started if started is not None else container_state_from(None, ic, latest)
+            )
+            break
+        app_states: list[node_status.ContainerState] = []
+        for c in spec.get("containers") or []:
+            history = statuses.get(c["name"], [])
+            latest = history[-1] if history else None
+            prev = history[-2] if len(history) > 1 else None
+            if not init_done:
+                app_states.append(
+                    container_state_from(None, c, None, waiting_reason="PodInitializing")
+                )
+                continue
+            if latest is None:
+                started = await self._start(
+                    c, sandbox, None, prepared, lookups, service_env, init=False
+                )
+                app_states.append(started or container_state_from(None, c, None))
+                continue
+            if latest.state == "running":
+                prober = syncer.prober
+                if prober is not None:
+                    prober.ensure(pod, c, latest, sandbox.ip or syncer.node.address)
+                state_ = container_state_from(latest, c, prev, ready=self._ready(c, latest))
+                if prober is not None:
+                    state_.started = prober.started(self.uid, c, latest.id)
+                app_states.append(state_)
+                continue
+            if latest.state == "created":
+                with contextlib.suppress(protocol.RuntimeError_):
+                    await syncer.runtime.start_container(latest.id)
+                app_states.append(container_state_from(latest, c, prev))
+                continue
+            restart = policy == "Always" or (policy == "OnFailure" and latest.exit_code != 0)
+            if not restart:
+                message = syncer.termination_message(pod, c, latest)
+                app_states.append(container_state_from(latest, c, prev, message=message))
+                continue
+            wait = self._backoff_wait(c["name"], latest, wall)
+            if wait > 0:
+                retry.append(wait)
+                if self._should_announce_backoff(c["name"], latest):
+                    syncer.recorder.event(
+                        pod,
+                        events.WARNING,
+                        "BackOff",
+                        f"Back-off restarting failed container {c['name']} in pod "
+                        f"{pod['metadata']['name']}_{pod['metadata'].get('namespace')}({self.uid})",
+                        field_path=f"spec.containers{{{c['name']}}}",
+                    )
+                app_states.append(
+                    container_state_from(
+                        latest,
+                        c,
+                        prev,
+                        waiting_reason="CrashLoopBackOff",
+                        waiting_message=self._backoff_message(c["name"]),
+                    )
+                )
+                continue
+            started = await self._start(
+                c, sandbox, latest, prepared, lookups, service_env, init=False
+            )
+            app_states.append(started or container_state_from(latest, c, prev))
+        self._status(sandbox, app_states, init_states, failed_for_good)
+        return PodState(sandbox, app_states, init_states, retry_in=min(retry) if retry else None)
+
+    def _ready(self, container: Obj, status: protocol.ContainerStatus) -> bool:
+        if status.state != "running":
+            return False
+        prober = self.syncer.prober
+        return prober.ready(self.uid, container, status.id) if prober is not None else True
+
+    def _should_announce_backoff(self, name: str, latest: protocol.ContainerStatus) -> bool:
+        if self._announced.get(name) == latest.id:
+            return False
+        self._announced[name] = latest.id
+        return True
+
+    def _backoff_key(self, name: str) -> str:
+        return f"{self.uid}/{name}"
+
+    def _backoff_wait(self, name: str, latest: protocol.ContainerStatus, wall: float) -> float:
+        return self.syncer.restart_backoff.remaining(
+            self._backoff_key(name), latest.finished_at or wall, wall
+        )
+
+    def _backoff_message(self, name: str) -> str:
+        delay = int(self.syncer.restart_backoff.delay(self._backoff_key(name)))
+        md = self.pod["metadata"]
+        return f"back-off {_go_duration(delay)} restarting failed container={name} pod={md['name']}_{md.get('namespace')}({self.uid})"
+
+    async def _start(
+        self,
+        container: Obj,
+        sandbox: protocol.Sandbox,
+        latest: protocol.ContainerStatus | None,
+        prepared: dict[str, Any],
+        lookups: containerconf.Lookups,
+        service_env: dict[str, str],
+        *,
+        init: bool,
+    ) -> node_status.ContainerState | None:
+        attempt = latest.attempt + 1 if latest is not None else 0
+        if latest is not None:
+            self.syncer.restart_backoff.next(self._backoff_key(container["name"]), time.time())
+            await self._prune(container["name"], keep=latest.id)
+        try:
+            await self.syncer.start_container(
+                self.pod, container, sandbox, attempt, prepared, lookups, service_env, init=init
+            )
+        except containerconf.ConfigError as exc:
+            return container_state_from(
+                None, container, latest, waiting_reason=exc.reason, waiting_message=str(exc)
+            )
+        except protocol.RuntimeError_ as exc:
+            return container_state_from(
+                None, container, latest, waiting_reason=exc.reason, waiting_message=exc.message
+            )
+        return None
+
+    async def _prune(self, name: str, *, keep: str) -> None:
+        """Remove older attempts of a container, keeping the latest for --previous logs."""
+        sandbox = self.syncer.sandboxes.get(self.uid)
+        if sandbox is None:
+            return
+        for s in await self.syncer.runtime.list_containers(sandbox.id):
+            if s.name == name and s.id != keep and s.state == "exited":
+                with contextlib.suppress(protocol.RuntimeError_):
+                    await self.syncer.runtime.remove_container(s.id)
+
+    def _report_waiting(
+        self, message: str, reason: str, sandbox: protocol.Sandbox | None
+    ) -> PodState:
+        spec = self.pod.get("spec") or {}
+        states = [
+            container_state_from(None, c, None, waiting_reason=reason, waiting_message=message)
+            for c in spec.get("containers") or []
+        ]
+        self._status(sandbox, states, [], False)
+        return PodState(sandbox, states, retry_in=5.0, config_error=message)
+
+    def _status(
+        self,
+        sandbox: protocol.Sandbox | None,
+        app: list[node_status.ContainerState],
+        init: list[node_status.ContainerState],
+        failed: bool,
+    ) -> None:
+        node = self.syncer.node
+        status = node_status.pod_status(
+            self.pod,
+            containers=app,
+            init_containers=init,
+            host_ip=node.address,
+            pod_ip=(sandbox.ip or node.address) if sandbox is not None else "",
+            sandbox_ready=sandbox is not None and sandbox.state == "ready",
+            start_time=self.started,
+        )
+        if failed:
+            status["phase"] = "Failed"
+        self.report(self.pod, status)
+
+    # --- terminating --------------------------------------------------------------------
+    async def _stop_sandbox(self) -> None:
+        sandbox = self.syncer.sandboxes.get(self.uid)
+        if sandbox is not None and sandbox.state == "ready":
+            await self.syncer.runtime.stop_pod_sandbox(sandbox.id)
+            self.syncer.sandboxes[self.uid] = protocol.Sandbox(
+                **{**sandbox.__dict__, "state": "notready"}
+            )
+
+    async def terminate(self) -> None:
+        pod = self.pod
+        md = pod["metadata"]
+        grace = md.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        grace = max(0, int(grace))
+        syncer = self.syncer
+        sandbox = syncer.sandboxes.get(self.uid)
+        if syncer.prober is not None:
+            syncer.prober.forget_pod(self.uid)
+        if sandbox is not None:
+            running = [
+                s for s in await syncer.runtime.list_containers(sandbox.id) if s.state == "running"
+            ]
+            for s in running:
+                syncer.recorder.event(
+                    pod,
+                    events.NORMAL,
+                    "Killing",
+                    f"Stopping container {s.name}",
+                    field_path=f"spec.containers{{{s.name}}}",
+                )
+            specs = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
+            await asyncio.gather(
+                *(
+                    syncer.stop_container(
+                        pod, specs.get(s.name, {"name": s.name}), s.id, sandbox, float(grace)
+                    )
+                    for s in running
+                ),
+                return_exceptions=True,
+            )
+            await syncer.runtime.stop_pod_sandbox(sandbox.id)
+            await syncer.runtime.remove_pod_sandbox(sandbox.id)
+            syncer.sandboxes.pop(self.uid, None)
+        syncer.volumes.cleanup(self.uid)
+        syncer.restart_backoff.forget_prefix(self.uid)
+        syncer.start_times.pop(self.uid, None)
+        if not self.gone:
+            await self.confirm_deleted(pod)
+
+
+def _go_duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}s"
+    m, s = divmod(seconds, 60)
+    return f"{m}m{s}s"
+
+
+class PodWorkers:
+    """Starts, updates and forgets pod workers."""
+
+    def __init__(
+        self,
+        *,
+        syncer: PodSyncer,
+        report: Callable[[Obj, Obj], None],
+        confirm_deleted: Callable[[Obj], Awaitable[None]],
+    ) -> None:
+        self.syncer = syncer
+        self.report = report
+        self.confirm_deleted = confirm_deleted
+        self.workers: dict[str, PodWorker] = {}
+
+    def update(self, pod: Obj) -> None:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            worker = PodWorker(
+                pod,
+                syncer=self.syncer,
+                report=self.report,
+                confirm_deleted=self.confirm_deleted,
+                on_done=self._done,
+            )
+            self.workers[uid] = worker
+            worker.start()
+        else:
+            worker.update(pod)
+
+    def remove(self, pod: Obj) -> None:
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is not None:
+            worker.update(None)
+
+    def poke(self, uid: str) -> None:
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.poke()
+
+    def _done(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+
+    async def stop(self) -> None:
+        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+
+async def confirm_deletion(client: Any, pods_resource: Any, pod: Obj) -> None:
+    md = pod["metadata"]
+    try:
+        await client.delete(
+            pods_resource,
+            md["name"],
+            md.get("namespace", ""),
+            grace_period_seconds=0,
+            uid=md["uid"],
+        )
+    except errors.StatusError as exc:
+        if exc.code not in (404, 409):
+            raise

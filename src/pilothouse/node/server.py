@@ -1,0 +1,115 @@
+"""The agent's own HTTPS API (the kubelet's port 10250), for the API server.
+
+Mutual TLS: only clients with a certificate from the cluster CA in the
+``system:masters`` group (the API server's kubelet client) are served.
+``GET /containerLogs/{namespace}/{pod}/{container}`` streams logs with the
+kubelet's query options; ``/healthz`` answers ok. Each request runs as its own
+task; a followed log is a long-lived streaming response.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from pilothouse.node import logs
+
+log = logging.getLogger(__name__)
+
+Locator = Callable[[str, str, str, bool], Path | None]
+
+
+def _int(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"invalid {name}: {raw!r}") from None
+
+
+def _options(request: web.Request) -> logs.LogOptions:
+    since = None
+    seconds = _int(request, "sinceSeconds")
+    if seconds is not None:
+        import time
+
+        since = time.time() - seconds
+    elif request.query.get("sinceTime"):
+        from pilothouse.api import meta
+
+        since = meta.parse_time(request.query["sinceTime"])
+    return logs.LogOptions(
+        follow=request.query.get("follow") in ("true", "1"),
+        tail_lines=_int(request, "tailLines"),
+        since=since,
+        timestamps=request.query.get("timestamps") in ("true", "1"),
+        limit_bytes=_int(request, "limitBytes"),
+    )
+
+
+class AgentServer:
+    def __init__(
+        self, *, locate_log: Locator, authorized: Callable[[ssl.SSLObject | None], bool]
+    ) -> None:
+        self.locate_log = locate_log
+        self.authorized = authorized
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        return app
+
+    @web.middleware
+    async def _auth(
+        self, request: web.Request, handler: Callable[[web.Request], object]
+    ) -> web.StreamResponse:
+        if request.path == "/healthz":
+            return await handler(request)  # type: ignore[misc, no-any-return]
+        ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
+        if not self.authorized(ssl_obj):
+            raise web.HTTPForbidden(text="Forbidden: only the API server may use this endpoint")
+        return await handler(request)  # type: ignore[misc, no-any-return]
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        previous = request.query.get("previous") in ("true", "1")
+        path = self.locate_log(ns, pod, container, previous)
+        if path is None:
+            what = "previous terminated container" if previous else "container"
+            raise web.HTTPNotFound(text=f'{what} "{container}" in pod "{pod}" not found')
+        opts = _options(request)
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            async for line in logs.read_logs(path, opts):
+                await resp.write(line)
+        except ConnectionResetError:
+            pass
+        return resp
+
+    async def start(self, *, host: str, port: int, ssl_context: ssl.SSLContext) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

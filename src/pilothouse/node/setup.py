@@ -1,0 +1,51 @@
+"""Putting a real node together: host checks, the image store and the crun runtime.
+
+Used by ``pilothouse server`` (its own node) and ``pilothouse agent`` (a node
+joining from elsewhere), so both run pods the same way. Layout under the
+agent's data directory: ``images/``, ``runtime/`` (sandboxes and containers),
+``pods/`` (volumes), ``logs/`` (container logs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pilothouse.node import host
+from pilothouse.node.runtime import protocol
+from pilothouse.node.runtime.crun import CrunRuntime
+from pilothouse.node.runtime.images import ImageStore
+
+
+class HostNotReady(Exception):
+    """The machine cannot run pods yet; the message lists what to do."""
+
+
+def check_host(runtime: str = "crun") -> host.HostReport:
+    """Prepare the host; raise HostNotReady with every problem and its remedy."""
+    report = host.prepare_host(runtime=runtime, fix=True)
+    if not report.ok:
+        lines = "\n".join(
+            f"  - {c.name}: {c.message}" + (f" ({c.remedy})" if c.remedy else "")
+            for c in report.problems
+        )
+        raise HostNotReady(f"this machine cannot run pods yet:\n{lines}")
+    return report
+
+
+def runtime_factory(data_dir: Path, *, runtime: str = "crun") -> Callable[[str], protocol.Runtime]:
+    """A factory the agent calls with its pod CIDR once the cluster has assigned it."""
+
+    def make(pod_cidr: str) -> protocol.Runtime:
+        images = ImageStore(data_dir / "images")
+        rt = CrunRuntime(
+            data_dir / "runtime",
+            images=images,
+            pod_cidr=pod_cidr,
+            cluster_cidr="10.42.0.0/16",
+            runtime_binary=runtime,
+            seccomp_dir=data_dir / "seccomp",
+        )
+        return rt
+
+    return make

@@ -1,0 +1,110 @@
+"""Reporting pod status to the API, without flooding it.
+
+Pod workers hand in the status they computed; the manager keeps the last one
+sent per pod and writes only real changes (timestamps of unchanged conditions
+do not count), from one background task, newest status wins. Writes are merge
+patches of ``/status`` guarded by the pod's uid, so they never clobber what
+others own (the scheduler's PodScheduled condition is merged in by the
+worker) and never land on a re-created pod of the same name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+
+from pilothouse.api import errors, resources
+from pilothouse.client import rest
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+PODS = resources.Resource("", "v1", "Pod", "pods", True)
+
+
+def _fingerprint(status: Obj) -> bytes:
+    def strip(c: Obj) -> Obj:
+        return {k: v for k, v in c.items() if k not in ("lastTransitionTime", "lastProbeTime")}
+
+    trimmed = {**status, "conditions": [strip(c) for c in status.get("conditions") or []]}
+    return orjson.dumps(trimmed, option=orjson.OPT_SORT_KEYS)
+
+
+class StatusManager:
+    def __init__(self, client: rest.Client, *, workers: int = 8) -> None:
+        self.client = client
+        self._sent: dict[str, bytes] = {}
+        self._pending: dict[str, tuple[Obj, Obj]] = {}
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        self.writes = 0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name=f"status-manager-{i}") for i in range(self._workers)
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    def set(self, pod: Obj, status: Obj) -> None:
+        uid = pod["metadata"]["uid"]
+        if self._sent.get(uid) == _fingerprint(status) and uid not in self._pending:
+            return
+        self._pending[uid] = (pod, status)
+        self._wake.set()
+
+    def forget(self, uid: str) -> None:
+        self._sent.pop(uid, None)
+        self._pending.pop(uid, None)
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every pending status is written (for orderly shutdown and tests)."""
+        if self._pending:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._drained.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            uid, (pod, status) = self._pending.popitem()
+            fp = _fingerprint(status)
+            if self._sent.get(uid) == fp:
+                continue
+            md = pod["metadata"]
+            try:
+                await self.client.patch(
+                    PODS,
+                    md["name"],
+                    {"metadata": {"uid": uid}, "status": status},
+                    md.get("namespace", ""),
+                    subresource="status",
+                )
+                self._sent[uid] = fp
+                self.writes += 1
+            except errors.StatusError as exc:
+                if exc.code in (404, 409):
+                    continue  # gone, or another pod with that name now
+                log.warning("status of %s/%s: %s", md.get("namespace"), md["name"], exc.message)
+                self._pending.setdefault(uid, (pod, status))
+                await asyncio.sleep(1)
+            except OSError as exc:
+                log.debug("status write failed: %r", exc)
+                self._pending.setdefault(uid, (pod, status))
+                await asyncio.sleep(1)

@@ -1,0 +1,343 @@
+"""Pod volumes on this node: emptyDir, hostPath, configMap, secret, downwardAPI, projected.
+
+Each pod gets ``<pods dir>/<uid>/volumes/<name>``. ConfigMap, Secret,
+downward-API and projected volumes are written the way upstream's AtomicWriter
+writes them: files live in a timestamped directory, ``..data`` is a symlink to
+it, and each visible name is a symlink through ``..data`` — so an update swaps
+one symlink and readers never see half of it. Secrets live on tmpfs (never on
+disk). ``refresh`` rewrites content-backed volumes when their sources change.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pilothouse.api import quantity
+from pilothouse.node.containers import ConfigError, Lookups, _field_ref, _resource_ref
+from pilothouse.node.runtime import protocol
+
+Obj = dict[str, Any]
+DEFAULT_MODE = 0o644
+
+
+@dataclass
+class PreparedVolume:
+    name: str
+    path: Path
+    readonly: bool = False
+    tmpfs: bool = False
+
+
+def _mount_tmpfs(path: Path, size_limit: str | None = None) -> None:
+    options = "mode=0755"
+    if size_limit:
+        options += f",size={quantity.to_int(quantity.parse_quantity(size_limit))}"
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True, capture_output=True
+    )
+
+
+def _is_mount(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+def _write_atomic(target: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    """Write ``files`` (relative path → (content, mode)) as upstream's AtomicWriter does."""
+    target.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.") + f"{time.time_ns() % 10**9:09d}"
+    version = target / stamp
+    version.mkdir()
+    for rel, (content, mode) in files.items():
+        dest = version / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(content)
+        os.chmod(dest, mode)
+    tmp_link = target / "..data_tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp_link.unlink()
+    os.symlink(stamp, tmp_link)
+    old = os.readlink(target / "..data") if (target / "..data").is_symlink() else None
+    os.replace(tmp_link, target / "..data")
+    # Visible names: top-level entries link through ..data.
+    tops = {rel.split("/", 1)[0] for rel in files}
+    for top in tops:
+        link = target / top
+        if not link.is_symlink():
+            if link.exists():
+                shutil.rmtree(link) if link.is_dir() else link.unlink()
+            os.symlink(f"..data/{top}", link)
+    for entry in target.iterdir():
+        if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in tops:
+            entry.unlink()
+    if old and old != stamp:
+        shutil.rmtree(target / old, ignore_errors=True)
+
+
+def _items(
+    data: dict[str, bytes], items: list[Obj] | None, default_mode: int, *, optional: bool, what: str
+) -> dict[str, tuple[bytes, int]]:
+    out: dict[str, tuple[bytes, int]] = {}
+    if items:
+        for item in items:
+            key = item.get("key", "")
+            if key not in data:
+                if optional:
+                    continue
+                raise ConfigError(
+                    f"configmap references non-existent config key: {key}"
+                    if what == "configmap"
+                    else f"references non-existent secret key: {key}"
+                )
+            out[str(item.get("path") or key)] = (data[key], int(item.get("mode", default_mode)))
+    else:
+        for key, value in data.items():
+            out[key] = (value, default_mode)
+    return out
+
+
+def _configmap_data(obj: Obj) -> dict[str, bytes]:
+    data = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
+    data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+    return data
+
+
+def _secret_data(obj: Obj) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+
+
+class VolumeManager:
+    """Prepares and tears down the volumes of pods on this node."""
+
+    def __init__(self, pods_dir: Path, *, node_allocatable: dict[str, str] | None = None) -> None:
+        self.pods_dir = pods_dir
+        self.node_allocatable = node_allocatable or {}
+
+    def pod_dir(self, uid: str) -> Path:
+        return self.pods_dir / uid
+
+    def prepare(self, pod: Obj, lookups: Lookups) -> dict[str, PreparedVolume]:
+        """Create every volume of ``pod``; raises ConfigError for missing sources."""
+        uid = pod["metadata"]["uid"]
+        base = self.pod_dir(uid) / "volumes"
+        base.mkdir(parents=True, exist_ok=True)
+        out: dict[str, PreparedVolume] = {}
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            name = vol["name"]
+            path = base / name
+            if "hostPath" in vol:
+                out[name] = PreparedVolume(name, self._host_path(vol["hostPath"]))
+            elif "emptyDir" in vol:
+                path.mkdir(parents=True, exist_ok=True)
+                spec = vol.get("emptyDir") or {}
+                tmpfs = spec.get("medium") == "Memory"
+                if tmpfs and not _is_mount(path):
+                    _mount_tmpfs(path, spec.get("sizeLimit"))
+                path.chmod(0o777)
+                out[name] = PreparedVolume(name, path, tmpfs=tmpfs)
+            elif any(k in vol for k in ("configMap", "secret", "downwardAPI", "projected")):
+                files, is_secret = self._content(pod, vol, lookups)
+                if is_secret:
+                    path.mkdir(parents=True, exist_ok=True)
+                    if not _is_mount(path):
+                        _mount_tmpfs(path)
+                _write_atomic(path, files)
+                out[name] = PreparedVolume(name, path, readonly=True, tmpfs=is_secret)
+            else:
+                # Volume types this node cannot provide (cloud disks…) are refused clearly.
+                kinds = [k for k in vol if k != "name"]
+                raise ConfigError(
+                    f"volume {name!r}: unsupported volume type {', '.join(kinds) or '?'}"
+                )
+        return out
+
+    def refresh(self, pod: Obj, lookups: Lookups) -> None:
+        """Rewrite configMap/secret/downwardAPI/projected volumes with current data."""
+        base = self.pod_dir(pod["metadata"]["uid"]) / "volumes"
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            if any(k in vol for k in ("configMap", "secret", "downwardAPI", "projected")):
+                with contextlib.suppress(ConfigError):
+                    files, _ = self._content(pod, vol, lookups)
+                    _write_atomic(base / vol["name"], files)
+
+    def _host_path(self, spec: Obj) -> Path:
+        path = Path(spec.get("path", ""))
+        kind = spec.get("type", "")
+        if kind == "DirectoryOrCreate":
+            path.mkdir(parents=True, exist_ok=True, mode=0o755)
+        elif kind == "FileOrCreate":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o644, exist_ok=True)
+        checks = {
+            "Directory": (stat.S_ISDIR, "is not a directory"),
+            "File": (stat.S_ISREG, "is not a file"),
+            "Socket": (stat.S_ISSOCK, "is not a socket file"),
+            "CharDevice": (stat.S_ISCHR, "is not a character device"),
+            "BlockDevice": (stat.S_ISBLK, "is not a block device"),
+        }
+        if kind in checks:
+            test, message = checks[kind]
+            try:
+                mode = path.stat().st_mode
+            except FileNotFoundError:
+                raise ConfigError(f"hostPath type check failed: {path} {message}") from None
+            if not test(mode):
+                raise ConfigError(f"hostPath type check failed: {path} {message}")
+        return path
+
+    def _content(
+        self, pod: Obj, vol: Obj, lookups: Lookups
+    ) -> tuple[dict[str, tuple[bytes, int]], bool]:
+        if "configMap" in vol:
+            src = vol["configMap"]
+            obj = lookups.configmaps.get(src.get("name", ""))
+            mode = int(src.get("defaultMode", DEFAULT_MODE))
+            if obj is None:
+                if src.get("optional"):
+                    return {}, False
+                raise ConfigError(f'configmap "{src.get("name")}" not found')
+            return _items(
+                _configmap_data(obj),
+                src.get("items"),
+                mode,
+                optional=bool(src.get("optional")),
+                what="configmap",
+            ), False
+        if "secret" in vol:
+            src = vol["secret"]
+            obj = lookups.secrets.get(src.get("secretName", ""))
+            mode = int(src.get("defaultMode", DEFAULT_MODE))
+            if obj is None:
+                if src.get("optional"):
+                    return {}, True
+                raise ConfigError(f'secret "{src.get("secretName")}" not found')
+            return _items(
+                _secret_data(obj),
+                src.get("items"),
+                mode,
+                optional=bool(src.get("optional")),
+                what="secret",
+            ), True
+        if "downwardAPI" in vol:
+            src = vol["downwardAPI"]
+            return self._downward(
+                pod, src.get("items") or [], int(src.get("defaultMode", DEFAULT_MODE))
+            ), False
+        src = vol["projected"]
+        mode = int(src.get("defaultMode", DEFAULT_MODE))
+        files: dict[str, tuple[bytes, int]] = {}
+        secret = False
+        for source in src.get("sources") or []:
+            if "configMap" in source:
+                cm = source["configMap"]
+                obj = lookups.configmaps.get(cm.get("name", ""))
+                if obj is None:
+                    if cm.get("optional"):
+                        continue
+                    raise ConfigError(f'configmap "{cm.get("name")}" not found')
+                files.update(
+                    _items(
+                        _configmap_data(obj),
+                        cm.get("items"),
+                        mode,
+                        optional=bool(cm.get("optional")),
+                        what="configmap",
+                    )
+                )
+            elif "secret" in source:
+                sec = source["secret"]
+                secret = True
+                obj = lookups.secrets.get(sec.get("name", ""))
+                if obj is None:
+                    if sec.get("optional"):
+                        continue
+                    raise ConfigError(f'secret "{sec.get("name")}" not found')
+                files.update(
+                    _items(
+                        _secret_data(obj),
+                        sec.get("items"),
+                        mode,
+                        optional=bool(sec.get("optional")),
+                        what="secret",
+                    )
+                )
+            elif "downwardAPI" in source:
+                files.update(self._downward(pod, source["downwardAPI"].get("items") or [], mode))
+            elif "serviceAccountToken" in source:
+                token = lookups.secrets.get("\x00token")  # provided by the agent when it has one
+                if token is not None:
+                    secret = True
+                    files[source["serviceAccountToken"].get("path", "token")] = (
+                        str(token.get("token", "")).encode(),
+                        mode,
+                    )
+        return files, secret
+
+    def _downward(self, pod: Obj, items: list[Obj], mode: int) -> dict[str, tuple[bytes, int]]:
+        out: dict[str, tuple[bytes, int]] = {}
+        containers = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
+        for item in items:
+            path = item.get("path", "")
+            if "fieldRef" in item:
+                field = item["fieldRef"].get("fieldPath", "")
+                md = pod.get("metadata") or {}
+                if field in ("metadata.labels", "metadata.annotations"):
+                    values = md.get(field.split(".")[1]) or {}
+                    text = "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
+                else:
+                    text = _field_ref(pod, field)
+            elif "resourceFieldRef" in item:
+                ref = item["resourceFieldRef"]
+                container = containers.get(ref.get("containerName", ""), {})
+                text = _resource_ref(container, ref, self.node_allocatable)
+            else:
+                continue
+            out[path] = (text.encode(), int(item.get("mode", mode)))
+        return out
+
+    def mounts_for(
+        self, container: Obj, prepared: dict[str, PreparedVolume]
+    ) -> list[protocol.Mount]:
+        out = []
+        for vm in container.get("volumeMounts") or []:
+            vol = prepared.get(vm["name"])
+            if vol is None:
+                raise ConfigError(f"volume {vm['name']!r} not found")
+            host = vol.path
+            sub_file = False
+            if vm.get("subPath"):
+                host = vol.path / vm["subPath"]
+                if not host.exists():
+                    host.mkdir(parents=True, exist_ok=True)
+                sub_file = host.is_file()
+            propagation = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
+                vm.get("mountPropagation", "None"), "private"
+            )
+            out.append(
+                protocol.Mount(
+                    container_path=vm["mountPath"],
+                    host_path=str(host),
+                    readonly=bool(vm.get("readOnly")) or vol.readonly,
+                    propagation=propagation,
+                    sub_path_file=sub_file,
+                )
+            )
+        return out
+
+    def cleanup(self, uid: str) -> None:
+        """Unmount and remove every volume of a pod (idempotent)."""
+        base = self.pod_dir(uid)
+        vols = base / "volumes"
+        if vols.exists():
+            for entry in vols.iterdir():
+                if _is_mount(entry):
+                    subprocess.run(["umount", "-l", str(entry)], check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
