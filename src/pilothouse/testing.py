@@ -112,11 +112,17 @@ class ServerProcess:
     """``pilothouse server`` as a child process (for crash and restart tests)."""
 
     def __init__(
-        self, data_dir: Path, *, port: int | None = None, extra_args: list[str] | None = None
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        extra_args: list[str] | None = None,
+        agent: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = extra_args or []
+        self.agent = agent
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
 
@@ -144,7 +150,7 @@ class ServerProcess:
                 str(self.port),
                 "--advertise-address",
                 "127.0.0.1",
-                "--disable-agent",
+                *([] if self.agent else ["--disable-agent"]),
                 *self.extra_args,
             ],
             stdout=log,

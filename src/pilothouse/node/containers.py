@@ -11,8 +11,10 @@ container refers to are a ``CreateContainerConfigError``, as upstream reports.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pilothouse.api import quantity
@@ -90,6 +92,25 @@ def pod_resources(pod: Obj) -> tuple[int, int, int]:
         cpu_quota(lim_cpu) if all_cpu_limited else 0,
         lim_mem if all_mem_limited else 0,
     )
+
+
+@functools.cache
+def oom_score_floor() -> int:
+    """The lowest OOM score this process may give its children.
+
+    Lowering a score below our own needs CAP_SYS_RESOURCE; without it (some
+    sandboxes drop it) the kernel refuses and the container would not start,
+    so scores are clamped to our own instead."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        cap_eff = int(
+            next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16
+        )
+        if cap_eff & (1 << 24):  # CAP_SYS_RESOURCE
+            return -1000
+        return int(Path("/proc/self/oom_score_adj").read_text().strip())
+    except (OSError, ValueError, StopIteration):
+        return -1000
 
 
 def oom_score_adj(pod: Obj, container: Obj, memory_capacity: int) -> int:
@@ -304,7 +325,7 @@ def container_config(
         cpu_shares=cpu_shares(milli_cpu(requests.get("cpu", 0))),
         cpu_quota=cpu_quota(milli_cpu(limits["cpu"])) if "cpu" in limits else 0,
         memory_limit=bytes_of(limits["memory"]) if "memory" in limits else 0,
-        oom_score_adj=oom_score_adj(pod, container, memory_capacity),
+        oom_score_adj=max(oom_score_adj(pod, container, memory_capacity), oom_score_floor()),
         run_as_user=uid,
         run_as_group=gid,
         supplemental_groups=groups,
