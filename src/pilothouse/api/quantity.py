@@ -14,6 +14,7 @@ No I/O here: this module is part of the bottom ``api`` layer.
 from __future__ import annotations
 
 import decimal
+import functools
 from dataclasses import dataclass
 
 DECIMAL_SI = "DecimalSI"
@@ -155,6 +156,17 @@ def parse(text: str | int | float) -> Quantity:
     """Parse a quantity (a JSON string or number) or raise :class:`QuantityError`."""
     if isinstance(text, bool):
         raise QuantityError(FORMAT_ERROR)
+    if isinstance(text, str):
+        return _parse_cached(text)  # the same few spellings recur on every pod
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Quantity:
+    return _parse(text)
+
+
+def _parse(text: str | int | float) -> Quantity:
     if isinstance(text, int):
         text = str(text)
     elif isinstance(text, float):

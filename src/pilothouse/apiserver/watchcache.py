@@ -83,11 +83,22 @@ def decode(kv: storage.KeyValue) -> Entry:
     return Entry(kv.key, obj, kv.mod_revision)
 
 
-def decode_event(event: storage.Event, known: Entry | None = None) -> WatchEvent:
+def adopt(kv: storage.KeyValue, obj: dict[str, Any]) -> Entry:
+    """What :func:`decode` would make of ``kv``, from the object ``kv.value`` encodes."""
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return Entry(kv.key, obj, kv.mod_revision)
+
+
+def decode_event(
+    event: storage.Event, known: Entry | None = None, written: dict[str, Any] | None = None
+) -> WatchEvent:
     """Decode a store event; ``known`` is the cached previous version, if any,
-    reused instead of decoding the previous value again."""
+    reused instead of decoding the previous value again; ``written`` the object
+    the new value encodes, if this process wrote it (see :meth:`WatchCache.writing`)."""
     if event.type is storage.EventType.CREATE:
-        return WatchEvent(ADDED, decode(event.kv), None)
+        return WatchEvent(
+            ADDED, adopt(event.kv, written) if written is not None else decode(event.kv), None
+        )
     prev: Entry | None = None
     if event.prev is not None:
         if known is not None and known.revision == event.prev.mod_revision:
@@ -95,7 +106,8 @@ def decode_event(event: storage.Event, known: Entry | None = None) -> WatchEvent
         else:
             prev = decode(event.prev)
     if event.type is storage.EventType.UPDATE:
-        return WatchEvent(MODIFIED, decode(event.kv), prev)
+        entry = adopt(event.kv, written) if written is not None else decode(event.kv)
+        return WatchEvent(MODIFIED, entry, prev)
     # A deleted object is sent as it last was, at the deletion's revision.
     return WatchEvent(DELETED, decode(event.kv), prev)
 
@@ -229,6 +241,8 @@ class WatchCache:
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
+        # Objects this process is writing, by key: (the value stored, the object).
+        self._writing: dict[str, tuple[bytes, dict[str, Any]]] = {}
 
     async def start(self) -> None:
         """Load every object, then follow the store from that revision."""
@@ -262,10 +276,11 @@ class WatchCache:
         try:
             async for batch in stream:
                 for event in batch:
-                    cache = self._route(event.kv.key)
+                    key = event.kv.key
+                    cache = self._route(key)
                     if cache is not None:
-                        known = cache.objects.get(event.kv.key)
-                        cache.apply(decode_event(event, known))
+                        written = self._take_written(event) if self._writing else None
+                        cache.apply(decode_event(event, cache.objects.get(key), written))
                 self.revision = batch[-1].revision
                 self._wake()
         except asyncio.CancelledError:
@@ -280,6 +295,36 @@ class WatchCache:
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()
+
+    def writing(self, key: str, value: bytes, obj: dict[str, Any]) -> None:
+        """``obj`` is being stored at ``key`` as ``value`` (its encoding, without
+        ``resourceVersion``) by this process.
+
+        When the event of that very write arrives, the cache keeps ``obj`` instead
+        of decoding ``value`` again (a backend that hands back another bytes object
+        is simply decoded). The caller gives ``obj`` away: from now on it is the
+        cache's, read-only like every cached object; only ``metadata.resourceVersion``
+        may still be set, to the revision of the write. Once the write is answered
+        the caller withdraws the offer with :meth:`not_written` (a no-op when the
+        event took it), so no offer outlives its write.
+        """
+        self._writing[key] = (value, obj)
+
+    def not_written(self, key: str, value: bytes) -> None:
+        """Withdraw what :meth:`writing` offered for this very value, if still there."""
+        found = self._writing.get(key)
+        if found is not None and found[0] is value:
+            del self._writing[key]
+
+    def _take_written(self, event: storage.Event) -> dict[str, Any] | None:
+        if event.type is storage.EventType.DELETE:
+            return None
+        kv = event.kv
+        found = self._writing.get(kv.key)
+        if found is None or found[0] is not kv.value:
+            return None
+        del self._writing[kv.key]
+        return found[1]
 
     def _wake(self) -> None:
         while self._waiters and self._waiters[0][0] <= self.revision:

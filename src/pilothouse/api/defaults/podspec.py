@@ -13,6 +13,7 @@ Objects are JSON-shaped dicts and are changed in place. Fields that are missing 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from typing import Any
 
@@ -59,13 +60,21 @@ def _unset(value: Any) -> bool:
     return value is None or value == "" or value == 0
 
 
+@functools.lru_cache(maxsize=1024)
+def _round_up_milli(text: str) -> str:
+    # Pods repeat the same few spellings; parsing one costs microseconds.
+    return quantity.round_up_milli(text)
+
+
 def default_resource_list(resources: Any) -> None:
     """Round each quantity up to ``1m`` and spell it canonically (SetDefaults_ResourceList)."""
     if not isinstance(resources, dict):
         return
     for key, value in resources.items():
         try:
-            resources[key] = quantity.round_up_milli(value)
+            resources[key] = (
+                _round_up_milli(value) if type(value) is str else quantity.round_up_milli(value)
+            )
         except quantity.QuantityError:
             continue
 

@@ -14,16 +14,27 @@ No I/O here: this module is part of the bottom ``api`` layer.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from typing import Any
 
-from pilothouse.api.fieldmanager import kinds, lastapplied, managed, types, updater, validation
+from pilothouse.api.fieldmanager import (
+    creation,
+    fieldpath,
+    kinds,
+    lastapplied,
+    managed,
+    types,
+    updater,
+    validation,
+)
 from pilothouse.api.fieldmanager.conflict import ApplyConflict, ApplyError
 from pilothouse.api.fieldmanager.managed import Managed
 
 FIELD_MANAGER_MAX_LENGTH = 128
 
 
+@functools.lru_cache(maxsize=256)
 def default_manager(user_agent: str) -> str:
     """The manager name of a request without ``fieldManager`` (upstream's prefixFromUserAgent).
 
@@ -148,10 +159,37 @@ def update_managed_fields(
         return _with_managed(new_body, {})
     ctx = _context(api_version, kind, subresource, now, status_subresource)
     live_body = _zero(api_version, kind) if live is None else _without_managed(live)
+    if not current:
+        # Nobody owns anything yet (every create): the writer gets what it set.
+        return _with_managed(new_body, _first_entry(live_body, new_body, manager, ctx))
     current = updater.update(
         live_body, new_body, current, manager, ctx, keep_time=subresource == "scale"
     )
     return _with_managed(new_body, managed.cap_update_managers(current))
+
+
+def _first_entry(
+    live_body: dict[str, Any], new_body: dict[str, Any], manager: str, ctx: updater.Context
+) -> Managed:
+    """What :func:`updater.update` makes of no managers at all, without its set algebra.
+
+    Only one entry can come out, so it is built directly, its fieldsV1 already
+    encoded (:func:`.creation.changed_fields`)."""
+    fields = creation.changed_fields(
+        live_body,
+        new_body,
+        ctx.typ,
+        ignored=ctx.ignored.body if ctx.ignored else None,
+        stripped=kinds.STRIPPED.body,
+    )
+    if not fields:
+        return {}
+    key = managed.ManagerKey.of(
+        manager or "unknown", managed.UPDATE, ctx.api_version, ctx.subresource
+    )
+    # A scale write keeps the writer's previous time, and there is none.
+    time = None if ctx.subresource == "scale" else ctx.now
+    return {key: managed.Entry(fieldpath.Set(fields, _encoded=fields), ctx.api_version, time)}
 
 
 def _gvk_string(obj: dict[str, Any]) -> str:

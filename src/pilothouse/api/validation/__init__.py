@@ -137,6 +137,22 @@ _UPDATE: dict[tuple[str, str], UpdateValidator] = {
 
 # Kinds created through a subresource rather than the generic store.
 _NO_GENERIC = frozenset({("", "Binding")})
+# Kinds whose own create validator checks the whole ObjectMeta with a name rule
+# stricter than a path segment's and with core's finalizer rule: when it passed,
+# the generic checks cannot fail, so they are not run twice.
+_META_VALIDATED = frozenset(
+    {
+        ("", "Pod"),
+        ("", "ConfigMap"),
+        ("", "Secret"),
+        ("", "Service"),
+        ("", "Namespace"),
+        ("", "Node"),
+        ("apps", "Deployment"),
+        ("apps", "ReplicaSet"),
+        ("coordination.k8s.io", "Lease"),
+    }
+)
 
 
 def namespaced(group: str, version: str, kind: str) -> bool:
@@ -165,7 +181,12 @@ def validate_create(
     """Upstream's validation of a new object of this kind."""
     fn = _CREATE.get((group, kind))
     errs = fn(obj) if fn is not None else []
-    if include_generic and not errs and (group, kind) not in _NO_GENERIC:
+    if (
+        include_generic
+        and not errs
+        and (group, kind) not in _NO_GENERIC
+        and (fn is None or (group, kind) not in _META_VALIDATED)
+    ):
         errs = generic_create(obj, namespaced=namespaced(group, version, kind))
     return errs
 

@@ -7,6 +7,7 @@ resource names); the validators follow ``ValidateResourceQuantityValue`` and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pilothouse.api import errors, quantity
@@ -89,10 +90,16 @@ def is_integer_resource(name: str) -> bool:
     return name in _INTEGER or is_extended(name)
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_text(text: str) -> quantity.Quantity:
+    # Quantities are immutable and pods repeat the same few spellings.
+    return quantity.parse(text)
+
+
 def parse_or_error(value: Any, path: str) -> tuple[quantity.Quantity | None, list[FieldError]]:
     """Parse a quantity; a bad one is reported the way upstream's decoder reports it."""
     try:
-        return quantity.parse(value), []
+        return (_parse_text(value) if type(value) is str else quantity.parse(value)), []
     except quantity.QuantityError as exc:
         shown = value if isinstance(value, str | int | float) else errors.GoValue(repr(value))
         return None, [errors.invalid_value(path, shown, str(exc))]

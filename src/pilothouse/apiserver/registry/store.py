@@ -11,6 +11,10 @@ they were based on; a concurrent writer makes the store refuse, and the
 request either fails with 409 (the client named a resourceVersion) or is
 retried on the fresh object (it did not). Many requests run concurrently on
 the event loop; the store serialises the writes.
+
+Objects read are the cache's, and so is the object a create or update returns
+(the cache keeps the written object rather than decoding what was stored):
+callers read them and never change them.
 """
 
 from __future__ import annotations
@@ -268,7 +272,7 @@ class ResourceStore:
                     )
                 return self.output(obj)
             try:
-                rev = await self.store.create(key, _strip_rv(obj))
+                rev = await self._write(key, obj, None)
             except storage.KeyExistsError:
                 if generate and attempt + 1 < GENERATE_NAME_ATTEMPTS:
                     md["name"] = meta.generate_name(str(md["generateName"]))
@@ -449,7 +453,7 @@ class ResourceStore:
             if dry_run:
                 return self.output(new), False
             try:
-                rev = await self.store.update(key, _strip_rv(new), if_revision=entry.revision)
+                rev = await self._write(key, new, entry.revision)
             except storage.RevisionMismatchError:
                 if requested_rv > 0:
                     raise errors.stale_update(
@@ -460,6 +464,22 @@ class ResourceStore:
                 raise self._not_found(name) from None
             md["resourceVersion"] = str(rev)
             return self.output(new), False
+
+    async def _write(self, key: str, obj: Obj, if_revision: int | None) -> int:
+        """Create (``if_revision`` None) or update ``key``.
+
+        The watch cache adopts ``obj`` itself when the write's event arrives, instead
+        of decoding what was stored: the store delivers the event before it answers,
+        so by the time this returns the offer has been taken (or, with a backend
+        that hands back other bytes, is withdrawn unused)."""
+        value = _strip_rv(obj)
+        self.watch_cache.writing(key, value, obj)
+        try:
+            if if_revision is None:
+                return await self.store.create(key, value)
+            return await self.store.update(key, value, if_revision=if_revision)
+        finally:
+            self.watch_cache.not_written(key, value)
 
     def _track_fields(self, old: Obj | None, new: Obj, manager: str, subresource: str) -> Obj:
         """Record in managedFields which fields ``manager`` set (an Update operation)."""
@@ -542,7 +562,7 @@ class ResourceStore:
                 if options.dry_run:
                     return self.output(new), False
                 try:
-                    rev = await self.store.update(key, _strip_rv(new), if_revision=entry.revision)
+                    rev = await self._write(key, new, entry.revision)
                 except (storage.RevisionMismatchError, storage.KeyNotFoundError):
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
@@ -555,8 +575,9 @@ class ResourceStore:
                 continue
             except storage.KeyNotFoundError:
                 raise self._not_found(name) from None
-            gone = meta.deep_copy(old)
-            gone["metadata"]["resourceVersion"] = str(kv.mod_revision)
+            # Read-only like ``old``, so only what changes is copied.
+            gone = dict(old)
+            gone["metadata"] = {**old["metadata"], "resourceVersion": str(kv.mod_revision)}
             return self.output(gone), True
 
     def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:

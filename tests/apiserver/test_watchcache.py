@@ -1,0 +1,118 @@
+"""The watch cache keeps an object a writer offers instead of decoding it again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from pilothouse.apiserver import watchcache
+from pilothouse.storage import interface as storage
+from pilothouse.storage import memory
+
+PREFIX = "/registry/configmaps/"
+KEY = PREFIX + "default/c"
+
+
+@pytest.fixture
+async def setup() -> AsyncIterator[tuple[memory.MemoryStore, watchcache.WatchCache]]:
+    store = memory.MemoryStore()
+    await store.start()
+    cache = watchcache.WatchCache(store, [PREFIX])
+    await cache.start()
+    yield store, cache
+    await cache.stop()
+    await store.close()
+
+
+def _config_map(data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default", "uid": "u"},
+        "data": {"k": data},
+    }
+
+
+def _cached(cache: watchcache.WatchCache) -> watchcache.Entry:
+    return cache.resource(PREFIX).objects[KEY]
+
+
+def _decoded(entry: watchcache.Entry) -> dict[str, Any]:
+    """What decoding the stored value gives, for comparison (key order included)."""
+    return watchcache.decode(
+        storage.KeyValue(entry.key, orjson.dumps(_without_rv(entry.obj)), 1, entry.revision)
+    ).obj
+
+
+def _without_rv(obj: dict[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    out["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    return out
+
+
+async def test_an_offered_object_is_kept_as_it_would_be_decoded(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup
+    obj = _config_map("1")
+    value = orjson.dumps(obj)
+    cache.writing(KEY, value, obj)
+    rev = await store.create(KEY, value)
+    assert await cache.wait_for(rev)
+    entry = _cached(cache)
+    assert entry.obj is obj
+    assert obj["metadata"]["resourceVersion"] == str(rev)
+    assert orjson.dumps(entry.obj) == orjson.dumps(_decoded(entry))
+    assert entry.revision == rev
+    # An update offered the same way is kept too, with the previous version as prev.
+    newer = _config_map("2")
+    value = orjson.dumps(newer)
+    cache.writing(KEY, value, newer)
+    rev2 = await store.update(KEY, value, if_revision=rev)
+    assert await cache.wait_for(rev2)
+    assert _cached(cache).obj is newer
+    event = cache.resource(PREFIX).events[-1]
+    assert event.type == watchcache.MODIFIED and event.prev is entry
+
+
+async def test_other_bytes_are_decoded_and_the_offer_stays_until_withdrawn(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup
+    obj = _config_map("1")
+    offered = orjson.dumps(obj)
+    cache.writing(KEY, offered, obj)
+    # A backend that hands back another bytes object (equal or not) is decoded.
+    rev = await store.create(KEY, bytes(bytearray(offered)))
+    assert await cache.wait_for(rev)
+    entry = _cached(cache)
+    assert entry.obj is not obj
+    assert entry.obj == {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rev)}}
+    assert "resourceVersion" not in obj["metadata"]  # never touched
+    cache.not_written(KEY, bytes(offered))  # another value: the offer stays
+    later = _config_map("2")
+    cache.writing(KEY, orjson.dumps(later), later)  # a newer offer replaces it
+    cache.not_written(KEY, offered)  # the replaced offer is not this one's to withdraw
+    cache.writing(KEY, offered, obj)
+    cache.not_written(KEY, offered)
+    rev2 = await store.update(KEY, offered, if_revision=rev)
+    assert await cache.wait_for(rev2)
+    assert _cached(cache).obj is not obj  # withdrawn: decoded
+
+
+async def test_deletes_are_always_decoded(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup
+    obj = _config_map("1")
+    value = orjson.dumps(obj)
+    rev = await store.create(KEY, value)
+    cache.writing(KEY, value, obj)  # the same bytes come back as the deleted value
+    deleted = await store.delete(KEY, if_revision=rev)
+    assert await cache.wait_for(deleted.mod_revision)
+    event = cache.resource(PREFIX).events[-1]
+    assert event.type == watchcache.DELETED and event.entry.obj is not obj
+    assert KEY not in cache.resource(PREFIX).objects
