@@ -67,6 +67,7 @@ def default_controllers() -> dict[str, Factory]:
         garbagecollector,
         namespace,
         nodeipam,
+        nodelifecycle,
         podgc,
         replicaset,
     )
@@ -79,6 +80,7 @@ def default_controllers() -> dict[str, Factory]:
         "disruption": disruption.DisruptionController,
         "podgc": podgc.PodGCController,
         "nodeipam": nodeipam.NodeIPAMController,
+        "nodelifecycle": nodelifecycle.NodeLifecycleController,
     }
 
 

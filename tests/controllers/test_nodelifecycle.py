@@ -1,0 +1,89 @@
+"""Lost nodes are marked, tainted, and their pods evicted; back again, the taints go."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from pilothouse.api import errors, resources
+from pilothouse.client import rest
+from pilothouse.controllers import nodelifecycle
+from pilothouse.node import hollow
+from pilothouse.testing import eventually, running_controllers
+
+NODES = resources.DEFAULT.by_path("", "v1", "nodes")
+PODS = resources.DEFAULT.by_path("", "v1", "pods")
+assert NODES and PODS
+
+
+def fast(ctx: Any) -> nodelifecycle.NodeLifecycleController:
+    return nodelifecycle.NodeLifecycleController(ctx, grace_period=1.0, interval=0.2)
+
+
+async def test_lost_node_is_tainted_and_its_pods_evicted(client: rest.Client, ns: str) -> None:
+    sim = hollow.HollowCluster(
+        client, count=1, name_prefix=f"lost-{uuid.uuid4().hex[:6]}-", heartbeat=0.2
+    )
+    await sim.start()
+    name = next(iter(sim.nodes))
+    spec = {"nodeName": name, "containers": [{"name": "c", "image": "busybox"}]}
+    # Admission gives every pod 300 s on an unreachable node; these say otherwise.
+    quick = {
+        "key": nodelifecycle.UNREACHABLE,
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 0,
+    }
+    await client.create(
+        PODS, {"metadata": {"name": "intolerant"}, "spec": {**spec, "tolerations": [quick]}}, ns
+    )
+    patient = {
+        "key": nodelifecycle.UNREACHABLE,
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 3600,
+    }
+    await client.create(
+        PODS, {"metadata": {"name": "patient"}, "spec": {**spec, "tolerations": [patient]}}, ns
+    )
+    try:
+        async with running_controllers(client, {"nodelifecycle": fast}):
+            await sim.stop()  # the node goes silent
+
+            async def unreachable() -> bool:
+                node = await client.get(NODES, name)
+                ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+                taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+                return (
+                    ready["status"] == "Unknown"
+                    and (nodelifecycle.UNREACHABLE, "NoExecute") in taints
+                )
+
+            await eventually(unreachable, timeout=20)
+
+            async def evicted() -> bool:
+                pod = await client.get(PODS, "intolerant", ns)
+                return bool(pod["metadata"].get("deletionTimestamp"))
+
+            await eventually(evicted, timeout=20)
+            patient_pod = await client.get(PODS, "patient", ns)
+            assert not patient_pod["metadata"].get("deletionTimestamp")
+
+            sim2 = hollow.HollowCluster(client, count=1, name_prefix=name[:-1], heartbeat=0.2)
+            await sim2.start()  # the node comes back
+            try:
+
+                async def untainted() -> bool:
+                    node = await client.get(NODES, name)
+                    return not any(
+                        t["key"] == nodelifecycle.UNREACHABLE
+                        for t in node["spec"].get("taints") or []
+                    )
+
+                await eventually(untainted, timeout=20)
+            finally:
+                await sim2.stop()
+    finally:
+        with contextlib.suppress(errors.StatusError):
+            await client.delete(NODES, name)
