@@ -1,5 +1,5 @@
-"""Subresources served by the pod's node agent: ``pods/log`` (and later exec,
-attach, port-forward), proxied over mutual TLS to the agent's port 10250.
+"""Subresources served by the pod's node agent: ``pods/log`` here (exec, attach
+and port-forward in :mod:`.streaming`), proxied over mutual TLS to the agent's port 10250.
 
 The API server checks what it can itself (the pod exists, is bound, the
 container exists and has started) and answers those errors as upstream does;
@@ -48,7 +48,8 @@ class NodeProxy:
         if self._session is not None:
             await self._session.close()
 
-    async def _agent_url(self, pod: Obj) -> str:
+    async def agent_url(self, pod: Obj) -> str:
+        """The base URL of the agent running ``pod``: Status errors when it has no node or address."""
         node_name = (pod.get("spec") or {}).get("nodeName")
         name = pod["metadata"]["name"]
         if not node_name:
@@ -99,7 +100,7 @@ class NodeProxy:
             raise errors.bad_request(f"container {container} is not valid for pod {info.name}")
         self._check_started(pod, container, previous=request.query.get("previous") in ("true", "1"))
         params = {k: request.query[k] for k in LOG_PARAMS if k in request.query}
-        url = f"{await self._agent_url(pod)}/containerLogs/{info.namespace}/{info.name}/{container}"
+        url = f"{await self.agent_url(pod)}/containerLogs/{info.namespace}/{info.name}/{container}"
         try:
             upstream = await self.session().get(url, params=params)
         except aiohttp.ClientError as exc:
