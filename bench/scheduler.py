@@ -332,7 +332,7 @@ async def run_workload(
             if profile:  # py-spy both processes for the measured phase (a developer aid)
                 for pid, suffix in ((os.getpid(), "scheduler"), (server_pid, "server")):
                     spies.append(
-                        subprocess.Popen(  # noqa: ASYNC220 - py-spy starts in the background
+                        subprocess.Popen(
                             [
                                 "py-spy",
                                 "record",
@@ -353,7 +353,7 @@ async def run_workload(
                     )
             cpu0 = time.process_time()
             deadline = ready + 600
-            while sched.metrics.scheduled < w.measure_pods and time.monotonic() < deadline:  # noqa: ASYNC110
+            while sched.metrics.scheduled < w.measure_pods and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             cpu = time.process_time() - cpu0
             server_cpu = cpu_seconds(server_pid) - server_cpu0

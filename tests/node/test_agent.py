@@ -370,3 +370,72 @@ async def test_liveness_probe_failure_restarts_and_readiness_flips(
         )
 
     await eventually(probe_events)
+
+
+async def test_prestop_hook_runs_before_the_container_is_stopped(
+    harness: Harness, client: rest.Client, ns: str
+) -> None:
+    hooks: list[list[str]] = []
+
+    def handler(_cid: str, cmd: list[str]) -> tuple[int, bytes, bytes]:
+        hooks.append(cmd)
+        return 0, b"", b""
+
+    harness.runtime.exec_handler = handler
+    await client.create(
+        PODS,
+        harness.pod(
+            "hooked",
+            container={
+                "lifecycle": {
+                    "postStart": {"exec": {"command": ["echo", "started"]}},
+                    "preStop": {"exec": {"command": ["echo", "stopping"]}},
+                }
+            },
+        ),
+        ns,
+    )
+    await eventually(lambda: _phase(client, ns, "hooked", "Running"))
+    assert ["echo", "started"] in hooks
+    await client.delete(PODS, "hooked", ns)
+
+    async def gone() -> bool:
+        try:
+            await client.get(PODS, "hooked", ns)
+        except errors.StatusError as exc:
+            return exc.code == 404
+        return False
+
+    await eventually(gone)
+    names = [c[0] for c in harness.runtime.calls]
+    prestop = next(
+        i
+        for i, c in enumerate(harness.runtime.calls)
+        if c[0] == "exec_sync" and "stopping" in str(c)
+    )
+    stop = names.index("stop_container")
+    assert prestop < stop, "preStop must run before the container gets SIGTERM"
+
+
+async def test_failing_poststart_hook_kills_the_container(
+    harness: Harness, client: rest.Client, ns: str
+) -> None:
+    harness.runtime.exec_handler = lambda _cid, cmd: (1, b"", b"hook broke")
+    await client.create(
+        PODS,
+        harness.pod(
+            "badhook", container={"lifecycle": {"postStart": {"exec": {"command": ["false"]}}}}
+        ),
+        ns,
+    )
+    events_resource = resources.DEFAULT.by_path("", "v1", "events")
+    assert events_resource is not None
+
+    async def failed_hook() -> bool:
+        items = (await client.list(events_resource, ns))["items"]
+        return any(
+            e["reason"] == "FailedPostStartHook" and "hook broke" in e["message"] for e in items
+        )
+
+    await eventually(failed_hook)
+    assert harness.runtime.calls_of("stop_container")

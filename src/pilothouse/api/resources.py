@@ -62,6 +62,10 @@ class Resource:
     storage_group: str | None = None
     storage_plural: str | None = None
     singular: str = field(default="")
+    # False: no objects are kept (no store, no watch cache); a handler of its own
+    # computes the answer on request, as an aggregated API server would
+    # (metrics.k8s.io).
+    stored: bool = True
 
     @property
     def api_version(self) -> str:
@@ -118,6 +122,8 @@ def schema_name(group: str, version: str, kind: str) -> str:
         package = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions"
     elif group in ("meta.k8s.io",):
         package = "io.k8s.apimachinery.pkg.apis.meta"
+    elif group == "metrics.k8s.io":
+        package = "io.k8s.metrics.pkg.apis.metrics"
     else:
         short = group.removesuffix(".k8s.io").replace(".", "")
         if group == "events.k8s.io":
@@ -136,6 +142,7 @@ def _r(
     categories: tuple[str, ...] = (),
     verbs: tuple[str, ...] = ALL_VERBS,
     sub: tuple[str, ...] = (),
+    stored: bool = True,
     **kw: str,
 ) -> Resource:
     return Resource(
@@ -148,6 +155,7 @@ def _r(
         categories=categories,
         verbs=verbs,
         subresources=sub,
+        stored=stored,
         **kw,
     )
 
@@ -254,6 +262,20 @@ RESOURCES: tuple[Resource, ...] = (
         True,
         ("pdb",),
         sub=("status",),
+    ),
+    # metrics.k8s.io/v1beta1: resource usage read from the node agents on request
+    # (what metrics-server serves upstream); ``kubectl top`` reads it.
+    _r(
+        "metrics.k8s.io",
+        "v1beta1",
+        "NodeMetrics",
+        "nodes",
+        False,
+        verbs=("get", "list"),
+        stored=False,
+    ),
+    _r(
+        "metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, verbs=("get", "list"), stored=False
     ),
 )
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import platform
-import weakref
 import socket
 import sys
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
@@ -34,10 +34,24 @@ GIT_VERSION = f"v1.{KUBERNETES_MINOR}.0+pilothouse"
 
 # Paths anyone may read, as upstream's system:public-info-viewer role allows.
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/livez", "/readyz", "/version", "/healthz/ping", "/livez/ping", "/readyz/ping"}
+    {
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/version",
+        "/healthz/ping",
+        "/livez/ping",
+        "/readyz/ping",
+        # Joining nodes: the CA is public; the join itself checks the token in its handler.
+        "/pilothouse/v1/cacerts",
+        "/pilothouse/v1/join",
+    }
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Serves the resources of a group-version that are not kept in the store
+# (``Resource.stored`` is False), as an aggregated API server would.
+ResourceHandler = Callable[[web.Request, request_info.RequestInfo], Awaitable[web.StreamResponse]]
 Authenticator = Callable[[web.Request], "User | None"]
 
 
@@ -160,6 +174,8 @@ class APIApp:
         authenticators: list[Authenticator],
         ready: Callable[[], bool],
         extra_routes: dict[str, Handler] | None = None,
+        api_services: dict[tuple[str, str], ResourceHandler] | None = None,
+        middlewares: list[typedefs.Middleware] | None = None,
     ) -> None:
         self.registry = registry
         self.resource_api = resource_api
@@ -168,11 +184,13 @@ class APIApp:
         self.authenticators = authenticators
         self.ready = ready
         self.extra_routes = extra_routes or {}
+        self.api_services = api_services or {}
+        self.middlewares = middlewares or []  # outermost, before error handling (metrics)
         self._version = orjson.dumps(version_info())
 
     def build(self) -> web.Application:
         app = web.Application(
-            middlewares=[error_middleware, self._auth_middleware],
+            middlewares=(*self.middlewares, error_middleware, self._auth_middleware),
             client_max_size=4 * 1024 * 1024,
         )
         self.openapi.add_routes(app.router)
@@ -205,6 +223,13 @@ class APIApp:
             if request.method != "GET":
                 raise errors.method_not_allowed("") from None
             return await self.discovery.handle(request)
+        if not info.resource.stored:
+            served = self.api_services.get((info.resource.group, info.resource.version))
+            if served is None:
+                raise errors.service_unavailable(
+                    "the server is currently unable to handle the request"
+                )
+            return await served(request, info)
         return await self.resource_api.handle(request, info)
 
     def _health(self, request: web.Request, path: str) -> web.Response:

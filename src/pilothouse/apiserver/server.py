@@ -22,9 +22,18 @@ from aiohttp import web
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import join, watchcache
+from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import namespace_lifecycle, pods
 from pilothouse.apiserver.auth import certs
-from pilothouse.apiserver.handlers import discovery, nodeproxy, openapi, rest, subresources
+from pilothouse.apiserver.handlers import (
+    discovery,
+    nodeproxy,
+    openapi,
+    resource_metrics,
+    rest,
+    streaming,
+    subresources,
+)
 from pilothouse.apiserver.registry import strategies
 from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.apiserver.registry.strategies import service as service_strategy
@@ -74,6 +83,7 @@ class APIServer:
         self.node_proxy: nodeproxy.NodeProxy | None = None
         self.token = ""
         self.join_service: join.JoinService | None = None
+        self.metrics = api_metrics.APIMetrics(registry)
         self._ready = False
         self.port = config.https_port
         self.advertise_address = config.advertise_address or _local_address()
@@ -107,18 +117,22 @@ class APIServer:
             hostnames=[socket.gethostname()],
             ips=[self.advertise_address, *cfg.extra_sans],
         )
-        self.store = factory.open_store(
-            cfg.datastore_endpoint or "sqlite://",
-            data_dir=cfg.data_dir,
-            compact_interval=cfg.compact_interval,
+        self.store = self.metrics.instrument(
+            factory.open_store(
+                cfg.datastore_endpoint or "sqlite://",
+                data_dir=cfg.data_dir,
+                compact_interval=cfg.compact_interval,
+            )
         )
         await self.store.start()
-        prefixes = sorted({r.storage_prefix for r in self.registry.resources if "list" in r.verbs})
+        prefixes = sorted(
+            {r.storage_prefix for r in self.registry.resources if r.stored and "list" in r.verbs}
+        )
         self.cache = watchcache.WatchCache(self.store, prefixes)
         await self.cache.start()
         allocator = service_strategy.ServiceAllocator()
         for r in self.registry.resources:
-            if "list" not in r.verbs:
+            if "list" not in r.verbs or not r.stored:
                 continue
             self.stores[r] = ResourceStore(
                 resource=r,
@@ -148,6 +162,11 @@ class APIServer:
             nodes=self.resource_store("", "v1", "nodes"),
             client_ssl=self.pki.ssl_client_context(kubelet_cert, kubelet_key),
         )
+        metrics_api = resource_metrics.ResourceMetricsAPI(
+            nodes=self.resource_store("", "v1", "nodes"),
+            pods=self.resource_store("", "v1", "pods"),
+            session=self.node_proxy.session,
+        )
         resource_api = rest.ResourceAPI(
             registry=self.registry,
             stores=self.stores,
@@ -158,6 +177,7 @@ class APIServer:
                 "eviction": functools.partial(subresources.eviction, pdbs=pdbs),
                 "finalize": subresources.finalize,
                 "log": self.node_proxy.logs,
+                **streaming.subresources(self.node_proxy),
             },
         )
         api = app_module.APIApp(
@@ -171,7 +191,12 @@ class APIServer:
             extra_routes={
                 join.CACERTS_PATH: self.join_service.cacerts,
                 join.JOIN_PATH: self.join_service.join,
+                "/metrics": self.metrics.handle,
             },
+            api_services={
+                (resource_metrics.GROUP, resource_metrics.VERSION): metrics_api.handle,
+            },
+            middlewares=[self.metrics.middleware],
             ready=self.is_ready,
         )
         self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)

@@ -17,6 +17,7 @@ import logging
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ from typing import Any
 
 from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, informer, rest
-from pilothouse.node import prober
+from pilothouse.node import logrotate, probe_lateness, prober, streaming
+from pilothouse.node import metrics as node_metrics
 from pilothouse.node import status as node_status
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
 from pilothouse.node.podsync import NodeInfo, PodSyncer
@@ -127,6 +129,8 @@ class Agent:
         self.recorder = events.EventRecorder(client, component="kubelet", host=node_name)
         self.pods = informer.Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         self.server: AgentServer | None = None
+        self.metrics = node_metrics.AgentMetrics()
+        self.stats: node_metrics.StatsProvider | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.pod_cidr = ""
         self.ready = asyncio.Event()
@@ -160,13 +164,21 @@ class Agent:
             recorder=self.recorder,
             on_change=self._probe_changed,
             restart=self._probe_restart,
+            on_result=self.metrics.probe_result,
         )
+        self.metrics.registry.register(probe_lateness.Collector(self.syncer.prober.lateness))
         for sandbox in await self.runtime.list_sandboxes():
             self.syncer.sandboxes[sandbox.uid] = sandbox  # adopt what survived a restart
         self.workers = PodWorkers(
             syncer=self.syncer,
             report=self.status.set,
             confirm_deleted=lambda pod: confirm_deletion(self.client, PODS, pod),
+        )
+        self.stats = node_metrics.StatsProvider(
+            runtime=self.runtime,
+            pods=self.pods.indexer.list,
+            sandboxes=self.syncer.sandboxes,
+            node_name=self.node_name,
         )
         self.recorder.start()
         self.status.start()
@@ -183,9 +195,21 @@ class Agent:
             loop.create_task(self._heartbeats(), name="agent-heartbeat"),
             loop.create_task(self._node_status_loop(), name="agent-node-status"),
             loop.create_task(self._pleg(), name="agent-pleg"),
+            loop.create_task(logrotate.LogRotator(self.runtime).run(), name="agent-log-rotation"),
+            loop.create_task(self.stats.run(), name="agent-stats"),
         ]
         if self.tls is not None:
-            self.server = AgentServer(locate_log=self._locate_log, authorized=is_apiserver)
+            self.server = AgentServer(
+                locate_log=self._locate_log,
+                authorized=is_apiserver,
+                stats=self.stats.summary,
+                metrics=self.metrics.render,
+                streams=streaming.StreamingService(
+                    runtime=self.runtime,
+                    pods=self.pods.indexer.list,
+                    sandboxes=self.syncer.sandboxes,
+                ),
+            )
             await self.server.start(
                 host="0.0.0.0", port=self.port, ssl_context=self.tls.server_context()
             )
@@ -335,11 +359,13 @@ class Agent:
     def _pod_changed(self, pod: Obj) -> None:
         assert self.workers is not None
         self.workers.update(pod)
+        self.metrics.pod_updated(pod)
 
     def _pod_deleted(self, pod: Obj) -> None:
         assert self.workers is not None
         self.workers.remove(pod)
         self.status.forget(pod["metadata"]["uid"])
+        self.metrics.pod_deleted(pod)
 
     async def _collect_orphans(self) -> None:
         """Sandboxes whose pods are gone (deleted while the agent was down) are removed."""
@@ -360,11 +386,15 @@ class Agent:
         seen: dict[str, tuple[str, int]] = {}
         while True:
             await asyncio.sleep(1.0)
+            started = time.monotonic()
             try:
                 current = await self.runtime.list_containers()
             except protocol.RuntimeError_ as exc:
                 log.debug("relist failed: %s", exc)
                 continue
+            self.metrics.relisted(
+                time.monotonic() - started, current, self.syncer.sandboxes.values()
+            )
             by_sandbox = {s.id: s.uid for s in self.syncer.sandboxes.values()}
             now = {c.id: (c.state, c.exit_code) for c in current}
             changed = {c.sandbox_id for c in current if seen.get(c.id) != now[c.id]}

@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 
 from pilothouse.client import events
+from pilothouse.node import probe_lateness
 from pilothouse.node.runtime import protocol
 
 log = logging.getLogger(__name__)
@@ -177,13 +178,16 @@ class ProbeManager:
         recorder: events.EventRecorder,
         on_change: Callable[[str], None],
         restart: Callable[[Obj, Obj, str, int | None], Awaitable[None]],
+        on_result: Callable[[str, Obj, Obj, bool], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.recorder = recorder
         self.on_change = on_change  # pod uid: a readiness/started result changed
         self.restart = restart  # (pod, container, container_id, grace) → kill it for a restart
+        self.on_result = on_result  # (kind, pod, container, ok) of every probe run: for metrics
         self._probes: dict[tuple[str, str], _ContainerProbes] = {}
         self._session: aiohttp.ClientSession | None = None
+        self.lateness = probe_lateness.Lateness()  # how late runs start vs their schedule
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -265,16 +269,20 @@ class ProbeManager:
         success_threshold = int(spec.get("successThreshold") or 1)
         failure_threshold = int(spec.get("failureThreshold") or 3)
         wait = entry.started_at + delay - time.time()
+        due = time.monotonic() + max(0.0, wait)
         if wait > 0:
             await asyncio.sleep(wait)
         field_path = f"spec.containers{{{container['name']}}}"
         while True:
             if worker.kind != STARTUP and not entry.started:
                 await asyncio.sleep(min(period, 1.0))
+                due = time.monotonic()
                 continue
             if worker.kind == STARTUP and entry.started:
                 return  # done for this container
             started = time.monotonic()
+            self.lateness.observe(started - due)
+            due = started + period
             result = await run_probe(
                 spec,
                 container=container,
@@ -283,6 +291,8 @@ class ProbeManager:
                 runtime=self.runtime,
                 session=self.session(),
             )
+            if self.on_result is not None:
+                self.on_result(worker.kind, pod, container, result.ok)
             if result.ok:
                 worker.successes, worker.failures = worker.successes + 1, 0
                 if worker.successes >= success_threshold:

@@ -3,8 +3,12 @@
 Mutual TLS: only clients with a certificate from the cluster CA in the
 ``system:masters`` group (the API server's kubelet client) are served.
 ``GET /containerLogs/{namespace}/{pod}/{container}`` streams logs with the
-kubelet's query options; ``/healthz`` answers ok. Each request runs as its own
-task; a followed log is a long-lived streaming response.
+kubelet's query options; ``GET /stats/summary`` answers the resource usage
+``kubectl top`` shows (a trimmed kubelet Summary) and ``GET /metrics`` the
+agent's Prometheus metrics, when the agent gives the callables for them;
+``/healthz`` answers ok; ``/exec``, ``/attach`` and ``/portForward`` are the
+WebSocket sessions of :mod:`pilothouse.node.streaming`. Each request runs as its
+own task; a followed log is a long-lived streaming response.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import logging
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 from aiohttp import web
 
-from pilothouse.node import logs
+from pilothouse.node import logs, metrics, streaming
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +61,19 @@ def _options(request: web.Request) -> logs.LogOptions:
 
 class AgentServer:
     def __init__(
-        self, *, locate_log: Locator, authorized: Callable[[ssl.SSLObject | None], bool]
+        self,
+        *,
+        locate_log: Locator,
+        authorized: Callable[[ssl.SSLObject | None], bool],
+        stats: Callable[[], dict[str, Any]] | None = None,
+        metrics: Callable[[], bytes] | None = None,
+        streams: streaming.StreamingService | None = None,
     ) -> None:
         self.locate_log = locate_log
         self.authorized = authorized
+        self.stats = stats
+        self.metrics = metrics
+        self.streams = streams  # exec, attach, portForward
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -66,6 +81,12 @@ class AgentServer:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        if self.stats is not None:
+            app.router.add_get("/stats/summary", self._summary)
+        if self.metrics is not None:
+            app.router.add_get("/metrics", self._metrics)
+        if self.streams is not None:
+            self.streams.add_routes(app.router)
         return app
 
     @web.middleware
@@ -81,6 +102,14 @@ class AgentServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        assert self.stats is not None
+        return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        assert self.metrics is not None
+        return web.Response(body=self.metrics(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))

@@ -36,6 +36,7 @@ class Cluster:
     def __init__(self, srv: testing.ServerProcess, image: str) -> None:
         self.srv = srv
         self.image = image
+        self.uids: set[str] = set()  # every pod the tests saw, for the leftovers check
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
@@ -60,7 +61,9 @@ class Cluster:
         self.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
 
     def pod(self, ns: str, name: str) -> dict[str, Any]:
-        return self.json("-n", ns, "get", "pod", name)
+        obj: dict[str, Any] = self.json("-n", ns, "get", "pod", name)
+        self.uids.add(obj["metadata"]["uid"])
+        return obj
 
     def wait(self, check: Any, *, timeout: float = 60.0, what: str = "") -> Any:
         deadline = time.monotonic() + timeout
@@ -93,7 +96,7 @@ def _pod(name: str, image: str, command: list[str], **spec: Any) -> dict[str, An
     }
 
 
-def _leftovers(data_dir: Path) -> list[str]:
+def _leftovers(data_dir: Path, uids: set[str]) -> list[str]:
     out = []
     mounts = Path("/proc/self/mounts").read_text()
     out += [line.split()[1] for line in mounts.splitlines() if str(data_dir) in line]
@@ -132,6 +135,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, local_registry: Any) -> It
         yield c
     finally:
         # Empty every test namespace so the agent releases what it made, then stop.
+        listing = c.kubectl("get", "pods", "-A", "-o", "json", check=False).stdout
+        uids = c.uids | {p["metadata"]["uid"] for p in json.loads(listing or "{}").get("items", [])}
         for ns in c.kubectl("get", "ns", "-o", "name", check=False).stdout.split():
             if ns.startswith("namespace/e2e-"):
                 c.kubectl("delete", ns, "--wait=false", check=False)
@@ -151,7 +156,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, local_registry: Any) -> It
             )
         finally:
             srv.stop()
-        left = _leftovers(data)
+        left = _leftovers(data, uids)
         assert not left, f"left behind on the machine: {left}"
 
 

@@ -55,7 +55,7 @@ def resource_list(registry: resources.Registry, group: str, version: str) -> dic
             entry["shortNames"] = list(r.short_names)
         if r.categories:
             entry["categories"] = list(r.categories)
-        if "list" in r.verbs:
+        if r.stored and "list" in r.verbs:
             entry["storageVersionHash"] = _storage_hash(r)
         out.append(entry)
         for sub in r.subresources:

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pilothouse.api import schema
+from pilothouse.apiserver.handlers import resource_metrics
 
 COMPONENT_PREFIX = "#/components/schemas/"
 
@@ -100,7 +101,7 @@ def definition(name: str, refs: set[str]) -> dict[str, Any] | None:
     replacement = _REPLACEMENTS.get(name)
     if replacement is not None:
         return dict(replacement)
-    source = schema.definitions().get(name)
+    source = schema.definitions().get(name) or resource_metrics.SCHEMAS.get(name)
     if source is None:
         return None
     return convert(source, refs)
