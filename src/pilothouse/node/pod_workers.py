@@ -104,12 +104,13 @@ class PodWorker:
         md = self.pod["metadata"]
         return f"{md.get('namespace')}/{md.get('name')}"
 
-    def _should_terminate(self) -> bool:
+    def should_terminate(self) -> bool:
+        """The pod is deleted (or being deleted): the worker is, or will be, releasing it."""
         return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
 
     async def _step(self) -> None:
         if self.state == SYNCING:
-            if self._should_terminate():
+            if self.should_terminate():
                 self.state = TERMINATING
             else:
                 state = await self.sync_pass()
@@ -443,7 +444,21 @@ class PodWorkers:
     def _done(self, uid: str) -> None:
         self.workers.pop(uid, None)
 
-    async def stop(self) -> None:
+    async def stop(self, *, release_within: float = 5.0) -> None:
+        """Stop every worker; running pods keep running (the next start adopts them).
+
+        Workers already releasing a deleted pod get up to ``release_within``
+        seconds to finish first: cut off half-way, they would leave the sandbox's
+        mounts and cgroups behind until the agent starts again and collects
+        them as orphans."""
+        releasing = [
+            w.task
+            for w in self.workers.values()
+            if w.task is not None and not w.task.done() and w.should_terminate()
+        ]
+        if releasing:
+            log.info("stopping: letting %d pod termination(s) finish", len(releasing))
+            await asyncio.wait(releasing, timeout=release_within)
         tasks = [w.task for w in self.workers.values() if w.task is not None]
         for t in tasks:
             t.cancel()

@@ -43,7 +43,9 @@ def _wait(check: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out: {what}")
 
 
-def test_agent_joins_with_the_token_and_runs_pods(tmp_path: Path, local_registry: Any) -> None:
+def test_agent_joins_with_the_token_and_runs_pods(
+    tmp_path: Path, local_registry: Any, machine_leftovers: Any
+) -> None:
     srv = testing.ServerProcess(tmp_path / "server").start(timeout=60)
     agent_dir = tmp_path / "node"
     cli = [
@@ -60,6 +62,7 @@ def test_agent_joins_with_the_token_and_runs_pods(tmp_path: Path, local_registry
         "--address",
         "127.0.0.1",
     ]
+    uids: list[str] = []
     try:
         token = (tmp_path / "server" / "token").read_text().strip()
         bad = subprocess.run(
@@ -133,6 +136,11 @@ def test_agent_joins_with_the_token_and_runs_pods(tmp_path: Path, local_registry
             assert (
                 _kubectl(srv, "-n", "joined", "logs", "hello").stdout.strip() == "hello from hello"
             )
+            uids.append(
+                _kubectl(
+                    srv, "-n", "joined", "get", "pod", "hello", "-o", "jsonpath={.metadata.uid}"
+                ).stdout
+            )
             # The node keeps its identity: the certificates, not the token, are used from now on.
             assert (agent_dir / "agent" / "pki" / "kubeconfig.yaml").exists()
             _kubectl(srv, "-n", "joined", "delete", "pod", "hello")
@@ -140,5 +148,8 @@ def test_agent_joins_with_the_token_and_runs_pods(tmp_path: Path, local_registry
             agent.terminate()
             agent.wait(30)
             log.close()
+        # The pod was deleted just before the agent stopped: the agent finished releasing it.
+        left = machine_leftovers(agent_dir, uids)
+        assert not left, f"left behind on the machine: {left}"
     finally:
         srv.stop()

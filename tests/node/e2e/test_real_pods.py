@@ -96,31 +96,10 @@ def _pod(name: str, image: str, command: list[str], **spec: Any) -> dict[str, An
     }
 
 
-def _leftovers(data_dir: Path, uids: set[str]) -> list[str]:
-    out = []
-    mounts = Path("/proc/self/mounts").read_text()
-    out += [line.split()[1] for line in mounts.splitlines() if str(data_dir) in line]
-    out += (
-        [n for n in os.listdir("/run/netns") if n.startswith("pilothouse-")]
-        if os.path.isdir("/run/netns")
-        else []
-    )
-    out += glob.glob("/sys/fs/cgroup/*/pilothouse/kubepods/*/pod*") + glob.glob(
-        "/sys/fs/cgroup/*/pilothouse/kubepods/pod*"
-    )
-    links = subprocess.run(
-        ["ip", "-o", "link", "show", "master", "ph0"], capture_output=True, text=True
-    ).stdout
-    out += [line.split(":")[1].strip() for line in links.splitlines() if "veth" in line]
-    conmons = subprocess.run(
-        ["pgrep", "-f", f"conmon.*{data_dir}"], capture_output=True, text=True
-    ).stdout.split()
-    out += [f"conmon pid {p}" for p in conmons]
-    return out
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, local_registry: Any) -> Iterator[Cluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, local_registry: Any, machine_leftovers: Any
+) -> Iterator[Cluster]:
     data = tmp_path_factory.mktemp("e2e") / "data"
     srv = testing.ServerProcess(data, agent=True).start(timeout=60)
     c = Cluster(srv, local_registry.busybox)
@@ -156,7 +135,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, local_registry: Any) -> It
             )
         finally:
             srv.stop()
-        left = _leftovers(data, uids)
+        left = machine_leftovers(data, uids)
         assert not left, f"left behind on the machine: {left}"
 
 
