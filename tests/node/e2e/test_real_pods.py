@@ -88,6 +88,8 @@ class Cluster:
 def _pod(name: str, image: str, command: list[str], **spec: Any) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "main", "image": image, "command": command}
     container.update(spec.pop("container", {}))
+    # sh as PID 1 ignores SIGTERM: without this every pod takes the whole default 30 s to go.
+    spec.setdefault("terminationGracePeriodSeconds", 2)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -319,6 +321,7 @@ def test_deployment_from_kubectl_runs_real_ready_containers(cluster: Cluster, ns
             "template": {
                 "metadata": {"labels": {"app": "web"}},
                 "spec": {
+                    "terminationGracePeriodSeconds": 2,  # httpd as PID 1 ignores SIGTERM
                     "containers": [
                         {
                             "name": "web",
@@ -329,7 +332,7 @@ def test_deployment_from_kubectl_runs_real_ready_containers(cluster: Cluster, ns
                                 "periodSeconds": 1,
                             },
                         }
-                    ]
+                    ],
                 },
             },
         },
