@@ -28,6 +28,7 @@ from pilothouse.testing import eventually, running_controllers
 PODS = resources.DEFAULT.by_path("", "v1", "pods")
 NS = resources.DEFAULT.by_path("", "v1", "namespaces")
 CM = resources.DEFAULT.by_path("", "v1", "configmaps")
+SVC = resources.DEFAULT.by_path("", "v1", "services")
 NODES = resources.DEFAULT.by_path("", "v1", "nodes")
 assert PODS and NS and CM and NODES
 
@@ -266,6 +267,48 @@ async def test_missing_configmap_is_a_config_error_until_it_exists(
     await eventually(lambda: _phase(client, ns, "cfg", "Running"), timeout=20)
     env = dict(harness.runtime.containers[harness.runtime.find("main").id].config.env)
     assert env["MODE"] == "fast"
+
+
+async def test_containers_get_service_variables_from_the_agents_service_watch(
+    harness: Harness, client: rest.Client, ns: str
+) -> None:
+    svc = await client.create(
+        SVC,
+        {
+            "metadata": {"name": "backend-api"},
+            "spec": {
+                "selector": {"app": "backend"},
+                "ports": [{"name": "http", "port": 8080, "targetPort": 80}],
+            },
+        },
+        ns,
+    )
+    ip = svc["spec"]["clusterIP"]
+    agent = harness.agent
+    assert agent is not None
+
+    async def watched() -> bool:
+        return agent.services.indexer.get_by(ns, "backend-api") is not None
+
+    await eventually(watched)
+    await client.create(PODS, harness.pod("linked"), ns)
+    await client.create(
+        PODS, harness.pod("unlinked", container={"name": "other"}, enableServiceLinks=False), ns
+    )
+    await eventually(lambda: _phase(client, ns, "linked", "Running"), timeout=20)
+    await eventually(lambda: _phase(client, ns, "unlinked", "Running"), timeout=20)
+    env = dict(harness.runtime.containers[harness.runtime.find("main").id].config.env)
+    assert env["BACKEND_API_SERVICE_HOST"] == ip
+    assert env["BACKEND_API_SERVICE_PORT"] == "8080"
+    assert env["BACKEND_API_SERVICE_PORT_HTTP"] == "8080"
+    assert env["BACKEND_API_PORT"] == f"tcp://{ip}:8080"
+    assert env["BACKEND_API_PORT_8080_TCP_ADDR"] == ip
+    master = await client.get(SVC, "kubernetes", "default")
+    assert env["KUBERNETES_SERVICE_HOST"] == master["spec"]["clusterIP"]
+    # enableServiceLinks: false keeps only the API server's own variables.
+    other = dict(harness.runtime.containers[harness.runtime.find("other").id].config.env)
+    assert "BACKEND_API_SERVICE_HOST" not in other
+    assert other["KUBERNETES_SERVICE_HOST"] == master["spec"]["clusterIP"]
 
 
 async def test_logs_are_served_through_the_api(

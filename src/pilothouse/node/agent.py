@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.api import errors, meta, resources
-from pilothouse.client import events, informer, rest
+from pilothouse.client import events, informer, lister, rest
 from pilothouse.node import logrotate, probe_lateness, prober, streaming
 from pilothouse.node import metrics as node_metrics
 from pilothouse.node import status as node_status
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 NODES = resources.Resource("", "v1", "Node", "nodes", False)
 PODS = resources.Resource("", "v1", "Pod", "pods", True)
+SERVICES = resources.Resource("", "v1", "Service", "services", True)
 LEASES = resources.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
 LEASE_SECONDS = 40
 AGENT_PORT = 10250
@@ -128,6 +129,10 @@ class Agent:
         self.status = StatusManager(client)
         self.recorder = events.EventRecorder(client, component="kubelet", host=node_name)
         self.pods = informer.Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        # Every Service, for the containers' *_SERVICE_HOST variables (as the kubelet does).
+        self.services = informer.Informer(
+            client, SERVICES, indexers={lister.NAMESPACE_INDEX: lister.namespace_index}
+        )
         self.server: AgentServer | None = None
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
@@ -158,6 +163,7 @@ class Agent:
             client=self.client,
             recorder=self.recorder,
             node=node,
+            services=self.services.indexer,
         )
         self.syncer.prober = prober.ProbeManager(
             runtime=self.runtime,
@@ -187,6 +193,8 @@ class Agent:
             on_update=lambda _o, n: self._pod_changed(n),
             on_delete=self._pod_deleted,
         )
+        self.services.start()
+        await self.services.wait_synced(60)
         self.pods.start()
         await self.pods.wait_synced(60)
         await self._collect_orphans()
@@ -233,6 +241,7 @@ class Agent:
                 await t
         self._tasks.clear()
         await self.pods.stop()
+        await self.services.stop()
         if self.workers is not None:
             await self.workers.stop()
         await self.status.flush(2.0)

@@ -137,7 +137,7 @@ class PodWorker:
         except containerconf.ConfigError as exc:
             return self._report_waiting(str(exc), "CreateContainerConfigError", None)
         sandbox = await syncer.ensure_sandbox(pod)
-        service_env = await syncer.service_env(pod)
+        service_env = syncer.service_env(pod)
         statuses = _latest_by_name(await syncer.runtime.list_containers(sandbox.id))
         wall = time.time()
         retry: list[float] = []

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.api import errors, meta, resources
-from pilothouse.client import events, rest
+from pilothouse.client import events, lister, rest
 from pilothouse.node import containers as containerconf
 from pilothouse.node import prober
 from pilothouse.node import status as node_status
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 CONFIGMAPS = resources.Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRETS = resources.Resource("", "v1", "Secret", "secrets", True)
-SERVICES = resources.Resource("", "v1", "Service", "services", True)
 CLUSTER_DNS = "10.43.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -70,8 +69,10 @@ class PodSyncer:
         client: rest.Client,
         recorder: events.EventRecorder,
         node: NodeInfo,
+        services: lister.Indexer,
     ) -> None:
         self.runtime = runtime
+        self.services = services  # every Service, kept by a watch (upstream's service lister)
         self.volumes = volumes
         self.client = client
         self.recorder = recorder
@@ -124,21 +125,19 @@ class PodSyncer:
         secrets = {n: await self._get(SECRETS, n, ns) for n in secret_names if n}
         return containerconf.Lookups(configmaps=cms, secrets=secrets)
 
-    async def service_env(self, pod: Obj) -> dict[str, str]:
-        """Docker-link-style variables for the namespace's Services (enableServiceLinks)."""
+    def service_env(self, pod: Obj) -> dict[str, str]:
+        """Docker-link-style variables for the namespace's Services (enableServiceLinks).
+
+        Read from the agent's Service informer, not the API: a pod start costs no
+        request for them, as in upstream's kubelet."""
         spec = pod.get("spec") or {}
         ns = pod["metadata"].get("namespace", "")
         out: dict[str, str] = {}
-        try:
-            services = (await self.client.list(SERVICES, ns))["items"]
-            if ns != "default":
-                services += [
-                    s
-                    for s in (await self.client.list(SERVICES, "default"))["items"]
-                    if s["metadata"]["name"] == "kubernetes"
-                ]
-        except errors.StatusError:
-            return out
+        services = self.services.list_namespace(ns) if ns else []
+        if ns != "default":
+            master = self.services.get_by("default", "kubernetes")
+            if master is not None:
+                services.append(master)
         for svc in services:
             s = svc.get("spec") or {}
             ip = s.get("clusterIP")
