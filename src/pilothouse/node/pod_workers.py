@@ -198,13 +198,7 @@ class PodWorker:
                 app_states.append(started or container_state_from(None, c, None))
                 continue
             if latest.state == "running":
-                prober = syncer.prober
-                if prober is not None:
-                    prober.ensure(pod, c, latest, sandbox.ip or syncer.node.address)
-                state_ = container_state_from(latest, c, prev, ready=self._ready(c, latest))
-                if prober is not None:
-                    state_.started = prober.started(self.uid, c, latest.id)
-                app_states.append(state_)
+                app_states.append(self._observed(c, latest, prev, sandbox))
                 continue
             if latest.state == "created":
                 with contextlib.suppress(protocol.RuntimeError_):
@@ -286,7 +280,7 @@ class PodWorker:
             self.syncer.restart_backoff.next(self._backoff_key(container["name"]), time.time())
             await self._prune(container["name"], keep=latest.id)
         try:
-            await self.syncer.start_container(
+            cid = await self.syncer.start_container(
                 self.pod, container, sandbox, attempt, prepared, lookups, service_env, init=init
             )
         except containerconf.ConfigError as exc:
@@ -297,7 +291,33 @@ class PodWorker:
             return container_state_from(
                 None, container, latest, waiting_reason=exc.reason, waiting_message=exc.message
             )
-        return None
+        # Report the container as it is now, in this pass: otherwise the status says
+        # ContainerCreating and Running follows a status write and a watch event later.
+        try:
+            started = await self.syncer.runtime.container_status(cid)
+        except protocol.RuntimeError_:
+            return None
+        if init:
+            return container_state_from(started, container, latest)
+        return self._observed(container, started, latest, sandbox)
+
+    def _observed(
+        self,
+        container: Obj,
+        status: protocol.ContainerStatus,
+        previous: protocol.ContainerStatus | None,
+        sandbox: protocol.Sandbox,
+    ) -> node_status.ContainerState:
+        """The state of an app container the runtime has, with its probes' verdicts."""
+        prober = self.syncer.prober
+        if prober is not None and status.state == "running":
+            prober.ensure(self.pod, container, status, sandbox.ip or self.syncer.node.address)
+        state = container_state_from(
+            status, container, previous, ready=self._ready(container, status)
+        )
+        if prober is not None:
+            state.started = prober.started(self.uid, container, status.id)
+        return state
 
     async def _prune(self, name: str, *, keep: str) -> None:
         """Remove older attempts of a container, keeping the latest for --previous logs."""

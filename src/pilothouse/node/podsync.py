@@ -319,7 +319,9 @@ class PodSyncer:
         service_env: dict[str, str],
         *,
         init: bool,
-    ) -> None:
+    ) -> str:
+        """Create and start one container (its image pulled if needed, its postStart
+        hook run); returns its id. Raises ConfigError or RuntimeError_."""
         kind = "initContainers" if init else "containers"
         path = f"spec.{kind}{{{container['name']}}}"
         image = await self.ensure_image(pod, container)
@@ -386,6 +388,7 @@ class PodSyncer:
                     cid,
                     timeout=float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)),
                 )
+        return cid
 
     async def stop_container(
         self,
