@@ -12,11 +12,12 @@ PIP := $(VENV)/bin/pip
 DATA_DIR ?= /var/lib/pilothouse
 ARGS ?=
 
-# Debian packages the node needs (containers, networking, images) and that the
-# test suite drives (local registry, etcd for the HA path).
+# Debian packages the node needs (containers, networking, images; busybox-static for
+# `pilothouse images busybox`, a first image without a registry) and that the test
+# suite drives (local registry, etcd for the HA path).
 APT_PACKAGES := ca-certificates iproute2 iptables nftables crun runc conmon \
-	containernetworking-plugins util-linux zstd
-APT_TEST_PACKAGES := busybox-static docker-registry etcd-server
+	containernetworking-plugins util-linux zstd busybox-static
+APT_TEST_PACKAGES := docker-registry etcd-server
 
 .PHONY: install install-test up test lint typecheck importlint unit bench clean help
 

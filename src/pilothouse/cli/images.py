@@ -1,4 +1,4 @@
-"""``pilothouse images``: the node's image store by hand — import, ls, rm, pull.
+"""``pilothouse images``: the node's image store by hand — import, ls, rm, pull, busybox.
 
 Works on ``<data-dir>/agent/images``, the store the node agent uses, and may run
 beside a running agent (the store's index is shared under a file lock).
@@ -11,17 +11,22 @@ import asyncio
 import getpass
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TextIO
 
 from pilothouse.node.runtime import protocol
-from pilothouse.node.runtime.images import archive, auth, store
+from pilothouse.node.runtime.images import archive, auth, store, testimage
 
 DEFAULT_DATA_DIR = Path("/var/lib/pilothouse")
 
 EPILOG = """\
 examples:
+  # no registry and no files at hand: an image made from this machine's busybox-static
+  pilothouse images busybox                     # busybox:1.36
+  pilothouse images busybox --tag busybox:1.37  # a second tag, to try a rolling update
+
   # on a machine without a registry: bring images as files
   skopeo copy docker://busybox:1.36 oci-archive:busybox.tar:busybox:1.36   # elsewhere
   pilothouse images import busybox.tar
@@ -65,6 +70,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="repository for OCI entries whose ref.name is only a tag (e.g. docker.io/library/busybox)",
     )
     imp.set_defaults(func=run_import)
+
+    bb = actions.add_parser(
+        "busybox",
+        parents=[common],
+        help="make a busybox image from this machine's busybox-static, without a registry",
+        description="Builds a one-layer image around the static busybox of Debian's "
+        "busybox-static package (/bin/busybox and its applets, /etc/passwd, /etc/group) "
+        "and imports it. Enough for `httpd`, `sh`, `sleep`, `wget` … in a first cluster "
+        "with no internet.",
+    )
+    bb.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help="name:tag to give it; repeat for several (default: busybox:1.36)",
+    )
+    bb.set_defaults(func=run_busybox)
 
     ls = actions.add_parser("ls", parents=[common], help="list images", description="Lists images.")
     ls.add_argument("-q", "--quiet", action="store_true", help="only image ids")
@@ -148,6 +170,26 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"imported {names} {image.id}")
     if not images:
         return _fail("import", f"{args.file}: no images in the archive")
+    return 0
+
+
+# --- busybox --------------------------------------------------------------------------------
+def run_busybox(args: argparse.Namespace) -> int:
+    try:
+        busybox = testimage.find_busybox()
+    except FileNotFoundError as exc:
+        return _fail("busybox", str(exc))
+    for tag in args.tag or ["busybox:1.36"]:
+        with tempfile.TemporaryDirectory(prefix="pilothouse-busybox-") as tmp:
+            layout = testimage.write_oci_layout(
+                Path(tmp) / "layout", [testimage.busybox_layer(busybox)], tag=tag
+            )
+            try:
+                images = asyncio.run(_open(args).import_archive(layout, name="busybox"))
+            except (archive.ArchiveError, protocol.ImagePullError, OSError) as exc:
+                return _fail("busybox", str(exc))
+        for image in images:
+            print(f"imported {tag} {image.id} (from {busybox})")
     return 0
 
 

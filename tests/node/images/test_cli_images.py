@@ -127,3 +127,23 @@ def test_progress_display_on_a_terminal() -> None:
 )
 def test_human_size(size: int, text: str) -> None:
     assert cli_images.human_size(size) == text
+
+
+def test_busybox_makes_a_runnable_image_without_a_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    code, out, _ = run(capsys, "busybox", "--tag", "busybox:1.36", "--tag", "busybox:1.37", *data)
+    assert code == 0
+    first, second = out.splitlines()
+    assert first.startswith("imported busybox:1.36 sha256:")
+    assert second.startswith("imported busybox:1.37 sha256:")
+    assert first.split()[2] == second.split()[2]  # one image, two names
+    code, out, _ = run(capsys, "ls", *data)
+    rows = [line.split()[:2] for line in out.splitlines()[1:]]
+    assert rows == [["docker.io/library/busybox", "1.36"], ["docker.io/library/busybox", "1.37"]]
+
+    # Without busybox-static the command says what to install.
+    monkeypatch.setattr(testimage, "BUSYBOX_CANDIDATES", (tmp_path / "missing",))
+    code, _, err = run(capsys, "busybox", *data)
+    assert code == 1 and "apt-get install busybox-static" in err
