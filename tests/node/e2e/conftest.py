@@ -1,14 +1,22 @@
-"""What an end-to-end test checks at its end: nothing of ours left on the machine."""
+"""End-to-end fixtures: a real cluster per test module (``cluster``), a namespace per
+test (``ns``), and the check every module ends with: nothing of ours left on the machine."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import subprocess
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from pilothouse import testing
+
+from .realcluster import Cluster
 
 Leftovers = Callable[[Path, Iterable[str]], list[str]]
 
@@ -41,3 +49,53 @@ def leftovers(data_dir: Path, uids: Iterable[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def machine_leftovers() -> Leftovers:
     return leftovers
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, local_registry: Any, machine_leftovers: Leftovers
+) -> Iterator[Cluster]:
+    data = tmp_path_factory.mktemp("e2e") / "data"
+    srv = testing.ServerProcess(data, agent=True).start(timeout=60)
+    c = Cluster(srv, local_registry.busybox)
+    try:
+        c.wait(
+            lambda: (
+                "Ready" in c.kubectl("get", "nodes", "--no-headers", check=False).stdout.split()
+            ),
+            timeout=60,
+            what="the node to be Ready",
+        )
+        yield c
+    finally:
+        # Empty every test namespace so the agent releases what it made, then stop.
+        listing = c.kubectl("get", "pods", "-A", "-o", "json", check=False).stdout
+        uids = c.uids | {p["metadata"]["uid"] for p in json.loads(listing or "{}").get("items", [])}
+        for ns in c.kubectl("get", "ns", "-o", "name", check=False).stdout.split():
+            if ns.startswith("namespace/e2e-"):
+                c.kubectl("delete", ns, "--wait=false", check=False)
+        try:
+            c.wait(
+                lambda: (
+                    not [
+                        line
+                        for line in c.kubectl(
+                            "get", "pods", "-A", "--no-headers", check=False
+                        ).stdout.splitlines()
+                        if line.startswith("e2e-")
+                    ]
+                ),
+                timeout=90,
+                what="test pods to go",
+            )
+        finally:
+            srv.stop()
+        left = machine_leftovers(data, uids)
+        assert not left, f"left behind on the machine: {left}"
+
+
+@pytest.fixture
+def ns(cluster: Cluster) -> str:
+    name = "e2e-" + uuid.uuid4().hex[:8]
+    cluster.kubectl("create", "namespace", name)
+    return name

@@ -9,19 +9,16 @@ At the end the module checks that nothing of ours is left on the machine.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import select
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pilothouse import testing
+from .realcluster import Cluster, pod_manifest
 
 pytestmark = [
     pytest.mark.root,
@@ -30,122 +27,6 @@ pytestmark = [
     pytest.mark.kubectl,
     pytest.mark.slow,
 ]
-
-
-class Cluster:
-    def __init__(self, srv: testing.ServerProcess, image: str) -> None:
-        self.srv = srv
-        self.image = image
-        self.uids: set[str] = set()  # every pod the tests saw, for the leftovers check
-
-    def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.srv.kubeconfig)}
-        proc = subprocess.run(
-            ["kubectl", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
-
-    def apply(self, ns: str, manifest: dict[str, Any]) -> None:
-        self.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
-
-    def pod(self, ns: str, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self.json("-n", ns, "get", "pod", name)
-        self.uids.add(obj["metadata"]["uid"])
-        return obj
-
-    def wait(self, check: Any, *, timeout: float = 60.0, what: str = "") -> Any:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = check()
-            if last:
-                return last
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
-
-    def running(self, ns: str, name: str, timeout: float = 60.0) -> dict[str, Any]:
-        def ok() -> dict[str, Any] | None:
-            p = self.pod(ns, name)
-            st = p.get("status") or {}
-            return p if st.get("phase") == "Running" and st.get("podIP") else None
-
-        result: dict[str, Any] = self.wait(ok, timeout=timeout, what=f"{ns}/{name} running")
-        return result
-
-
-def _pod(name: str, image: str, command: list[str], **spec: Any) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": image, "command": command}
-    container.update(spec.pop("container", {}))
-    # sh as PID 1 ignores SIGTERM: without this every pod takes the whole default 30 s to go.
-    spec.setdefault("terminationGracePeriodSeconds", 2)
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {"containers": [container], **spec},
-    }
-
-
-@pytest.fixture(scope="module")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, local_registry: Any, machine_leftovers: Any
-) -> Iterator[Cluster]:
-    data = tmp_path_factory.mktemp("e2e") / "data"
-    srv = testing.ServerProcess(data, agent=True).start(timeout=60)
-    c = Cluster(srv, local_registry.busybox)
-    try:
-        c.wait(
-            lambda: (
-                "Ready" in c.kubectl("get", "nodes", "--no-headers", check=False).stdout.split()
-            ),
-            timeout=60,
-            what="the node to be Ready",
-        )
-        yield c
-    finally:
-        # Empty every test namespace so the agent releases what it made, then stop.
-        listing = c.kubectl("get", "pods", "-A", "-o", "json", check=False).stdout
-        uids = c.uids | {p["metadata"]["uid"] for p in json.loads(listing or "{}").get("items", [])}
-        for ns in c.kubectl("get", "ns", "-o", "name", check=False).stdout.split():
-            if ns.startswith("namespace/e2e-"):
-                c.kubectl("delete", ns, "--wait=false", check=False)
-        try:
-            c.wait(
-                lambda: (
-                    not [
-                        line
-                        for line in c.kubectl(
-                            "get", "pods", "-A", "--no-headers", check=False
-                        ).stdout.splitlines()
-                        if line.startswith("e2e-")
-                    ]
-                ),
-                timeout=90,
-                what="test pods to go",
-            )
-        finally:
-            srv.stop()
-        left = machine_leftovers(data, uids)
-        assert not left, f"left behind on the machine: {left}"
-
-
-@pytest.fixture
-def ns(cluster: Cluster) -> str:
-    name = "e2e-" + uuid.uuid4().hex[:8]
-    cluster.kubectl("create", "namespace", name)
-    return name
 
 
 def _http(ip: str, port: int, path: str = "/") -> bytes:
@@ -157,7 +38,9 @@ def _http(ip: str, port: int, path: str = "/") -> bytes:
 
 
 def test_httpd_pod_serves_on_its_ip_and_another_pod_reaches_it(cluster: Cluster, ns: str) -> None:
-    cluster.apply(ns, _pod("web", cluster.image, ["httpd", "-f", "-p", "8080", "-h", "/etc"]))
+    cluster.apply(
+        ns, pod_manifest("web", cluster.image, ["httpd", "-f", "-p", "8080", "-h", "/etc"])
+    )
     pod = cluster.running(ns, "web")
     ip = pod["status"]["podIP"]
     assert ip.startswith("10.42.")
@@ -166,7 +49,7 @@ def test_httpd_pod_serves_on_its_ip_and_another_pod_reaches_it(cluster: Cluster,
     )
     cluster.apply(
         ns,
-        _pod(
+        pod_manifest(
             "client",
             cluster.image,
             ["wget", "-O-", f"http://{ip}:8080/hostname"],
@@ -191,7 +74,7 @@ def _try(fn: Any) -> Any:
 
 
 def test_crash_loop_backs_off_and_reports(cluster: Cluster, ns: str) -> None:
-    cluster.apply(ns, _pod("crash", cluster.image, ["sh", "-c", "echo boom; exit 3"]))
+    cluster.apply(ns, pod_manifest("crash", cluster.image, ["sh", "-c", "echo boom; exit 3"]))
 
     def looping() -> dict[str, Any] | None:
         cs = (cluster.pod(ns, "crash")["status"].get("containerStatuses") or [{}])[0]
@@ -214,7 +97,7 @@ def test_crash_loop_backs_off_and_reports(cluster: Cluster, ns: str) -> None:
 def test_memory_limit_is_enforced_with_oomkilled(cluster: Cluster, ns: str) -> None:
     cluster.apply(
         ns,
-        _pod(
+        pod_manifest(
             "hog",
             cluster.image,
             ["sh", "-c", 'x="$(head -c 200m /dev/zero | tr "\\0" a)"; echo survived'],
@@ -236,7 +119,7 @@ def test_memory_limit_is_enforced_with_oomkilled(cluster: Cluster, ns: str) -> N
 def test_cpu_limit_throttles(cluster: Cluster, ns: str) -> None:
     cluster.apply(
         ns,
-        _pod(
+        pod_manifest(
             "spin",
             cluster.image,
             ["sh", "-c", "while true; do :; done"],
@@ -262,7 +145,7 @@ def test_cpu_limit_throttles(cluster: Cluster, ns: str) -> None:
 def test_logs_follow_streams(cluster: Cluster, ns: str) -> None:
     cluster.apply(
         ns,
-        _pod(
+        pod_manifest(
             "ticker",
             cluster.image,
             ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"],
@@ -297,8 +180,12 @@ def test_logs_follow_streams(cluster: Cluster, ns: str) -> None:
 def test_delete_stops_within_the_grace_period(cluster: Cluster, ns: str) -> None:
     polite = ["sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"]
     stubborn = ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]
-    cluster.apply(ns, _pod("polite", cluster.image, polite, terminationGracePeriodSeconds=20))
-    cluster.apply(ns, _pod("stubborn", cluster.image, stubborn, terminationGracePeriodSeconds=3))
+    cluster.apply(
+        ns, pod_manifest("polite", cluster.image, polite, terminationGracePeriodSeconds=20)
+    )
+    cluster.apply(
+        ns, pod_manifest("stubborn", cluster.image, stubborn, terminationGracePeriodSeconds=3)
+    )
     cluster.running(ns, "polite")
     cluster.running(ns, "stubborn")
     started = time.monotonic()
@@ -370,7 +257,7 @@ def test_agent_restart_keeps_containers_and_logs(cluster: Cluster, ns: str) -> N
     for i in range(10):
         cluster.apply(
             ns,
-            _pod(
+            pod_manifest(
                 f"keep-{i}",
                 cluster.image,
                 ["sh", "-c", "i=0; while true; do echo n $i; i=$((i+1)); sleep 0.5; done"],

@@ -114,7 +114,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, local_registry: Any) -> Iterator[Cluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, local_registry: Any, machine_leftovers: Any
+) -> Iterator[Cluster]:
     data = tmp_path_factory.mktemp("e2e-stream") / "data"
     srv = testing.ServerProcess(data, agent=True).start(timeout=60)
     c = Cluster(srv, local_registry.busybox)
@@ -125,6 +127,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, local_registry: Any) -> It
         )
         yield c
     finally:
+        listing = c.kubectl("get", "pods", "-A", "-o", "json", check=False).stdout
+        uids = {p["metadata"]["uid"] for p in json.loads(listing or b"{}").get("items", [])}
         for ns in c.kubectl("get", "ns", "-o", "name", check=False).stdout.decode().split():
             if ns.startswith("namespace/e2e-"):
                 c.kubectl("delete", ns, "--wait=false", check=False)
@@ -135,6 +139,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, local_registry: Any) -> It
                 what="test pods to go",
             )
         srv.stop()
+        left = machine_leftovers(data, uids)
+        assert not left, f"left behind on the machine: {left}"
 
 
 @pytest.fixture
