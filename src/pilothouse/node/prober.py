@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -101,36 +102,9 @@ async def run_probe(
                 return ProbeResult(True, text)
             return ProbeResult(False, text or f"command {command!r} exited with {code}")
         if "httpGet" in spec:
-            h = spec["httpGet"] or {}
-            scheme = (h.get("scheme") or "HTTP").lower()
-            host = h.get("host") or pod_ip
-            port = _port(container, h.get("port"))
-            path = h.get("path") or "/"
-            if not path.startswith("/"):
-                path = "/" + path
-            headers = {x.get("name", ""): x.get("value", "") for x in h.get("httpHeaders") or []}
-            headers.setdefault("User-Agent", "kube-probe/1.32")
-            url = f"{scheme}://{host}:{port}{path}"
-            async with session.get(
-                url,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=True,
-                ssl=_INSECURE if scheme == "https" else True,
-            ) as resp:
-                body = await resp.content.read(MAX_OUTPUT)
-                if 200 <= resp.status < 400:
-                    return ProbeResult(True, body.decode(errors="replace"))
-                return ProbeResult(False, f"HTTP probe failed with statuscode: {resp.status}")
+            return await _http_get(spec["httpGet"] or {}, container, pod_ip, session, timeout)
         if "tcpSocket" in spec:
-            t = spec["tcpSocket"] or {}
-            port = _port(container, t.get("port"))
-            host = t.get("host") or pod_ip
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            return ProbeResult(True)
+            return await _tcp_socket(spec["tcpSocket"] or {}, container, pod_ip, timeout)
         if "grpc" in spec:
             return await _grpc(spec["grpc"] or {}, pod_ip, timeout)
         return ProbeResult(False, "probe has no handler")
@@ -140,6 +114,62 @@ async def run_probe(
         return ProbeResult(False, str(exc) or exc.__class__.__name__)
     except protocol.RuntimeError_ as exc:
         return ProbeResult(False, exc.message)
+
+
+def _dial_error(host: str, port: int, exc: BaseException) -> str:
+    """An unreachable endpoint in the words upstream's probes use (Go's net errors)."""
+    cause = getattr(exc, "os_error", exc)
+    if isinstance(cause, OSError) and cause.errno:
+        return f"dial tcp {host}:{port}: connect: {os.strerror(cause.errno).lower()}"
+    return f"dial tcp {host}:{port}: {exc}"
+
+
+async def _http_get(
+    h: Obj, container: Obj, pod_ip: str, session: aiohttp.ClientSession, timeout: float
+) -> ProbeResult:
+    scheme = (h.get("scheme") or "HTTP").lower()
+    host = h.get("host") or pod_ip
+    port = _port(container, h.get("port"))
+    path = h.get("path") or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    headers = {x.get("name", ""): x.get("value", "") for x in h.get("httpHeaders") or []}
+    headers.setdefault("User-Agent", "kube-probe/1.32")
+    url = f"{scheme}://{host}:{port}{path}"
+    try:
+        async with session.get(
+            url,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=True,
+            ssl=_INSECURE if scheme == "https" else True,
+        ) as resp:
+            body = await resp.content.read(MAX_OUTPUT)
+            if 200 <= resp.status < 400:
+                return ProbeResult(True, body.decode(errors="replace"))
+            return ProbeResult(False, f"HTTP probe failed with statuscode: {resp.status}")
+    except aiohttp.ClientConnectorError as exc:
+        return ProbeResult(False, f'Get "{url}": {_dial_error(host, port, exc)}')
+    except TimeoutError:
+        return ProbeResult(
+            False,
+            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
+        )
+
+
+async def _tcp_socket(t: Obj, container: Obj, pod_ip: str, timeout: float) -> ProbeResult:
+    port = _port(container, t.get("port"))
+    host = t.get("host") or pod_ip
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError:
+        return ProbeResult(False, f"dial tcp {host}:{port}: i/o timeout")
+    except OSError as exc:
+        return ProbeResult(False, _dial_error(host, port, exc))
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return ProbeResult(True)
 
 
 async def _grpc(spec: Obj, pod_ip: str, timeout: float) -> ProbeResult:

@@ -153,3 +153,40 @@ def test_prestop_runs_before_sigterm(cluster: Cluster, ns: str, tmp_path: Path) 
     cluster.kubectl("-n", ns, "delete", "pod", "polite")
     assert time.monotonic() - started < 15  # the hook's second, then SIGTERM ends it
     assert (shared / "log").read_text().splitlines() == ["prestop", "sigterm"]
+
+
+def test_probes_pointing_at_nothing_say_why_and_the_agent_carries_on(
+    cluster: Cluster, ns: str
+) -> None:
+    cluster.apply(
+        ns,
+        pod_manifest(
+            "lost",
+            cluster.image,
+            ["sleep", "3600"],
+            container={
+                "readinessProbe": {"httpGet": {"path": "/", "port": 9999}, "periodSeconds": 1},
+                "livenessProbe": {
+                    "exec": {"command": ["/no/such/binary"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1000,  # report, never restart, during the test
+                },
+            },
+        ),
+    )
+    cluster.running(ns, "lost")
+
+    def both_reported() -> list[str] | None:
+        events = _events(cluster, ns, "lost")
+        readiness = [e for e in events if e.startswith("Unhealthy: Readiness probe failed")]
+        liveness = [e for e in events if e.startswith("Unhealthy: Liveness probe failed")]
+        return events if readiness and liveness else None
+
+    events = cluster.wait(both_reported, timeout=30, what="Unhealthy events for both probes")
+    assert any(":9999" in e and "connection refused" in e for e in events), events
+    assert any("/no/such/binary" in e for e in events), events
+    pod = cluster.pod(ns, "lost")
+    assert _ready(pod) == "False" and _container(pod)["restartCount"] == 0
+    # The agent is unaffected: the next pod starts as usual.
+    cluster.apply(ns, pod_manifest("next", cluster.image, ["sleep", "3600"]))
+    cluster.running(ns, "next", timeout=30)
