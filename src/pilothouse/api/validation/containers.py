@@ -1,4 +1,5 @@
-"""Containers: names, images, ports, env, mounts, probes, lifecycle, security context.
+"""Containers: names, images, mounts, devices, security context, resize policy; ports
+(:mod:`.ports`), env (:mod:`.env`), probes and lifecycle hooks (:mod:`.probes`).
 
 Follows ``validateContainerCommon``, ``validateContainers``, ``validateInitContainers``
 and ``validateEphemeralContainers`` in upstream's core validation, with 1.32's
@@ -9,24 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pilothouse.api import errors, intstr
+from pilothouse.api import errors
 from pilothouse.api.errors import FieldError
-from pilothouse.api.validation import meta, names, resources, volumes
+from pilothouse.api.validation import env, names, ports, probes, resources, volumes
 from pilothouse.api.validation.fields import as_dict, as_list, as_str, is_int
 
-PROTOCOLS = ("SCTP", "TCP", "UDP")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
-_ENV_FIELD_PATHS = (
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.uid",
-    "spec.nodeName",
-    "spec.serviceAccountName",
-    "status.hostIP",
-    "status.hostIPs",
-    "status.podIP",
-    "status.podIPs",
-)
 _INIT_ONLY = "may not be set for init containers without restartPolicy=Always"
 # Fields an ephemeral container may set (allowedEphemeralContainerFields).
 _EPHEMERAL_FORBIDDEN = (
@@ -39,164 +28,6 @@ _EPHEMERAL_FORBIDDEN = (
     "resizePolicy",
     "restartPolicy",
 )
-
-
-def validate_port_num_or_name(port: Any, path: str) -> list[FieldError]:
-    if port is None:
-        port = 0
-    if intstr.is_int(port):
-        return [errors.invalid_value(path, port, m) for m in names.is_valid_port_num(port)]
-    if isinstance(port, str):
-        return [errors.invalid_value(path, port, m) for m in names.is_valid_port_name(port)]
-    return [errors.invalid_value(path, errors.GoValue(repr(port)), "must be an int or a string")]
-
-
-def _ports(ports: Any, path: str) -> list[FieldError]:
-    errs: list[FieldError] = []
-    seen: set[str] = set()
-    for i, port in enumerate(as_list(ports)):
-        port = as_dict(port)
-        ppath = f"{path}[{i}]"
-        name = as_str(port.get("name"))
-        if name:
-            msgs = names.is_valid_port_name(name)
-            if msgs:
-                errs.extend(errors.invalid_value(f"{ppath}.name", name, m) for m in msgs)
-            elif name in seen:
-                errs.append(errors.duplicate(f"{ppath}.name", name))
-            else:
-                seen.add(name)
-        container_port = port.get("containerPort")
-        if not container_port:
-            errs.append(errors.required(f"{ppath}.containerPort"))
-        elif is_int(container_port):
-            errs.extend(
-                errors.invalid_value(f"{ppath}.containerPort", container_port, m)
-                for m in names.is_valid_port_num(container_port)
-            )
-        host_port = port.get("hostPort")
-        if is_int(host_port) and host_port != 0:
-            errs.extend(
-                errors.invalid_value(f"{ppath}.hostPort", host_port, m)
-                for m in names.is_valid_port_num(host_port)
-            )
-        protocol = as_str(port.get("protocol"))
-        if not protocol:
-            errs.append(errors.required(f"{ppath}.protocol"))
-        elif protocol not in PROTOCOLS:
-            errs.append(errors.not_supported(f"{ppath}.protocol", protocol, PROTOCOLS))
-    return errs
-
-
-def _key_selector(ref: dict[str, Any], path: str) -> list[FieldError]:
-    name = as_str(ref.get("name"))
-    errs = [
-        errors.invalid_value(f"{path}.name", name, m)
-        for m in names.name_is_dns_subdomain(name, False)
-    ]
-    key = as_str(ref.get("key"))
-    if not key:
-        errs.append(errors.required(f"{path}.key"))
-    else:
-        errs.extend(
-            errors.invalid_value(f"{path}.key", key, m) for m in names.is_config_map_key(key)
-        )
-    return errs
-
-
-def _env(env: Any, path: str) -> list[FieldError]:
-    errs: list[FieldError] = []
-    for i, var in enumerate(as_list(env)):
-        var = as_dict(var)
-        vpath = f"{path}[{i}]"
-        name = as_str(var.get("name"))
-        if not name:
-            errs.append(errors.required(f"{vpath}.name"))
-        else:
-            errs.extend(
-                errors.invalid_value(f"{vpath}.name", name, m)
-                for m in names.is_relaxed_env_var_name(name)
-            )
-        value_from = var.get("valueFrom")
-        if not isinstance(value_from, dict):
-            continue
-        fpath = f"{vpath}.valueFrom"
-        count = 0
-        if isinstance(value_from.get("fieldRef"), dict):
-            count += 1
-            errs.extend(
-                volumes.object_field_selector(
-                    value_from["fieldRef"], _ENV_FIELD_PATHS, f"{fpath}.fieldRef"
-                )
-            )
-        if isinstance(value_from.get("resourceFieldRef"), dict):
-            count += 1
-            errs.extend(
-                volumes.resource_field_selector(
-                    value_from["resourceFieldRef"], f"{fpath}.resourceFieldRef", volume=False
-                )
-            )
-        for key in ("configMapKeyRef", "secretKeyRef"):
-            if isinstance(value_from.get(key), dict):
-                count += 1
-                errs.extend(_key_selector(value_from[key], f"{fpath}.{key}"))
-        if count == 0:
-            errs.append(
-                errors.invalid_value(
-                    fpath,
-                    "",
-                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
-                )
-            )
-        elif var.get("value"):
-            errs.append(
-                errors.invalid_value(fpath, "", "may not be specified when `value` is not empty")
-            )
-        elif count > 1:
-            errs.append(
-                errors.invalid_value(
-                    fpath, "", "may not have more than one field specified at a time"
-                )
-            )
-    return errs
-
-
-def _env_from(sources: Any, path: str) -> list[FieldError]:
-    errs: list[FieldError] = []
-    for i, source in enumerate(as_list(sources)):
-        source = as_dict(source)
-        spath = f"{path}[{i}]"
-        prefix = as_str(source.get("prefix"))
-        if prefix:
-            errs.extend(
-                errors.invalid_value(f"{spath}.prefix", prefix, m)
-                for m in names.is_relaxed_env_var_name(prefix)
-            )
-        count = 0
-        for key in ("configMapRef", "secretRef"):
-            ref = source.get(key)
-            if not isinstance(ref, dict):
-                continue
-            count += 1
-            name = as_str(ref.get("name"))
-            if not name:
-                errs.append(errors.required(f"{spath}.{key}.name"))
-            else:
-                errs.extend(
-                    errors.invalid_value(f"{spath}.{key}.name", name, m)
-                    for m in names.name_is_dns_subdomain(name, True)
-                )
-        if count == 0:
-            errs.append(
-                errors.invalid_value(path, "", "must specify one of: `configMapRef` or `secretRef`")
-            )
-        elif count > 1:
-            errs.append(
-                errors.invalid_value(
-                    path, "", "may not have more than one field specified at a time"
-                )
-            )
-    return errs
 
 
 def _mounts(
@@ -364,114 +195,6 @@ def _devices(
     return errs
 
 
-def _handler(handler: dict[str, Any], grace: Any, path: str, *, probe: bool) -> list[FieldError]:
-    errs: list[FieldError] = []
-    kinds = (
-        ("exec", "httpGet", "tcpSocket", "grpc")
-        if probe
-        else ("exec", "httpGet", "tcpSocket", "sleep")
-    )
-    count = 0
-    for kind in kinds:
-        action = handler.get(kind)
-        if action is None:
-            continue
-        if count:
-            errs.append(
-                errors.field_forbidden(f"{path}.{kind}", "may not specify more than 1 handler type")
-            )
-            continue
-        count += 1
-        action = as_dict(action)
-        apath = f"{path}.{kind}"
-        if kind == "exec" and not as_list(action.get("command")):
-            errs.append(errors.required(f"{apath}.command"))
-        elif kind == "httpGet":
-            if not action.get("path"):
-                errs.append(errors.required(f"{apath}.path"))
-            errs.extend(validate_port_num_or_name(action.get("port"), f"{apath}.port"))
-            scheme = action.get("scheme")
-            if scheme not in ("HTTP", "HTTPS"):
-                errs.append(
-                    errors.not_supported(f"{apath}.scheme", as_str(scheme), ("HTTP", "HTTPS"))
-                )
-            for header in as_list(action.get("httpHeaders")):
-                header_name = as_str(as_dict(header).get("name"))
-                errs.extend(
-                    errors.invalid_value(f"{apath}.httpHeaders", header_name, m)
-                    for m in names.is_http_header_name(header_name)
-                )
-        elif kind == "tcpSocket":
-            errs.extend(validate_port_num_or_name(action.get("port"), f"{apath}.port"))
-        elif kind == "grpc":
-            port = action.get("port")
-            errs.extend(validate_port_num_or_name(port if is_int(port) else 0, f"{apath}.port"))
-        elif kind == "sleep":
-            seconds = action.get("seconds")
-            if is_int(grace) and is_int(seconds) and (seconds <= 0 or seconds > grace):
-                errs.append(
-                    errors.invalid_value(
-                        apath,
-                        seconds,
-                        f"must be greater than 0 and less than terminationGracePeriodSeconds ({grace}). Enable AllowPodLifecycleSleepActionZeroValue feature gate for zero sleep.",
-                    )
-                )
-    if count == 0:
-        errs.append(errors.required(path, "must specify a handler type"))
-    return errs
-
-
-def _probe(probe: Any, grace: Any, path: str, kind: str) -> list[FieldError]:
-    if not isinstance(probe, dict):
-        return []
-    errs = _handler(probe, grace, path, probe=True)
-    for key in (
-        "initialDelaySeconds",
-        "timeoutSeconds",
-        "periodSeconds",
-        "successThreshold",
-        "failureThreshold",
-    ):
-        errs.extend(meta.validate_nonnegative(probe.get(key), f"{path}.{key}"))
-    grace_override = probe.get("terminationGracePeriodSeconds")
-    if is_int(grace_override) and grace_override <= 0:
-        errs.append(
-            errors.invalid_value(
-                f"{path}.terminationGracePeriodSeconds", grace_override, "must be greater than 0"
-            )
-        )
-    success = probe.get("successThreshold")
-    if kind in ("livenessProbe", "startupProbe") and success != 1:
-        errs.append(
-            errors.invalid_value(
-                f"{path}.successThreshold", success if is_int(success) else 0, "must be 1"
-            )
-        )
-    if kind == "readinessProbe" and grace_override is not None:
-        errs.append(
-            errors.invalid_value(
-                f"{path}.terminationGracePeriodSeconds",
-                grace_override,
-                "must not be set for readinessProbes",
-            )
-        )
-    return errs
-
-
-def _probes_and_lifecycle(container: dict[str, Any], grace: Any, path: str) -> list[FieldError]:
-    errs: list[FieldError] = []
-    lifecycle = container.get("lifecycle")
-    if isinstance(lifecycle, dict):
-        for hook in ("postStart", "preStop"):
-            if isinstance(lifecycle.get(hook), dict):
-                errs.extend(
-                    _handler(lifecycle[hook], grace, f"{path}.lifecycle.{hook}", probe=False)
-                )
-    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
-        errs.extend(_probe(container.get(kind), grace, f"{path}.{kind}", kind))
-    return errs
-
-
 def _security_context(sc: Any, path: str, host_users: bool) -> list[FieldError]:
     if not isinstance(sc, dict):
         return []
@@ -571,9 +294,9 @@ def container_common(
                 f"{path}.terminationMessagePolicy", policy, ("File", "FallbackToLogsOnError")
             )
         )
-    errs.extend(_ports(container.get("ports"), f"{path}.ports"))
-    errs.extend(_env(container.get("env"), f"{path}.env"))
-    errs.extend(_env_from(container.get("envFrom"), f"{path}.envFrom"))
+    errs.extend(ports.validate_container_ports(container.get("ports"), f"{path}.ports"))
+    errs.extend(env.validate_env(container.get("env"), f"{path}.env"))
+    errs.extend(env.validate_env_from(container.get("envFrom"), f"{path}.envFrom"))
     errs.extend(_mounts(container, vols, f"{path}.volumeMounts"))
     errs.extend(_devices(container, vols, f"{path}.volumeDevices"))
     pull = container.get("imagePullPolicy")
@@ -592,22 +315,6 @@ def container_common(
     errs.extend(
         _security_context(container.get("securityContext"), f"{path}.securityContext", host_users)
     )
-    return errs
-
-
-def _host_port_conflicts(containers: list[dict[str, Any]], path: str) -> list[FieldError]:
-    errs: list[FieldError] = []
-    seen: set[str] = set()
-    for ci, container in enumerate(containers):
-        for pi, port in enumerate(as_list(container.get("ports"))):
-            port = as_dict(port)
-            host_port = port.get("hostPort")
-            if not host_port:
-                continue
-            key = f"{as_str(port.get('protocol'))}/{as_str(port.get('hostIP'))}/{host_port}"
-            if key in seen:
-                errs.append(errors.duplicate(f"{path}[{ci}].ports[{pi}].hostPort", key))
-            seen.add(key)
     return errs
 
 
@@ -631,14 +338,14 @@ def validate_containers(
         if name in seen:
             errs.append(errors.duplicate(f"{cpath}.name", name))
         seen.add(name)
-        errs.extend(_probes_and_lifecycle(container, grace, cpath))
+        errs.extend(probes.validate_probes_and_lifecycle(container, grace, cpath))
         if container.get("restartPolicy") is not None:
             errs.append(
                 errors.field_forbidden(
                     f"{cpath}.restartPolicy", "may not be set for non-init containers"
                 )
             )
-    return errs + _host_port_conflicts(containers, f"{path}.containers")
+    return errs + ports.host_port_conflicts(containers, f"{path}.containers")
 
 
 def validate_init_containers(
@@ -663,9 +370,9 @@ def validate_init_containers(
             errs.append(errors.duplicate(f"{cpath}.name", name))
         elif name:
             names_seen.add(name)
-        errs.extend(_host_port_conflicts([container], f"{path}.initContainers"))
+        errs.extend(ports.host_port_conflicts([container], f"{path}.initContainers"))
         if policy == "Always":
-            errs.extend(_probes_and_lifecycle(container, grace, cpath))
+            errs.extend(probes.validate_probes_and_lifecycle(container, grace, cpath))
         else:
             for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
                 if container.get(key) is not None:

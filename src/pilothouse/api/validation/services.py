@@ -11,8 +11,9 @@ from typing import Any
 
 from pilothouse.api import errors
 from pilothouse.api.errors import FieldError
-from pilothouse.api.validation import containers, meta, names
+from pilothouse.api.validation import meta, names
 from pilothouse.api.validation.fields import as_dict, as_int, as_list, as_str, is_int
+from pilothouse.api.validation.ports import PROTOCOLS, validate_port_num_or_name
 
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 _VALID_IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
@@ -87,9 +88,9 @@ def _port(
     protocol = as_str(port.get("protocol"))
     if not protocol:
         errs.append(errors.required(f"{path}.protocol"))
-    elif protocol not in containers.PROTOCOLS:
-        errs.append(errors.not_supported(f"{path}.protocol", protocol, containers.PROTOCOLS))
-    errs.extend(containers.validate_port_num_or_name(port.get("targetPort"), f"{path}.targetPort"))
+    elif protocol not in PROTOCOLS:
+        errs.append(errors.not_supported(f"{path}.protocol", protocol, PROTOCOLS))
+    errs.extend(validate_port_num_or_name(port.get("targetPort"), f"{path}.targetPort"))
     app_protocol = port.get("appProtocol")
     if app_protocol is not None:
         errs.extend(
@@ -496,10 +497,8 @@ def validate_endpoints(endpoints: dict[str, Any]) -> list[FieldError]:
             protocol = as_str(port.get("protocol"))
             if not protocol:
                 errs.append(errors.required(f"{ppath}.protocol"))
-            elif protocol not in containers.PROTOCOLS:
-                errs.append(
-                    errors.not_supported(f"{ppath}.protocol", protocol, containers.PROTOCOLS)
-                )
+            elif protocol not in PROTOCOLS:
+                errs.append(errors.not_supported(f"{ppath}.protocol", protocol, PROTOCOLS))
             app_protocol = port.get("appProtocol")
             if app_protocol is not None:
                 errs.extend(
