@@ -32,7 +32,8 @@ from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import render
 from pilothouse.apiserver.handlers.options import ListParams
 from pilothouse.apiserver.handlers.rest import build_filter
-from pilothouse.apiserver.registry.store import ListOptions, ResourceStore
+from pilothouse.apiserver.registry.listing import ListOptions
+from pilothouse.apiserver.registry.store import ResourceStore
 
 log = logging.getLogger(__name__)
 

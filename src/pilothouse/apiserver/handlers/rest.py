@@ -19,7 +19,8 @@ from pilothouse.apiserver import negotiation, watchcache
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
-from pilothouse.apiserver.registry.store import ListOptions, ResourceStore, list_metadata
+from pilothouse.apiserver.registry.listing import ListOptions, list_metadata
+from pilothouse.apiserver.registry.store import ResourceStore
 
 SubresourceHandler = Callable[
     [web.Request, ResourceStore, request_info.RequestInfo], Awaitable[web.StreamResponse]

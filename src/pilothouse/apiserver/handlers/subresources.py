@@ -259,7 +259,7 @@ async def eviction(
 
 
 def _no_filter() -> Any:
-    from pilothouse.apiserver.registry.store import ListOptions
+    from pilothouse.apiserver.registry.listing import ListOptions
 
     return ListOptions()
 

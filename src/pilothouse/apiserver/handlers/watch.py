@@ -23,7 +23,8 @@ from pilothouse.api import errors
 from pilothouse.apiserver import negotiation, table, watchcache
 from pilothouse.apiserver.handlers.options import ListParams
 from pilothouse.apiserver.handlers.render import metadata_only
-from pilothouse.apiserver.registry.store import ResourceStore, parse_rv, too_large_rv
+from pilothouse.apiserver.registry.listing import parse_rv, too_large_rv
+from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.storage import interface as storage
 
 BOOKMARK_INTERVAL = 60.0

@@ -19,13 +19,9 @@ callers read them and never change them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -33,30 +29,21 @@ from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import watchcache
 from pilothouse.apiserver.registry import conversion, deletion
+from pilothouse.apiserver.registry.listing import (
+    EXPIRED_CONTINUE,
+    ListOptions,
+    ListPage,
+    decode_continue,
+    encode_continue,
+    parse_rv,
+    too_large_rv,
+)
 from pilothouse.apiserver.registry.strategy import Strategy
 from pilothouse.storage import interface as storage
 
 GENERATE_NAME_ATTEMPTS = 8
 
-Match = Callable[[Obj], bool]
 Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class ListOptions:
-    match: Match | None = None
-    limit: int = 0
-    continue_token: str = ""
-    resource_version: str = ""
-    resource_version_match: str = ""
-
-
-@dataclass(slots=True)
-class ListPage:
-    entries: list[watchcache.Entry]
-    resource_version: str
-    continue_token: str = ""
-    remaining: int | None = None
 
 
 def _strip_rv(obj: Obj) -> bytes:
@@ -68,46 +55,6 @@ def _strip_rv(obj: Obj) -> bytes:
     finally:
         if rv is not None:
             md["resourceVersion"] = rv
-
-
-def parse_rv(value: str, what: str = "resourceVersion") -> int:
-    if value in ("", "0"):
-        return 0
-    try:
-        rv = int(value)
-    except ValueError:
-        raise errors.bad_request(f"invalid {what}: {value!r}: must be an integer") from None
-    if rv < 0:
-        raise errors.bad_request(f"invalid {what}: {value!r}: must be non-negative")
-    return rv
-
-
-EXPIRED_CONTINUE = (
-    "The provided continue parameter is too old to display a consistent list result. "
-    "You can start a new list without the continue parameter, or use the continue token "
-    "in this response to retrieve the remainder of the results. Continuing with the provided "
-    "token results in an inconsistent list - objects that were created, modified, or deleted "
-    "between the time the first chunk was returned and now may show up in the list."
-)
-
-
-def encode_continue(revision: int, start: str) -> str:
-    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = orjson.loads(base64.urlsafe_b64decode(padded))
-        if data.get("v") != "meta.k8s.io/v1":
-            raise ValueError("unknown version")
-        rv, start = int(data["rv"]), str(data["start"])
-        if rv <= 0 or start.startswith("/") or ".." in start:
-            raise ValueError("bad fields")
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise errors.bad_request("continue key is not valid: invalid continue token") from None
-    return rv, start
 
 
 class ResourceStore:
@@ -599,26 +546,3 @@ class ResourceStore:
                 f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
                 f"ResourceVersion in object meta: {old_md.get('resourceVersion')}",
             )
-
-
-def too_large_rv(requested: int, current: int) -> errors.StatusError:
-    return errors.StatusError(
-        504,
-        errors.TIMEOUT,
-        f"Too large resource version: {requested}, current: {current}",
-        details={
-            "causes": [
-                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
-            ],
-            "retryAfterSeconds": 1,
-        },
-    )
-
-
-def list_metadata(page: ListPage) -> dict[str, Any]:
-    out: dict[str, Any] = {"resourceVersion": page.resource_version}
-    if page.continue_token:
-        out["continue"] = page.continue_token
-        if page.remaining is not None:
-            out["remainingItemCount"] = page.remaining
-    return out
