@@ -11,6 +11,7 @@ sync that succeeds resets it.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -28,7 +29,7 @@ Obj = dict[str, Any]
 MAX_RETRIES_LOGGED = 5
 
 
-class Controller:
+class Controller(abc.ABC):
     """Base class: subclasses set ``name``, register handlers, implement ``sync``."""
 
     name = "controller"
@@ -50,11 +51,13 @@ class Controller:
     def enqueue_after(self, obj: Obj, delay: float) -> None:
         self.queue.add_after(lister.key_of(obj), delay)
 
+    @abc.abstractmethod
     async def sync(self, key: str) -> None:
-        raise NotImplementedError
+        """Drive the object ``key`` names toward its spec; idempotent, safe to retry."""
 
     async def wait_ready(self) -> None:
-        """Wait for the informers this controller reads (override)."""
+        """Wait for the informers this controller reads (override); none by default."""
+        return None
 
     async def run(self) -> None:
         """Run the workers until cancelled."""

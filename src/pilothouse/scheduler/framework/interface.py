@@ -13,6 +13,7 @@ implements; the framework finds them with ``isinstance``.
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ EVENT_FORCE_ACTIVATE = ClusterEvent(WILDCARD, ActionType.ALL, "ForceActivate")
 
 
 # --- extension points -------------------------------------------------------------------
-class Plugin:
+class Plugin(abc.ABC):  # noqa: B024 - the extension points below hold the abstract methods
     """Base of every plugin: a name, and the events that may make a rejected pod fit."""
 
     name = ""
@@ -169,72 +170,77 @@ class Plugin:
 
 
 class QueueSortPlugin(Plugin):
-    def sort_key(self, priority: int, timestamp: float) -> tuple[float, ...]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def sort_key(self, priority: int, timestamp: float) -> tuple[float, ...]: ...
 
 
 class PreEnqueuePlugin(Plugin):
-    def pre_enqueue(self, pod: PodInfo) -> Status:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def pre_enqueue(self, pod: PodInfo) -> Status: ...
 
 
 class PreFilterPlugin(Plugin):
-    def pre_filter(self, state: CycleState, pod: PodInfo) -> tuple[PreFilterResult | None, Status]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def pre_filter(
+        self, state: CycleState, pod: PodInfo
+    ) -> tuple[PreFilterResult | None, Status]: ...
 
 
 class FilterPlugin(Plugin):
+    @abc.abstractmethod
     def filter(self, state: CycleState, pod: PodInfo) -> Mask | None:
         """A mask over node rows: True where the pod may go (None: everywhere)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def explain(self, state: CycleState, pod: PodInfo, rows: Rows) -> list[Status]:
         """Why each of ``rows`` (which this plugin rejected) failed."""
-        raise NotImplementedError
+        ...
 
 
 class PostFilterPlugin(Plugin):
+    @abc.abstractmethod
     def post_filter(
         self, state: CycleState, pod: PodInfo, node_status: dict[int, Status]
     ) -> Awaitable[tuple[str | None, Status]]:
         """Try to make the pod schedulable later; returns the nominated node name."""
-        raise NotImplementedError
+        ...
 
 
 class PreScorePlugin(Plugin):
-    def pre_score(self, state: CycleState, pod: PodInfo, rows: Rows) -> Status:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def pre_score(self, state: CycleState, pod: PodInfo, rows: Rows) -> Status: ...
 
 
 class ScorePlugin(Plugin):
-    def score(self, state: CycleState, pod: PodInfo, rows: Rows) -> Scores:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def score(self, state: CycleState, pod: PodInfo, rows: Rows) -> Scores: ...
 
     def normalize(self, state: CycleState, pod: PodInfo, rows: Rows, scores: Scores) -> Scores:
         return scores
 
 
 class ReservePlugin(Plugin):
-    def reserve(self, state: CycleState, pod: PodInfo, node: str) -> Status:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def reserve(self, state: CycleState, pod: PodInfo, node: str) -> Status: ...
 
-    def unreserve(self, state: CycleState, pod: PodInfo, node: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def unreserve(self, state: CycleState, pod: PodInfo, node: str) -> None: ...
 
 
 class PreBindPlugin(Plugin):
-    async def pre_bind(self, state: CycleState, pod: PodInfo, node: str) -> Status:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def pre_bind(self, state: CycleState, pod: PodInfo, node: str) -> Status: ...
 
 
 class BindPlugin(Plugin):
-    async def bind(self, state: CycleState, pod: PodInfo, node: str) -> Status:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def bind(self, state: CycleState, pod: PodInfo, node: str) -> Status: ...
 
 
 class PostBindPlugin(Plugin):
-    def post_bind(self, state: CycleState, pod: PodInfo, node: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def post_bind(self, state: CycleState, pod: PodInfo, node: str) -> None: ...
 
 
 EXTENSION_POINTS: dict[str, type[Plugin]] = {

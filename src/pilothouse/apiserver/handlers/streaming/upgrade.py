@@ -13,6 +13,7 @@ message is a slice of the byte stream, boundaries carry no meaning.
 
 from __future__ import annotations
 
+import abc as abstract
 import asyncio
 import contextlib
 from typing import Any, cast
@@ -26,16 +27,16 @@ PROTOCOL_HEADER = "X-Stream-Protocol-Version"
 ACCEPTED_HEADER = "X-Accepted-Stream-Protocol-Versions"
 
 
-class Pipe:
+class Pipe(abstract.ABC):
     """A duplex byte stream: what arrives on ``reader``, what leaves via :meth:`write`."""
 
     reader: asyncio.StreamReader
 
-    async def write(self, data: bytes) -> None:
-        raise NotImplementedError
+    @abstract.abstractmethod
+    async def write(self, data: bytes) -> None: ...
 
-    async def close(self) -> None:
-        raise NotImplementedError
+    @abstract.abstractmethod
+    async def close(self) -> None: ...
 
 
 def is_spdy(request: web.Request) -> bool:
