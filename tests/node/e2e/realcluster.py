@@ -20,20 +20,42 @@ class Cluster:
         self.image = image
         self.uids: set[str] = set()  # every pod the tests saw, for the leftovers check
 
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.srv.kubeconfig), **extra}
+
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.srv.kubeconfig)}
         proc = subprocess.run(
             ["kubectl", *args],
             input=input,
             capture_output=True,
             text=True,
-            env=env,
+            env=self.env(),
             timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def kubectl_bytes(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """kubectl with bytes in and out (exec, cp, attach carry binary data)."""
+        proc = subprocess.run(
+            ["kubectl", *args],
+            input=input,
+            capture_output=True,
+            env=self.env(**(env or {})),
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout!r}\n{proc.stderr!r}")
         return proc
 
     def json(self, *args: str) -> Any:
@@ -65,6 +87,11 @@ class Cluster:
 
         result: dict[str, Any] = self.wait(ok, timeout=timeout, what=f"{ns}/{name} running")
         return result
+
+    def run(self, ns: str, name: str, command: list[str], **container: Any) -> dict[str, Any]:
+        """Start a one-container pod of the cluster's image and wait until it runs."""
+        self.apply(ns, pod_manifest(name, self.image, command, container=container))
+        return self.running(ns, name)
 
 
 def pod_manifest(name: str, image: str, command: list[str], **spec: Any) -> dict[str, Any]:

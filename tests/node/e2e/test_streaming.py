@@ -9,9 +9,7 @@ CI runs as root. One server serves the module; every test has its namespace.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import fcntl
-import json
 import os
 import pty
 import re
@@ -22,8 +20,6 @@ import struct
 import subprocess
 import termios
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +27,8 @@ import pytest
 import yaml
 
 from pilothouse import testing
+
+from .realcluster import Cluster
 
 pytestmark = [
     pytest.mark.root,
@@ -41,133 +39,26 @@ pytestmark = [
 ]
 
 
-class Cluster:
-    def __init__(self, srv: testing.ServerProcess, image: str) -> None:
-        self.srv = srv
-        self.image = image
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.srv.kubeconfig), **extra}
-
-    def kubectl(
-        self,
-        *args: str,
-        input: bytes | None = None,
-        check: bool = True,
-        timeout: float = 120,
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run(
-            ["kubectl", *args],
-            input=input,
-            capture_output=True,
-            env=self.env(**(env or {})),
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout!r}\n{proc.stderr!r}")
-        return proc
-
-    def apply(self, ns: str, manifest: dict[str, Any]) -> None:
-        self.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(manifest).encode())
-
-    def pod(self, ns: str, name: str) -> dict[str, Any]:
-        out: dict[str, Any] = json.loads(
-            self.kubectl("-n", ns, "get", "pod", name, "-o", "json").stdout
-        )
-        return out
-
-    def wait(self, check: Any, *, timeout: float = 60.0, what: str = "") -> Any:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = check()
-            if last:
-                return last
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
-
-    def running(self, ns: str, name: str) -> dict[str, Any]:
-        def ok() -> dict[str, Any] | None:
-            p = self.pod(ns, name)
-            return p if (p.get("status") or {}).get("phase") == "Running" else None
-
-        result: dict[str, Any] = self.wait(ok, what=f"{ns}/{name} running")
-        return result
-
-    def run(self, ns: str, name: str, command: list[str], **container: Any) -> dict[str, Any]:
-        self.apply(
-            ns,
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name},
-                "spec": {
-                    "containers": [
-                        {"name": "main", "image": self.image, "command": command, **container}
-                    ],
-                    "terminationGracePeriodSeconds": 1,
-                },
-            },
-        )
-        return self.running(ns, name)
-
-
-@pytest.fixture(scope="module")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, local_registry: Any, machine_leftovers: Any
-) -> Iterator[Cluster]:
-    data = tmp_path_factory.mktemp("e2e-stream") / "data"
-    srv = testing.ServerProcess(data, agent=True).start(timeout=60)
-    c = Cluster(srv, local_registry.busybox)
-    try:
-        c.wait(
-            lambda: "Ready" in c.kubectl("get", "nodes", "--no-headers").stdout.decode().split(),
-            what="the node to be Ready",
-        )
-        yield c
-    finally:
-        listing = c.kubectl("get", "pods", "-A", "-o", "json", check=False).stdout
-        uids = {p["metadata"]["uid"] for p in json.loads(listing or b"{}").get("items", [])}
-        for ns in c.kubectl("get", "ns", "-o", "name", check=False).stdout.decode().split():
-            if ns.startswith("namespace/e2e-"):
-                c.kubectl("delete", ns, "--wait=false", check=False)
-        with contextlib.suppress(AssertionError):
-            c.wait(
-                lambda: "e2e-" not in c.kubectl("get", "pods", "-A", check=False).stdout.decode(),
-                timeout=60,
-                what="test pods to go",
-            )
-        srv.stop()
-        left = machine_leftovers(data, uids)
-        assert not left, f"left behind on the machine: {left}"
-
-
-@pytest.fixture
-def ns(cluster: Cluster) -> str:
-    name = "e2e-" + uuid.uuid4().hex[:8]
-    cluster.kubectl("create", "namespace", name)
-    return name
-
-
 SLEEPER = ["sleep", "3600"]
 
 
 # --- exec -------------------------------------------------------------------------------------
 def test_exec_with_stdin_output_and_exit_codes(cluster: Cluster, ns: str) -> None:
     cluster.run(ns, "box", SLEEPER)
-    out = cluster.kubectl("-n", ns, "exec", "-i", "box", "--", "cat", input=b"hi\n").stdout
+    out = cluster.kubectl_bytes("-n", ns, "exec", "-i", "box", "--", "cat", input=b"hi\n").stdout
     assert out == b"hi\n"
-    both = cluster.kubectl("-n", ns, "exec", "box", "--", "sh", "-c", "echo out; echo err >&2")
+    both = cluster.kubectl_bytes(
+        "-n", ns, "exec", "box", "--", "sh", "-c", "echo out; echo err >&2"
+    )
     assert (both.stdout, both.stderr) == (b"out\n", b"err\n")
     big = os.urandom(300_000)
-    copied = cluster.kubectl("-n", ns, "exec", "-i", "box", "--", "cat", input=big).stdout
+    copied = cluster.kubectl_bytes("-n", ns, "exec", "-i", "box", "--", "cat", input=big).stdout
     assert copied == big
-    failed = cluster.kubectl("-n", ns, "exec", "box", "--", "sh", "-c", "exit 7", check=False)
+    failed = cluster.kubectl_bytes("-n", ns, "exec", "box", "--", "sh", "-c", "exit 7", check=False)
     assert failed.returncode == 7
     assert b"command terminated with exit code 7" in failed.stderr
     # kubectl's SPDY fallback reaches the same containers.
-    spdy = cluster.kubectl(
+    spdy = cluster.kubectl_bytes(
         "-n", ns, "exec", "-i", "box", "--", "sh", "-c", "cat; exit 3",
         input=b"via spdy\n", check=False, env={"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"},
     )  # fmt: skip
@@ -295,7 +186,9 @@ def test_attach_with_stdin(cluster: Cluster, ns: str) -> None:
         },
     )
     cluster.running(ns, "echo")
-    out = cluster.kubectl("-n", ns, "attach", "-i", "echo", input=b"hello attach\n", timeout=60)
+    out = cluster.kubectl_bytes(
+        "-n", ns, "attach", "-i", "echo", input=b"hello attach\n", timeout=60
+    )
     assert b"hello attach" in out.stdout
     # stdinOnce: closing stdin ended cat, and with it the container.
     cluster.wait(
@@ -308,23 +201,27 @@ def test_cp_files_and_directories_both_ways(cluster: Cluster, ns: str, tmp_path:
     cluster.run(ns, "files", SLEEPER)
     local = tmp_path / "hello.txt"
     local.write_bytes(b"hello from the host\n" + os.urandom(50_000))
-    cluster.kubectl("-n", ns, "cp", str(local), f"{ns}/files:/tmp/hello.txt")
-    inside = cluster.kubectl("-n", ns, "exec", "files", "--", "cat", "/tmp/hello.txt").stdout
+    cluster.kubectl_bytes("-n", ns, "cp", str(local), f"{ns}/files:/tmp/hello.txt")
+    inside = cluster.kubectl_bytes("-n", ns, "exec", "files", "--", "cat", "/tmp/hello.txt").stdout
     assert inside == local.read_bytes()
     back = tmp_path / "back.txt"
-    cluster.kubectl("-n", ns, "cp", f"{ns}/files:/tmp/hello.txt", str(back))
+    cluster.kubectl_bytes("-n", ns, "cp", f"{ns}/files:/tmp/hello.txt", str(back))
     assert back.read_bytes() == local.read_bytes()
 
     tree = tmp_path / "tree"
     (tree / "sub").mkdir(parents=True)
     (tree / "a.txt").write_text("a\n")
     (tree / "sub" / "b.txt").write_text("b\n")
-    cluster.kubectl("-n", ns, "cp", str(tree), f"{ns}/files:/tmp/tree")
-    listing = cluster.kubectl("-n", ns, "exec", "files", "--", "find", "/tmp/tree", "-type", "f")
+    cluster.kubectl_bytes("-n", ns, "cp", str(tree), f"{ns}/files:/tmp/tree")
+    listing = cluster.kubectl_bytes(
+        "-n", ns, "exec", "files", "--", "find", "/tmp/tree", "-type", "f"
+    )
     assert sorted(listing.stdout.decode().split()) == ["/tmp/tree/a.txt", "/tmp/tree/sub/b.txt"]
-    cluster.kubectl("-n", ns, "exec", "files", "--", "sh", "-c", "echo made here > /tmp/tree/c.txt")
+    cluster.kubectl_bytes(
+        "-n", ns, "exec", "files", "--", "sh", "-c", "echo made here > /tmp/tree/c.txt"
+    )
     out = tmp_path / "out"
-    cluster.kubectl("-n", ns, "cp", f"{ns}/files:/tmp/tree", str(out))
+    cluster.kubectl_bytes("-n", ns, "cp", f"{ns}/files:/tmp/tree", str(out))
     assert (out / "sub" / "b.txt").read_text() == "b\n"
     assert (out / "c.txt").read_text() == "made here\n"
 
@@ -336,7 +233,10 @@ HTTPD = ["sh", "-c", "mkdir -p /www && echo served by $(hostname) > /www/index.h
 def _wait_for_httpd(cluster: Cluster, ns: str, pod: str) -> None:
     def serving() -> bool:
         probe = ["wget", "-qO-", "http://127.0.0.1:8080/"]
-        return b"served" in cluster.kubectl("-n", ns, "exec", pod, "--", *probe, check=False).stdout
+        return (
+            b"served"
+            in cluster.kubectl_bytes("-n", ns, "exec", pod, "--", *probe, check=False).stdout
+        )
 
     cluster.wait(serving, what="httpd")
 
@@ -422,17 +322,19 @@ def test_port_forward_errors_and_the_agent_carries_on(cluster: Cluster, ns: str)
             "spec": {"containers": [{"name": "main", "image": "127.0.0.1:1/none:1"}]},
         },
     )
-    stuck = cluster.kubectl("-n", ns, "port-forward", "pod/stuck", "12345:80", check=False)
+    stuck = cluster.kubectl_bytes("-n", ns, "port-forward", "pod/stuck", "12345:80", check=False)
     assert stuck.returncode == 1 and b"pod is not running" in stuck.stderr, stuck.stderr
-    stuck = cluster.kubectl("-n", ns, "exec", "stuck", "--", "ls", check=False)
+    stuck = cluster.kubectl_bytes("-n", ns, "exec", "stuck", "--", "ls", check=False)
     assert stuck.returncode == 1 and b'container not found ("main")' in stuck.stderr, stuck.stderr
-    missing = cluster.kubectl("-n", ns, "exec", "quiet", "-c", "nope", "--", "ls", check=False)
+    missing = cluster.kubectl_bytes(
+        "-n", ns, "exec", "quiet", "-c", "nope", "--", "ls", check=False
+    )
     assert missing.returncode == 1
     assert b"container nope is not valid for pod quiet" in missing.stderr, missing.stderr
-    gone = cluster.kubectl("-n", ns, "exec", "nobody", "--", "ls", check=False)
+    gone = cluster.kubectl_bytes("-n", ns, "exec", "nobody", "--", "ls", check=False)
     assert gone.returncode == 1 and b'pods "nobody" not found' in gone.stderr
     # Nothing of that hurt the agent.
-    ok = cluster.kubectl("-n", ns, "exec", "quiet", "--", "echo", "still fine")
+    ok = cluster.kubectl_bytes("-n", ns, "exec", "quiet", "--", "echo", "still fine")
     assert ok.stdout == b"still fine\n"
 
 
