@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy
 
+from pilothouse import heap
 from pilothouse.api import resources
 from pilothouse.client import config, rest
 from pilothouse.scheduler import config as scheduler_config
@@ -201,6 +202,7 @@ def serve(data_dir: Path) -> None:
         )
         cluster = allinone.AllInOne(cfg, allinone.Options(controllers=True, scheduler=False))
         await cluster.start()
+        heap.settle()  # as `pilothouse server` does once started
         print("ready", flush=True)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
+from pilothouse import heap
 from pilothouse.client import config, rest
 from pilothouse.node import agent, bootstrap, setup
 
@@ -138,6 +139,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
             print(f"pilothouse agent: could not start: {exc}", file=sys.stderr)
             return 1
         print(f"pilothouse agent: node {name} is ready (pod CIDR {node.pod_cidr})", flush=True)
+        heap.settle()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

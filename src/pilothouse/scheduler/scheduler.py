@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from pilothouse import heap
 from pilothouse.api import resources, selectors
 from pilothouse.client import events, informer, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
@@ -293,8 +294,8 @@ class Scheduler:
                 rec.start()
             self.queue.run()
             if self.freeze_gc_after_sync:
-                gc.collect()
-                gc.freeze()
+                gc.collect()  # drop the listing's garbage before freezing the rest
+                heap.settle()
             self.ready.set()
             log.info("scheduler running (profiles: %s)", ", ".join(self.frameworks))
             await self._loop()
