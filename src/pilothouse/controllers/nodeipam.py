@@ -3,6 +3,8 @@
 Allocation reads every node's ``spec.podCIDR`` from the informer, so a
 restart re-learns what is taken; one worker assigns, so two nodes never get
 the same range in one process (leader election covers several processes).
+When every range is taken, a node gets a CIDRNotAvailable event (as upstream)
+and waits; deleting a node lets the waiting ones try again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from typing import Any
 
 from pilothouse.api import errors
-from pilothouse.client import rest
+from pilothouse.client import events, rest
 from pilothouse.controllers import base
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 CLUSTER_CIDR = "10.42.0.0/16"
 NODE_PREFIX = 24
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class NodeIPAMController(base.Controller):
@@ -31,14 +36,17 @@ class NodeIPAMController(base.Controller):
     ) -> None:
         super().__init__(clock=ctx.clock)
         self.client: rest.Client = ctx.client
+        self.recorder: events.EventRecorder = ctx.recorder("node-ipam-controller")
         self.nodes_resource = ctx.resource("", "v1", "nodes")
         self.nodes = ctx.informers.informer(self.nodes_resource)
         self.cluster = ipaddress.ip_network(cluster_cidr)
-        self.prefix = node_prefix
-        # Ranges in use, kept in step by the handlers (recounting every node on
-        # every allocation is quadratic when thousands of nodes register).
-        self._taken: dict[str, set[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        self.subnets: list[Network] = list(self.cluster.subnets(new_prefix=node_prefix))
+        # Which node holds each range, kept in step by the handlers (recounting every
+        # node on every allocation is quadratic when thousands of nodes register).
+        self._owner: dict[Network, str] = {}
+        self._ranges_of: dict[str, set[Network]] = {}
         self._next = 0
+        self._exhausted = False  # reported once; nodes waiting retry when a range frees
         self.nodes.add_handlers(
             on_add=self._seen, on_update=lambda _o, n: self._seen(n), on_delete=self._gone
         )
@@ -47,7 +55,7 @@ class NodeIPAMController(base.Controller):
         await self.nodes.wait_synced()
 
     @staticmethod
-    def _ranges(node: Obj) -> set[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def _ranges(node: Obj) -> set[Network]:
         spec = node.get("spec") or {}
         out = set()
         for cidr in spec.get("podCIDRs") or [spec.get("podCIDR")]:
@@ -58,33 +66,56 @@ class NodeIPAMController(base.Controller):
                     continue
         return out
 
+    def _hold(self, name: str, ranges: set[Network]) -> None:
+        self._release(name)
+        self._ranges_of[name] = ranges
+        for r in ranges:
+            self._owner[r] = name
+
+    def _release(self, name: str) -> None:
+        for r in self._ranges_of.pop(name, ()):
+            if self._owner.get(r) == name:
+                del self._owner[r]
+
     def _seen(self, node: Obj) -> None:
-        self._taken[node["metadata"]["name"]] = self._ranges(node)
+        self._hold(node["metadata"]["name"], self._ranges(node))
         if not (node.get("spec") or {}).get("podCIDR"):
             self.enqueue(node)
 
     def _gone(self, node: Obj) -> None:
-        self._taken.pop(node["metadata"]["name"], None)
+        self._release(node["metadata"]["name"])
+        if self._exhausted:  # a range may be free now: the nodes that went without retry
+            self._exhausted = False
+            for waiting in self.nodes.indexer.list():
+                if not (waiting.get("spec") or {}).get("podCIDR"):
+                    self.enqueue(waiting)
+
+    def _free_range(self) -> Network | None:
+        count = len(self.subnets)
+        for i in range(count):
+            candidate = self.subnets[(self._next + i) % count]
+            if candidate not in self._owner:
+                self._next = (self._next + i + 1) % count
+                return candidate
+        return None
 
     async def sync(self, key: str) -> None:
         node = self.nodes.indexer.get(key)
         if node is None or (node.get("spec") or {}).get("podCIDR"):
             return
-        taken: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
-        for ranges in self._taken.values():
-            taken |= ranges
-        subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(
-            self.cluster.subnets(new_prefix=self.prefix)
-        )
-        subnet = subnets[0]
-        for i in range(len(subnets)):
-            candidate = subnets[(self._next + i) % len(subnets)]
-            if candidate not in taken:
-                subnet = candidate
-                self._next = (self._next + i + 1) % len(subnets)
-                break
-        else:
-            log.error("node IPAM: %s is full; node %s gets no pod CIDR", self.cluster, key)
+        subnet = self._free_range()
+        if subnet is None:
+            # Upstream records CIDRNotAvailable on the node; say it loudly once, not per node.
+            if not self._exhausted:
+                log.error("node IPAM: %s is full; nodes without a pod CIDR wait", self.cluster)
+            log.debug("node IPAM: no pod CIDR for %s", key)
+            self._exhausted = True
+            self.recorder.event(
+                node,
+                events.NORMAL,
+                "CIDRNotAvailable",
+                f"Node {key} status is now: CIDRNotAvailable",
+            )
             return
         cidr = str(subnet)
         try:
@@ -95,5 +126,5 @@ class NodeIPAMController(base.Controller):
             if exc.code != 404:
                 raise
             return
-        self._taken[key] = {subnet}
+        self._hold(key, {subnet})
         log.info("node IPAM: %s gets %s", key, cidr)
