@@ -52,6 +52,7 @@ NAMESPACES = _resource("", "namespaces")
 # --- the server, in its own process ------------------------------------------------------
 def serve(data_dir: Path, port: int) -> None:
     """Child process: the API server alone (no controllers, no scheduler)."""
+    from pilothouse import heap
     from pilothouse.apiserver import server as apiserver
     from pilothouse.cli import allinone
 
@@ -64,6 +65,7 @@ def serve(data_dir: Path, port: int) -> None:
         )
         cluster = allinone.AllInOne(cfg, allinone.Options(controllers=False, scheduler=False))
         await cluster.start()
+        heap.settle()  # as `pilothouse server` does once started
         print("ready", flush=True)
         await asyncio.Event().wait()
 
