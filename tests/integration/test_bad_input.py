@@ -52,7 +52,7 @@ def test_wrong_api_version_for_path(api, namespace: str) -> None:
 
 
 def test_invalid_names(api, namespace: str) -> None:
-    for bad in ("Bad_Name", "-leading", "a" * 254, "UPPER"):
+    for bad in ("Bad_Name", "-leading", "a" * 254, "UPPER", "trailing-newline\n"):
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": bad}}
         code, st = _status(api, "POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
         assert code == 422 and st["reason"] == "Invalid", st

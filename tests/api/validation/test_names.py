@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pilothouse.api.validation import names
@@ -33,7 +35,7 @@ def test_dns1123_label() -> None:
     assert names.is_dns1123_label("a" * 64) == ["must be no more than 63 characters"]
     assert names.is_dns1123_label("My") == [
         "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-        "and must start and end with an alphanumeric character (e.g. 'my-name' or '123-abc', "
+        "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
         "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
     ]
 
@@ -42,7 +44,7 @@ def test_dns1035_label() -> None:
     assert names.is_dns1035_label("abc-123") == []
     assert names.is_dns1035_label("1abc") == [
         "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
-        "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name' or "
+        "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
         "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
     ]
 
@@ -145,3 +147,26 @@ def test_name_funcs_and_generate_name_prefixes() -> None:
         "may not contain '%'",
     ]
     assert names.name_is_path_segment("..", True) == []
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        names.is_dns1123_subdomain,
+        names.is_dns1123_label,
+        names.is_dns1035_label,
+        names.is_qualified_name,
+        names.is_c_identifier,
+        names.is_env_var_name,
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_name(check: Callable[[str], list[str]]) -> None:
+    # Python's "$" also matches before a final newline; Go's does not.
+    assert check("abc") == []
+    assert check("abc\n") != []
+
+
+def test_label_values_and_lengths_count_as_go_does() -> None:
+    assert names.is_valid_label_value("v\n") != []
+    # 63 bytes is the limit, and "é" is two of them: 32 of them are too long.
+    assert names.is_qualified_name("é" * 32)[0] == "name part must be no more than 63 characters"

@@ -13,7 +13,7 @@ No I/O here: this module is part of the bottom ``api`` layer.
 from __future__ import annotations
 
 from pilothouse.api.selectors import error as _error
-from pilothouse.api.selectors import names
+from pilothouse.api.validation import names
 from pilothouse.api.selectors.error import SelectorError
 from pilothouse.api.selectors.labels import (
     BINARY_OPERATORS,

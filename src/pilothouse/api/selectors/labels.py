@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pilothouse.api.selectors import error as _error
-from pilothouse.api.selectors import names
+from pilothouse.api.validation import names
 from pilothouse.api.selectors.error import SelectorError
 
 # selection.Operator values (k8s.io/apimachinery/pkg/selection)

@@ -32,8 +32,8 @@ _FIELDS: tuple[tuple[int, int, dict[str, int] | None], ...] = (
     (1, 12, _MONTHS),
     (0, 6, _DAYS),
 )
-_DURATION_RE = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$")
-_TZ_NAME_RE = re.compile(r"^[A-Za-z.\-_0-9+]{1,14}$")
+_DURATION_RE = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+\Z")
+_TZ_NAME_RE = re.compile(r"^[A-Za-z.\-_0-9+]{1,14}\Z")
 
 
 def _go_fields(items: list[str]) -> str:

@@ -22,49 +22,49 @@ _QUALIFIED_NAME_ERR = (
     "must consist of alphanumeric characters, '-', '_' or '.', "
     "and must start and end with an alphanumeric character"
 )
-_QUALIFIED_NAME_RE = re.compile("^" + QUALIFIED_NAME_FMT + "$")
+_QUALIFIED_NAME_RE = re.compile("^" + QUALIFIED_NAME_FMT + r"\Z")
 
 LABEL_VALUE_FMT = "(" + QUALIFIED_NAME_FMT + ")?"
 _LABEL_VALUE_ERR = (
     "a valid label must be an empty string or consist of alphanumeric characters, "
     "'-', '_' or '.', and must start and end with an alphanumeric character"
 )
-_LABEL_VALUE_RE = re.compile("^" + LABEL_VALUE_FMT + "$")
+_LABEL_VALUE_RE = re.compile("^" + LABEL_VALUE_FMT + r"\Z")
 
 DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL_ERR = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
     "and must start and end with an alphanumeric character"
 )
-_DNS1123_LABEL_RE = re.compile("^" + DNS1123_LABEL_FMT + "$")
+_DNS1123_LABEL_RE = re.compile("^" + DNS1123_LABEL_FMT + r"\Z")
 
 DNS1123_SUBDOMAIN_FMT = DNS1123_LABEL_FMT + "(\\." + DNS1123_LABEL_FMT + ")*"
 _DNS1123_SUBDOMAIN_ERR = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
     "'-' or '.', and must start and end with an alphanumeric character"
 )
-_DNS1123_SUBDOMAIN_RE = re.compile("^" + DNS1123_SUBDOMAIN_FMT + "$")
+_DNS1123_SUBDOMAIN_RE = re.compile("^" + DNS1123_SUBDOMAIN_FMT + r"\Z")
 
 DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 _DNS1035_LABEL_ERR = (
     "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
     "start with an alphabetic character, and end with an alphanumeric character"
 )
-_DNS1035_LABEL_RE = re.compile("^" + DNS1035_LABEL_FMT + "$")
+_DNS1035_LABEL_RE = re.compile("^" + DNS1035_LABEL_FMT + r"\Z")
 
 C_IDENTIFIER_FMT = "[A-Za-z_][A-Za-z0-9_]*"
 _C_IDENTIFIER_ERR = (
     "a valid C identifier must start with alphabetic character or '_', "
     "followed by a string of alphanumeric characters or '_'"
 )
-_C_IDENTIFIER_RE = re.compile("^" + C_IDENTIFIER_FMT + "$")
+_C_IDENTIFIER_RE = re.compile("^" + C_IDENTIFIER_FMT + r"\Z")
 
 ENV_VAR_NAME_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
 _ENV_VAR_NAME_ERR = (
     "a valid environment variable name must consist of alphabetic characters, digits, "
     "'_', '-', or '.', and must not start with a digit"
 )
-_ENV_VAR_NAME_RE = re.compile("^" + ENV_VAR_NAME_FMT + "$")
+_ENV_VAR_NAME_RE = re.compile("^" + ENV_VAR_NAME_FMT + r"\Z")
 _RELAXED_ENV_VAR_NAME_ERR = (
     "a valid environment variable name must consist only of printable ASCII characters "
     "other than '='"
@@ -72,17 +72,17 @@ _RELAXED_ENV_VAR_NAME_ERR = (
 
 CONFIG_MAP_KEY_FMT = "[-._a-zA-Z0-9]+"
 _CONFIG_MAP_KEY_ERR = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
-_CONFIG_MAP_KEY_RE = re.compile("^" + CONFIG_MAP_KEY_FMT + "$")
+_CONFIG_MAP_KEY_RE = re.compile("^" + CONFIG_MAP_KEY_FMT + r"\Z")
 
 PERCENT_FMT = "[0-9]+%"
 _PERCENT_ERR = "a valid percent string must be a numeric string followed by an ending '%'"
-_PERCENT_RE = re.compile("^" + PERCENT_FMT + "$")
+_PERCENT_RE = re.compile("^" + PERCENT_FMT + r"\Z")
 
 HTTP_HEADER_NAME_FMT = "[-A-Za-z0-9]+"
 _HTTP_HEADER_NAME_ERR = "a valid HTTP header must consist of alphanumeric characters or '-'"
-_HTTP_HEADER_NAME_RE = re.compile("^" + HTTP_HEADER_NAME_FMT + "$")
+_HTTP_HEADER_NAME_RE = re.compile("^" + HTTP_HEADER_NAME_FMT + r"\Z")
 
-_PORT_NAME_CHARSET_RE = re.compile("^[-a-z0-9]+$")
+_PORT_NAME_CHARSET_RE = re.compile(r"^[-a-z0-9]+\Z")
 _PORT_NAME_LETTER_RE = re.compile("[a-z]")
 
 DNS1123_LABEL_MAX = 63
@@ -101,8 +101,15 @@ def regex_error(message: str, fmt: str, *examples: str) -> str:
     """The ``RegexError`` wording: message, examples, and the regex itself."""
     if not examples:
         return f"{message} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{e}'" for e in examples)
-    return f"{message} (e.g. {shown}, regex used for validation is '{fmt}')"
+    # Upstream appends "', " after every example and joins them with " or ", hence
+    # "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used …)" with two spaces.
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+def byte_len(value: str) -> int:
+    """Length as Go counts it: bytes of the UTF-8 encoding."""
+    return len(value.encode("utf-8", "surrogatepass"))
 
 
 def empty_error() -> str:
@@ -133,7 +140,7 @@ def is_qualified_name(value: str) -> list[str]:
         ]
     if not name:
         errs.append("name part " + empty_error())
-    elif len(name) > QUALIFIED_NAME_MAX:
+    elif byte_len(name) > QUALIFIED_NAME_MAX:
         errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX))
     if not _QUALIFIED_NAME_RE.match(name):
         errs.append(
@@ -145,7 +152,7 @@ def is_qualified_name(value: str) -> list[str]:
 
 def is_valid_label_value(value: str) -> list[str]:
     errs: list[str] = []
-    if len(value) > LABEL_VALUE_MAX:
+    if byte_len(value) > LABEL_VALUE_MAX:
         errs.append(max_len_error(LABEL_VALUE_MAX))
     if not _LABEL_VALUE_RE.match(value):
         errs.append(regex_error(_LABEL_VALUE_ERR, LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
@@ -154,7 +161,7 @@ def is_valid_label_value(value: str) -> list[str]:
 
 def is_dns1123_label(value: str) -> list[str]:
     errs: list[str] = []
-    if len(value) > DNS1123_LABEL_MAX:
+    if byte_len(value) > DNS1123_LABEL_MAX:
         errs.append(max_len_error(DNS1123_LABEL_MAX))
     if not _DNS1123_LABEL_RE.match(value):
         if _DNS1123_SUBDOMAIN_RE.match(value):
@@ -166,7 +173,7 @@ def is_dns1123_label(value: str) -> list[str]:
 
 def is_dns1123_subdomain(value: str) -> list[str]:
     errs: list[str] = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
+    if byte_len(value) > DNS1123_SUBDOMAIN_MAX:
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
     if not _DNS1123_SUBDOMAIN_RE.match(value):
         errs.append(regex_error(_DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, "example.com"))
@@ -175,7 +182,7 @@ def is_dns1123_subdomain(value: str) -> list[str]:
 
 def is_dns1035_label(value: str) -> list[str]:
     errs: list[str] = []
-    if len(value) > DNS1035_LABEL_MAX:
+    if byte_len(value) > DNS1035_LABEL_MAX:
         errs.append(max_len_error(DNS1035_LABEL_MAX))
     if not _DNS1035_LABEL_RE.match(value):
         errs.append(regex_error(_DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, "my-name", "abc-123"))
@@ -221,7 +228,7 @@ def is_relaxed_env_var_name(value: str) -> list[str]:
 
 def is_config_map_key(value: str) -> list[str]:
     errs: list[str] = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
+    if byte_len(value) > DNS1123_SUBDOMAIN_MAX:
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
     if not _CONFIG_MAP_KEY_RE.match(value):
         errs.append(
@@ -278,7 +285,7 @@ def is_http_header_name(value: str) -> list[str]:
 
 # --- IP addresses (Go's net.ParseIP, "sloppy": IPv4 octets may have leading zeros) ----
 
-_IPV4_SLOPPY_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+_IPV4_SLOPPY_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\Z")
 
 
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -12,7 +12,7 @@ from pilothouse.api.validation.fields import as_dict, as_list, as_str, is_int
 
 _SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
 _SYSCTL_FMT = "(" + _SYSCTL_SEGMENT + "[\\./])*" + _SYSCTL_SEGMENT
-_SYSCTL_RE = re.compile("^" + _SYSCTL_FMT + "$")
+_SYSCTL_RE = re.compile("^" + _SYSCTL_FMT + r"\Z")
 _SYSCTL_MAX = 253
 # Namespaced sysctl prefixes (k8s.io/component-helpers/node/util/sysctl).
 _NET_SYSCTLS = ("net.",)
