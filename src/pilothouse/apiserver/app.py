@@ -161,6 +161,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
+def _route_path(request: web.Request) -> str:
+    """The path without trailing slashes: upstream's request-info parser trims them
+    (``/version/``, which kr8s asks for, is ``/version``)."""
+    return request.path.rstrip("/") or "/"
+
+
 class APIApp:
     """Builds the aiohttp application around the API's handlers."""
 
@@ -199,7 +205,7 @@ class APIApp:
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if _route_path(request) in PUBLIC_PATHS:
             return await handler(request)
         for authenticate in self.authenticators:
             user = authenticate(request)
@@ -209,7 +215,7 @@ class APIApp:
         raise errors.unauthorized()
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
+        path = _route_path(request)
         if path in ("/healthz", "/livez", "/readyz") or path.endswith("/ping"):
             return self._health(request, path)
         if path == "/version":

@@ -13,7 +13,6 @@ No I/O here: this module is part of the bottom ``api`` layer.
 from __future__ import annotations
 
 from pilothouse.api.selectors import error as _error
-from pilothouse.api.validation import names
 from pilothouse.api.selectors.error import SelectorError
 from pilothouse.api.selectors.labels import (
     BINARY_OPERATORS,
@@ -31,6 +30,7 @@ from pilothouse.api.selectors.labels import (
     Requirement,
     new_requirement,
 )
+from pilothouse.api.validation import names
 
 # Token kinds of upstream's lexer.
 (

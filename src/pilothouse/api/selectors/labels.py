@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pilothouse.api.selectors import error as _error
-from pilothouse.api.validation import names
 from pilothouse.api.selectors.error import SelectorError
+from pilothouse.api.validation import names
 
 # selection.Operator values (k8s.io/apimachinery/pkg/selection)
 IN: Final = "in"
