@@ -99,3 +99,34 @@ async def test_tcp_socket_succeeds_on_a_listening_port(
     session: aiohttp.ClientSession, http_port: int
 ) -> None:
     assert (await _run({"tcpSocket": {"port": http_port}}, session)).ok
+
+
+@pytest.fixture
+async def grpc_health() -> AsyncIterator[tuple[int, Any]]:
+    import grpc  # type: ignore[import-untyped]
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await servicer.set("db", health_pb2.HealthCheckResponse.NOT_SERVING)
+    yield port, servicer
+    await server.stop(None)
+
+
+async def test_grpc_probes_use_the_standard_health_service(
+    session: aiohttp.ClientSession, grpc_health: tuple[int, Any]
+) -> None:
+    port, _ = grpc_health
+    assert (await _run({"grpc": {"port": port}}, session)).ok
+    db = await _run({"grpc": {"port": port, "service": "db"}}, session)
+    assert not db.ok and db.message == 'service unhealthy (responded with "NOT_SERVING")'
+    closed = _closed_port()
+    gone = await _run({"grpc": {"port": closed}, "timeoutSeconds": 1}, session)
+    assert not gone.ok
+    assert gone.message.startswith(
+        f'timeout: failed to connect service "127.0.0.1:{closed}" within 1s'
+    )

@@ -174,11 +174,9 @@ async def _tcp_socket(t: Obj, container: Obj, pod_ip: str, timeout: float) -> Pr
 
 async def _grpc(spec: Obj, pod_ip: str, timeout: float) -> ProbeResult:
     """The standard gRPC health check (grpc.health.v1.Health/Check)."""
-    try:
-        import grpc  # type: ignore[import-untyped]
-        from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-    except ImportError:
-        return ProbeResult(False, "gRPC probes need the grpcio-health-checking package")
+    import grpc  # type: ignore[import-untyped]  # only nodes running gRPC probes pay for it
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+
     target = f"{pod_ip}:{int(spec.get('port', 0))}"
     async with grpc.aio.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -188,14 +186,13 @@ async def _grpc(spec: Obj, pod_ip: str, timeout: float) -> ProbeResult:
             )
         except grpc.aio.AioRpcError as exc:
             return ProbeResult(
-                False, f"failed to connect service {target!r} within {timeout:g}s: {exc.details()}"
+                False,
+                f'timeout: failed to connect service "{target}" within {timeout:g}s: {exc.details()}',
             )
     if reply.status == health_pb2.HealthCheckResponse.SERVING:
         return ProbeResult(True)
-    return ProbeResult(
-        False,
-        f"service unhealthy (responded with {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)})",
-    )
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return ProbeResult(False, f'service unhealthy (responded with "{status}")')
 
 
 class ProbeManager:
