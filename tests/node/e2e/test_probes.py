@@ -103,8 +103,9 @@ def test_readiness_probe_moves_the_pod_in_and_out_of_ready(cluster: Cluster, ns:
 def test_startup_probe_holds_liveness_back(
     cluster: Cluster, ns: str, with_startup_probe: bool
 ) -> None:
-    # The app takes 4 s to come up; liveness alone (1 s period, threshold 1) kills it first.
-    script = "sleep 4; touch /tmp/up; sleep 3600"
+    # The app takes 8 s to come up; liveness alone (1 s period, threshold 1) kills it first.
+    # (8 s, not less: the "not started yet" check below must hold on a slow machine too.)
+    script = "sleep 8; touch /tmp/up; sleep 3600"
     container: dict[str, Any] = {
         "livenessProbe": _exec_probe("/tmp/up", failureThreshold=1, initialDelaySeconds=1)
     }
