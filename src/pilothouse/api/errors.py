@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pilothouse.api import gostrings
+
 # metav1.StatusReason values (k8s.io/apimachinery/pkg/apis/meta/v1/types.go)
 BAD_REQUEST = "BadRequest"
 UNAUTHORIZED = "Unauthorized"
@@ -228,27 +230,13 @@ class GoValue:
         return self.text
 
 
-_GO_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def go_quote(text: str) -> str:
-    """Quote a string as Go's ``%q`` does for the characters that matter in messages."""
-    out = []
-    for ch in text:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
 def go_string_map(value: Any, type_name: str = "map[string]string") -> GoValue:
     """``map[string]string{"a":"b"}`` as Go's ``%#v`` prints a string map (keys sorted)."""
     if not isinstance(value, dict):
         return GoValue(f"{type_name}(nil)")
-    inner = ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}" for k, v in sorted(value.items()))
+    inner = ", ".join(
+        f"{gostrings.quote(str(k))}:{gostrings.quote(str(v))}" for k, v in sorted(value.items())
+    )
     return GoValue(f"{type_name}{{{inner}}}")
 
 
@@ -256,7 +244,7 @@ def go_string_list(value: Any, type_name: str = "[]string") -> GoValue:
     """``[]string{"a", "b"}`` as Go's ``%#v`` prints a string slice."""
     if not isinstance(value, list):
         return GoValue(f"{type_name}(nil)")
-    return GoValue(type_name + "{" + ", ".join(go_quote(str(v)) for v in value) + "}")
+    return GoValue(type_name + "{" + ", ".join(gostrings.quote(str(v)) for v in value) + "}")
 
 
 def go_repr(value: Any) -> str:
@@ -264,7 +252,7 @@ def go_repr(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return go_quote(value)
+        return gostrings.quote(value)
     if value is None:
         return "null"
     if isinstance(value, int | float):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pilothouse.api import gostrings
 from pilothouse.api.patch import gofmt, ordering
 
 
@@ -40,8 +41,8 @@ def test_v_and_s_of_decoded_values() -> None:
 
 
 def test_quote_like_strconv() -> None:
-    assert gofmt.quote('tab\there "q" é \x01') == '"tab\\there \\"q\\" é \\x01"'
-    assert gofmt.quote("\u2028") == '"\\u2028"'
+    assert gostrings.quote('tab\there "q" é \x01') == '"tab\\there \\"q\\" é \\x01"'
+    assert gostrings.quote("\u2028") == '"\\u2028"'
 
 
 def test_type_names() -> None:

@@ -15,6 +15,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from pilothouse.api import gostrings
+
 _HTML_SPECIAL = re.compile("[<>&\u2028\u2029\x08\x0c]")
 _GO_ESCAPES = {
     '"': '\\"',
@@ -104,57 +106,6 @@ def json_text(value: Any, *, short_control: bool = False) -> str:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def go_quote(text: str) -> str:
-    """Go's ``%q`` (``strconv.Quote``)."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in _SHORT_QUOTES:
-            out.append(_SHORT_QUOTES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_QUOTES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def _go_g(number: float) -> str:
-    # Go's %v for float64 (%g, shortest digits): exponent form below 1e-4 or from 1e6.
-    if number == 0:
-        return "0"
-    sign, digits, exponent = Decimal(repr(number)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(map(str, digits))
-    point = len(text) + exponent  # position of the decimal point
-    exp = point - 1
-    prefix = "-" if sign else ""
-    if exp < -4 or exp >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{prefix}0.{'0' * -point}{text}"
-    if point >= len(text):
-        return prefix + text + "0" * (point - len(text))
-    return f"{prefix}{text[:point]}.{text[point:]}"
-
-
 def value_string(item: Any) -> str:
     """A value as structured-merge-diff prints it in a path (``value.ToString``)."""
     if item is None:
@@ -162,11 +113,11 @@ def value_string(item: Any) -> str:
     if isinstance(item, bool):
         return "true" if item else "false"
     if isinstance(item, float):
-        return _go_g(item)
+        return gostrings.float_v(item)
     if isinstance(item, int):
         return str(item)
     if isinstance(item, str):
-        return go_quote(item)
+        return gostrings.quote(item)
     if isinstance(item, list):
         return "[" + ",".join(value_string(v) for v in item) + "]"
     if isinstance(item, dict):

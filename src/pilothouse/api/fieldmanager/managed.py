@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pilothouse.api import gostrings
 from pilothouse.api.fieldmanager import fieldpath, gotext
 
 APPLY = "Apply"
@@ -60,9 +61,9 @@ class ManagerKey:
 
     def describe(self, api_version: str) -> str:
         """``"kubectl" with subresource "scale" using apps/v1``, as conflicts print it."""
-        text = gotext.go_quote(self.manager)
+        text = gostrings.quote(self.manager)
         if self.subresource:
-            text += f" with subresource {gotext.go_quote(self.subresource)}"
+            text += f" with subresource {gostrings.quote(self.subresource)}"
         if self.operation == UPDATE:
             text += f" using {api_version}"
         return text

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pilothouse.api import gostrings
 from pilothouse.api.fieldmanager import fieldpath, gotext
 from pilothouse.api.fieldmanager.fieldpath import SELF, Body
 from pilothouse.api.fieldmanager.types import DEDUCED, Type
@@ -82,7 +83,7 @@ def item_element(item: Any, list_type: Type) -> str:
 def _missing_key(name: str) -> ItemError:
     return ItemError(
         f"associative list with keys has an element that omits key field "
-        f"{gotext.go_quote(name)} (and doesn't have default value)"
+        f"{gostrings.quote(name)} (and doesn't have default value)"
     )
 
 

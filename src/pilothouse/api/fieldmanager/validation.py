@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pilothouse.api import gostrings
 from pilothouse.api.fieldmanager import fieldpath, gotext, typed
 from pilothouse.api.fieldmanager.types import Type
 
@@ -109,11 +110,11 @@ def _go_sharp_v(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return gotext.go_quote(value)
+        return gostrings.quote(value)
     if isinstance(value, float):
         return gotext.value_string(value)
     if isinstance(value, dict):
-        inner = ", ".join(f"{gotext.go_quote(k)}:{_go_sharp_v(value[k])}" for k in sorted(value))
+        inner = ", ".join(f"{gostrings.quote(k)}:{_go_sharp_v(value[k])}" for k in sorted(value))
         return "map[string]interface {}{" + inner + "}"
     if isinstance(value, list):
         return "[]interface {}{" + ", ".join(_go_sharp_v(v) for v in value) + "}"

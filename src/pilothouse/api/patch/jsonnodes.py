@@ -23,7 +23,8 @@ from typing import Any, Final
 
 import orjson
 
-from pilothouse.api.patch import errors, gofmt, values
+from pilothouse.api import gostrings
+from pilothouse.api.patch import errors, values
 from pilothouse.api.patch.errors import PatchError
 
 
@@ -69,10 +70,10 @@ class NilMap:
 def atoi(text: str) -> int:
     """Go's ``strconv.Atoi``."""
     if not _ATOI.match(text):
-        raise Failed(f"strconv.Atoi: parsing {gofmt.quote(text)}: invalid syntax")
+        raise Failed(f"strconv.Atoi: parsing {gostrings.quote(text)}: invalid syntax")
     number = int(text)
     if not _INT64[0] <= number <= _INT64[1]:
-        raise Failed(f"strconv.Atoi: parsing {gofmt.quote(text)}: value out of range")
+        raise Failed(f"strconv.Atoi: parsing {gostrings.quote(text)}: value out of range")
     return number
 
 

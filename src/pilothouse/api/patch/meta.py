@@ -24,8 +24,8 @@ from __future__ import annotations
 import functools
 from typing import Any, NamedTuple
 
-from pilothouse.api import schema
-from pilothouse.api.patch import errors, gofmt
+from pilothouse.api import gostrings, schema
+from pilothouse.api.patch import errors
 
 STRUCT, MAP, SLICE = "struct", "map", "slice"
 
@@ -95,7 +95,7 @@ def lookup_struct(parent: GoType, key: str) -> Field:
         found = next((f for n, f in fields.items() if n.casefold() == folded), None)
     if found is None:
         raise errors.plain(
-            f"unable to find api field in struct {parent.name} for the json field {gofmt.quote(key)}"
+            f"unable to find api field in struct {parent.name} for the json field {gostrings.quote(key)}"
         )
     return found
 

@@ -8,7 +8,7 @@ problems in ``[…, …]``, Go's ``%q`` and ``%#v`` renderings.
 
 from __future__ import annotations
 
-from pilothouse.api import errors
+from pilothouse.api import errors, gostrings
 
 
 class SelectorError(ValueError):
@@ -23,40 +23,9 @@ class SelectorError(ValueError):
         return errors.bad_request(str(self))
 
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` (``strconv.Quote``) for the strings selectors deal in."""
-    out = ['"']
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
-
 def go_string_slice(values: list[str] | tuple[str, ...]) -> str:
     """Go's ``%#v`` of a ``[]string``: ``[]string{"a", "b"}``."""
-    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
+    return "[]string{" + ", ".join(gostrings.quote(v) for v in values) + "}"
 
 
 def invalid(path: str, shown_value: str, detail: str) -> str:

@@ -12,6 +12,7 @@ No I/O here: this module is part of the bottom ``api`` layer.
 
 from __future__ import annotations
 
+from pilothouse.api import gostrings
 from pilothouse.api.selectors import error as _error
 from pilothouse.api.selectors.error import SelectorError
 from pilothouse.api.selectors.labels import (
@@ -162,7 +163,7 @@ class _Parser:
         if key_errors := names.is_qualified_name(literal):
             # Upstream validates with a nil field path here, which prints as "<nil>".
             raise SelectorError(
-                _error.invalid("<nil>", _error.go_quote(literal), "; ".join(key_errors))
+                _error.invalid("<nil>", gostrings.quote(literal), "; ".join(key_errors))
             )
         if self.lookahead(True)[0] in (_END, _COMMA) and operator != DOES_NOT_EXIST:
             operator = EXISTS

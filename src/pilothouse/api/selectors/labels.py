@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pilothouse.api import gostrings
 from pilothouse.api.selectors import error as _error
 from pilothouse.api.selectors.error import SelectorError
 from pilothouse.api.validation import names
@@ -126,7 +127,7 @@ def new_requirement(
         return f"{path}.{child}" if path else child
 
     if key_errors := names.is_qualified_name(key):
-        problems.append(_error.invalid(at("key"), _error.go_quote(key), "; ".join(key_errors)))
+        problems.append(_error.invalid(at("key"), gostrings.quote(key), "; ".join(key_errors)))
     values_path = at("values")
     shown = _error.go_string_slice(vals)
     if operator in (IN, NOT_IN):
@@ -162,20 +163,20 @@ def new_requirement(
                 problems.append(
                     _error.invalid(
                         f"{values_path}[{i}]",
-                        _error.go_quote(value),
+                        gostrings.quote(value),
                         "for 'Gt', 'Lt' operators, the value must be an integer",
                     )
                 )
     else:
-        supported = ", ".join(_error.go_quote(o) for o in _VALID_OPERATORS)
+        supported = ", ".join(gostrings.quote(o) for o in _VALID_OPERATORS)
         problems.append(
-            f"{at('operator')}: Unsupported value: {_error.go_quote(operator)}: supported values: {supported}"
+            f"{at('operator')}: Unsupported value: {gostrings.quote(operator)}: supported values: {supported}"
         )
     for i, value in enumerate(vals):
         if value_errors := names.is_valid_label_value(value):
             problems.append(
                 _error.invalid(
-                    f"{values_path}[{i}][{key}]", _error.go_quote(value), "; ".join(value_errors)
+                    f"{values_path}[{i}][{key}]", gostrings.quote(value), "; ".join(value_errors)
                 )
             )
     if problems:
@@ -276,7 +277,7 @@ def from_label_selector_dict(selector: Mapping[str, Any] | None) -> LabelSelecto
         operator = _EXPRESSION_OPERATORS.get(given)
         if operator is None:
             raise SelectorError(
-                f"{_error.go_quote(str(given))} is not a valid label selector operator"
+                f"{gostrings.quote(str(given))} is not a valid label selector operator"
             )
         values = expression.get("values") or ()
         requirements.append(new_requirement(expression.get("key", ""), operator, values))

@@ -30,8 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pilothouse.api import gostrings
 from pilothouse.api.selectors import fields as _fields
-from pilothouse.api.selectors.error import SelectorError, go_quote
+from pilothouse.api.selectors.error import SelectorError
 
 NAME = "metadata.name"
 NAMESPACE = "metadata.namespace"
@@ -245,7 +246,7 @@ def _converter(group: str, version: str, kind: str) -> _fields.Transform:
     def convert(label: str, value: str) -> tuple[str, str]:
         stored = accepted.get(label)
         if stored is None:
-            raise SelectorError(message.format(label=label, quoted=go_quote(label)))
+            raise SelectorError(message.format(label=label, quoted=gostrings.quote(label)))
         return stored, value
 
     return convert

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pilothouse.api import errors, intstr
+from pilothouse.api import errors, gostrings, intstr
 from pilothouse.api.errors import FieldError
 from pilothouse.api.validation import meta, names, pods
 from pilothouse.api.validation.fields import (
@@ -51,7 +51,7 @@ def go_intstr(value: Any) -> errors.GoValue:
     if intstr.is_int(value):
         return errors.GoValue(f'intstr.IntOrString{{Type:0, IntVal:{value}, StrVal:""}}')
     return errors.GoValue(
-        f"intstr.IntOrString{{Type:1, IntVal:0, StrVal:{errors.go_quote(as_str(value))}}}"
+        f"intstr.IntOrString{{Type:1, IntVal:0, StrVal:{gostrings.quote(as_str(value))}}}"
     )
 
 
