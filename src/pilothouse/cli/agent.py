@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import socket
 import sys
 from pathlib import Path
 
 from pilothouse import heap
+from pilothouse.cli import process
 from pilothouse.client import config, rest
 from pilothouse.node import agent, bootstrap, setup
 
@@ -70,11 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    process.setup_logging(args.verbose)
     token = args.token
     if args.token_file is not None:
         try:
@@ -140,11 +135,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
             return 1
         print(f"pilothouse agent: node {name} is ready (pod CIDR {node.pod_cidr})", flush=True)
         heap.settle()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await process.until_signalled()
         print("pilothouse agent: stopping (containers keep running)", flush=True)
         return 0
     finally:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import sys
 from pathlib import Path
 
+from pilothouse.cli import process
 from pilothouse.client import config, rest
 from pilothouse.controllers import manager
 
@@ -38,11 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    process.setup_logging(args.verbose)
     try:
         cluster = config.load_kubeconfig(args.kubeconfig, context=args.context)
     except config.ConfigError as exc:
@@ -64,24 +59,6 @@ async def _serve(
     client = rest.Client(cluster.with_user_agent("pilothouse-controller-manager"))
     try:
         cm = manager.ControllerManager(client, enabled=enabled, leader_elect=leader_elect)
-        try:
-            await client.wait_ready(timeout=60)
-        except Exception as exc:
-            print(
-                f"pilothouse controller-manager: cannot reach {cluster.server}: {exc!r}",
-                file=sys.stderr,
-            )
-            return 1
-        task = asyncio.create_task(cm.run())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        task.cancel()
-        waiter.cancel()
-        await asyncio.gather(task, waiter, return_exceptions=True)
-        return 0
+        return await process.run_component("controller-manager", client, cm.run())
     finally:
         await client.close()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import sys
 from pathlib import Path
 
+from pilothouse.cli import process
 from pilothouse.client import config, rest
 from pilothouse.scheduler import config as scheduler_config
 from pilothouse.scheduler import scheduler
@@ -36,11 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    process.setup_logging(args.verbose)
     try:
         cluster = config.load_kubeconfig(args.kubeconfig, context=args.context)
         configuration = scheduler_config.load(args.config) if args.config else None
@@ -69,25 +64,6 @@ async def _serve(
             leader_elect=leader_elect,
             freeze_gc_after_sync=True,
         )
-        try:
-            await client.wait_ready(timeout=60)
-        except Exception as exc:
-            print(f"pilothouse scheduler: cannot reach {cluster.server}: {exc!r}", file=sys.stderr)
-            return 1
-        task = asyncio.create_task(sched.run())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        task.cancel()
-        waiter.cancel()
-        results = await asyncio.gather(task, waiter, return_exceptions=True)
-        failure = results[0]
-        if isinstance(failure, Exception) and not isinstance(failure, asyncio.CancelledError):
-            print(f"pilothouse scheduler: {failure}", file=sys.stderr)
-            return 1
-        return 0
+        return await process.run_component("scheduler", client, sched.run())
     finally:
         await client.close()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
 
 from pilothouse import heap
+from pilothouse.cli import process
 
 log = logging.getLogger("pilothouse")
 
@@ -95,11 +95,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    process.setup_logging(args.verbose)
     try:
         return asyncio.run(_serve(args))
     except KeyboardInterrupt:
@@ -172,11 +168,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.disable_agent:
         print("pilothouse: node agent disabled (--disable-agent)", flush=True)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await process.until_signalled()
     print("pilothouse: shutting down", flush=True)
     await cluster.stop()
     print("pilothouse: stopped", flush=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import sys
 from pathlib import Path
 
+from pilothouse.cli import process
 from pilothouse.client import config, rest
 from pilothouse.node import hollow
 
@@ -69,11 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    process.setup_logging(args.verbose)
     if args.nodes < 1:
         print("pilothouse simulate: --nodes must be at least 1", file=sys.stderr)
         return 2
@@ -127,11 +122,7 @@ async def _serve(
             f"pilothouse simulate: {args.nodes} nodes ready ({args.name_prefix}0…); Ctrl-C to stop",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await process.until_signalled()
         await sim.stop(unregister=args.unregister)
         print(
             f"pilothouse simulate: stopped ({sim.pods_started} pods reported running)", flush=True
