@@ -22,12 +22,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.apiserver import server as apiserver
 from pilothouse.cli import allinone
 from pilothouse.client import rest
 from pilothouse.controllers import manager
+
+if TYPE_CHECKING:
+    from pilothouse.node.agent import Agent
+    from pilothouse.node.runtime.protocol import Runtime
 
 
 def free_port() -> int:
@@ -236,3 +240,34 @@ async def running_controllers(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def node_agent(
+    server: ServerThread,
+    client: rest.Client,
+    *,
+    name: str,
+    data_dir: Path,
+    runtime: Runtime,
+) -> Agent:
+    """A node agent in this process for ``server``, with the runtime given (usually
+    :class:`pilothouse.node.runtime.fake.FakeRuntime`) and a serving certificate from
+    the server's CA, listening on a free port. Not started: ``await agent.start()``."""
+    from pilothouse.apiserver.auth import certs
+    from pilothouse.node import agent
+
+    pki = server.server.pki
+    assert pki is not None, "the server has not started"
+    cert, key = certs.issue_serving_cert(
+        pki, common_name=f"system:node:{name}", hostnames=[name], ips=["127.0.0.1"]
+    )
+    return agent.Agent(
+        client,
+        node_name=name,
+        address="127.0.0.1",
+        data_dir=data_dir,
+        runtime_factory=lambda _cidr: runtime,
+        tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
+        port=0,
+        heartbeat=1.0,
+    )

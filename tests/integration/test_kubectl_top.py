@@ -20,7 +20,6 @@ import pytest
 
 from pilothouse import testing
 from pilothouse.api import errors, resources
-from pilothouse.apiserver.auth import certs
 from pilothouse.client import config, rest
 from pilothouse.controllers import nodeipam
 from pilothouse.node import agent as agent_module
@@ -66,21 +65,9 @@ async def agent(
 ) -> AsyncIterator[agent_module.Agent]:
     client = rest.Client(config.local_socket(api_server.server.socket_path))
     name = "top-" + uuid.uuid4().hex[:6]
-    pki = api_server.server.pki
-    assert pki is not None
-    cert, key = certs.issue_serving_cert(
-        pki, common_name=f"system:node:{name}", hostnames=[name], ips=["127.0.0.1"]
-    )
     runtime = fake.FakeRuntime(fake.FakeImageService([fake.FakeImageService.make("busybox:1.36")]))
-    node_agent = agent_module.Agent(
-        client,
-        node_name=name,
-        address="127.0.0.1",
-        data_dir=tmp_path,
-        runtime_factory=lambda _cidr: runtime,
-        tls=agent_module.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
-        port=0,
-        heartbeat=1.0,
+    node_agent = testing.node_agent(
+        api_server, client, name=name, data_dir=tmp_path, runtime=runtime
     )
     try:
         async with testing.running_controllers(client, {"nodeipam": nodeipam.NodeIPAMController}):

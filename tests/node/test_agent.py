@@ -17,7 +17,6 @@ import pytest
 
 from pilothouse import testing
 from pilothouse.api import errors, resources
-from pilothouse.apiserver.auth import certs
 from pilothouse.client import config, rest
 from pilothouse.controllers import nodeipam
 from pilothouse.node import agent as agent_module
@@ -59,20 +58,8 @@ class Harness:
         self.agent: agent_module.Agent | None = None
 
     async def start(self) -> agent_module.Agent:
-        pki = self.api_server.server.pki
-        assert pki is not None
-        cert, key = certs.issue_serving_cert(
-            pki, common_name=f"system:node:{self.name}", hostnames=[self.name], ips=["127.0.0.1"]
-        )
-        self.agent = agent_module.Agent(
-            self.client,
-            node_name=self.name,
-            address="127.0.0.1",
-            data_dir=self.tmp,
-            runtime_factory=lambda cidr: self.runtime,
-            tls=agent_module.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
-            port=0,
-            heartbeat=1.0,
+        self.agent = testing.node_agent(
+            self.api_server, self.client, name=self.name, data_dir=self.tmp, runtime=self.runtime
         )
         await self.agent.start()
         assert self.agent.syncer is not None

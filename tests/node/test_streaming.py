@@ -26,7 +26,6 @@ import yaml
 from pilothouse import testing
 from pilothouse.api import remotecommand as rc
 from pilothouse.api import resources
-from pilothouse.apiserver.auth import certs
 from pilothouse.client import config, rest
 from pilothouse.controllers import nodeipam
 from pilothouse.node import agent as agent_module
@@ -127,20 +126,8 @@ class Cluster:
         self.agent: agent_module.Agent | None = None
 
     async def start(self) -> None:
-        pki = self.api_server.server.pki
-        assert pki is not None
-        cert, key = certs.issue_serving_cert(
-            pki, common_name=f"system:node:{self.name}", hostnames=[self.name], ips=["127.0.0.1"]
-        )
-        self.agent = agent_module.Agent(
-            self.client,
-            node_name=self.name,
-            address="127.0.0.1",
-            data_dir=self.tmp,
-            runtime_factory=lambda cidr: self.runtime,
-            tls=agent_module.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
-            port=0,
-            heartbeat=1.0,
+        self.agent = testing.node_agent(
+            self.api_server, self.client, name=self.name, data_dir=self.tmp, runtime=self.runtime
         )
         await self.agent.start()
 
