@@ -190,6 +190,106 @@ def too_many_requests(message: str, *, retry_after: int = 1) -> StatusError:
     return StatusError(429, TOO_MANY_REQUESTS, message, details={"retryAfterSeconds": retry_after})
 
 
+# --- predicates (client-go's apierrors.IsNotFound & co.) ---------------------
+#
+# Callers ask what an error *means* instead of comparing codes or searching
+# messages. As upstream: the reason decides; the code decides only when the
+# server sent no reason this module knows.
+
+_REASON_CODES = {
+    NOT_FOUND: 404,
+    ALREADY_EXISTS: 409,
+    CONFLICT: 409,
+    GONE: 410,
+    EXPIRED: 410,
+    INVALID: 422,
+    FORBIDDEN: 403,
+    UNAUTHORIZED: 401,
+    TOO_MANY_REQUESTS: 429,
+    BAD_REQUEST: 400,
+    METHOD_NOT_ALLOWED: 405,
+    SERVICE_UNAVAILABLE: 503,
+    TIMEOUT: 504,
+    INTERNAL_ERROR: 500,
+    REQUEST_ENTITY_TOO_LARGE: 413,
+}
+
+
+def reason_of(exc: BaseException) -> str:
+    """The Status reason of ``exc`` (``""`` for anything that is not a StatusError)."""
+    if not isinstance(exc, StatusError):
+        return ""
+    if exc.reason in _REASON_CODES:
+        return exc.reason
+    # An unknown or empty reason: fall back to the code, as client-go's ReasonForError.
+    for reason, code in _REASON_CODES.items():
+        if exc.code == code and reason not in (ALREADY_EXISTS, EXPIRED):
+            return reason
+    return exc.reason
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return reason_of(exc) == NOT_FOUND
+
+
+def is_already_exists(exc: BaseException) -> bool:
+    return reason_of(exc) == ALREADY_EXISTS
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A write lost an optimistic-concurrency race (409 Conflict, not AlreadyExists)."""
+    return reason_of(exc) == CONFLICT
+
+
+def is_gone(exc: BaseException) -> bool:
+    """A resourceVersion too old to serve (410: reason Expired or Gone)."""
+    return reason_of(exc) in (GONE, EXPIRED)
+
+
+def is_invalid(exc: BaseException) -> bool:
+    return reason_of(exc) == INVALID
+
+
+def is_forbidden(exc: BaseException) -> bool:
+    return reason_of(exc) == FORBIDDEN
+
+
+def is_unauthorized(exc: BaseException) -> bool:
+    return reason_of(exc) == UNAUTHORIZED
+
+
+def is_too_many_requests(exc: BaseException) -> bool:
+    return reason_of(exc) == TOO_MANY_REQUESTS
+
+
+def is_method_not_allowed(exc: BaseException) -> bool:
+    return reason_of(exc) == METHOD_NOT_ALLOWED
+
+
+def is_server_unavailable(exc: BaseException) -> bool:
+    """The server could not serve now (503, 504, 500): worth retrying later."""
+    return reason_of(exc) in (SERVICE_UNAVAILABLE, TIMEOUT, INTERNAL_ERROR)
+
+
+def has_cause(exc: BaseException, cause_type: str, *, field: str | None = None) -> bool:
+    """``details.causes`` holds a cause of ``cause_type`` (and ``field``, when given)."""
+    if not isinstance(exc, StatusError) or not exc.details:
+        return False
+    for cause in exc.details.get("causes") or ():
+        if cause.get("reason") == cause_type and (field is None or cause.get("field") == field):
+            return True
+    return False
+
+
+def retry_after(exc: BaseException) -> int | None:
+    """``details.retryAfterSeconds`` of a 429 or 5xx, as the server asked."""
+    if isinstance(exc, StatusError) and exc.details:
+        value = exc.details.get("retryAfterSeconds")
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 # --- field errors (k8s.io/apimachinery/pkg/util/validation/field) -------------
 
 REQUIRED = "FieldValueRequired"
