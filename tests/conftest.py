@@ -38,6 +38,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+def etcd_server() -> Iterator[Any]:
+    """One real etcd (Debian's etcd-server, from `make install-test`) on loopback ports
+    for the session; tests keep apart with key prefixes of their own."""
+    from pilothouse.storage.etcd import testing as etcd_testing
+
+    if not etcd_testing.available():
+        pytest.fail("etcd is not installed: run `make install-test` (Debian's etcd-server)")
+    with etcd_testing.EtcdProcess() as etcd:
+        yield etcd
+
+
+@pytest.fixture(scope="session")
 def api_server() -> Iterator[testing.ServerThread]:
     """One API server (SQLite store) for the whole session; tests use their own namespaces."""
     with (

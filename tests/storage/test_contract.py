@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from pilothouse.storage import memory, sqlite
+from pilothouse.storage.etcd import client as etcd_client
+from pilothouse.storage.etcd import store as etcd_store
 from pilothouse.storage.interface import (
     CompactedError,
     Event,
@@ -28,9 +32,22 @@ BACKENDS: dict[str, Callable[[pathlib.Path], Store]] = {
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+def etcd_backend(endpoint: str) -> Store:
+    """A store on the session's real etcd, under a prefix of its own."""
+    return etcd_store.EtcdStore(
+        etcd_client.parse_endpoints(endpoint),
+        prefix=f"/test-{uuid.uuid4().hex[:12]}",
+        compact_interval=0,
+    )
+
+
+@pytest.fixture(params=[*sorted(BACKENDS), "etcd"])
 async def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIterator[Store]:
-    s = BACKENDS[request.param](tmp_path)
+    if request.param == "etcd":
+        etcd: Any = request.getfixturevalue("etcd_server")
+        s = etcd_backend(etcd.endpoint)
+    else:
+        s = BACKENDS[request.param](tmp_path)
     await s.start()
     yield s
     await s.close()

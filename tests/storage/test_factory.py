@@ -28,8 +28,9 @@ def test_memory(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "message"),
     [
-        ("etcd://127.0.0.1:2379", "etcd is not supported yet"),
-        ("https://10.0.0.1:2379", "etcd is not supported yet"),
+        ("etcd://127.0.0.1:2379", "write etcd endpoints as http://HOST:2379"),
+        ("http://", "not an http:// or https:// URL with a host"),
+        ("http://127.0.0.1:2379/prefix", "use --datastore-prefix"),
         ("postgres://db/k3s", "unknown scheme 'postgres'"),
         ("sqlite://relative.db", "must be absolute"),
         ("memory://somewhere", "takes no path"),
@@ -41,7 +42,7 @@ def test_unsupported_endpoints_name_the_accepted_forms(
 ) -> None:
     with pytest.raises(ValueError, match=message) as info:
         factory.open_store(endpoint, data_dir=tmp_path)
-    if "memory://" not in endpoint:
+    if "memory://" not in endpoint and "http" not in endpoint and "etcd" not in endpoint:
         assert "sqlite://" in str(info.value) and "memory://" in str(info.value)
 
 
@@ -53,3 +54,38 @@ async def test_the_default_store_starts_and_creates_its_directory(tmp_path: path
     finally:
         await store.close()
     assert (tmp_path / "data" / "db" / "state.db").exists()
+
+
+def test_etcd_endpoints_make_an_etcd_store(tmp_path: pathlib.Path) -> None:
+    from pilothouse.storage.etcd import store as etcd_store
+
+    store = factory.open_store(
+        "http://127.0.0.1:2379, http://[::1]:22379", data_dir=tmp_path, prefix="/one"
+    )
+    assert isinstance(store, etcd_store.EtcdStore)
+    assert [e.target for e in store.client.endpoints] == ["127.0.0.1:2379", "[::1]:22379"]
+    assert store.key_prefix == b"/one"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "kwargs", "message"),
+    [
+        ("sqlite://", {"prefix": "/a"}, "--datastore-prefix is for an etcd endpoint"),
+        ("http://127.0.0.1:2379", {"prefix": "a/"}, "must start with '/'"),
+        (
+            "sqlite://",
+            {"tls": factory.TLSFiles(cafile=pathlib.Path("/ca.pem"))},
+            "are for an https:// etcd endpoint",
+        ),
+        (
+            "https://127.0.0.1:2379",
+            {"tls": factory.TLSFiles(cafile=pathlib.Path("/nonexistent/ca.pem"))},
+            "cannot read /nonexistent/ca.pem",
+        ),
+    ],
+)
+def test_datastore_flags_that_do_not_fit_are_refused(
+    tmp_path: pathlib.Path, endpoint: str, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        factory.open_store(endpoint, data_dir=tmp_path, **kwargs)  # type: ignore[arg-type]

@@ -25,6 +25,9 @@ from pilothouse.apiserver import join, watchcache
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import namespace_lifecycle, pods
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.encryption import config as encryption_config
+from pilothouse.apiserver.encryption import handler as encryption_handler
+from pilothouse.apiserver.encryption import manager as encryption_manager
 from pilothouse.apiserver.handlers import (
     discovery,
     nodeproxy,
@@ -37,8 +40,9 @@ from pilothouse.apiserver.handlers import (
 from pilothouse.apiserver.registry import strategies
 from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.apiserver.registry.strategies import service as service_strategy
-from pilothouse.storage import factory
+from pilothouse.storage import factory, transform
 from pilothouse.storage import interface as storage
+from pilothouse.storage import value as values
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,17 @@ class ServerConfig:
     advertise_address: str = ""
     compact_interval: float = 300.0
     extra_sans: list[str] = field(default_factory=list)
+    # Upstream's --encryption-provider-config; None: pilothouse manages the file.
+    encryption_provider_config: Path | None = None
+    # TLS towards etcd (--datastore-cafile/-certfile/-keyfile) and the key prefix.
+    datastore_cafile: Path | None = None
+    datastore_certfile: Path | None = None
+    datastore_keyfile: Path | None = None
+    datastore_prefix: str = ""
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why and what to do."""
 
 
 def _local_address() -> str:
@@ -84,6 +99,12 @@ class APIServer:
         self.token = ""
         self.join_service: join.JoinService | None = None
         self.metrics = api_metrics.APIMetrics(registry)
+        self.encryption = encryption_manager.Encryption(
+            data_dir=config.data_dir,
+            registry=registry,
+            user_file=config.encryption_provider_config,
+        )
+        self.transforming: transform.TransformingStore | None = None
         self._ready = False
         self.port = config.https_port
         self.advertise_address = config.advertise_address or _local_address()
@@ -117,19 +138,37 @@ class APIServer:
             hostnames=[socket.gethostname()],
             ips=[self.advertise_address, *cfg.extra_sans],
         )
-        self.store = self.metrics.instrument(
-            factory.open_store(
-                cfg.datastore_endpoint or "sqlite://",
-                data_dir=cfg.data_dir,
-                compact_interval=cfg.compact_interval,
-            )
+        try:
+            transformers = self.encryption.load()
+        except encryption_config.ConfigError as exc:
+            raise StartupError(f"cannot use the encryption configuration: {exc}") from None
+        backend = factory.open_store(
+            cfg.datastore_endpoint or "sqlite://",
+            data_dir=cfg.data_dir,
+            compact_interval=cfg.compact_interval,
+            tls=factory.TLSFiles(
+                cafile=cfg.datastore_cafile,
+                certfile=cfg.datastore_certfile,
+                keyfile=cfg.datastore_keyfile,
+            ),
+            prefix=cfg.datastore_prefix,
         )
+        # Encryption sits between the store and everything that reads it, the
+        # watch cache included: nothing above this line sees ciphertext.
+        self.transforming = transform.TransformingStore(backend, transformers=transformers)
+        self.store = self.metrics.instrument(self.transforming)
         await self.store.start()
+        new_cluster = not (await backend.list("/registry/", limit=1)).items
+        await self.encryption.attach(self.transforming, new_cluster=new_cluster)
         prefixes = sorted(
             {r.storage_prefix for r in self.registry.resources if r.stored and "list" in r.verbs}
         )
         self.cache = watchcache.WatchCache(self.store, prefixes)
-        await self.cache.start()
+        try:
+            await self.cache.start()
+        except values.TransformError as exc:
+            await self.store.close()
+            raise StartupError(self.encryption.explain(exc)) from None
         allocator = service_strategy.ServiceAllocator()
         for r in self.registry.resources:
             if "list" not in r.verbs or not r.stored:
@@ -192,6 +231,7 @@ class APIServer:
                 join.CACERTS_PATH: self.join_service.cacerts,
                 join.JOIN_PATH: self.join_service.join,
                 "/metrics": self.metrics.handle,
+                **encryption_handler.EncryptionAPI(self.encryption).routes(),
             },
             api_services={
                 (resource_metrics.GROUP, resource_metrics.VERSION): metrics_api.handle,
@@ -233,6 +273,7 @@ class APIServer:
 
     async def stop(self) -> None:
         self._ready = False
+        await self.encryption.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
         if self.cache is not None:

@@ -77,6 +77,16 @@ class StoreClosedError(StoreError):
     """The store was closed while a request was pending."""
 
 
+class StoreUnavailableError(StoreError):
+    """The backend cannot be reached (etcd down or without a leader); the API answers
+    503 and the client may retry."""
+
+
+class StoreTimeoutError(StoreError):
+    """The backend did not answer in time; the request may or may not have been
+    applied (the API answers 504, as upstream does for a timed-out request)."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     key: str

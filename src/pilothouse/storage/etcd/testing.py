@@ -1,0 +1,121 @@
+"""A throwaway etcd on loopback ports, for tests and benchmarks.
+
+Runs Debian's ``etcd`` binary (package ``etcd-server``) as a child process with
+its own data directory, client and peer ports picked free on 127.0.0.1, and
+waits until it answers. :meth:`EtcdProcess.stop` kills it (by its pid) and
+:meth:`EtcdProcess.start` again reuses the data, so tests can take etcd away
+and bring it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def available() -> bool:
+    return os.access(ETCD, os.X_OK)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class EtcdProcess:
+    """One etcd member; ``endpoint`` is its client URL."""
+
+    def __init__(
+        self, data_dir: pathlib.Path | None = None, *, unsafe_no_fsync: bool = False
+    ) -> None:
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or pathlib.Path(tempfile.mkdtemp(prefix="pilothouse-etcd-"))
+        self.client_port = _free_port()
+        self.peer_port = _free_port()
+        self.unsafe_no_fsync = unsafe_no_fsync
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "etcd.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def start(self, timeout: float = 20.0) -> EtcdProcess:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        args = [
+            ETCD,
+            "--name",
+            "default",
+            "--data-dir",
+            str(self.data_dir / "member-data"),
+            "--listen-client-urls",
+            self.endpoint,
+            "--advertise-client-urls",
+            self.endpoint,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"default={peer}",
+            "--log-level",
+            "warn",
+            "--logger",
+            "zap",
+        ]
+        if self.unsafe_no_fsync:
+            args.append("--unsafe-no-fsync")
+        log = open(self.log_path, "ab")  # noqa: SIM115  (the child keeps it open)
+        try:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"etcd exited at start: {self.log_path.read_text()[-2000:]}")
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(self.endpoint + "/health", timeout=1) as resp,
+            ):
+                if b'"true"' in resp.read():
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"etcd did not become healthy in {timeout}s")
+
+    def stop(self) -> None:
+        """Kill etcd (SIGKILL to its pid: the data stays for a later start)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def close(self) -> None:
+        """Stop etcd and remove its data directory if this object made it."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> EtcdProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
