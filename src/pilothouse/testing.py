@@ -77,7 +77,10 @@ class ServerThread:
                 raise
             self._started.set_result(None)
 
-        self.loop.run_until_complete(boot())
+        try:
+            self.loop.run_until_complete(boot())
+        except BaseException:
+            return  # start() raises it in the caller's thread
         self.loop.run_forever()
 
     def start(self, timeout: float = 30.0) -> ServerThread:

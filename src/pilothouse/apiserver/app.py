@@ -26,6 +26,8 @@ from pilothouse.api import errors, resources
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.handlers import discovery, openapi, rest
+from pilothouse.storage import interface as storage
+from pilothouse.storage import value as storage_value
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +156,40 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return status_response(errors.StatusError(exc.status, reason, exc.reason or reason))
     except ConnectionResetError:
         raise
+    except storage.StoreError as exc:
+        return status_response(store_status(exc))
     except Exception:
         log.exception("internal error serving %s %s", request.method, request.path_qs)
         return status_response(
             errors.internal("an unexpected error happened; the server log has details")
         )
+
+
+def store_status(exc: storage.StoreError) -> errors.StatusError:
+    """The Status for a store failure that reached the handler: the datastore being
+    away is a 503 (retry), a deadline a 504, as upstream answers a timed-out request."""
+    if isinstance(exc, storage.StoreUnavailableError):
+        log.warning("datastore unavailable: %s", exc)
+        return errors.StatusError(
+            503,
+            errors.SERVICE_UNAVAILABLE,
+            f"the datastore is unavailable, try again later: {exc}",
+            details={"retryAfterSeconds": 1},
+        )
+    if isinstance(exc, storage.StoreTimeoutError):
+        log.warning("datastore timeout: %s", exc)
+        return errors.StatusError(
+            504,
+            errors.TIMEOUT,
+            "Timeout: request did not complete within requested timeout - context deadline"
+            " exceeded",
+            details={"retryAfterSeconds": 1},
+        )
+    if isinstance(exc, storage_value.TransformError):
+        log.error("stored data cannot be read: %s", exc)
+        return errors.internal(str(exc))
+    log.error("store error: %s", exc)
+    return errors.internal(f"storage error: {exc}")
 
 
 def _route_path(request: web.Request) -> str:

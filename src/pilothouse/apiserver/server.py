@@ -169,6 +169,13 @@ class APIServer:
         except values.TransformError as exc:
             await self.store.close()
             raise StartupError(self.encryption.explain(exc)) from None
+        except ValueError as exc:
+            # AES-CBC has no integrity check: a wrong key can decrypt to garbage.
+            await self.store.close()
+            raise StartupError(
+                f"stored data cannot be decoded ({exc}); if it is an encrypted Secret,"
+                f" the key in {self.encryption.path} is not the one that encrypted it"
+            ) from None
         allocator = service_strategy.ServiceAllocator()
         for r in self.registry.resources:
             if "list" not in r.verbs or not r.stored:

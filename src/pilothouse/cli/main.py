@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "scheduler": "pilothouse.cli.scheduler",
     "simulate": "pilothouse.cli.simulate",
     "images": "pilothouse.cli.images",
+    "secrets-encrypt": "pilothouse.cli.secrets_encrypt",
 }
 
 DESCRIPTION = """\
@@ -37,6 +38,8 @@ scheduler and a node agent in one process, or as separate pieces.
                              hollow nodes for scale tests and capacity planning
   pilothouse images import|ls|rm|pull
                              the node's container images (air-gapped: import archives)
+  pilothouse secrets-encrypt status|enable|disable|rotate-keys|reencrypt
+                             encryption at rest of Secrets (keys managed for you)
 
 Start with `pilothouse server --help`.
 """

@@ -19,6 +19,13 @@ examples:
   pilothouse server                          # data in /var/lib/pilothouse, port 6443
   pilothouse server --data-dir ./.data --https-port 7443 --disable-agent
   pilothouse server --datastore-endpoint sqlite:///srv/ph/state.db
+  pilothouse server --datastore-endpoint http://10.0.0.5:2379,http://10.0.0.6:2379
+  pilothouse server --datastore-endpoint https://etcd.example:2379 \
+      --datastore-cafile ca.pem --datastore-certfile client.pem --datastore-keyfile client-key.pem
+  pilothouse server --encryption-provider-config /etc/ph/encryption.yaml
+
+Secrets are encrypted at rest by default in a new cluster (the key is in
+DATA_DIR/cred/encryption-config.json; manage it with `pilothouse secrets-encrypt`).
 
 When the server is ready it prints the kubeconfig path; then try:
   kubectl --kubeconfig /var/lib/pilothouse/kubeconfig.yaml get namespaces
@@ -58,8 +65,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--datastore-endpoint",
         default="sqlite://",
-        help="sqlite:// (a file in the data dir), sqlite:///PATH, or memory:// for throwaway "
+        help="sqlite:// (a file in the data dir), sqlite:///PATH, etcd as "
+        "http(s)://HOST:2379[,http(s)://HOST2:2379...], or memory:// for throwaway "
         "experiments (default: %(default)s)",
+    )
+    p.add_argument(
+        "--datastore-cafile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="CA certificate that signed the etcd servers' certificates (https:// endpoints)",
+    )
+    p.add_argument(
+        "--datastore-certfile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="client certificate to present to etcd",
+    )
+    p.add_argument(
+        "--datastore-keyfile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="key of --datastore-certfile",
+    )
+    p.add_argument(
+        "--datastore-prefix",
+        default="",
+        metavar="PREFIX",
+        help="etcd only: put every key under PREFIX (e.g. /clusters/one) so several clusters "
+        "can share one etcd (default: none; keys are /registry/... as kube-apiserver's)",
+    )
+    p.add_argument(
+        "--encryption-provider-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="an EncryptionConfiguration (apiserver.config.k8s.io/v1) to use instead of the "
+        "managed one; `pilothouse secrets-encrypt` then leaves encryption to the file",
     )
     p.add_argument(
         "--write-kubeconfig",
@@ -115,6 +159,11 @@ async def _serve(args: argparse.Namespace) -> int:
         datastore_endpoint=args.datastore_endpoint,
         write_kubeconfig=args.write_kubeconfig,
         advertise_address=args.advertise_address,
+        encryption_provider_config=args.encryption_provider_config,
+        datastore_cafile=args.datastore_cafile,
+        datastore_certfile=args.datastore_certfile,
+        datastore_keyfile=args.datastore_keyfile,
+        datastore_prefix=args.datastore_prefix,
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
@@ -147,6 +196,10 @@ async def _serve(args: argparse.Namespace) -> int:
             "--data-dir to a directory you own.",
             file=sys.stderr,
         )
+        return 1
+    except (apiserver.StartupError, ValueError) as exc:
+        print(f"pilothouse: cannot start: {exc}", file=sys.stderr)
+        await cluster.stop()
         return 1
     except OSError as exc:
         print(f"pilothouse: could not start: {exc}", file=sys.stderr)

@@ -93,8 +93,9 @@ def _write_atomically(path: pathlib.Path, data: bytes) -> None:
 
 
 def new_key(existing: set[str]) -> enc_config.Key:
-    """A fresh random AES-CBC key named like k3s's (``aescbckey-<RFC 3339 time>``)."""
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A fresh random AES-CBC key named like k3s's (``aescbckey-<time>``), with dashes
+    for the time's colons so the name never blurs into the ``k8s:enc:`` prefix."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     name = f"aescbckey-{stamp}"
     n = 1
     while name in existing:
