@@ -43,6 +43,7 @@ class EtcdProcess:
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or pathlib.Path(tempfile.mkdtemp(prefix="pilothouse-etcd-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.client_port = _free_port()
         self.peer_port = _free_port()
         self.unsafe_no_fsync = unsafe_no_fsync
