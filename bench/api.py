@@ -9,7 +9,12 @@ Baselines measured in the same run, so ratios survive a noisy machine:
   stack on this machine);
 * ``baseline_store_creates_per_s`` — the SQLite store alone, same concurrency.
 
-Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick]
+With ``--datastore etcd`` the server runs on a local etcd (Debian's etcd-server,
+fsync on) and the baselines are etcd's own put rate for values of a stored pod's
+size, from the etcd store's client library at the same concurrency
+(``baseline_etcd_puts_per_s``), and the same server on SQLite.
+
+Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick] [--datastore etcd]
 """
 
 from __future__ import annotations
@@ -284,55 +289,145 @@ async def baseline_store(n: int, concurrency: int, path: Path) -> float:
     return n / elapsed
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
-        data = Path(tmp) / "data"
-        t0 = time.perf_counter()
-        # The API server alone: controllers and the scheduler would add their own
-        # writes for every pod (status, events) and measure the whole cluster instead.
-        srv = testing.ServerProcess(
-            data, extra_args=["--disable-scheduler", "--disable-controller-manager"]
-        ).start(timeout=60)
-        try:
-            client = Client(srv.url, data, args.concurrency)
-            # ready_s: process start until /readyz answers ok (python start-up included)
-            ready_s = time.perf_counter() - t0
-            while True:
-                try:
-                    status, _ = await client.request("GET", "/readyz")
-                    if status == 200:
-                        break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.005)
-            ready_s = time.perf_counter() - t0
-            await asyncio.sleep(1.0)
-            assert srv.proc is not None
-            idle_rss = rss_mb(srv.proc.pid)
-            creates = await bench_creates(client, args.creates, args.concurrency)
-            latencies = await bench_latency_at_rate(client, 200.0, 5.0 if args.quick else 15.0)
+async def server_figures(
+    data: Path, extra_args: list[str], args: argparse.Namespace, *, full: bool = True
+) -> dict[str, Any]:
+    """Start a server with ``extra_args`` and measure it; ``full`` adds lists and watches."""
+    t0 = time.perf_counter()
+    # The API server alone: controllers and the scheduler would add their own
+    # writes for every pod (status, events) and measure the whole cluster instead.
+    srv = testing.ServerProcess(
+        data, extra_args=["--disable-scheduler", "--disable-controller-manager", *extra_args]
+    ).start(timeout=60)
+    out: dict[str, Any] = {}
+    try:
+        client = Client(srv.url, data, args.concurrency)
+        # ready_s: process start until /readyz answers ok (python start-up included)
+        while True:
+            try:
+                status, _ = await client.request("GET", "/readyz")
+                if status == 200:
+                    break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.005)
+        out["ready_s"] = round(time.perf_counter() - t0, 3)
+        await asyncio.sleep(1.0)
+        assert srv.proc is not None
+        out["idle_rss_mb"] = round(rss_mb(srv.proc.pid), 1)
+        out["creates_per_s"] = round(await bench_creates(client, args.creates, args.concurrency), 1)
+        latencies = await bench_latency_at_rate(client, 200.0, 5.0 if args.quick else 15.0)
+        out["mutating_p50_ms_at_200rps"] = round(pct(latencies, 50), 2)
+        out["mutating_p99_ms_at_200rps"] = round(pct(latencies, 99), 2)
+        if full:
             listing = await bench_list(client, 500)
+            out.update({k: round(v, 2) for k, v in listing.items()})
             delays = await bench_watch(client, 100, 20 if args.quick else 50)
-            loaded_rss = rss_mb(srv.proc.pid)
-            await client.close()
-        finally:
-            srv.stop()
+            out["watch_delivery_p50_ms"] = round(pct(delays, 50), 2)
+            out["watch_delivery_p99_ms"] = round(pct(delays, 99), 2)
+            out["watchers"] = 100
+            out["rss_after_bench_mb"] = round(rss_mb(srv.proc.pid), 1)
+        await client.close()
+    finally:
+        srv.stop()
+    return out
+
+
+async def baseline_etcd_puts(endpoint: str, n: int, concurrency: int, size: int) -> float:
+    """etcd's own put rate for values of ``size`` bytes, from the client library the
+    etcd store uses, at the same concurrency."""
+    from pilothouse.storage.etcd import client as etcd_client
+
+    c = etcd_client.Client(etcd_client.parse_endpoints(endpoint))
+    value = b"x" * size
+    try:
+        elapsed = await run_concurrently(
+            n, concurrency, lambda i: c.put(f"/baseline/{i}".encode(), value)
+        )
+    finally:
+        await c.close()
+    return n / elapsed
+
+
+async def baseline_etcd_store(endpoint: str, n: int, concurrency: int, size: int) -> float:
+    """The etcd store alone (no HTTP, no API logic): transactions on the create revision
+    plus waiting for each write's own watch event, values of ``size`` bytes."""
+    from pilothouse.storage.etcd import client as etcd_client
+    from pilothouse.storage.etcd import store as etcd_store
+
+    store = etcd_store.EtcdStore(
+        etcd_client.parse_endpoints(endpoint), prefix="/baseline-store", compact_interval=0
+    )
+    await store.start()
+    value = b"x" * size
+    try:
+        elapsed = await run_concurrently(
+            n, concurrency, lambda i: store.create(f"/registry/pods/b/p{i}", value)
+        )
+    finally:
+        await store.close()
+    return n / elapsed
+
+
+async def stored_pod_size(endpoint: str) -> int:
+    from pilothouse.storage.etcd import client as etcd_client
+    from pilothouse.storage.etcd import proto
+
+    c = etcd_client.Client(etcd_client.parse_endpoints(endpoint))
+    try:
+        found = await c.range(proto.RangeRequest(key=b"/registry/pods/bench-create/p0"))
+    finally:
+        await c.close()
+    return len(found.kvs[0].value)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.datastore == "etcd":
+        return await main_etcd(args)
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
+        figures = await server_figures(Path(tmp) / "data", [], args)
         http_rps = await baseline_http(args.concurrency, args.creates, Path(tmp))
         store_rate = await baseline_store(args.creates, args.concurrency, Path(tmp) / "store.db")
     return {
-        "creates_per_s": round(creates, 1),
-        "mutating_p50_ms_at_200rps": round(pct(latencies, 50), 2),
-        "mutating_p99_ms_at_200rps": round(pct(latencies, 99), 2),
-        **{k: round(v, 2) for k, v in listing.items()},
-        "watch_delivery_p50_ms": round(pct(delays, 50), 2),
-        "watch_delivery_p99_ms": round(pct(delays, 99), 2),
-        "watchers": 100,
-        "idle_rss_mb": round(idle_rss, 1),
-        "rss_after_bench_mb": round(loaded_rss, 1),
-        "ready_s": round(ready_s, 3),
+        **figures,
         "baseline_http_noop_rps": round(http_rps, 1),
         "baseline_store_creates_per_s": round(store_rate, 1),
-        "creates_vs_http_noop": round(creates / http_rps, 3),
+        "creates_vs_http_noop": round(figures["creates_per_s"] / http_rps, 3),
+        "concurrency": args.concurrency,
+        "creates": args.creates,
+        "cpus": os.cpu_count(),
+    }
+
+
+async def main_etcd(args: argparse.Namespace) -> dict[str, Any]:
+    """The same server on etcd (Debian's etcd-server, fsync on, on loopback), beside
+    etcd's own put rate and the same server on SQLite, all in this run."""
+    from pilothouse.storage.etcd import testing as etcd_testing
+
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
+        with etcd_testing.EtcdProcess(Path(tmp) / "etcd") as etcd:
+            figures = await server_figures(
+                Path(tmp) / "data-etcd", ["--datastore-endpoint", etcd.endpoint], args
+            )
+            size = await stored_pod_size(etcd.endpoint)
+            put_rate = await baseline_etcd_puts(etcd.endpoint, args.creates, args.concurrency, size)
+            store_rate = await baseline_etcd_store(
+                etcd.endpoint, args.creates, args.concurrency, size
+            )
+        sqlite_figures = await server_figures(Path(tmp) / "data-sqlite", [], args, full=False)
+    return {
+        "datastore": "etcd",
+        **figures,
+        "baseline_etcd_puts_per_s": round(put_rate, 1),
+        "baseline_etcd_put_bytes": size,
+        "creates_vs_etcd_puts": round(figures["creates_per_s"] / put_rate, 3),
+        "baseline_etcd_store_creates_per_s": round(store_rate, 1),
+        "etcd_store_vs_etcd_puts": round(store_rate / put_rate, 3),
+        "sqlite_creates_per_s": sqlite_figures["creates_per_s"],
+        "sqlite_mutating_p99_ms_at_200rps": sqlite_figures["mutating_p99_ms_at_200rps"],
+        "etcd_vs_sqlite_creates": round(
+            figures["creates_per_s"] / sqlite_figures["creates_per_s"], 3
+        ),
         "concurrency": args.concurrency,
         "creates": args.creates,
         "cpus": os.cpu_count(),
@@ -346,6 +441,12 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="shorter runs (for CI smoke checks)")
+    parser.add_argument(
+        "--datastore",
+        choices=["sqlite", "etcd"],
+        default="sqlite",
+        help="etcd: run the server on a local etcd, beside etcd's own put rate and SQLite",
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
 

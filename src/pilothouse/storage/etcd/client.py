@@ -130,6 +130,7 @@ class _Channel:
             )
 
         self.range = unary("/etcdserverpb.KV/Range", proto.RangeRequest, proto.RangeResponse)
+        self.put = unary("/etcdserverpb.KV/Put", proto.PutRequest, proto.PutResponse)
         self.txn = unary("/etcdserverpb.KV/Txn", proto.TxnRequest, proto.TxnResponse)
         self.compact = unary(
             "/etcdserverpb.KV/Compact", proto.CompactionRequest, proto.CompactionResponse
@@ -210,6 +211,12 @@ class Client:
 
     async def range(self, request: Any, *, timeout: float | None = None) -> Any:
         return await self._call("range", request, retry=True, timeout=timeout)
+
+    async def put(self, key: bytes, value: bytes, *, timeout: float | None = None) -> int:
+        """An unconditional put; returns its revision."""
+        request = proto.PutRequest(key=key, value=value)
+        response = await self._call("put", request, retry=False, timeout=timeout)
+        return int(response.header.revision)
 
     async def txn(self, request: Any, *, timeout: float | None = None) -> Any:
         # A read-only transaction could be retried; every txn of ours writes.
