@@ -186,3 +186,60 @@ async def test_a_dead_endpoint_in_the_list_is_passed_over(
     finally:
         await s.close()
         dead.close()
+
+
+async def test_https_with_a_ca_and_a_client_certificate(tmp_path: Any) -> None:
+    from pilothouse.apiserver.auth import certs
+    from pilothouse.storage import factory
+
+    pki = certs.ensure_pki(tmp_path / "pki-home")
+    serving, serving_key = certs.issue_serving_cert(
+        pki, common_name="etcd", hostnames=["localhost"], ips=["127.0.0.1"]
+    )
+    client, client_key = certs.issue_client_cert(pki, common_name="pilothouse", organizations=[])
+    files = {}
+    for name, data in {
+        "server.crt": serving,
+        "server.key": serving_key,
+        "client.crt": client,
+        "client.key": client_key,
+    }.items():
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    tls = etcd_testing.TLS(
+        ca=pki.ca_cert,
+        cert=files["server.crt"],
+        key=files["server.key"],
+        client_cert=files["client.crt"],
+        client_key=files["client.key"],
+    )
+    etcd = etcd_testing.EtcdProcess(tmp_path / "etcd", tls=tls).start()
+    try:
+        assert etcd.endpoint.startswith("https://")
+        s = factory.open_store(
+            etcd.endpoint,
+            data_dir=tmp_path,
+            tls=factory.TLSFiles(
+                cafile=pki.ca_cert, certfile=files["client.crt"], keyfile=files["client.key"]
+            ),
+            prefix="/tls",
+        )
+        await asyncio.wait_for(s.start(), 20)
+        try:
+            rev = await s.create("/k/a", b"over tls")
+            assert await s.get("/k/a") == storage.KeyValue("/k/a", b"over tls", rev, rev)
+        finally:
+            await s.close()
+        # Without a client certificate etcd refuses us: unavailable, not a crash.
+        bare = factory.open_store(
+            etcd.endpoint,
+            data_dir=tmp_path,
+            tls=factory.TLSFiles(cafile=pki.ca_cert),
+            prefix="/tls",
+        )
+        assert isinstance(bare, etcd_store.EtcdStore)
+        with pytest.raises(storage.StoreError):
+            await bare.client.status(timeout=3)
+        await bare.client.close()
+    finally:
+        etcd.close()

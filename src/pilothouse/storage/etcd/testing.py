@@ -15,11 +15,13 @@ import pathlib
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
@@ -35,11 +37,26 @@ def _free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class TLS:
+    """Serve clients over TLS and require certificates signed by ``ca``."""
+
+    ca: pathlib.Path
+    cert: pathlib.Path
+    key: pathlib.Path
+    client_cert: pathlib.Path
+    client_key: pathlib.Path
+
+
 class EtcdProcess:
     """One etcd member; ``endpoint`` is its client URL."""
 
     def __init__(
-        self, data_dir: pathlib.Path | None = None, *, unsafe_no_fsync: bool = False
+        self,
+        data_dir: pathlib.Path | None = None,
+        *,
+        unsafe_no_fsync: bool = False,
+        tls: TLS | None = None,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or pathlib.Path(tempfile.mkdtemp(prefix="pilothouse-etcd-"))
@@ -47,12 +64,21 @@ class EtcdProcess:
         self.client_port = _free_port()
         self.peer_port = _free_port()
         self.unsafe_no_fsync = unsafe_no_fsync
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "etcd.log"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
+
+    def _health_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.tls.ca))
+        ctx.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+        return ctx
 
     def start(self, timeout: float = 20.0) -> EtcdProcess:
         peer = f"http://127.0.0.1:{self.peer_port}"
@@ -79,6 +105,16 @@ class EtcdProcess:
         ]
         if self.unsafe_no_fsync:
             args.append("--unsafe-no-fsync")
+        if self.tls is not None:
+            args += [
+                "--cert-file",
+                str(self.tls.cert),
+                "--key-file",
+                str(self.tls.key),
+                "--client-cert-auth",
+                "--trusted-ca-file",
+                str(self.tls.ca),
+            ]
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child keeps it open)
         try:
             self.process = subprocess.Popen(
@@ -92,7 +128,9 @@ class EtcdProcess:
                 raise RuntimeError(f"etcd exited at start: {self.log_path.read_text()[-2000:]}")
             with (
                 contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(self.endpoint + "/health", timeout=1) as resp,
+                urllib.request.urlopen(
+                    self.endpoint + "/health", timeout=1, context=self._health_context()
+                ) as resp,
             ):
                 if b'"true"' in resp.read():
                     return self
