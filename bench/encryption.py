@@ -106,14 +106,20 @@ async def one_round(tmp: Path, provider: str, n: int, concurrency: int, index: i
 
 
 async def secrets_encryption(
-    *, creates: int = 2000, concurrency: int = 32, rounds: int = 3
+    *,
+    creates: int = 2000,
+    concurrency: int = 32,
+    rounds: int = 3,
+    configs: tuple[str, ...] = CONFIGS,
 ) -> dict[str, Any]:
     """Secrets created per second under each configuration, and each one's ratio to
     ``off`` (the unencrypted baseline measured in the same run)."""
-    rates: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    if "off" not in configs:
+        configs = ("off", *configs)
+    rates: dict[str, list[float]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory(prefix="pilothouse-bench-enc-") as tmp:
         for r in range(rounds):
-            order = CONFIGS if r % 2 == 0 else tuple(reversed(CONFIGS))
+            order = configs if r % 2 == 0 else tuple(reversed(configs))
             for provider in order:
                 rates[provider].append(
                     await one_round(Path(tmp), provider, creates, concurrency, r)
@@ -134,10 +140,20 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help="which configurations, comma-separated (off is always measured)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     result = asyncio.run(
-        secrets_encryption(creates=args.creates, concurrency=args.concurrency, rounds=args.rounds)
+        secrets_encryption(
+            creates=args.creates,
+            concurrency=args.concurrency,
+            rounds=args.rounds,
+            configs=tuple(c for c in args.configs.split(",") if c),
+        )
     )
     result["bench_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))

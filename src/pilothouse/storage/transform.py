@@ -45,12 +45,14 @@ class TransformingStore:
     ) -> None:
         self.inner = store
         self._routes: dict[str, values.PrefixTransformers] = dict(transformers or {})
-        # key -> (stored bytes, plain bytes) of writes in flight from this process.
-        self._pending: dict[str, tuple[bytes, bytes]] = {}
+        # key -> (stored bytes, plain bytes, generation) of writes in flight from here.
+        self._pending: dict[str, tuple[bytes, bytes, int]] = {}
         # Writes in flight, by the generation of transformers that encoded them.
         self._generation = 0
         self._in_flight: collections.Counter[int] = collections.Counter()
         self._drain_waiters: list[asyncio.Event] = []
+        # key -> mod revision of its value last seen written by the current writer.
+        self._fresh: dict[str, int] = {}
 
     # -- configuration ---------------------------------------------------------------
 
@@ -62,6 +64,16 @@ class TransformingStore:
         """Use new transformers from now on (a reloaded encryption configuration)."""
         self._routes = dict(transformers)
         self._generation += 1
+        self._fresh.clear()
+
+    def needs_rewrite(self, key: str, revision: int) -> bool:
+        """Whether the value of ``key`` at ``revision`` should be written again even if
+        unchanged: it was not (known to be) written by its resource's first provider.
+        Upstream's GuaranteedUpdate rewrites such "stale" values on a no-op update,
+        which is how ``kubectl replace`` of every Secret re-encrypts them."""
+        if self.transformer_for(key) is None:
+            return False
+        return self._fresh.get(key) != revision
 
     async def drain_writes(self) -> None:
         """Wait until every write encoded before the last :meth:`set_transformers` has
@@ -111,23 +123,36 @@ class TransformingStore:
             raise values.TransformError(exc.reason, key=key) from None
 
     def _decode(self, kv: storage.KeyValue) -> storage.KeyValue:
-        plain, _ = self.decode_value(kv.key, kv.value)
+        plain, stale = self.decode_value(kv.key, kv.value)
+        if self._routes:
+            self._note(kv.key, kv.mod_revision, stale)
         if plain is kv.value:
             return kv
         return storage.KeyValue(kv.key, plain, kv.create_revision, kv.mod_revision)
 
+    def _note(self, key: str, revision: int, stale: bool) -> None:
+        if self.transformer_for(key) is None:
+            return
+        if not stale:
+            if revision >= self._fresh.get(key, 0):
+                self._fresh[key] = revision
+        elif self._fresh.get(key, 0) <= revision:
+            self._fresh.pop(key, None)
+
     def _decode_event(self, event: storage.Event) -> storage.Event:
         kv = event.kv
         pending = self._pending.get(kv.key) if self._pending else None
-        if (
-            pending is not None
-            and pending[0] is kv.value
-            and event.type is not storage.EventType.DELETE
-        ):
+        prev = self._decode(event.prev) if event.prev is not None else None
+        if event.type is storage.EventType.DELETE:
+            new = self._decode(kv)
+            if self._fresh.get(kv.key, 0) <= kv.mod_revision:
+                self._fresh.pop(kv.key, None)
+        elif pending is not None and pending[0] is kv.value:
             new = storage.KeyValue(kv.key, pending[1], kv.create_revision, kv.mod_revision)
+            if pending[2] == self._generation:
+                self._note(kv.key, kv.mod_revision, False)
         else:
             new = self._decode(kv)
-        prev = self._decode(event.prev) if event.prev is not None else None
         if new is kv and prev is event.prev:
             return event
         return storage.Event(event.type, new, prev)
@@ -170,7 +195,7 @@ class TransformingStore:
         generation = self._generation
         stored = self._encode(key, value)
         if stored is not value:
-            self._pending[key] = (stored, value)
+            self._pending[key] = (stored, value, generation)
         self._in_flight[generation] += 1
         try:
             return await write(stored)

@@ -19,6 +19,7 @@ from pilothouse import testing
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.encryption import manager
 from pilothouse.client import config, rest
 from pilothouse.storage import sqlite, value
 
@@ -316,3 +317,41 @@ async def test_only_cluster_administrators_may_manage_encryption(
             await admin.request("PUT", "/v1-pilothouse/encrypt/config", body={"stage": "prepare"})
         assert info.value.code == 400
         assert 'unknown stage "prepare" requested' in info.value.message
+
+
+async def test_an_unchanged_update_rewrites_a_value_under_an_older_key(
+    server: testing.ServerThread, tmp_path: pathlib.Path
+) -> None:
+    """Upstream's way to re-encrypt by hand (``kubectl get secrets -o json | kubectl
+    replace -f -``): a no-op update of a stale value writes it again."""
+    data_dir = tmp_path / "data"
+    transforming = server.server.transforming
+    assert transforming is not None
+    async with client_for(server) as c:
+        created = await c.create(SECRETS, secret("s"), "default")
+        # Unchanged and fresh: no write, the same resourceVersion.
+        same = await c.update(SECRETS, created)
+        assert same["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+        # A new key first (as secrets-encrypt would, but without the re-encryption).
+        encryption = server.server.encryption
+        assert encryption.config is not None
+        keys = list(encryption._managed_keys())
+        fresh = manager.new_key({k.name for k in keys})
+        server.loop.call_soon_threadsafe(
+            encryption._install, manager.managed_config([fresh, *keys], enabled=True)
+        )
+        await testing.eventually(
+            lambda: _true_when(transforming.needs_rewrite("/registry/secrets/default/s", 0))
+        )
+        replaced = await c.update(SECRETS, same)
+        assert replaced["metadata"]["resourceVersion"] != same["metadata"]["resourceVersion"]
+        assert replaced["data"] == same["data"]
+        assert stored(data_dir, "/registry/secrets/default/s").startswith(
+            f"k8s:enc:aescbc:v1:{fresh.name}:".encode()
+        )
+        again = await c.update(SECRETS, replaced)
+        assert again["metadata"]["resourceVersion"] == replaced["metadata"]["resourceVersion"]
+
+
+async def _true_when(value: bool) -> bool:
+    return value

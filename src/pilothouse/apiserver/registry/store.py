@@ -389,7 +389,7 @@ class ResourceStore:
                     raise self._not_found(name) from None
                 md["resourceVersion"] = str(kv.mod_revision)
                 return self.output(new), False
-            if new == old:
+            if new == old and not self._stale(key, entry.revision):
                 return self.output(old), False  # nothing changed: no write, no event
             if (
                 subresource != "status"  # a status write never bumps the generation
@@ -411,6 +411,13 @@ class ResourceStore:
                 raise self._not_found(name) from None
             md["resourceVersion"] = str(rev)
             return self.output(new), False
+
+    def _stale(self, key: str, revision: int) -> bool:
+        """Whether the stored value was written under an older encryption configuration:
+        then even an unchanged object is written again (upstream's GuaranteedUpdate does
+        the same, which is how ``kubectl replace`` re-encrypts)."""
+        needs_rewrite = getattr(self.store, "needs_rewrite", None)
+        return bool(needs_rewrite is not None and needs_rewrite(key, revision))
 
     async def _write(self, key: str, obj: Obj, if_revision: int | None) -> int:
         """Create (``if_revision`` None) or update ``key``.
