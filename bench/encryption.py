@@ -125,8 +125,8 @@ async def secrets_encryption(
                     await one_round(Path(tmp), provider, creates, concurrency, r)
                 )
     median = {c: statistics.median(v) for c, v in rates.items()}
-    out: dict[str, Any] = {f"secret_creates_per_s_{c}": round(median[c], 1) for c in CONFIGS}
-    for c in CONFIGS[1:]:
+    out: dict[str, Any] = {f"secret_creates_per_s_{c}": round(median[c], 1) for c in configs}
+    for c in (c for c in configs if c != "off"):
         out[f"{c}_vs_off"] = round(median[c] / median["off"], 3)
     out["rounds"] = {c: [round(x, 1) for x in v] for c, v in rates.items()}
     out.update(creates=creates, concurrency=concurrency, cpus=os.cpu_count())

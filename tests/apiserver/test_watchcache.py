@@ -85,12 +85,14 @@ async def test_other_bytes_are_decoded_and_the_offer_stays_until_withdrawn(
     obj = _config_map("1")
     offered = orjson.dumps(obj)
     cache.writing(KEY, offered, obj)
-    # A backend that hands back another bytes object (equal or not) is decoded.
-    rev = await store.create(KEY, bytes(bytearray(offered)))
+    # Bytes that differ from the offer are decoded (an equal copy, as etcd hands back,
+    # is adopted: see the next test).
+    other = _config_map("other")
+    rev = await store.create(KEY, orjson.dumps(other))
     assert await cache.wait_for(rev)
     entry = _cached(cache)
     assert entry.obj is not obj
-    assert entry.obj == {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rev)}}
+    assert entry.obj == {**other, "metadata": {**other["metadata"], "resourceVersion": str(rev)}}
     assert "resourceVersion" not in obj["metadata"]  # never touched
     cache.not_written(KEY, bytes(offered))  # another value: the offer stays
     later = _config_map("2")
@@ -101,6 +103,21 @@ async def test_other_bytes_are_decoded_and_the_offer_stays_until_withdrawn(
     rev2 = await store.update(KEY, offered, if_revision=rev)
     assert await cache.wait_for(rev2)
     assert _cached(cache).obj is not obj  # withdrawn: decoded
+
+
+async def test_an_equal_copy_of_the_offered_bytes_is_adopted(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    """A backend across the network (etcd) hands back equal bytes, not the same object:
+    they encode the offered object all the same, so it is kept, not decoded again."""
+    store, cache = setup
+    obj = _config_map("1")
+    offered = orjson.dumps(obj)
+    cache.writing(KEY, offered, obj)
+    rev = await store.create(KEY, bytes(bytearray(offered)))
+    assert await cache.wait_for(rev)
+    assert _cached(cache).obj is obj
+    assert obj["metadata"]["resourceVersion"] == str(rev)
 
 
 async def test_deletes_are_always_decoded(

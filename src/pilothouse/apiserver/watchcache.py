@@ -321,7 +321,9 @@ class WatchCache:
             return None
         kv = event.kv
         found = self._writing.get(kv.key)
-        if found is None or found[0] is not kv.value:
+        # Identity is the usual case; a backend across the network (etcd) hands back
+        # equal bytes, which encode the very same object just as well.
+        if found is None or (found[0] is not kv.value and found[0] != kv.value):
             return None
         del self._writing[kv.key]
         return found[1]

@@ -147,7 +147,7 @@ class TransformingStore:
             new = self._decode(kv)
             if self._fresh.get(kv.key, 0) <= kv.mod_revision:
                 self._fresh.pop(kv.key, None)
-        elif pending is not None and pending[0] is kv.value:
+        elif pending is not None and (pending[0] is kv.value or pending[0] == kv.value):
             new = storage.KeyValue(kv.key, pending[1], kv.create_revision, kv.mod_revision)
             if pending[2] == self._generation:
                 self._note(kv.key, kv.mod_revision, False)
