@@ -177,3 +177,29 @@ def test_a_server_started_before_etcd_waits_with_a_clear_message(tmp_path: pathl
         starter.cancel()
         proc.stop()
         etcd.close()
+
+
+async def test_a_list_at_a_compacted_revision_is_410_gone(server: testing.ServerThread) -> None:
+    async with client_for(server) as c:
+        first = await c.create(CONFIGMAPS, {"metadata": {"name": "a"}}, "default")
+        old = first["metadata"]["resourceVersion"]
+        await c.create(CONFIGMAPS, {"metadata": {"name": "b"}}, "default")
+        paged = await c.list(CONFIGMAPS, "default", limit=1)
+        token = paged["metadata"]["continue"]
+        await c.create(CONFIGMAPS, {"metadata": {"name": "c"}}, "default")
+        store = server.server.store
+        assert store is not None
+        compacted = server.call(store.compact(store.current_revision()))
+        assert compacted > int(old)
+        with pytest.raises(errors.StatusError) as info:
+            await c.request(
+                "GET",
+                "/api/v1/namespaces/default/configmaps",
+                params={"resourceVersion": old, "resourceVersionMatch": "Exact"},
+            )
+        assert info.value.code == 410 and info.value.reason == errors.EXPIRED
+        assert f"too old resource version: {old}" in info.value.message
+        # A continue token from before the compaction has expired too.
+        with pytest.raises(errors.StatusError) as info:
+            await c.list(CONFIGMAPS, "default", limit=1, continue_token=token)
+        assert info.value.code == 410
