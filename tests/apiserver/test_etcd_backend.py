@@ -83,7 +83,9 @@ async def test_secrets_sit_encrypted_in_etcd_under_the_prefix(
 
 
 @pytest.mark.kubectl
-def test_kubectl_against_a_server_on_etcd(server: testing.ServerThread) -> None:
+def test_kubectl_against_a_server_on_etcd(
+    server: testing.ServerThread, etcd_server: etcd_testing.EtcdProcess, prefix: str
+) -> None:
     kubectl = shutil.which("kubectl")
     assert kubectl is not None
     env = {**os.environ, "KUBECONFIG": str(server.kubeconfig)}
@@ -94,6 +96,9 @@ def test_kubectl_against_a_server_on_etcd(server: testing.ServerThread) -> None:
         return proc.stdout
 
     run("create", "secret", "generic", "s", "--from-literal=k=v")
+    stored = asyncio.run(raw(etcd_server.endpoint, f"{prefix}/registry/secrets/default/s".encode()))
+    assert stored.value.startswith(b"k8s:enc:aescbc:v1:")
+    assert b"dg==" not in stored.value and b'"data"' not in stored.value
     assert run("get", "secret", "s", "-o", "jsonpath={.data.k}") == "dg=="
     watcher = subprocess.Popen(
         [kubectl, "get", "configmaps", "-w", "-o", "name"],
