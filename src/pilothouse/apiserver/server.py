@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 KUBERNETES_SERVICE_IP = "10.43.0.1"
+CLUSTER_DNS_IP = "10.43.0.10"
 
 
 @dataclass
@@ -67,6 +68,7 @@ class ServerConfig:
     datastore_certfile: Path | None = None
     datastore_keyfile: Path | None = None
     datastore_prefix: str = ""
+    cluster_dns: str = CLUSTER_DNS_IP  # the kube-dns Service's address ("": no kube-dns)
 
 
 class StartupError(Exception):
@@ -339,6 +341,61 @@ class APIServer:
                     "sessionAffinity": "None",
                 },
             },
+        )
+        if self.config.cluster_dns:
+            await _ensure_kube_dns(services, self.config.cluster_dns)
+
+
+def kube_dns_service(cluster_ip: str) -> dict[str, Any]:
+    """The kube-dns Service as the DNS add-on ships it, for discovery of the cluster DNS
+    that every node agent serves on ``cluster_ip`` (no selector: no pods back it). Its
+    proxy-name label keeps kube-proxies away: the address is local on every node."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kube-dns",
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "KubeDNS",
+                "service.kubernetes.io/service-proxy-name": "pilothouse-dns",
+            },
+            "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
+        },
+        "spec": {
+            "clusterIP": cluster_ip,
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+            ],
+            "type": "ClusterIP",
+            "sessionAffinity": "None",
+        },
+    }
+
+
+async def _ensure_kube_dns(services: ResourceStore, cluster_ip: str) -> None:
+    current = await services.current("kube-system", "kube-dns")
+    if current is None:
+        try:
+            await services.create("kube-system", kube_dns_service(cluster_ip))
+        except errors.StatusError as exc:
+            log.warning(
+                "kube-dns Service not created: %s (is %s taken by another Service? pods still "
+                "use it as their nameserver)",
+                exc.message,
+                cluster_ip,
+            )
+        return
+    ip = (current.obj.get("spec") or {}).get("clusterIP") or ""
+    if ip != cluster_ip:
+        log.warning(
+            "kube-system/kube-dns has cluster IP %s, but cluster DNS is served on %s; delete the "
+            "Service and restart the server to recreate it",
+            ip,
+            cluster_ip,
         )
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pilothouse import heap
-from pilothouse.cli import process
+from pilothouse.cli import dnsflags, process
 from pilothouse.client import config, rest
 from pilothouse.node import agent, bootstrap, setup
 
@@ -65,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="OCI runtime (default: %(default)s)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    dnsflags.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -79,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
                 f"pilothouse agent: cannot read {args.token_file}: {exc.strerror}", file=sys.stderr
             )
             return 2
+    try:
+        args.dns = dnsflags.settings(args)
+    except ValueError as exc:
+        print(f"pilothouse agent: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(_serve(args, token))
     except KeyboardInterrupt:
@@ -126,6 +132,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         data_dir=data_dir,
         runtime_factory=setup.runtime_factory(data_dir, runtime=args.runtime),
         tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
+        dns=args.dns,
     )
     try:
         try:

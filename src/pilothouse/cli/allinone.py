@@ -23,6 +23,7 @@ from pilothouse.controllers import manager
 
 if TYPE_CHECKING:
     from pilothouse.node import agent
+    from pilothouse.node import dns as node_dns
     from pilothouse.scheduler import config as scheduler_config
     from pilothouse.scheduler import scheduler
 
@@ -39,6 +40,7 @@ class Options:
     scheduler: bool | None = None
     scheduler_config: scheduler_config.Configuration | None = None
     agent: bool = False
+    agent_dns: node_dns.Settings | None = None  # None: defaults, serving cluster DNS
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -87,6 +89,7 @@ class AllInOne:
         """This machine's node agent, on the server's socket. A host that cannot run
         pods is reported once, clearly; the control plane keeps running."""
         from pilothouse.node import agent, setup
+        from pilothouse.node import dns as node_dns
 
         try:
             await asyncio.to_thread(setup.check_host)
@@ -112,6 +115,7 @@ class AllInOne:
             data_dir=data_dir,
             runtime_factory=setup.runtime_factory(data_dir),
             tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
+            dns=self.options.agent_dns or node_dns.Settings(serve=True),
         )
         try:
             await self.agent.start()

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pilothouse import heap
-from pilothouse.cli import process
+from pilothouse.cli import dnsflags, process
 
 log = logging.getLogger("pilothouse")
 
@@ -135,11 +135,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a KubeSchedulerConfiguration file (e.g. to bin-pack with MostAllocated)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    dnsflags.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     process.setup_logging(args.verbose)
+    try:
+        args.dns = dnsflags.settings(args)
+    except ValueError as exc:
+        print(f"pilothouse server: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(_serve(args))
     except KeyboardInterrupt:
@@ -164,6 +170,7 @@ async def _serve(args: argparse.Namespace) -> int:
         datastore_certfile=args.datastore_certfile,
         datastore_keyfile=args.datastore_keyfile,
         datastore_prefix=args.datastore_prefix,
+        cluster_dns="" if args.disable_dns else args.dns.cluster_dns[0],
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
@@ -184,6 +191,7 @@ async def _serve(args: argparse.Namespace) -> int:
         scheduler=not args.disable_scheduler,
         scheduler_config=scheduler_configuration,
         agent=not args.disable_agent,
+        agent_dns=args.dns,
     )
     cluster = allinone.AllInOne(config, options)
     server = cluster.server

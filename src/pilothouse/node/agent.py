@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pilothouse import supervisor
 from pilothouse.api import errors, meta, resources
-from pilothouse.client import events, informer, lister, rest
+from pilothouse.client import events, informer, rest
+from pilothouse.dns import nodelocal
+from pilothouse.node import dns as node_dns
 from pilothouse.node import logrotate, probe_lateness, prober, streaming
 from pilothouse.node import metrics as node_metrics
 from pilothouse.node import status as node_status
@@ -113,6 +116,7 @@ class Agent:
         port: int = AGENT_PORT,
         heartbeat: float = 10.0,
         labels: dict[str, str] | None = None,
+        dns: node_dns.Settings | None = None,
     ) -> None:
         self.client = client
         self.node_name = node_name
@@ -129,10 +133,22 @@ class Agent:
         self.status = StatusManager(client)
         self.recorder = events.EventRecorder(client, component="kubelet", host=node_name)
         self.pods = informer.Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
-        # Every Service, for the containers' *_SERVICE_HOST variables (as the kubelet does).
-        self.services = informer.Informer(
-            client, SERVICES, indexers={lister.NAMESPACE_INDEX: lister.namespace_index}
-        )
+        # One watch per resource for every node component: Services (the containers'
+        # *_SERVICE_HOST variables, as the kubelet has them), EndpointSlices, Namespaces.
+        self.informers = informer.InformerFactory(client)
+        self.services = self.informers.informer(SERVICES)
+        self.supervisor = supervisor.Supervisor("agent")
+        self.dns_settings = dns or node_dns.Settings()
+        self.cluster_dns: nodelocal.NodeLocalDNS | None = None
+        if self.dns_settings.serve:
+            self.cluster_dns = nodelocal.NodeLocalDNS(
+                nodelocal.Config(
+                    addresses=self.dns_settings.cluster_dns,
+                    domain=self.dns_settings.cluster_domain,
+                    upstream_resolv_conf=self.dns_settings.upstreams,
+                ),
+                tasks=self.supervisor,
+            )
         self.server: AgentServer | None = None
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
@@ -164,6 +180,9 @@ class Agent:
             recorder=self.recorder,
             node=node,
             services=self.services.indexer,
+            dns=node_dns.Configurer(
+                self.dns_settings, recorder=self.recorder, node_name=self.node_name
+            ),
         )
         self.syncer.prober = prober.ProbeManager(
             runtime=self.runtime,
@@ -193,8 +212,13 @@ class Agent:
             on_update=lambda _o, n: self._pod_changed(n),
             on_delete=self._pod_deleted,
         )
-        self.services.start()
+        if self.cluster_dns is not None:
+            self.cluster_dns.attach(self.informers)
+        self.informers.start()
         await self.services.wait_synced(60)
+        if self.cluster_dns is not None:
+            self.supervisor.start("cluster-dns", self.cluster_dns.run)
+        self.syncer.dns.check_limits()
         self.pods.start()
         await self.pods.wait_synced(60)
         await self._collect_orphans()
@@ -234,6 +258,7 @@ class Agent:
 
     async def stop(self) -> None:
         """Stop the agent; running containers keep running (they outlive it)."""
+        await self.supervisor.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -241,7 +266,9 @@ class Agent:
                 await t
         self._tasks.clear()
         await self.pods.stop()
-        await self.services.stop()
+        await self.informers.stop()
+        if self.cluster_dns is not None:
+            await self.cluster_dns.teardown()
         if self.workers is not None:
             await self.workers.stop()
         await self.status.flush(2.0)

@@ -19,6 +19,7 @@ from typing import Any
 from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, lister, rest
 from pilothouse.node import containers as containerconf
+from pilothouse.node import dns as node_dns
 from pilothouse.node import prober
 from pilothouse.node import status as node_status
 from pilothouse.node.backoff import Backoff
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 CONFIGMAPS = resources.Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRETS = resources.Resource("", "v1", "Secret", "secrets", True)
-CLUSTER_DNS = "10.43.0.10"
-CLUSTER_DOMAIN = "cluster.local"
 
 
 @dataclass
@@ -41,8 +40,6 @@ class NodeInfo:
     allocatable: dict[str, str]
     memory_capacity: int
     log_dir: Path
-    cluster_dns: str = CLUSTER_DNS
-    cluster_domain: str = CLUSTER_DOMAIN
 
 
 @dataclass
@@ -70,8 +67,10 @@ class PodSyncer:
         recorder: events.EventRecorder,
         node: NodeInfo,
         services: lister.Indexer,
+        dns: node_dns.Configurer,
     ) -> None:
         self.runtime = runtime
+        self.dns = dns  # pods' resolv.conf and hostnames, as the kubelet's DNS configurer
         self.services = services  # every Service, kept by a watch (upstream's service lister)
         self.volumes = volumes
         self.client = client
@@ -236,30 +235,15 @@ class PodSyncer:
 
     # --- sandbox ------------------------------------------------------------------------
     def sandbox_config(self, pod: Obj) -> protocol.SandboxConfig:
+        """The sandbox ``pod`` needs; raises node_dns.DNSConfigError when its DNS settings
+        cannot be made."""
         md = pod["metadata"]
         spec = pod.get("spec") or {}
         ns = md.get("namespace", "")
-        hostname = spec.get("hostname") or md["name"]
-        dns_policy = spec.get("dnsPolicy", "ClusterFirst")
         host_network = bool(spec.get("hostNetwork"))
-        if dns_policy == "Default" or (dns_policy == "ClusterFirst" and host_network):
-            dns = protocol.DNSConfig()  # the node's resolv.conf
-        elif dns_policy == "None":
-            cfg = spec.get("dnsConfig") or {}
-            dns = protocol.DNSConfig(
-                tuple(cfg.get("nameservers") or ()),
-                tuple(cfg.get("searches") or ()),
-                tuple(_dns_option(o) for o in cfg.get("options") or ()),
-            )
-        else:
-            domain = self.node.cluster_domain
-            searches = (f"{ns}.svc.{domain}", f"svc.{domain}", domain)
-            cfg = spec.get("dnsConfig") or {}
-            dns = protocol.DNSConfig(
-                (self.node.cluster_dns, *tuple(cfg.get("nameservers") or ())),
-                searches + tuple(cfg.get("searches") or ()),
-                ("ndots:5", *tuple(_dns_option(o) for o in cfg.get("options") or ())),
-            )
+        hostname, domain = self.dns.hostname_and_domain(pod)
+        kernel = self.dns.kernel_hostname(pod, hostname, domain)
+        dns = self.dns.pod_dns(pod)
         shares, quota, memory = containerconf.pod_resources(pod)
         return protocol.SandboxConfig(
             uid=md["uid"],
@@ -267,6 +251,8 @@ class PodSyncer:
             name=md["name"],
             hostname=hostname,
             dns=dns,
+            domain=domain,
+            kernel_hostname=kernel if kernel != hostname else "",
             host_network=host_network,
             host_aliases=tuple(
                 (a.get("ip", ""), tuple(a.get("hostnames") or ()))
@@ -294,7 +280,17 @@ class PodSyncer:
                 "SandboxChanged",
                 "Pod sandbox changed, it will be killed and re-created.",
             )
-        sandbox = await self.runtime.run_pod_sandbox(self.sandbox_config(pod))
+        try:
+            config = self.sandbox_config(pod)
+        except node_dns.DNSConfigError as exc:
+            self.recorder.event(
+                pod,
+                events.WARNING,
+                "FailedCreatePodSandBox",
+                f"Failed to create pod sandbox: {exc}",
+            )
+            raise protocol.RuntimeError_("CreatePodSandboxError", str(exc)) from exc
+        sandbox = await self.runtime.run_pod_sandbox(config)
         self.sandboxes[uid] = sandbox
         return sandbox
 
@@ -456,11 +452,6 @@ class PodSyncer:
         ):
             text = _tail_log(status.log_path, 80, 2048)
         return text
-
-
-def _dns_option(option: Obj) -> str:
-    name = str(option.get("name", ""))
-    return f"{name}:{option['value']}" if option.get("value") is not None else name
 
 
 def _with_ips(pod: Obj, sandbox: protocol.Sandbox, host_ip: str) -> Obj:

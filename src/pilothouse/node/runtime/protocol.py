@@ -104,8 +104,10 @@ class SandboxConfig:
     uid: str
     namespace: str
     name: str
-    hostname: str
+    hostname: str  # the pod's hostname, as /etc/hosts names it
     dns: DNSConfig = DNSConfig()
+    domain: str = ""  # <subdomain>.<ns>.svc.<cluster domain>: the FQDN line in /etc/hosts
+    kernel_hostname: str = ""  # the UTS nodename when not ``hostname`` (setHostnameAsFQDN)
     host_network: bool = False
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     cgroup_parent: str = ""  # absolute cgroup path of the pod, e.g. /pilothouse/burstable/pod<uid>

@@ -96,7 +96,8 @@ MANAGED_HOSTS = (
 def hosts_file(
     config: protocol.SandboxConfig, ip: str, *, node_hosts: Path = Path("/etc/hosts")
 ) -> str:
-    """/etc/hosts as kubelet writes it: localhost lines, the pod itself, then hostAliases."""
+    """/etc/hosts as kubelet writes it: localhost lines, the pod itself (by its FQDN too when
+    it has a subdomain), then hostAliases."""
     if config.host_network:
         try:
             base = node_hosts.read_text()
@@ -105,7 +106,9 @@ def hosts_file(
         text = "# Kubernetes-managed hosts file (host network).\n" + base
     else:
         text = MANAGED_HOSTS
-        if ip:
+        if ip and config.domain:
+            text += f"{ip}\t{config.hostname}.{config.domain}\t{config.hostname}\n"
+        elif ip:
             text += f"{ip}\t{config.hostname}\n"
     if config.host_aliases:
         if not text.endswith("\n"):
@@ -134,7 +137,7 @@ def resolv_conf(dns: protocol.DNSConfig, *, node_resolv: Path = Path("/etc/resol
 
 def write_static_files(directory: Path, config: protocol.SandboxConfig) -> None:
     """The files that do not depend on the pod's address."""
-    hostname = pod_hostname(config.hostname or config.name)
+    hostname = kernel_hostname(config)
     write_atomic(directory / "hostname", (hostname + "\n").encode())
     write_atomic(directory / "resolv.conf", resolv_conf(config.dns).encode())
 
@@ -144,6 +147,11 @@ def write_hosts(directory: Path, config: protocol.SandboxConfig, ip: str) -> Non
     path = directory / "hosts"
     with open(path, "w") as f:
         f.write(hosts_file(config, ip))
+
+
+def kernel_hostname(config: protocol.SandboxConfig) -> str:
+    """The pod's UTS nodename: its hostname, or the FQDN the agent chose."""
+    return config.kernel_hostname or pod_hostname(config.hostname or config.name)
 
 
 def pod_hostname(name: str) -> str:
@@ -211,7 +219,7 @@ class Sandboxes:
             uid=config.uid,
             namespace=config.namespace,
             name=config.name,
-            hostname=pod_hostname(config.hostname or config.name),
+            hostname=kernel_hostname(config),
             host_network=config.host_network,
             cgroup_parent=config.cgroup_parent or f"{self.cgroup_root}/pod{config.uid}",
             created_at=time.time(),
