@@ -111,22 +111,26 @@ class DNSServer:
 
     # --- listeners -------------------------------------------------------------------
     async def listen(self, host: str, port: int) -> None:
-        """Bind UDP and TCP on ``host:port`` (port 0: any free port, the same for both)."""
+        """Bind UDP and TCP on ``host:port`` (port 0: any port free for both)."""
         loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: _UDPProtocol(self), local_addr=(host, port)
-        )
-        port = udp.get_extra_info("sockname")[1]
-        try:
-            tcp = await asyncio.start_server(
-                self._serve_tcp, host, port, reuse_address=True, backlog=256
+        for attempt in range(20 if port == 0 else 1):
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _UDPProtocol(self), local_addr=(host, port)
             )
-        except OSError:
-            udp.close()
-            raise
-        self._udp.append(udp)
-        self._tcp.append(tcp)
-        self.port = self.port or port
+            bound = udp.get_extra_info("sockname")[1]
+            try:
+                tcp = await asyncio.start_server(
+                    self._serve_tcp, host, bound, reuse_address=True, backlog=256
+                )
+            except OSError:
+                udp.close()  # the TCP side of a free UDP port was taken: try another
+                if port != 0 or attempt == 19:
+                    raise
+                continue
+            self._udp.append(udp)
+            self._tcp.append(tcp)
+            self.port = self.port or bound
+            return
 
     async def close(self) -> None:
         for udp in self._udp:

@@ -62,3 +62,17 @@ def test_pinned_tells_a_mount_from_a_file(tmp_path: Path) -> None:
     assert not sandbox.pinned(str(tmp_path / "plain"))
     assert not sandbox.pinned("")
     assert not sandbox.pinned(str(tmp_path / "gone"))
+
+
+def test_hosts_file_names_the_fqdn_with_a_subdomain() -> None:
+    text = sandbox.hosts_file(cfg(domain="db.shop.svc.cluster.local"), "10.42.0.7")
+    assert "10.42.0.7\tweb-0.db.shop.svc.cluster.local\tweb-0" in text.splitlines()
+
+
+def test_kernel_hostname() -> None:
+    assert sandbox.kernel_hostname(cfg()) == "web-0"
+    fqdn = "web-0.db.shop.svc.cluster.local"
+    assert (
+        sandbox.kernel_hostname(cfg(domain="db.shop.svc.cluster.local", kernel_hostname=fqdn))
+        == fqdn
+    )
