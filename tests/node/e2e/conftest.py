@@ -39,6 +39,10 @@ def leftovers(data_dir: Path, uids: Iterable[str]) -> list[str]:
         ["ip", "-o", "link", "show", "master", "ph0"], capture_output=True, text=True
     ).stdout
     out += [line.split(":")[1].strip() for line in links.splitlines() if "veth" in line]
+    # Cluster DNS puts its address on the node; the agent takes it away when it stops.
+    addrs = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    out += [line.split()[1] + " " + line.split()[3] for line in addrs.splitlines()
+            if "pilothouse-dns" in line or "lo:ph-dns" in line]  # fmt: skip
     conmons = subprocess.run(
         ["pgrep", "-f", f"conmon.*{data_dir}"], capture_output=True, text=True
     ).stdout.split()
@@ -53,10 +57,14 @@ def machine_leftovers() -> Leftovers:
 
 @pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, local_registry: Any, machine_leftovers: Leftovers
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    local_registry: Any,
+    machine_leftovers: Leftovers,
 ) -> Iterator[Cluster]:
     data = tmp_path_factory.mktemp("e2e") / "data"
-    srv = testing.ServerProcess(data, agent=True).start(timeout=60)
+    extra = list(getattr(request.module, "SERVER_ARGS", []))  # a module's own server flags
+    srv = testing.ServerProcess(data, agent=True, extra_args=extra).start(timeout=60)
     c = Cluster(srv, local_registry.busybox)
     try:
         c.wait(
