@@ -251,26 +251,23 @@ class DNSServer:
     ) -> None:
         tcp = proto == "tcp"
         qtype = _qtype_name(work.query.questions[0].qtype)
+        forwarded = isinstance(work.result, res.Forward)
         try:
-            if isinstance(work.result, res.Forward):
-                try:
-                    reply = await self.forwarder.forward(data, tcp=tcp)
-                except forward.ForwardError as exc:
-                    log.debug("cluster DNS: %s: %s", work.query.questions[0].qname, exc)
-                    reply = self._error(work, RCODE.SERVFAIL)
-                self._count(
-                    ".", tcp, qtype, dns_metrics.rcode_name(reply[3] & 0x0F), "forward", started
-                )
-                send(reply)
-                return
-            reply = await self._chase(work)
-            self._count(
-                self.resolver.domain, tcp, qtype, dns_metrics.rcode_name(reply[3] & 0x0F),
-                "kubernetes", started,
-            )  # fmt: skip
-            send(reply)
+            if forwarded:
+                reply = await self.forwarder.forward(data, tcp=tcp)
+            else:
+                reply = await self._chase(work)
+        except forward.ForwardError as exc:
+            log.debug("cluster DNS: %s: %s", work.query.questions[0].qname, exc)
+            reply = self._error(work, RCODE.SERVFAIL)
+        except Exception:  # a bug must cost one answer, not leave a client waiting
+            log.exception("cluster DNS: answering %s failed", work.query.questions[0].qname)
+            reply = self._error(work, RCODE.SERVFAIL)
         finally:
             self._inflight -= 1
+        zone, plugin = (".", "forward") if forwarded else (self.resolver.domain, "kubernetes")
+        self._count(zone, tcp, qtype, dns_metrics.rcode_name(reply[3] & 0x0F), plugin, started)
+        send(reply)
 
     async def _chase(self, work: _Later) -> bytes:
         """Resolve with the upstream lookups an ExternalName's CNAME needs."""
@@ -308,7 +305,10 @@ class DNSServer:
                 if isinstance(out, _Later):
                     done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
                     self._later(data, out, done.set_result, "tcp", started)
-                    out = await done
+                    try:  # the upstream work always answers; a cancelled one must not hang us
+                        out = await asyncio.wait_for(done, forward.DEADLINE * 3)
+                    except TimeoutError:
+                        return
                 writer.write(struct.pack("!H", len(out)) + out)
                 await writer.drain()
         finally:
