@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 KUBERNETES_SERVICE_IP = "10.43.0.1"
-CLUSTER_DNS_IP = "10.43.0.10"
 
 
 @dataclass
@@ -68,7 +67,7 @@ class ServerConfig:
     datastore_certfile: Path | None = None
     datastore_keyfile: Path | None = None
     datastore_prefix: str = ""
-    cluster_dns: str = CLUSTER_DNS_IP  # the kube-dns Service's address ("": no kube-dns)
+    cluster_dns: str = "10.43.0.10"  # the kube-dns Service's address ("": no kube-dns)
 
 
 class StartupError(Exception):
@@ -307,6 +306,10 @@ class APIServer:
                 "",
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
             )
+        if self.config.cluster_dns:
+            await _ensure_kube_dns(
+                self.resource_store("", "v1", "services"), self.config.cluster_dns
+            )
         priorities = self.resource_store("scheduling.k8s.io", "v1", "priorityclasses")
         for name, value, description in pods.SYSTEM_PRIORITY_CLASSES:
             await _ensure(
@@ -342,8 +345,13 @@ class APIServer:
                 },
             },
         )
-        if self.config.cluster_dns:
-            await _ensure_kube_dns(services, self.config.cluster_dns)
+
+
+async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:
+    name = obj["metadata"]["name"]
+    if await store.current(namespace, name) is None:
+        with contextlib.suppress(errors.StatusError):
+            await store.create(namespace, obj)
 
 
 def kube_dns_service(cluster_ip: str) -> dict[str, Any]:
@@ -397,10 +405,3 @@ async def _ensure_kube_dns(services: ResourceStore, cluster_ip: str) -> None:
             ip,
             cluster_ip,
         )
-
-
-async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:
-    name = obj["metadata"]["name"]
-    if await store.current(namespace, name) is None:
-        with contextlib.suppress(errors.StatusError):
-            await store.create(namespace, obj)
