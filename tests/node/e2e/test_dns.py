@@ -12,6 +12,7 @@ that controller is part of the build. Needs root; CI runs as root.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import threading
 from collections.abc import Iterator
@@ -265,6 +266,71 @@ def test_a_headless_service_by_selector_follows_readiness(
         cluster, ns, "sel", until=lambda o: addresses(o) == sorted(ips), timeout=30
     )
     assert addresses(out) == sorted(ips)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pilothouse.proxy") is None
+    or not any("endpointslice" in name for name in manager.default_controllers()),
+    reason="needs the service proxy and the EndpointSlice controller (services work, issue 10)",
+)
+def test_a_service_is_reached_by_every_form_of_its_name(
+    cluster: Cluster, ns: str, client_pod: str
+) -> None:
+    container = {
+        "name": "httpd",
+        "image": cluster.image,
+        "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"],
+        "ports": [{"containerPort": 8080}],
+    }
+    cluster.apply(
+        ns,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [container], "terminationGracePeriodSeconds": 2},
+                },
+            },
+        },
+    )
+    cluster.apply(
+        ns,
+        service(
+            "web", selector={"app": "web"}, ports=[{"name": "http", "port": 80, "targetPort": 8080}]
+        ),
+    )
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s")
+    ip = cluster.json("-n", ns, "get", "svc", "web")["spec"]["clusterIP"]
+    pods = {
+        p["metadata"]["name"]
+        for p in cluster.json("-n", ns, "get", "pods", "-l", "app=web")["items"]
+    }
+    for host in ("web", f"web.{ns}", f"web.{ns}.svc.cluster.local", ip):
+
+        def answered(h: str = host) -> str:
+            proc = cluster.kubectl(
+                "-n",
+                ns,
+                "exec",
+                "client",
+                "--",
+                "timeout",
+                "5",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                f"http://{h}/hostname",
+                check=False,
+            )
+            return proc.stdout.strip() if proc.stdout.strip() in pods else ""
+
+        assert cluster.wait(answered, timeout=30, what=f"http://{host}/") in pods
 
 
 def test_external_name_answers_a_cname(
