@@ -48,6 +48,7 @@ from dnslib import (
     SRV,
     TXT,
     A,
+    DNSHeader,
     DNSLabel,
     DNSRecord,
 )
@@ -115,21 +116,18 @@ class Answer:
     def reply_to(self, query: DNSRecord) -> DNSRecord:
         """The response message: header and question from ``query`` (as CoreDNS's
         ``SetReply``: id, opcode, RD and CD copied), authoritative, no RA."""
-        reply = DNSRecord(questions=list(query.questions))
-        h = reply.header
-        h.id = query.header.id
-        h.qr = 1
-        h.opcode = query.header.opcode
-        h.rd = query.header.rd
-        h.cd = query.header.cd
-        h.aa = int(self.authoritative)
-        h.tc = int(self.truncated)
-        h.rcode = self.rcode
-        reply.rr = list(self.answer)
-        reply.auth = list(self.authority)
-        reply.ar = list(self.extra)
-        reply.set_header_qa()
-        return reply
+        q = query.header.bitmap
+        # QR, opcode and RD (first byte), CD (second), AA, TC and the rcode: one word.
+        bitmap = 0x8000 | (q & 0x7900) | (q & 0x0010) | (self.rcode & 0x0F)
+        bitmap |= (0x0400 if self.authoritative else 0) | (0x0200 if self.truncated else 0)
+        header = DNSHeader(id=query.header.id, bitmap=bitmap)
+        return DNSRecord(
+            header,
+            list(query.questions),
+            list(self.answer),
+            auth=list(self.authority),
+            ar=list(self.extra),
+        )
 
 
 @dataclass(frozen=True)
