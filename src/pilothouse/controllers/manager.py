@@ -65,6 +65,7 @@ def default_controllers() -> dict[str, Factory]:
         deployment,
         disruption,
         garbagecollector,
+        job,
         namespace,
         nodeipam,
         nodelifecycle,
@@ -75,6 +76,7 @@ def default_controllers() -> dict[str, Factory]:
     return {
         "replicaset": replicaset.ReplicaSetController,
         "deployment": deployment.DeploymentController,
+        "job": job.JobController,
         "garbagecollector": garbagecollector.GarbageCollector,
         "namespace": namespace.NamespaceController,
         "disruption": disruption.DisruptionController,

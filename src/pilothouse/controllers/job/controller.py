@@ -1,0 +1,605 @@
+"""The Job controller: handlers and ``sync(key)`` (upstream's ``job_controller.go``).
+
+Job events enqueue the Job at once; pod events enqueue its owner after a short batch
+period, so a burst of pod changes becomes one sync. ``sync`` reads the Job and the
+namespace's pods from the informers, claims pods (adopting orphans its selector
+matches, with the tracking finalizer), works out whether the Job has finished —
+success (completions, successPolicy) or failure (backoffLimit, podFailurePolicy
+FailJob, activeDeadlineSeconds, per-index limits) — then either deletes the
+remaining pods or creates/deletes pods toward ``parallelism``
+(:mod:`.pods`), and finally counts finished pods and writes the status
+(:mod:`.status`). One Job is synced by one worker at a time; different Jobs in
+parallel. A second queue removes the tracking finalizer from pods whose Job is gone
+or finished (orphans), one pod at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from pilothouse.api import errors, meta, selectors
+from pilothouse.client import events, informer, lister, rest, workqueue
+from pilothouse.controllers import base, podcontrol
+from pilothouse.controllers import expectations as expectations_mod
+from pilothouse.controllers.job import backoff, indexes, pods, policy, status, tracking
+from pilothouse.controllers.job import state as st
+from pilothouse.controllers.job.state import Deps, SyncState
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+KIND = "Job"
+API_VERSION = "batch/v1"
+# Upstream batches pod-event syncs by 1 s. Ours is shorter: a Job whose pods finish in
+# bursts (parallelism 100) otherwise waits a whole second per round; measured in
+# bench/controllers.py (job_completions), see BENCHMARKS.md.
+SYNC_BATCH_PERIOD_S = 0.1
+STRATEGIC = "application/strategic-merge-patch+json"
+
+
+class JobController(base.Controller):
+    name = "job"
+    workers = 5
+
+    def __init__(self, ctx: Any, *, batch_period: float = SYNC_BATCH_PERIOD_S) -> None:
+        super().__init__(clock=ctx.clock)
+        self.client: rest.Client = ctx.client
+        self.batch_period = batch_period
+        self.job_resource = ctx.resource("batch", "v1", "jobs")
+        self.pod_resource = ctx.resource("", "v1", "pods")
+        self.jobs: informer.Informer = ctx.informers.informer(self.job_resource)
+        self.pods: informer.Informer = ctx.informers.informer(self.pod_resource)
+        self.pods.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
+        self.recorder: events.EventRecorder = ctx.recorder("job-controller")
+        self.expectations = expectations_mod.Expectations(ctx.clock)
+        self.finalizers = tracking.FinalizerExpectations()
+        self.backoffs = backoff.Store()
+        self.orphans: workqueue.WorkQueue[str] = workqueue.WorkQueue(
+            "job-orphan-pods", clock=ctx.clock
+        )
+        self.deps = Deps(
+            client=self.client,
+            recorder=self.recorder,
+            clock=ctx.clock,
+            jobs=self.job_resource,
+            pods=self.pod_resource,
+            expectations=self.expectations,
+            finalizers=self.finalizers,
+            backoffs=self.backoffs,
+            enqueue_after=self.queue.add_after,
+        )
+        self.jobs.add_handlers(
+            on_add=self.enqueue, on_update=self._job_updated, on_delete=self._job_deleted
+        )
+        self.pods.add_handlers(
+            on_add=self._pod_added,
+            on_update=self._pod_updated,
+            on_delete=lambda pod: self._pod_deleted(pod, final=True),
+        )
+
+    async def wait_ready(self) -> None:
+        await self.jobs.wait_synced()
+        await self.pods.wait_synced()
+
+    async def run(self) -> None:
+        orphans = asyncio.get_running_loop().create_task(
+            self._orphan_worker(), name="job-orphan-worker"
+        )
+        try:
+            await super().run()
+        finally:
+            self.orphans.shutdown()
+            orphans.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await orphans
+
+    # --- handlers ---------------------------------------------------------------------
+    def _enqueue_batched(self, job: Obj) -> None:
+        self.queue.add_after(lister.key_of(job), self.batch_period)
+
+    def _job_updated(self, old: Obj, new: Obj) -> None:
+        key = lister.key_of(new)
+        if new["metadata"].get("generation") == old["metadata"].get("generation"):
+            self._enqueue_batched(new)  # a status write: no hurry
+        else:
+            self.queue.add(key)
+        if st.is_finished(new):
+            self._cleanup_finalizers(new)
+        started = meta.parse_time((new.get("status") or {}).get("startTime"))
+        deadline = (new.get("spec") or {}).get("activeDeadlineSeconds")
+        changed = (old.get("spec") or {}).get("activeDeadlineSeconds") != deadline
+        if started is not None and deadline is not None and changed:
+            self.queue.add_after(key, float(deadline) - (self.clock.now() - started))
+
+    def _job_deleted(self, job: Obj) -> None:
+        self.queue.add(lister.key_of(job))
+        self._cleanup_finalizers(job)
+
+    def _cleanup_finalizers(self, job: Obj) -> None:
+        for pod in self.pods.indexer.by_index(lister.OWNER_UID_INDEX, st.uid(job)):
+            if tracking.has_finalizer(pod):
+                self.orphans.add(lister.key_of(pod))
+
+    def _resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
+        if ref is None or ref.get("kind") != KIND:
+            return None
+        job = self.jobs.indexer.get_by(namespace, str(ref.get("name")))
+        if job is None or st.uid(job) != ref.get("uid"):
+            return None
+        return job
+
+    def _jobs_selecting(self, pod: Obj) -> list[Obj]:
+        labels = pod["metadata"].get("labels") or {}
+        out = []
+        for job in self.jobs.indexer.list_namespace(pod["metadata"].get("namespace", "")):
+            sel = selectors.from_label_selector_dict((job.get("spec") or {}).get("selector"))
+            if not sel.empty and sel.matches(labels):
+                out.append(job)
+        return out
+
+    def _pod_added(self, pod: Obj) -> None:
+        if pod["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(pod, final=False)
+            return
+        ref = podcontrol.get_controller_of(pod)
+        if ref is not None:
+            job = self._resolve(pod["metadata"].get("namespace", ""), ref)
+            if job is not None:
+                self.expectations.creation_observed(lister.key_of(job))
+                self._enqueue_batched(job)
+            return
+        if tracking.has_finalizer(pod):
+            self.orphans.add(lister.key_of(pod))
+        for job in self._jobs_selecting(pod):
+            self._enqueue_batched(job)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        if new["metadata"].get("resourceVersion") == old["metadata"].get("resourceVersion"):
+            return
+        if new["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(new, final=False)
+            return
+        ns = new["metadata"].get("namespace", "")
+        removed = not tracking.has_finalizer(new)
+        ref, old_ref = podcontrol.get_controller_of(new), podcontrol.get_controller_of(old)
+        if old_ref is not None and old_ref != ref:
+            old_job = self._resolve(ns, old_ref)
+            if old_job is not None:
+                if removed:
+                    self.finalizers.removal_observed(lister.key_of(old_job), st.uid(new))
+                self._enqueue_batched(old_job)
+        if ref is not None:
+            job = self._resolve(ns, ref)
+            if job is not None:
+                if removed:
+                    self.finalizers.removal_observed(lister.key_of(job), st.uid(new))
+                self._enqueue_batched(job)
+            return
+        if tracking.has_finalizer(new):
+            self.orphans.add(lister.key_of(new))
+        labels_changed = new["metadata"].get("labels") != old["metadata"].get("labels")
+        if labels_changed or old_ref != ref:
+            for job in self._jobs_selecting(new):
+                self._enqueue_batched(job)
+
+    def _pod_deleted(self, pod: Obj, *, final: bool) -> None:
+        has = tracking.has_finalizer(pod)
+        ref = podcontrol.get_controller_of(pod)
+        if ref is None:
+            if has:
+                self.orphans.add(lister.key_of(pod))
+            return
+        job = self._resolve(pod["metadata"].get("namespace", ""), ref)
+        if job is None or st.is_finished(job):
+            if has:
+                self.orphans.add(lister.key_of(pod))
+            return
+        key = lister.key_of(job)
+        self.expectations.deletion_observed(key, lister.key_of(pod))
+        if final or not has:
+            self.finalizers.removal_observed(key, st.uid(pod))
+        self._enqueue_batched(job)
+
+    # --- orphans ------------------------------------------------------------------------
+    async def _orphan_worker(self) -> None:
+        while True:
+            try:
+                key = await self.orphans.get()
+            except workqueue.ShutDown:
+                return
+            try:
+                await self._sync_orphan(key)
+                self.orphans.forget(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("job: removing the finalizer of orphan pod %s: %r", key, exc)
+                self.orphans.add_rate_limited(key)
+            finally:
+                self.orphans.done(key)
+
+    async def _sync_orphan(self, key: str) -> None:
+        pod = self.pods.indexer.get(key)
+        if pod is None or not tracking.has_finalizer(pod):
+            return
+        ref = podcontrol.get_controller_of(pod)
+        if ref is not None:
+            if ref.get("kind") != KIND or ref.get("apiVersion") != API_VERSION:
+                return  # not a Job's pod: not ours to touch
+            job = self._resolve(pod["metadata"].get("namespace", ""), ref)
+            if job is not None and st.managed_elsewhere(job):
+                return
+            if job is not None and not st.is_finished(job):
+                return  # adopted meanwhile: its Job counts it
+        md = pod["metadata"]
+        try:
+            await self.client.patch(
+                self.pod_resource,
+                md["name"],
+                tracking.remove_finalizer_patch(),
+                md.get("namespace", ""),
+                patch_type=STRATEGIC,
+            )
+        except errors.StatusError as exc:
+            if not errors.is_not_found(exc):
+                raise
+
+    # --- sync ---------------------------------------------------------------------------
+    async def sync(self, key: str) -> None:
+        shared = self.jobs.indexer.get(key)
+        if shared is None:
+            self.expectations.forget(key)
+            self.finalizers.forget(key)
+            self.backoffs.remove(key)
+            return
+        if st.managed_elsewhere(shared):
+            return
+        if st.is_finished(shared):
+            self.backoffs.remove(key)
+            return
+        mode = (shared.get("spec") or {}).get("completionMode")
+        if mode not in (None, "NonIndexed", "Indexed"):
+            self.recorder.event(
+                shared,
+                events.WARNING,
+                "UnknownCompletionMode",
+                "Skipped Job sync because completion mode is unknown",
+            )
+            return
+        job = meta.deep_copy(shared)
+        job_status = job.setdefault("status", {})
+        lists = tracking.uncounted(job_status)
+        # Expectations first: a pod that lands in the cache after this check is seen
+        # by the next sync, never counted against a stale one.
+        satisfied = self.expectations.satisfied(key)
+        claimed = await self._claim_pods(job)
+        s = SyncState(
+            key=key,
+            job=job,
+            pods=claimed,
+            active_pods=[p for p in claimed if st.is_active(p)],
+            uncounted_succeeded=set(lists["succeeded"]),
+            uncounted_failed=set(lists["failed"]),
+            expected_removed=self.finalizers.expected(key),
+        )
+        s.ready = sum(1 for p in s.active_pods if st.is_ready(p))
+        s.terminating = sum(1 for p in claimed if st.is_terminating(p))
+        await self._sync_state(s, satisfied)
+
+    async def _sync_state(self, s: SyncState, satisfied: bool) -> None:
+        job, spec, job_status = s.job, s.spec, s.status
+        now = self.clock.now()
+        new_succeeded, new_failed = self._new_finished(s)
+        pfp = spec.get("podFailurePolicy")
+        counted_failures = sum(
+            1 for p in new_failed if policy.match_pod_failure_policy(pfp, p).counts
+        )
+        s.succeeded = int(job_status.get("succeeded") or 0) + len(new_succeeded)
+        s.succeeded += len(s.uncounted_succeeded)
+        s.failed = int(job_status.get("failed") or 0) + counted_failures + len(s.uncounted_failed)
+        if not job_status.get("startTime") and not st.suspended(job):
+            job_status["startTime"] = meta.format_time(now)
+        s.new_backoff = self.backoffs.next_record(s.key, new_succeeded, new_failed)
+        self._finished_by_failure(s, now)
+        if st.is_indexed(job):
+            self._index_state(s, now)
+        active = len(s.active_pods)
+        manage_error: Exception | None = None
+        suspend_changed = False
+        if s.finished is not None:
+            ready, deleted, manage_error = await pods.delete_active(self.deps, s, s.active_pods)
+            if deleted != active or not satisfied:
+                # Pods may still be in flight (finalizers, or not in the cache yet).
+                s.finished = None
+            active -= deleted
+            s.terminating += deleted
+            s.ready -= ready
+        else:
+            managed = False
+            if satisfied and not job["metadata"].get("deletionTimestamp"):
+                active, manage_error = await pods.manage(self.deps, s)
+                managed = True
+            completions = spec.get("completions")
+            if completions is None:
+                complete = s.succeeded > 0 and active == 0
+            else:
+                complete = s.succeeded >= int(completions) and active == 0
+            if complete:
+                s.finished = st.condition(
+                    st.SUCCESS_CRITERIA_MET,
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    now,
+                )
+            elif managed:
+                suspend_changed = self._suspend_condition(s, now)
+        needs_update = suspend_changed or (
+            active != int(job_status.get("active") or 0)
+            or s.ready != job_status.get("ready")
+            or s.terminating != job_status.get("terminating")
+        )
+        job_status["active"] = active
+        job_status["ready"] = s.ready
+        job_status["terminating"] = s.terminating
+        await status.track(self.deps, s, needs_update)
+        if manage_error is not None:
+            raise manage_error
+
+    def _finished_by_failure(self, s: SyncState, now: float) -> None:
+        job, spec = s.job, s.spec
+        met = st.find_condition(job, st.SUCCESS_CRITERIA_MET)
+        if met is not None and met.get("status") == "True":
+            s.finished = met
+            return
+        target = st.find_condition(job, st.FAILURE_TARGET)
+        if target is not None and target.get("status") == "True":
+            s.finished = st.condition(st.FAILED, target["reason"], target["message"], now)
+            return
+        if spec.get("podFailurePolicy") is not None:
+            for pod in s.pods:
+                if st.is_pod_failed(pod, job):
+                    match = policy.match_pod_failure_policy(spec["podFailurePolicy"], pod)
+                    if match.fail_message is not None:
+                        s.finished = st.condition(
+                            st.FAILURE_TARGET, "PodFailurePolicy", match.fail_message, now
+                        )
+                        return
+        if s.failed > int(spec.get("backoffLimit") or 0) or _past_backoff_limit_on_failure(s):
+            s.finished = st.condition(
+                st.FAILURE_TARGET,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+                now,
+            )
+            return
+        deadline = spec.get("activeDeadlineSeconds")
+        started = meta.parse_time(s.status.get("startTime"))
+        if deadline is not None and started is not None and not st.suspended(job):
+            if now - started >= float(deadline):
+                s.finished = st.condition(
+                    st.FAILURE_TARGET,
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                    now,
+                )
+            else:
+                self.queue.add_after(s.key, float(deadline) - (now - started))
+
+    def _index_state(self, s: SyncState, now: float) -> None:
+        completions = int(s.spec.get("completions") or 0)
+        s.prev_succeeded_indexes = indexes.Intervals.parse(
+            s.status.get("completedIndexes"), completions
+        )
+        s.succeeded_indexes = s.prev_succeeded_indexes.with_indexes(
+            indexes.completion_index(p)
+            for p in s.pods
+            if st.phase(p) == "Succeeded"
+            and tracking.has_finalizer(p)
+            and 0 <= indexes.completion_index(p) < completions
+        )
+        s.succeeded = s.succeeded_indexes.total()
+        if st.has_backoff_limit_per_index(s.job):
+            s.failed_indexes = indexes.Intervals.parse(
+                s.status.get("failedIndexes"), completions
+            ).with_indexes(
+                indexes.completion_index(p)
+                for p in s.pods
+                if 0 <= indexes.completion_index(p) < completions
+                and tracking.has_finalizer(p)
+                and self._index_failed(s.job, p)
+            )
+            if s.finished is None:
+                max_failed = s.spec.get("maxFailedIndexes")
+                failed_total = s.failed_indexes.total()
+                if max_failed is not None and failed_total > int(max_failed):
+                    s.finished = st.condition(
+                        st.FAILURE_TARGET,
+                        "MaxFailedIndexesExceeded",
+                        "Job has exceeded the specified maximal number of failed indexes",
+                        now,
+                    )
+                elif failed_total > 0 and failed_total + s.succeeded_indexes.total() >= completions:
+                    s.finished = st.condition(
+                        st.FAILURE_TARGET, "FailedIndexes", "Job has failed indexes", now
+                    )
+            s.delayed_per_index = self._delayed_per_index(s)
+        if s.finished is None:
+            message = policy.match_success_policy(
+                s.spec.get("successPolicy"), completions, s.succeeded_indexes
+            )
+            if message is not None:
+                s.finished = st.condition(st.SUCCESS_CRITERIA_MET, "SuccessPolicy", message, now)
+
+    @staticmethod
+    def _index_failed(job: Obj, pod: Obj) -> bool:
+        if not st.is_pod_failed(pod, job):
+            return False
+        match = policy.match_pod_failure_policy(job["spec"].get("podFailurePolicy"), pod)
+        if match.action == policy.FAIL_INDEX:
+            return True
+        return match.counts and indexes.annotation_count(pod, indexes.INDEX_FAILURE_COUNT) >= int(
+            job["spec"]["backoffLimitPerIndex"]
+        )
+
+    def _delayed_per_index(self, s: SyncState) -> dict[int, Obj]:
+        """The last failed pod of each index waiting for a replacement: its deletion
+        waits, so the replacement can copy its failure count."""
+        active = indexes.indexes_of(s.active_pods)
+        failed = s.failed_indexes or indexes.Intervals()
+        out: dict[int, Obj] = {}
+        for pod in self._valid_pods(s, set()):
+            if not st.is_pod_failed(pod, s.job):
+                continue
+            ix = indexes.completion_index(pod)
+            if s.succeeded_indexes.has(ix) or failed.has(ix) or ix in active:
+                continue
+            last = out.get(ix)
+            if last is None or (
+                indexes.absolute_failure_count(last) <= indexes.absolute_failure_count(pod)
+                and backoff.finished_time(pod) >= backoff.finished_time(last)
+            ):
+                out[ix] = pod
+        return out
+
+    def _valid_pods(self, s: SyncState, uncounted: set[str]) -> list[Obj]:
+        """Pods not yet counted: with the finalizer, not in ``uncounted``, not awaiting
+        finalizer removal, and (Indexed) with a valid index."""
+        completions = int(s.spec.get("completions") or 0)
+        out = []
+        for pod in s.pods:
+            pod_uid = st.uid(pod)
+            if not tracking.has_finalizer(pod) or pod_uid in uncounted:
+                continue
+            if pod_uid in s.expected_removed:
+                continue
+            if st.is_indexed(s.job) and not 0 <= indexes.completion_index(pod) < completions:
+                continue
+            out.append(pod)
+        return out
+
+    def _new_finished(self, s: SyncState) -> tuple[list[Obj], list[Obj]]:
+        succeeded = [
+            p for p in self._valid_pods(s, s.uncounted_succeeded) if st.phase(p) == "Succeeded"
+        ]
+        failed = [p for p in self._valid_pods(s, s.uncounted_failed) if st.is_pod_failed(p, s.job)]
+        return succeeded, failed
+
+    def _suspend_condition(self, s: SyncState, now: float) -> bool:
+        job = s.job
+        if st.suspended(job):
+            changed = st.ensure_condition(
+                job, st.SUSPENDED, "True", "JobSuspended", "Job suspended", now
+            )
+            if changed:
+                self.recorder.event(job, events.NORMAL, "Suspended", "Job suspended")
+            return changed
+        changed = st.ensure_condition(job, st.SUSPENDED, "False", "JobResumed", "Job resumed", now)
+        if changed:
+            self.recorder.event(job, events.NORMAL, "Resumed", "Job resumed")
+            # activeDeadlineSeconds counts continuous activity: the clock restarts.
+            s.status["startTime"] = meta.format_time(now)
+        return changed
+
+    # --- claiming pods ------------------------------------------------------------------
+    async def _claim_pods(self, job: Obj) -> list[Obj]:
+        """The pods this Job owns, after adopting matching orphans (adding the tracking
+        finalizer) and releasing owned pods that no longer match."""
+        md = job["metadata"]
+        job_uid = md["uid"]
+        selector = selectors.from_label_selector_dict((job.get("spec") or {}).get("selector"))
+        owned: list[Obj] = []
+        can_adopt: bool | None = None
+        for pod in self.pods.indexer.list_namespace(md.get("namespace", "")):
+            ref = podcontrol.get_controller_of(pod)
+            matches = not selector.empty and selector.matches(pod["metadata"].get("labels") or {})
+            if ref is not None:
+                if ref.get("uid") != job_uid:
+                    continue
+                if matches:
+                    owned.append(pod)
+                elif not pod["metadata"].get("deletionTimestamp"):
+                    await self._release(job, pod)
+                continue
+            if not matches or pod["metadata"].get("deletionTimestamp"):
+                continue
+            if can_adopt is None:
+                can_adopt = await self._can_adopt(job)
+            if can_adopt and await self._adopt(job, pod):
+                adopted = meta.deep_copy(pod)
+                finalizers = adopted["metadata"].setdefault("finalizers", [])
+                if tracking.FINALIZER not in finalizers:
+                    finalizers.append(tracking.FINALIZER)
+                owned.append(adopted)
+        return owned
+
+    async def _can_adopt(self, job: Obj) -> bool:
+        """A fresh read: never adopt for a Job that is being deleted or replaced."""
+        md = job["metadata"]
+        try:
+            fresh = await self.client.get(self.job_resource, md["name"], md.get("namespace", ""))
+        except errors.StatusError as exc:
+            if errors.is_not_found(exc):
+                return False
+            raise
+        return st.uid(fresh) == md["uid"] and not fresh["metadata"].get("deletionTimestamp")
+
+    async def _adopt(self, job: Obj, pod: Obj) -> bool:
+        pmd = pod["metadata"]
+        patch = {
+            "metadata": {
+                "ownerReferences": [podcontrol.controller_ref(job)],
+                "uid": pmd["uid"],
+                "finalizers": [tracking.FINALIZER],
+            }
+        }
+        try:
+            await self.client.patch(
+                self.pod_resource,
+                pmd["name"],
+                patch,
+                pmd.get("namespace", ""),
+                patch_type=STRATEGIC,
+            )
+            return True
+        except errors.StatusError as exc:
+            if errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc):
+                return False
+            raise
+
+    async def _release(self, job: Obj, pod: Obj) -> None:
+        pmd = pod["metadata"]
+        patch = {
+            "metadata": {
+                "ownerReferences": [{"$patch": "delete", "uid": st.uid(job)}],
+                "uid": pmd["uid"],
+            }
+        }
+        try:
+            await self.client.patch(
+                self.pod_resource,
+                pmd["name"],
+                patch,
+                pmd.get("namespace", ""),
+                patch_type=STRATEGIC,
+            )
+        except errors.StatusError as exc:
+            if not (errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc)):
+                raise
+
+
+def _past_backoff_limit_on_failure(s: SyncState) -> bool:
+    """restartPolicy OnFailure: container restarts of running pods count as failures."""
+    template_spec = (s.spec.get("template") or {}).get("spec") or {}
+    if template_spec.get("restartPolicy") != "OnFailure":
+        return False
+    restarts = 0
+    for pod in s.pods:
+        if st.phase(pod) in ("Running", "Pending"):
+            pod_status = pod.get("status") or {}
+            for key in ("initContainerStatuses", "containerStatuses"):
+                restarts += sum(int(c.get("restartCount") or 0) for c in pod_status.get(key) or [])
+    limit = int(s.spec.get("backoffLimit") or 0)
+    return restarts > 0 if limit == 0 else restarts >= limit
