@@ -62,6 +62,7 @@ def default_controllers() -> dict[str, Factory]:
     # Imported here: each controller module pulls in only what it needs, and
     # the list stays the one place that names them all.
     from pilothouse.controllers import (
+        cronjob,
         deployment,
         disruption,
         garbagecollector,
@@ -71,12 +72,15 @@ def default_controllers() -> dict[str, Factory]:
         nodelifecycle,
         podgc,
         replicaset,
+        ttlafterfinished,
     )
 
     return {
         "replicaset": replicaset.ReplicaSetController,
         "deployment": deployment.DeploymentController,
         "job": job.JobController,
+        "ttl-after-finished": ttlafterfinished.TTLAfterFinishedController,
+        "cronjob": cronjob.CronJobController,
         "garbagecollector": garbagecollector.GarbageCollector,
         "namespace": namespace.NamespaceController,
         "disruption": disruption.DisruptionController,
