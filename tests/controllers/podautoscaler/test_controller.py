@@ -120,6 +120,15 @@ async def events_of(client: rest.Client, ns: str, name: str) -> list[tuple[str, 
     return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["name"] == name]
 
 
+async def has_event(client: rest.Client, ns: str, name: str, event: tuple[str, str]) -> None:
+    """Events are written in the background: wait for this one."""
+
+    async def seen() -> bool:
+        return event in await events_of(client, ns, name)
+
+    await eventually(seen, timeout=10)
+
+
 def conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     return {
         c["type"]: (c["status"], c["reason"], c["message"])
@@ -138,7 +147,13 @@ async def test_scales_out_on_high_cpu_within_the_scale_up_limit(
         return await replicas_of(client, ns, "web") == 4
 
     await eventually(scaled, timeout=10)
-    status = (await client.get(HPA, "web", ns))["status"]
+
+    async def status_written() -> dict[str, Any] | None:
+        # The scale is written first, the HPA's status right after.
+        status = (await client.get(HPA, "web", ns)).get("status") or {}
+        return status if status.get("desiredReplicas") == 4 else None
+
+    status = await eventually(status_written, timeout=10)
     assert status["currentMetrics"] == [
         {
             "type": "Resource",
@@ -161,10 +176,15 @@ async def test_scales_out_on_high_cpu_within_the_scale_up_limit(
         "ScaleUpLimit",
         "the desired replica count is increasing faster than the maximum scale rate",
     )
-    assert (
-        "SuccessfulRescale",
-        "New size: 4; reason: cpu resource utilization (percentage of request) above target",
-    ) in await events_of(client, ns, "web")
+    await has_event(
+        client,
+        ns,
+        "web",
+        (
+            "SuccessfulRescale",
+            "New size: 4; reason: cpu resource utilization (percentage of request) above target",
+        ),
+    )
     # The v1 view shows the same autoscaler.
     v1 = await client.get(HPA_V1, "web", ns)
     assert v1["spec"]["targetCPUUtilizationPercentage"] == 50
@@ -191,8 +211,12 @@ async def test_scales_in_with_behavior_after_its_window(
     await asyncio.sleep(1.0)
     # Two pods a minute at most: it stays at 2 although 1 is recommended.
     assert await replicas_of(client, ns, "idle") == 2
-    c = conditions(await client.get(HPA, "idle", ns))
-    assert c["ScalingLimited"][1] == "ScaleDownLimit"
+
+    async def limited() -> bool:
+        c = conditions(await client.get(HPA, "idle", ns))
+        return c.get("ScalingLimited", ("", "", ""))[1] == "ScaleDownLimit"
+
+    await eventually(limited, timeout=10)
 
 
 async def test_missing_metrics_are_reported(
@@ -216,12 +240,16 @@ async def test_missing_metrics_are_reported(
         "FailedGetResourceMetric",
         f"the HPA was unable to compute the replica count: {message}",
     )
-    reasons = await events_of(client, ns, "dark")
-    assert ("FailedGetResourceMetric", message) in reasons
-    assert (
-        "FailedComputeMetricsReplicas",
-        f"invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: {message}",
-    ) in reasons
+    await has_event(client, ns, "dark", ("FailedGetResourceMetric", message))
+    await has_event(
+        client,
+        ns,
+        "dark",
+        (
+            "FailedComputeMetricsReplicas",
+            f"invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: {message}",
+        ),
+    )
     assert await replicas_of(client, ns, "dark") == 1
 
 

@@ -308,6 +308,7 @@ class JobController(base.Controller):
             self._index_state(s, now)
         active = len(s.active_pods)
         manage_error: Exception | None = None
+        creations: pods.Creations | None = None
         suspend_changed = False
         if s.finished is not None:
             ready, deleted, manage_error = await pods.delete_active(self.deps, s, s.active_pods)
@@ -320,7 +321,7 @@ class JobController(base.Controller):
         else:
             managed = False
             if satisfied and not job["metadata"].get("deletionTimestamp"):
-                active, manage_error = await pods.manage(self.deps, s)
+                active, manage_error, creations = await pods.manage(self.deps, s)
                 managed = True
             completions = spec.get("completions")
             if completions is None:
@@ -336,15 +337,36 @@ class JobController(base.Controller):
                 )
             elif managed:
                 suspend_changed = self._suspend_condition(s, now)
+        # Pods about to be created count as active (as upstream counts them before the
+        # requests go out); a creation that fails is corrected by the requeued sync.
+        planned = active + (creations.count if creations is not None else 0)
         needs_update = suspend_changed or (
-            active != int(job_status.get("active") or 0)
+            planned != int(job_status.get("active") or 0)
             or s.ready != job_status.get("ready")
             or s.terminating != job_status.get("terminating")
         )
-        job_status["active"] = active
+        job_status["active"] = planned
         job_status["ready"] = s.ready
         job_status["terminating"] = s.terminating
-        await status.track(self.deps, s, needs_update)
+        if creations is None:
+            await status.track(self.deps, s, needs_update)
+        else:
+            # Creating the next pods and counting the finished ones touch different
+            # objects: overlap them, so a busy Job replaces its pods without waiting
+            # for the counting round trips.
+            tracked, created = await asyncio.gather(
+                status.track(self.deps, s, needs_update),
+                pods.create(self.deps, s, job, creations),
+                return_exceptions=True,
+            )
+            if isinstance(created, BaseException):
+                raise created
+            made, create_error = created
+            manage_error = manage_error or create_error
+            if made < creations.count:
+                self.queue.add_rate_limited(s.key)
+            if isinstance(tracked, BaseException):
+                raise tracked
         if manage_error is not None:
             raise manage_error
 

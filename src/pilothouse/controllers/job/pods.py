@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.api import errors, meta
@@ -122,28 +123,38 @@ def _wanted(s: SyncState, active: int) -> int:
     return max(0, min(int(completions) - s.succeeded, parallelism))
 
 
-async def manage(deps: Deps, s: SyncState) -> tuple[int, Exception | None]:
-    """Create or delete pods towards the wanted number of active ones.
+@dataclass(frozen=True)
+class Creations:
+    """Pods a sync decided to create: how many, and (Indexed) for which indexes."""
 
-    Returns the number of active pods afterwards and the first error."""
+    count: int
+    indexes: list[int]
+
+
+async def manage(deps: Deps, s: SyncState) -> tuple[int, Exception | None, Creations | None]:
+    """Delete pods towards the wanted number of active ones, or decide what to create.
+
+    Returns the number of active pods afterwards (before any creation), the first
+    error, and the creations to make (:func:`create` makes them, so the caller can
+    overlap them with counting finished pods)."""
     job = s.job
     active = len(s.active_pods)
     if st.suspended(job):
         ready, removed, err = await delete_job_pods(deps, s, list(s.active_pods))
         s.terminating += removed
         s.ready -= ready
-        return active - removed, err
+        return active - removed, err, None
     wanted = _wanted(s, active)
     doomed = pods_for_removal(job, s.active_pods, max(0, active - wanted))[:MAX_PER_SYNC]
     if doomed:
         ready, removed, err = await delete_job_pods(deps, s, doomed)
         s.terminating += removed
         s.ready -= ready
-        return active - removed, err
+        return active - removed, err, None
     terminating = s.terminating if st.only_replace_failed(job) else 0
     diff = wanted - terminating - active
     if diff <= 0:
-        return active, None
+        return active, None, None
     now = deps.clock.now()
     if not st.has_backoff_limit_per_index(job):
         wait = backoff.remaining(
@@ -151,7 +162,7 @@ async def manage(deps: Deps, s: SyncState) -> tuple[int, Exception | None]:
         )
         if wait > 0:
             deps.enqueue_after(s.key, max(wait, 1.0))
-            return active, None
+            return active, None, None
     diff = min(diff, MAX_PER_SYNC)
     to_add: list[int] = []
     if st.is_indexed(job):
@@ -174,12 +185,12 @@ async def manage(deps: Deps, s: SyncState) -> tuple[int, Exception | None]:
                     backoff.remaining_for_index(s.delayed_per_index.get(ix), now) for ix in to_add
                 )
                 deps.enqueue_after(s.key, max(wait, 1.0))
-                return active, None
+                return active, None, None
             to_add = ready_now
         diff = len(to_add)
     if diff <= 0:
-        return active, None
-    return await _create(deps, s, active, diff, to_add)
+        return active, None, None
+    return active, None, Creations(diff, to_add)
 
 
 def _template(job: Obj) -> Obj:
@@ -219,10 +230,12 @@ def _indexed_pod(job: Obj, template: Obj, index: int, replaced: Obj | None) -> t
     return pod_template, indexes.generate_name(name, index)
 
 
-async def _create(
-    deps: Deps, s: SyncState, active: int, count: int, to_add: list[int]
+async def create(
+    deps: Deps, s: SyncState, job: Obj, creations: Creations
 ) -> tuple[int, Exception | None]:
-    job = s.job
+    """Make the pods :func:`manage` decided on, for ``job`` (the Job as the sync began:
+    the status step may replace ``s.job`` meanwhile). Returns how many were created."""
+    count, to_add = creations.count, creations.indexes
     ns = job["metadata"].get("namespace", "")
     template = _template(job)
     deps.expectations.expect_creations(s.key, count)
@@ -256,7 +269,7 @@ async def _create(
         # Creations never attempted after a failed batch are not expected either.
         attempted = _attempted(count, done)
         deps.expectations.creations_failed(s.key, count - attempted)
-    return active + done, error
+    return done, error
 
 
 def _attempted(count: int, done: int) -> int:
