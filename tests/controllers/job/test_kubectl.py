@@ -319,3 +319,50 @@ def test_autoscale_creates_a_v1_hpa_and_get_shows_targets(kubectl: Kubectl, ns: 
 
     active = wait(reported, timeout=40, what="ScalingActive")
     assert (active["status"], active["reason"]) == ("False", "FailedGetResourceMetric")
+
+
+def test_active_deadline_ends_a_running_job(kubectl: Kubectl, ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", input=job("slow", "sleep 300", activeDeadlineSeconds=2))
+    kubectl("-n", ns, "wait", "--for=condition=failed", "job/slow", "--timeout=30s", timeout=40)
+    failed = _condition(kubectl.json("-n", ns, "get", "job", "slow"), "Failed")
+    assert failed is not None
+    assert (failed["reason"], failed["message"]) == (
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+    )
+    # The running pod was deleted and counted as failed once it went.
+    wait(lambda: not pods_of(kubectl, ns, "slow"), timeout=30, what="the pod to go")
+    assert kubectl.json("-n", ns, "get", "job", "slow")["status"]["failed"] == 1
+
+
+def test_backoff_limit_per_index_fails_the_indexes(kubectl: Kubectl, ns: str) -> None:
+    kubectl(
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        "-",
+        input=job(
+            "perindex",
+            "exit 1",
+            completions=2,
+            parallelism=2,
+            completionMode="Indexed",
+            backoffLimitPerIndex=1,
+        ),
+    )
+    kubectl("-n", ns, "wait", "--for=condition=failed", "job/perindex", "--timeout=60s", timeout=70)
+    j = kubectl.json("-n", ns, "get", "job", "perindex")
+    assert j["status"]["failedIndexes"] == "0,1"
+    failed = _condition(j, "Failed")
+    assert failed is not None
+    assert (failed["reason"], failed["message"]) == ("FailedIndexes", "Job has failed indexes")
+    counts = sorted(
+        (
+            p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"],
+            p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"],
+        )
+        for p in pods_of(kubectl, ns, "perindex")
+    )
+    # Each index: a first try (count 0) and one retry (count 1), then no more.
+    assert counts == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
