@@ -2,15 +2,14 @@
 
 Job events enqueue the Job at once; pod events enqueue its owner after a short batch
 period, so a burst of pod changes becomes one sync. ``sync`` reads the Job and the
-namespace's pods from the informers, claims pods (adopting orphans its selector
-matches, with the tracking finalizer), works out whether the Job has finished —
-success (completions, successPolicy) or failure (backoffLimit, podFailurePolicy
-FailJob, activeDeadlineSeconds, per-index limits) — then either deletes the
-remaining pods or creates/deletes pods toward ``parallelism``
-(:mod:`.pods`), and finally counts finished pods and writes the status
-(:mod:`.status`). One Job is synced by one worker at a time; different Jobs in
-parallel. A second queue removes the tracking finalizer from pods whose Job is gone
-or finished (orphans), one pod at a time.
+namespace's pods from the informers, claims pods (adopting orphans its selector matches,
+with the tracking finalizer; :mod:`.claim`), works out whether the Job has finished
+(:mod:`.finish`) — success (completions, successPolicy) or failure (backoffLimit,
+podFailurePolicy FailJob, activeDeadlineSeconds, per-index limits) — then either deletes
+the remaining pods or creates/deletes pods toward ``parallelism`` (:mod:`.pods`), and
+counts finished pods and writes the status (:mod:`.status`). One Job is synced by one
+worker at a time; different Jobs in parallel. A second queue removes the tracking
+finalizer from pods whose Job is gone or finished (orphans), one pod at a time.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from pilothouse.api import errors, meta, selectors
 from pilothouse.client import events, informer, lister, rest, workqueue
 from pilothouse.controllers import base, podcontrol
 from pilothouse.controllers import expectations as expectations_mod
-from pilothouse.controllers.job import backoff, indexes, pods, policy, status, tracking
+from pilothouse.controllers.job import backoff, claim, finish, pods, policy, status, tracking
 from pilothouse.controllers.job import state as st
 from pilothouse.controllers.job.state import Deps, SyncState
 
@@ -59,6 +58,12 @@ class JobController(base.Controller):
         self.backoffs = backoff.Store()
         self.orphans: workqueue.WorkQueue[str] = workqueue.WorkQueue(
             "job-orphan-pods", clock=ctx.clock
+        )
+        self.claimer = claim.PodClaimer(
+            client=self.client,
+            jobs=self.job_resource,
+            pods=self.pod_resource,
+            pod_informer=self.pods,
         )
         self.deps = Deps(
             client=self.client,
@@ -275,7 +280,7 @@ class JobController(base.Controller):
         # Expectations first: a pod that lands in the cache after this check is seen
         # by the next sync, never counted against a stale one.
         satisfied = self.expectations.satisfied(key)
-        claimed = await self._claim_pods(job)
+        claimed = await self.claimer.claim(job)
         s = SyncState(
             key=key,
             job=job,
@@ -292,7 +297,7 @@ class JobController(base.Controller):
     async def _sync_state(self, s: SyncState, satisfied: bool) -> None:
         job, spec, job_status = s.job, s.spec, s.status
         now = self.clock.now()
-        new_succeeded, new_failed = self._new_finished(s)
+        new_succeeded, new_failed = finish.new_finished(s)
         pfp = spec.get("podFailurePolicy")
         counted_failures = sum(
             1 for p in new_failed if policy.match_pod_failure_policy(pfp, p).counts
@@ -303,9 +308,9 @@ class JobController(base.Controller):
         if not job_status.get("startTime") and not st.suspended(job):
             job_status["startTime"] = meta.format_time(now)
         s.new_backoff = self.backoffs.next_record(s.key, new_succeeded, new_failed)
-        self._finished_by_failure(s, now)
+        finish.finished_by_failure(self.deps, s, now)
         if st.is_indexed(job):
-            self._index_state(s, now)
+            finish.index_state(s, now)
         active = len(s.active_pods)
         manage_error: Exception | None = None
         creations: pods.Creations | None = None
@@ -370,145 +375,6 @@ class JobController(base.Controller):
         if manage_error is not None:
             raise manage_error
 
-    def _finished_by_failure(self, s: SyncState, now: float) -> None:
-        job, spec = s.job, s.spec
-        met = st.find_condition(job, st.SUCCESS_CRITERIA_MET)
-        if met is not None and met.get("status") == "True":
-            s.finished = met
-            return
-        target = st.find_condition(job, st.FAILURE_TARGET)
-        if target is not None and target.get("status") == "True":
-            s.finished = st.condition(st.FAILED, target["reason"], target["message"], now)
-            return
-        if spec.get("podFailurePolicy") is not None:
-            for pod in s.pods:
-                if st.is_pod_failed(pod, job):
-                    match = policy.match_pod_failure_policy(spec["podFailurePolicy"], pod)
-                    if match.fail_message is not None:
-                        s.finished = st.condition(
-                            st.FAILURE_TARGET, "PodFailurePolicy", match.fail_message, now
-                        )
-                        return
-        if s.failed > int(spec.get("backoffLimit") or 0) or _past_backoff_limit_on_failure(s):
-            s.finished = st.condition(
-                st.FAILURE_TARGET,
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-                now,
-            )
-            return
-        deadline = spec.get("activeDeadlineSeconds")
-        started = meta.parse_time(s.status.get("startTime"))
-        if deadline is not None and started is not None and not st.suspended(job):
-            if now - started >= float(deadline):
-                s.finished = st.condition(
-                    st.FAILURE_TARGET,
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                    now,
-                )
-            else:
-                self.queue.add_after(s.key, float(deadline) - (now - started))
-
-    def _index_state(self, s: SyncState, now: float) -> None:
-        completions = int(s.spec.get("completions") or 0)
-        s.prev_succeeded_indexes = indexes.Intervals.parse(
-            s.status.get("completedIndexes"), completions
-        )
-        s.succeeded_indexes = s.prev_succeeded_indexes.with_indexes(
-            indexes.completion_index(p)
-            for p in s.pods
-            if st.phase(p) == "Succeeded"
-            and tracking.has_finalizer(p)
-            and 0 <= indexes.completion_index(p) < completions
-        )
-        s.succeeded = s.succeeded_indexes.total()
-        if st.has_backoff_limit_per_index(s.job):
-            s.failed_indexes = indexes.Intervals.parse(
-                s.status.get("failedIndexes"), completions
-            ).with_indexes(
-                indexes.completion_index(p)
-                for p in s.pods
-                if 0 <= indexes.completion_index(p) < completions
-                and tracking.has_finalizer(p)
-                and self._index_failed(s.job, p)
-            )
-            if s.finished is None:
-                max_failed = s.spec.get("maxFailedIndexes")
-                failed_total = s.failed_indexes.total()
-                if max_failed is not None and failed_total > int(max_failed):
-                    s.finished = st.condition(
-                        st.FAILURE_TARGET,
-                        "MaxFailedIndexesExceeded",
-                        "Job has exceeded the specified maximal number of failed indexes",
-                        now,
-                    )
-                elif failed_total > 0 and failed_total + s.succeeded_indexes.total() >= completions:
-                    s.finished = st.condition(
-                        st.FAILURE_TARGET, "FailedIndexes", "Job has failed indexes", now
-                    )
-            s.delayed_per_index = self._delayed_per_index(s)
-        if s.finished is None:
-            message = policy.match_success_policy(
-                s.spec.get("successPolicy"), completions, s.succeeded_indexes
-            )
-            if message is not None:
-                s.finished = st.condition(st.SUCCESS_CRITERIA_MET, "SuccessPolicy", message, now)
-
-    @staticmethod
-    def _index_failed(job: Obj, pod: Obj) -> bool:
-        if not st.is_pod_failed(pod, job):
-            return False
-        match = policy.match_pod_failure_policy(job["spec"].get("podFailurePolicy"), pod)
-        if match.action == policy.FAIL_INDEX:
-            return True
-        return match.counts and indexes.annotation_count(pod, indexes.INDEX_FAILURE_COUNT) >= int(
-            job["spec"]["backoffLimitPerIndex"]
-        )
-
-    def _delayed_per_index(self, s: SyncState) -> dict[int, Obj]:
-        """The last failed pod of each index waiting for a replacement: its deletion
-        waits, so the replacement can copy its failure count."""
-        active = indexes.indexes_of(s.active_pods)
-        failed = s.failed_indexes or indexes.Intervals()
-        out: dict[int, Obj] = {}
-        for pod in self._valid_pods(s, set()):
-            if not st.is_pod_failed(pod, s.job):
-                continue
-            ix = indexes.completion_index(pod)
-            if s.succeeded_indexes.has(ix) or failed.has(ix) or ix in active:
-                continue
-            last = out.get(ix)
-            if last is None or (
-                indexes.absolute_failure_count(last) <= indexes.absolute_failure_count(pod)
-                and backoff.finished_time(pod) >= backoff.finished_time(last)
-            ):
-                out[ix] = pod
-        return out
-
-    def _valid_pods(self, s: SyncState, uncounted: set[str]) -> list[Obj]:
-        """Pods not yet counted: with the finalizer, not in ``uncounted``, not awaiting
-        finalizer removal, and (Indexed) with a valid index."""
-        completions = int(s.spec.get("completions") or 0)
-        out = []
-        for pod in s.pods:
-            pod_uid = st.uid(pod)
-            if not tracking.has_finalizer(pod) or pod_uid in uncounted:
-                continue
-            if pod_uid in s.expected_removed:
-                continue
-            if st.is_indexed(s.job) and not 0 <= indexes.completion_index(pod) < completions:
-                continue
-            out.append(pod)
-        return out
-
-    def _new_finished(self, s: SyncState) -> tuple[list[Obj], list[Obj]]:
-        succeeded = [
-            p for p in self._valid_pods(s, s.uncounted_succeeded) if st.phase(p) == "Succeeded"
-        ]
-        failed = [p for p in self._valid_pods(s, s.uncounted_failed) if st.is_pod_failed(p, s.job)]
-        return succeeded, failed
-
     def _suspend_condition(self, s: SyncState, now: float) -> bool:
         job = s.job
         if st.suspended(job):
@@ -524,104 +390,3 @@ class JobController(base.Controller):
             # activeDeadlineSeconds counts continuous activity: the clock restarts.
             s.status["startTime"] = meta.format_time(now)
         return changed
-
-    # --- claiming pods ------------------------------------------------------------------
-    async def _claim_pods(self, job: Obj) -> list[Obj]:
-        """The pods this Job owns, after adopting matching orphans (adding the tracking
-        finalizer) and releasing owned pods that no longer match."""
-        md = job["metadata"]
-        job_uid = md["uid"]
-        selector = selectors.from_label_selector_dict((job.get("spec") or {}).get("selector"))
-        owned: list[Obj] = []
-        can_adopt: bool | None = None
-        for pod in self.pods.indexer.list_namespace(md.get("namespace", "")):
-            ref = podcontrol.get_controller_of(pod)
-            matches = not selector.empty and selector.matches(pod["metadata"].get("labels") or {})
-            if ref is not None:
-                if ref.get("uid") != job_uid:
-                    continue
-                if matches:
-                    owned.append(pod)
-                elif not pod["metadata"].get("deletionTimestamp"):
-                    await self._release(job, pod)
-                continue
-            if not matches or pod["metadata"].get("deletionTimestamp"):
-                continue
-            if can_adopt is None:
-                can_adopt = await self._can_adopt(job)
-            if can_adopt and await self._adopt(job, pod):
-                adopted = meta.deep_copy(pod)
-                finalizers = adopted["metadata"].setdefault("finalizers", [])
-                if tracking.FINALIZER not in finalizers:
-                    finalizers.append(tracking.FINALIZER)
-                owned.append(adopted)
-        return owned
-
-    async def _can_adopt(self, job: Obj) -> bool:
-        """A fresh read: never adopt for a Job that is being deleted or replaced."""
-        md = job["metadata"]
-        try:
-            fresh = await self.client.get(self.job_resource, md["name"], md.get("namespace", ""))
-        except errors.StatusError as exc:
-            if errors.is_not_found(exc):
-                return False
-            raise
-        return st.uid(fresh) == md["uid"] and not fresh["metadata"].get("deletionTimestamp")
-
-    async def _adopt(self, job: Obj, pod: Obj) -> bool:
-        pmd = pod["metadata"]
-        patch = {
-            "metadata": {
-                "ownerReferences": [podcontrol.controller_ref(job)],
-                "uid": pmd["uid"],
-                "finalizers": [tracking.FINALIZER],
-            }
-        }
-        try:
-            await self.client.patch(
-                self.pod_resource,
-                pmd["name"],
-                patch,
-                pmd.get("namespace", ""),
-                patch_type=STRATEGIC,
-            )
-            return True
-        except errors.StatusError as exc:
-            if errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc):
-                return False
-            raise
-
-    async def _release(self, job: Obj, pod: Obj) -> None:
-        pmd = pod["metadata"]
-        patch = {
-            "metadata": {
-                "ownerReferences": [{"$patch": "delete", "uid": st.uid(job)}],
-                "uid": pmd["uid"],
-            }
-        }
-        try:
-            await self.client.patch(
-                self.pod_resource,
-                pmd["name"],
-                patch,
-                pmd.get("namespace", ""),
-                patch_type=STRATEGIC,
-            )
-        except errors.StatusError as exc:
-            if not (errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc)):
-                raise
-
-
-def _past_backoff_limit_on_failure(s: SyncState) -> bool:
-    """restartPolicy OnFailure: container restarts of running pods count as failures."""
-    template_spec = (s.spec.get("template") or {}).get("spec") or {}
-    if template_spec.get("restartPolicy") != "OnFailure":
-        return False
-    restarts = 0
-    for pod in s.pods:
-        if st.phase(pod) in ("Running", "Pending"):
-            pod_status = pod.get("status") or {}
-            for key in ("initContainerStatuses", "containerStatuses"):
-                restarts += sum(int(c.get("restartCount") or 0) for c in pod_status.get(key) or [])
-    limit = int(s.spec.get("backoffLimit") or 0)
-    return restarts > 0 if limit == 0 else restarts >= limit
