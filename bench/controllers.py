@@ -13,7 +13,15 @@ creations per second through the API; time until the rollout (a new image,
 maxSurge/maxUnavailable 25%) completes; API requests per phase, the
 controllers' and the hollow nodes' counted apart.
 
+A second measurement, :func:`measure_job`, runs a Job of 1,000 completions with
+parallelism 100 on 50 hollow nodes against a fresh server: the Job controller and the
+scheduler (one client each) and the hollow nodes, whose containers run ``true`` and
+so end at once. Printed: completed pods per second (Job created → Complete), beside
+the same server's rate of no-op requests (``GET /version``, 32 at a time) measured in
+the same run just before.
+
 Usage: python bench/controllers.py [--replicas 1000] [--nodes 10]
+           [--job-completions 1000 --job-parallelism 100 --job-nodes 50] [--only deployment|job]
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from typing import Any
 from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
-from pilothouse.controllers import deployment, manager, replicaset
+from pilothouse.controllers import deployment, job, manager, replicaset
 from pilothouse.node import hollow
 
 
@@ -45,6 +53,7 @@ def _resource(group: str, plural: str) -> resources.Resource:
 
 
 DEPLOYMENTS = _resource("apps", "deployments")
+JOBS = _resource("batch", "jobs")
 PODS = _resource("", "pods")
 NAMESPACES = _resource("", "namespaces")
 
@@ -261,37 +270,188 @@ async def measure(port: int, data_dir: Path, replicas: int, nodes: int) -> dict[
     return out
 
 
+# --- a Job of many completions ------------------------------------------------------------
+async def noop_rate(client: rest.Client, *, seconds: float = 3.0, concurrency: int = 32) -> float:
+    """Requests per second the server answers for ``GET /version`` (no store, no encoding work)."""
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await client.request("GET", "/version")
+            done += 1
+
+    start = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.monotonic() - start)
+
+
+def job_obj(completions: int, parallelism: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "completions": completions,
+            "parallelism": parallelism,
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "work",
+                            "image": "busybox",
+                            "command": ["true"],
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure_job(
+    data_dir: Path, *, completions: int, parallelism: int, nodes: int, server_pid: int
+) -> dict[str, Any]:
+    from pilothouse.scheduler import scheduler as scheduler_mod
+
+    cfg = config.load_kubeconfig(data_dir / "kubeconfig.yaml")
+    ctl_client = rest.Client(cfg.with_user_agent("bench-job-controller"), max_connections=64)
+    sched_client = rest.Client(cfg.with_user_agent("bench-scheduler"), max_connections=64)
+    node_client = rest.Client(cfg.with_user_agent("bench-hollow"), max_connections=64)
+    observer = rest.Client(cfg.with_user_agent("bench-observer"), max_connections=64)
+    ns = "bench"
+    await observer.create(NAMESPACES, {"metadata": {"name": ns}})
+    noop_rps = await noop_rate(observer)
+    sim = hollow.HollowCluster(node_client, count=nodes, heartbeat=30, workers=32)
+    await sim.start()
+    sched = scheduler_mod.Scheduler(sched_client, record_scheduled_events=False)
+    sched_task = asyncio.create_task(sched.run())
+    cm = manager.ControllerManager(ctl_client, factories={"job": job.JobController})
+    cm_task = asyncio.create_task(cm.run())
+    await asyncio.wait_for(cm.ready.wait(), 30)
+    await asyncio.wait_for(sched.ready.wait(), 30)
+    c0, s0, n0 = ctl_client.requests, sched_client.requests, node_client.requests
+    server_cpu0, bench_cpu0 = cpu_seconds(server_pid), cpu_seconds(os.getpid())
+    t0 = time.monotonic()
+    await observer.create(JOBS, job_obj(completions, parallelism), ns)
+
+    async def complete() -> bool:
+        status = (await observer.get(JOBS, "bench", ns)).get("status") or {}
+        return any(
+            c.get("type") == "Complete" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+
+    t_done = await wait_for(complete, 600, interval=0.02)
+    elapsed = t_done - t0
+    server_cpu = cpu_seconds(server_pid) - server_cpu0
+    bench_cpu = cpu_seconds(os.getpid()) - bench_cpu0
+    final = (await observer.get(JOBS, "bench", ns))["status"]
+    pods = await observer.list_all(PODS, ns)
+    used_nodes = {p["spec"].get("nodeName") for p in pods["items"]}
+    out = {
+        "completions": completions,
+        "parallelism": parallelism,
+        "nodes": nodes,
+        "nodes_used": len(used_nodes),
+        "succeeded": final.get("succeeded"),
+        "pods_created": len(pods["items"]),
+        "seconds_to_complete": round(elapsed, 3),
+        "pods_completed_per_s": round(completions / elapsed, 1),
+        "baseline_noop_requests_per_s": round(noop_rps, 1),
+        "completions_vs_noop": round(completions / elapsed / noop_rps, 4),
+        "job_controller_requests": ctl_client.requests - c0,
+        "scheduler_requests": sched_client.requests - s0,
+        "hollow_node_requests": node_client.requests - n0,
+        # Cores busy while the Job ran (1.0 = one core): which side held it back.
+        "server_cores_busy": round(server_cpu / elapsed, 2),
+        "bench_process_cores_busy": round(bench_cpu / elapsed, 2),
+    }
+    for task in (cm_task, sched_task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await sim.stop()
+    for c in (ctl_client, sched_client, node_client, observer):
+        await c.close()
+    return out
+
+
+def run_job_benchmark(completions: int, parallelism: int, nodes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-job-") as tmp:
+        data_dir = Path(tmp) / "data"
+        proc, _port = start_server(data_dir)
+        try:
+            return asyncio.run(
+                measure_job(
+                    data_dir,
+                    completions=completions,
+                    parallelism=parallelism,
+                    nodes=nodes,
+                    server_pid=proc.pid,
+                )
+            )
+        finally:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(15)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--replicas", type=int, default=1000)
     p.add_argument("--nodes", type=int, default=10)
+    p.add_argument("--job-completions", type=int, default=1000)
+    p.add_argument("--job-parallelism", type=int, default=100)
+    p.add_argument("--job-nodes", type=int, default=50)
+    p.add_argument("--only", choices=("deployment", "job"), help="run one measurement")
     p.add_argument("--serve", nargs=2, metavar=("DATA_DIR", "PORT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
         serve(Path(args.serve[0]), int(args.serve[1]))
         return 0
-    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ctl-") as tmp:
-        data_dir = Path(tmp) / "data"
-        proc, port = start_server(data_dir)
-        try:
-            result = asyncio.run(measure(port, data_dir, args.replicas, args.nodes))
-        finally:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(15)
+    result: dict[str, Any] = {}
+    if args.only != "job":
+        result.update(run_deployment_benchmark(args.replicas, args.nodes))
+    if args.only != "deployment":
+        result["job"] = run_job_benchmark(
+            args.job_completions, args.job_parallelism, args.job_nodes
+        )
     result = {
         "benchmark": "controllers",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {
             "server": "child process, HTTPS, SQLite (durable commits), no controllers or scheduler",
-            "bench_process": "replicaset + deployment controllers and hollow nodes on one event loop",
+            "bench_process": "the controllers, the scheduler (job) and hollow nodes on one event loop",
             "nodes": args.nodes,
-            "pods_pinned_to": "hollow-0 (spec.template.spec.nodeName)",
+            "pods_pinned_to": "hollow-0 (deployment: spec.template.spec.nodeName)",
         },
         **result,
     }
     print(json.dumps(result))
     return 0
+
+
+def run_deployment_benchmark(replicas: int, nodes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ctl-") as tmp:
+        data_dir = Path(tmp) / "data"
+        proc, port = start_server(data_dir)
+        try:
+            return asyncio.run(measure(port, data_dir, replicas, nodes))
+        finally:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(15)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,33 @@ async def running_controllers(
             await task
 
 
+@contextlib.contextmanager
+def hollow_nodes(server: ServerThread, count: int, **options: Any) -> Iterator[Any]:
+    """``count`` hollow nodes (:class:`pilothouse.node.hollow.HollowCluster`) for
+    ``server``, run on the server's own loop so synchronous tests (the real kubectl)
+    can use them; they run pods until the block ends, then unregister."""
+    from pilothouse.client import config
+    from pilothouse.node import hollow
+
+    async def start() -> tuple[hollow.HollowCluster, rest.Client]:
+        client = rest.Client(
+            config.local_socket(server.server.socket_path).with_user_agent("pilothouse-hollow")
+        )
+        sim = hollow.HollowCluster(client, count=count, **options)
+        await sim.start()
+        return sim, client
+
+    async def stop(sim: hollow.HollowCluster, client: rest.Client) -> None:
+        await sim.stop(unregister=True)
+        await client.close()
+
+    sim, client = server.call(start())
+    try:
+        yield sim
+    finally:
+        server.call(stop(sim, client))
+
+
 def node_agent(
     server: ServerThread,
     client: rest.Client,

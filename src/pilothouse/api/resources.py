@@ -240,6 +240,27 @@ RESOURCES: tuple[Resource, ...] = (
     ),
     _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",), sub=("status",)),
     _r("apps", "v1", "ControllerRevision", "controllerrevisions", True),
+    # autoscaling: v2 is stored; v1 is a view of the same objects (conversion)
+    _r(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        True,
+        ("hpa",),
+        ("all",),
+        sub=("status",),
+    ),
+    _r(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        True,
+        ("hpa",),
+        ("all",),
+        sub=("status",),
+    ),
     # batch/v1
     _r("batch", "v1", "Job", "jobs", True, (), ("all",), sub=("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",), sub=("status",)),

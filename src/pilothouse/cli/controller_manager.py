@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "controller-manager",
         help="run the controllers against an API server (kubeconfig)",
         description="Runs pilothouse's controllers (garbage collector, namespace, disruption, pod GC, "
-        "replica sets, deployments, …) against the API server named by a kubeconfig. With "
+        "replica sets, deployments, jobs, cron jobs, horizontal pod autoscalers, …) against the API server named by a kubeconfig. With "
         "--leader-elect, several copies may run; one leads at a time (Lease "
         f"kube-system/{manager.LEASE_NAME}).",
     )

@@ -20,7 +20,15 @@ examples:
       --labels pool=batch --taints dedicated=batch:NoSchedule
 
 Hollow nodes never start containers: pods scheduled onto them are reported
-Running and Ready. Stop with Ctrl-C (add --unregister to remove the nodes).
+Running and Ready. A container whose command says when it ends does end then,
+so Jobs complete on hollow nodes:
+  sleep N                  exits 0 after N seconds (N may end in s, m, h or d)
+  true, false              exit 0 / 1 at once
+  sh -c 'sleep 5; exit 3'  a script of sleep, exit [N], true, false, echo and :
+                           joined by ; && || or newlines
+The pod's restartPolicy then applies as the kubelet applies it (Never, OnFailure,
+Always, with CrashLoopBackOff between restarts). Any other command runs until the
+pod is deleted. Stop with Ctrl-C (add --unregister to remove the nodes).
 """
 
 
@@ -29,8 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="register simulated (hollow) nodes that run pods without containers",
         description="Registers N hollow nodes with the given capacity, renews their leases, and "
-        "reports pods bound to them as Running and Ready — for scale tests and for checking whether "
-        "workloads fit. Never used by default.",
+        "reports pods bound to them as Running and Ready (and as Succeeded or Failed when their "
+        "commands say they end) — for scale tests and for checking whether workloads fit. "
+        "Never used by default.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -62,19 +62,27 @@ def default_controllers() -> dict[str, Factory]:
     # Imported here: each controller module pulls in only what it needs, and
     # the list stays the one place that names them all.
     from pilothouse.controllers import (
+        cronjob,
         deployment,
         disruption,
         garbagecollector,
+        job,
         namespace,
         nodeipam,
         nodelifecycle,
+        podautoscaler,
         podgc,
         replicaset,
+        ttlafterfinished,
     )
 
     return {
         "replicaset": replicaset.ReplicaSetController,
         "deployment": deployment.DeploymentController,
+        "job": job.JobController,
+        "ttl-after-finished": ttlafterfinished.TTLAfterFinishedController,
+        "cronjob": cronjob.CronJobController,
+        "horizontalpodautoscaling": podautoscaler.HorizontalPodAutoscalerController,
         "garbagecollector": garbagecollector.GarbageCollector,
         "namespace": namespace.NamespaceController,
         "disruption": disruption.DisruptionController,

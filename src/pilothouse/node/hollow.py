@@ -5,7 +5,12 @@ them, renews each node's Lease in ``kube-node-lease`` like a real agent, and —
 when ``run_pods`` — plays the part of their agents: pods bound to a hollow
 node are reported Running and Ready (status built by :mod:`pilothouse.node.status`,
 the same code the real agent uses), and pods being deleted are confirmed gone.
-No container is started.
+No container is started, but containers whose command says when it ends
+(``sleep 30``, ``sh -c 'exit 3'``, ``true``; see :mod:`pilothouse.node.runtime.scripted`)
+end then, and are restarted or not as the pod's ``restartPolicy`` says
+(:mod:`pilothouse.node.simulated_pod`): Jobs complete and fail on hollow nodes as
+they would on real ones. A container that ends at once is reported terminated in
+the pod's first status write; one whose end cannot be told runs until deleted.
 
 Concurrency: one informer task watches pods; a work queue feeds ``workers``
 tasks that write pod statuses and deletions, so thousands of pods are handled
@@ -26,6 +31,7 @@ from pilothouse.api import errors, meta, resources
 from pilothouse.client import informer, lister, rest, workqueue
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
+from pilothouse.node import simulated_pod
 from pilothouse.node import status as node_status
 
 log = logging.getLogger(__name__)
@@ -133,7 +139,10 @@ class HollowCluster:
         self.workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._pod_ips: dict[str, str] = {}
+        self._runs: dict[str, simulated_pod.PodRun] = {}
+        self._start_times: dict[str, str] = {}
         self.pods_started = 0
+        self.pods_finished = 0
 
     # --- life cycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -262,7 +271,7 @@ class HollowCluster:
         assert self.pods is not None
         pod = self.pods.indexer.get(key)
         if pod is None:
-            self._pod_ips.pop(key, None)
+            self._forget(key)
             return
         md = pod["metadata"]
         node = self.nodes.get((pod.get("spec") or {}).get("nodeName", ""))
@@ -278,27 +287,22 @@ class HollowCluster:
                     grace_period_seconds=0,
                     uid=md.get("uid", ""),
                 )
-            self._pod_ips.pop(key, None)
+            self._forget(key)
             return
-        if (pod.get("status") or {}).get("phase") not in (None, "", "Pending"):
-            return
-        now = meta.now()
+        now_ts = self.clock.now()
+        run = self._runs.get(key)
+        if run is None:
+            if (pod.get("status") or {}).get("phase") not in (None, "", "Pending"):
+                return
+            run = self._runs[key] = simulated_pod.PodRun(pod, now=now_ts)
+            self._start_times[key] = meta.format_time(now_ts)
+        else:
+            run.advance(now_ts)
+        now = meta.format_time(now_ts)
         ip = self._pod_ips.get(key) or node.allocate_pod_ip()
         self._pod_ips[key] = ip
         spec = pod.get("spec") or {}
-        containers = [
-            node_status.ContainerState(
-                name=c["name"],
-                image=c.get("image", ""),
-                image_id=f"hollow://{c.get('image', '')}",
-                container_id=f"hollow://{md.get('uid', '')}-{c['name']}",
-                state="running",
-                started_at=now,
-                ready=True,
-                started=True,
-            )
-            for c in spec.get("containers") or []
-        ]
+        start = self._start_times.get(key, now)
         inits = [
             node_status.ContainerState(
                 name=c["name"],
@@ -306,26 +310,41 @@ class HollowCluster:
                 state="terminated",
                 exit_code=0,
                 reason="Completed",
-                started_at=now,
-                finished_at=now,
+                started_at=start,
+                finished_at=start,
             )
             for c in spec.get("initContainers") or []
         ]
         updated = meta.deep_copy(pod)
         updated["status"] = node_status.pod_status(
             pod,
-            containers=containers,
+            containers=run.states(),
             init_containers=inits,
             host_ip=node.address,
             pod_ip=ip,
             sandbox_ready=True,
-            start_time=now,
+            start_time=start,
             now=now,
         )
-        try:
-            await self.client.update_status(PODS, updated)
-            self.pods_started += 1
-        except errors.StatusError as exc:
-            if exc.code == 404:
-                return
-            raise  # 409: a newer version is coming through the informer; retried with backoff
+        if updated["status"] != pod.get("status"):
+            try:
+                await self.client.update_status(PODS, updated)
+            except errors.StatusError as exc:
+                if exc.code == 404:
+                    self._forget(key)
+                    return
+                raise  # 409: a newer version is coming through the informer; retried
+            if (pod.get("status") or {}).get("phase") in (None, "", "Pending"):
+                self.pods_started += 1
+        if run.done:
+            self.pods_finished += 1
+            self._runs.pop(key, None)
+            return
+        wake = run.next_change()
+        if wake is not None:
+            self.queue.add_after(key, max(0.0, wake - now_ts))
+
+    def _forget(self, key: str) -> None:
+        self._pod_ips.pop(key, None)
+        self._runs.pop(key, None)
+        self._start_times.pop(key, None)

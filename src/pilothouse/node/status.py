@@ -125,16 +125,20 @@ def pod_status(
     init_done = all(c.state == "terminated" and c.exit_code == 0 for c in init_containers)
     all_ready = bool(containers) and all(c.ready for c in containers)
     running = [c for c in containers if c.state == "running"]
+    # A container waiting to be restarted (CrashLoopBackOff) has stopped, as upstream's
+    # kubelet counts it: its pod is Running, not Pending.
+    backing_off = [c for c in containers if c.state == "waiting" and c.last_state.get("terminated")]
     terminated = [c for c in containers if c.state == "terminated"]
-    failed = [c for c in terminated if c.exit_code != 0]
-    if containers and len(terminated) == len(containers) and restart_policy != "Always":
+    failed = [c for c in terminated if c.exit_code != 0] + backing_off
+    stopped = len(terminated) + len(backing_off)
+    if containers and stopped == len(containers) and restart_policy != "Always":
         if restart_policy == "Never" and failed:
             phase = "Failed"
         elif restart_policy == "OnFailure" and failed:
             phase = "Running"
         else:
             phase = "Succeeded" if not failed else "Failed"
-    elif running or (terminated and restart_policy == "Always"):
+    elif running or (stopped and restart_policy == "Always"):
         phase = "Running"
     else:
         phase = "Pending"

@@ -23,6 +23,7 @@ from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.handlers import resource_metrics as rm
 from pilothouse.client import config, rest
 from pilothouse.node import agent as agent_module
+from pilothouse.node import status
 
 NODES = resources.DEFAULT.by_path("", "v1", "nodes")
 PODS = resources.DEFAULT.by_path("", "v1", "pods")
@@ -90,6 +91,14 @@ def test_agent_url_prefers_the_internal_ip() -> None:
     }
     assert rm.agent_url(node) == "https://[fd00::1]:1234"
     assert rm.agent_url({"status": {}}) is None
+
+
+def test_hollow_nodes_have_no_agent_to_ask() -> None:
+    # Their addresses are made up (10.250.x.x): never connect to them.
+    node = status.node_object(
+        "hollow-0", capacity={"cpu": "1"}, address="10.250.0.0", runtime="hollow"
+    )
+    assert rm.agent_url(node) is None
 
 
 # --- the API ---------------------------------------------------------------------------------

@@ -203,6 +203,10 @@ COLUMNS = {
     ("apps", "ControllerRevision"): "Name Controller Revision Age",
     ("batch", "Job"): "Name Status Completions Duration Age *Containers *Images *Selector",
     (
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+    ): "Name Reference Targets MinPods MaxPods Replicas Age",
+    (
         "batch",
         "CronJob",
     ): "Name Schedule Timezone Suspend Active Last_Schedule Age *Containers *Images *Selector",

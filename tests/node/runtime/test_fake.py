@@ -168,3 +168,31 @@ async def test_streams_in_the_fake() -> None:
         await rt.port_forward(sb.id, 81)
     stats = await rt.container_stats(cid)
     assert stats.cpu_usage_ns == 0
+
+
+async def test_scripted_containers_end_as_their_command_says() -> None:
+    import asyncio
+
+    rt = fake.FakeRuntime(scripted=True)
+    image = await rt.images.pull("busybox:1.36")
+    sb = await rt.run_pod_sandbox(
+        protocol.SandboxConfig(uid="u1", namespace="ns", name="p", hostname="p")
+    )
+
+    async def started(name: str, *argv: str) -> str:
+        cid = await rt.create_container(
+            sb.id, protocol.ContainerConfig(name=name, image=image, command=argv)
+        )
+        await rt.start_container(cid)
+        return cid
+
+    at_once = await started("quick", "sh", "-c", "exit 3")
+    later = await started("later", "sh", "-c", "sleep 0.2; exit 7")
+    forever = await started("server", "httpd", "-f")
+    assert (await rt.container_status(at_once)).exit_code == 3
+    assert (await rt.container_status(later)).state == "running"
+    await asyncio.sleep(0.4)
+    st = await rt.container_status(later)
+    assert (st.state, st.exit_code, st.reason) == ("exited", 7, "Error")
+    assert (await rt.container_status(forever)).state == "running"
+    await rt.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pilothouse.api.defaults import core, workloads
+from pilothouse.api.defaults import autoscaling, core, workloads
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -57,6 +57,9 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
 
 def defaulter(group: str, version: str, kind: str) -> Defaulter | None:
     """The defaulting function of a kind, or None when upstream defaults nothing."""
+    if (group, kind) == ("autoscaling", "HorizontalPodAutoscaler"):
+        # Kept in v2 whichever version is written: the stored form is defaulted.
+        return autoscaling.horizontal_pod_autoscaler
     if version != "v1":
         return None
     return _DEFAULTERS.get((group, kind))

@@ -24,6 +24,7 @@ from pilothouse.api import resources as resource_table
 from pilothouse.api.errors import FieldError
 from pilothouse.api.validation import (
     apps,
+    autoscaling,
     batch,
     cluster,
     coremisc,
@@ -104,6 +105,7 @@ _CREATE: dict[tuple[str, str], CreateValidator] = {
     ("scheduling.k8s.io", "PriorityClass"): cluster.validate_priority_class,
     ("policy", "PodDisruptionBudget"): cluster.validate_pdb,
     ("autoscaling", "Scale"): _scale,
+    ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.validate_horizontal_pod_autoscaler,
 }
 
 _UPDATE: dict[tuple[str, str], UpdateValidator] = {
@@ -133,6 +135,9 @@ _UPDATE: dict[tuple[str, str], UpdateValidator] = {
     ("scheduling.k8s.io", "PriorityClass"): cluster.validate_priority_class_update,
     ("policy", "PodDisruptionBudget"): _pdb_update,
     ("autoscaling", "Scale"): _with_meta_update(_scale),
+    ("autoscaling", "HorizontalPodAutoscaler"): (
+        autoscaling.validate_horizontal_pod_autoscaler_update
+    ),
 }
 
 # Kinds created through a subresource rather than the generic store.

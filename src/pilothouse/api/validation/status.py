@@ -209,6 +209,8 @@ def validate_status_update(
                 )
             )
         return errs
+    if (group, kind) == ("autoscaling", "HorizontalPodAutoscaler"):
+        return errs + _counters(status, ("currentReplicas", "desiredReplicas"))
     if (group, kind) == ("", "Namespace"):
         deleting = bool(as_dict(new.get("metadata")).get("deletionTimestamp"))
         phase = as_str(status.get("phase"))

@@ -167,8 +167,12 @@ def node_is_ready(node: Obj) -> bool:
 
 
 def agent_url(node: Obj) -> str | None:
-    """Where the node's agent listens (its InternalIP, else its first address)."""
+    """Where the node's agent listens (its InternalIP, else its first address); None for
+    a hollow node (``pilothouse simulate``), which has no agent and a made-up address."""
     status = node.get("status") or {}
+    runtime = str((status.get("nodeInfo") or {}).get("containerRuntimeVersion") or "")
+    if runtime.startswith("hollow://"):
+        return None
     endpoint = (status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
     port = endpoint.get("Port") or 10250
     addresses = status.get("addresses") or []

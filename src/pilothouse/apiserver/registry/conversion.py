@@ -3,14 +3,16 @@
 ``events.k8s.io/v1`` Events are the same objects as core ``v1`` Events, stored
 in the core shape (as upstream stores them); this module maps the renamed
 fields both ways (upstream: ``pkg/apis/events/v1/conversion.go``).
+``autoscaling/v1`` HorizontalPodAutoscalers are stored as ``autoscaling/v2``
+(:mod:`pilothouse.api.autoscaling_v1`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from pilothouse.api import resources
+from pilothouse.api import autoscaling_v1, resources
 from pilothouse.api.meta import Obj
 
 # events.k8s.io/v1 field -> core/v1 field
@@ -47,8 +49,14 @@ def _rename(obj: Obj, mapping: dict[str, str], api_version: str) -> Obj:
     return out
 
 
+class Converter(Protocol):
+    def to_storage(self, obj: Obj) -> Obj: ...
+
+    def to_api(self, obj: Obj) -> Obj: ...
+
+
 @dataclass(frozen=True)
-class Converter:
+class RenamingConverter:
     to_storage_map: dict[str, str]
     storage_api_version: str
     api_version: str
@@ -61,11 +69,26 @@ class Converter:
         return _rename(obj, back, self.api_version)
 
 
-_EVENTS_V1 = Converter(_EVENT_FIELDS, "v1", "events.k8s.io/v1")
+class _HPAV1:
+    def to_storage(self, obj: Obj) -> Obj:
+        return autoscaling_v1.to_v2(obj)
+
+    def to_api(self, obj: Obj) -> Obj:
+        return autoscaling_v1.to_v1(obj)
+
+
+_EVENTS_V1 = RenamingConverter(_EVENT_FIELDS, "v1", "events.k8s.io/v1")
+_HPA_V1 = _HPAV1()
 
 
 def for_resource(resource: resources.Resource) -> Converter | None:
     """The converter for a resource stored in another version's shape, or None."""
     if resource.group == "events.k8s.io":
         return _EVENTS_V1
+    if (resource.group, resource.version, resource.kind) == (
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+    ):
+        return _HPA_V1
     return None

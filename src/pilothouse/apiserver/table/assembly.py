@@ -18,7 +18,17 @@ from typing import Any
 
 from pilothouse.api import errors
 from pilothouse.api import resources as api_resources
-from pilothouse.apiserver.table import apps, batch, core, docs, events, other, pods, timefmt
+from pilothouse.apiserver.table import (
+    apps,
+    autoscaling,
+    batch,
+    core,
+    docs,
+    events,
+    other,
+    pods,
+    timefmt,
+)
 from pilothouse.apiserver.table.model import Cells, Object, Printer, column
 
 PRINTERS: Mapping[tuple[str, str], Printer] = MappingProxyType(
@@ -29,6 +39,7 @@ PRINTERS: Mapping[tuple[str, str], Printer] = MappingProxyType(
         **apps.PRINTERS,
         **batch.PRINTERS,
         **other.PRINTERS,
+        **autoscaling.PRINTERS,
     }
 )
 """Printers by (API group, kind)."""

@@ -11,6 +11,10 @@ the agent.
     ...                                   # the agent starts a pod
     cid = rt.find("web").id
     rt.exit(cid, 137, reason="OOMKilled")  # the container dies
+
+With ``scripted=True`` containers also end by themselves when their command says
+so (``sleep 2``, ``sh -c 'exit 3'``; see :mod:`pilothouse.node.runtime.scripted`),
+after that many seconds of the event loop's time.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.node.runtime import protocol
+from pilothouse.node.runtime import protocol, scripted
 
 ExecHandler = Callable[[str, list[str]], tuple[int, bytes, bytes]]
 
@@ -193,6 +197,7 @@ class FakeRuntime:
         *,
         pod_cidr: str = "10.42.0.0/24",
         clock: Callable[[], float] = time.time,
+        scripted: bool = False,
     ) -> None:
         # The same object twice: typed as the protocol says, and as the fake it is.
         self.fake_images = images or FakeImageService()
@@ -212,6 +217,8 @@ class FakeRuntime:
         self.stats: dict[str, protocol.ContainerStats] = {}
         self.processes: list[FakeProcess] = []  # every exec/attach handed out
         self.started = False
+        self.scripted = scripted
+        self._timers: list[asyncio.TimerHandle] = []
         self._failures: dict[str, list[BaseException]] = {}
         self._hosts = ipaddress.ip_network(pod_cidr).hosts()
         next(self._hosts)  # .1 is the gateway
@@ -229,8 +236,8 @@ class FakeRuntime:
         self, container_id: str, code: int = 0, *, reason: str = "", message: str = ""
     ) -> None:
         """The container's process ends now with ``code``."""
-        c = self.containers[container_id]
-        if c.status.state == "exited":
+        c = self.containers.get(container_id)
+        if c is None or c.status.state == "exited":
             return
         self._set(
             c,
@@ -291,6 +298,8 @@ class FakeRuntime:
 
     async def close(self) -> None:
         self._enter("close")
+        for timer in self._timers:
+            timer.cancel()
 
     async def run_pod_sandbox(self, config: protocol.SandboxConfig) -> protocol.Sandbox:
         self._enter("run_pod_sandbox", config.uid)
@@ -370,6 +379,16 @@ class FakeRuntime:
         if c.status.name in self.exit_on_start:
             code, message = self.exit_on_start[c.status.name]
             self.exit(container_id, code, message=message)
+        elif self.scripted:
+            end = scripted.outcome(c.config.command)
+            if end is not None and end.seconds <= 0:
+                self.exit(container_id, end.exit_code)
+            elif end is not None:
+                self._timers.append(
+                    asyncio.get_running_loop().call_later(
+                        end.seconds, self.exit, container_id, end.exit_code
+                    )
+                )
 
     async def stop_container(self, container_id: str, *, timeout: float) -> None:
         self._enter("stop_container", container_id, timeout)

@@ -28,10 +28,19 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
 
 def for_resource(resource: resources.Resource, registry: resources.Registry) -> Strategy:
     """The strategy of a resource. Resources stored in another version's shape
-    (events.k8s.io Events) validate and default as their storage kind."""
+    (events.k8s.io Events, autoscaling/v1 HorizontalPodAutoscalers) validate and
+    default as their storage kind."""
     if resource.group == "events.k8s.io":
         core = registry.by_path("", "v1", "events")
         assert core is not None
         return Strategy(core)
+    if (resource.group, resource.version, resource.plural) == (
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+    ):
+        stored = registry.by_path("autoscaling", "v2", "horizontalpodautoscalers")
+        assert stored is not None
+        return Strategy(stored)
     cls = _BY_RESOURCE.get((resource.group, resource.plural), Strategy)
     return cls(resource)
