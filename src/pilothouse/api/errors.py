@@ -271,6 +271,10 @@ def is_server_unavailable(exc: BaseException) -> bool:
     return reason_of(exc) in (SERVICE_UNAVAILABLE, TIMEOUT, INTERNAL_ERROR)
 
 
+NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
+"""The cause of a create refused because the namespace is going away (``v1.NamespaceTerminatingCause``)."""
+
+
 def has_cause(exc: BaseException, cause_type: str, *, field: str | None = None) -> bool:
     """``details.causes`` holds a cause of ``cause_type`` (and ``field``, when given)."""
     if not isinstance(exc, StatusError) or not exc.details:

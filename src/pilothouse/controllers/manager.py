@@ -62,6 +62,7 @@ def default_controllers() -> dict[str, Factory]:
     # Imported here: each controller module pulls in only what it needs, and
     # the list stays the one place that names them all.
     from pilothouse.controllers import (
+        daemonset,
         deployment,
         disruption,
         garbagecollector,
@@ -70,6 +71,7 @@ def default_controllers() -> dict[str, Factory]:
         nodelifecycle,
         podgc,
         replicaset,
+        statefulset,
     )
 
     return {
@@ -81,6 +83,8 @@ def default_controllers() -> dict[str, Factory]:
         "podgc": podgc.PodGCController,
         "nodeipam": nodeipam.NodeIPAMController,
         "nodelifecycle": nodelifecycle.NodeLifecycleController,
+        "statefulset": statefulset.StatefulSetController,
+        "daemonset": daemonset.DaemonSetController,
     }
 
 
