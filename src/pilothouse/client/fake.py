@@ -181,7 +181,7 @@ class FakeClient:
         current = self._get(resource, name, namespace)
         self._check_fail("patch", resource, body)
         self._check_version(resource, current, {"metadata": (body or {}).get("metadata") or {}})
-        group, _, version = resource.api_version.rpartition("/")
+        group, _sep, version = resource.api_version.rpartition("/")
         if patch_type == rest.STRATEGIC_PATCH:
             new = patch.apply_strategic_merge_patch(
                 current, body, group=group, version=version, kind=resource.kind
