@@ -1,4 +1,5 @@
-"""Controller benchmark: a 1,000-replica Deployment on hollow nodes, then a rollout of it.
+"""Controller benchmark: a 1,000-replica Deployment on hollow nodes, then a rollout of it;
+and a DaemonSet rolled out across 500 hollow nodes (bench/daemonset_rollout.py).
 
 The API server (SQLite store, durable commits) runs as a child process with no
 controllers and no scheduler of its own, so every request crosses real HTTPS.
@@ -13,7 +14,8 @@ creations per second through the API; time until the rollout (a new image,
 maxSurge/maxUnavailable 25%) completes; API requests per phase, the
 controllers' and the hollow nodes' counted apart.
 
-Usage: python bench/controllers.py [--replicas 1000] [--nodes 10]
+Usage: python bench/controllers.py [--replicas 1000] [--nodes 10] [--ds-nodes 500]
+       [--only deployment|daemonset]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import daemonset_rollout  # bench/: the DaemonSet part
 from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
@@ -50,8 +53,8 @@ NAMESPACES = _resource("", "namespaces")
 
 
 # --- the server, in its own process ------------------------------------------------------
-def serve(data_dir: Path, port: int) -> None:
-    """Child process: the API server alone (no controllers, no scheduler)."""
+def serve(data_dir: Path, port: int, scheduler: bool = False) -> None:
+    """Child process: the API server (and the scheduler when asked), no controllers."""
     from pilothouse import heap
     from pilothouse.apiserver import server as apiserver
     from pilothouse.cli import allinone
@@ -63,7 +66,7 @@ def serve(data_dir: Path, port: int) -> None:
             https_port=port,
             advertise_address="127.0.0.1",
         )
-        cluster = allinone.AllInOne(cfg, allinone.Options(controllers=False, scheduler=False))
+        cluster = allinone.AllInOne(cfg, allinone.Options(controllers=False, scheduler=scheduler))
         await cluster.start()
         heap.settle()  # as `pilothouse server` does once started
         print("ready", flush=True)
@@ -72,10 +75,11 @@ def serve(data_dir: Path, port: int) -> None:
     asyncio.run(main())
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(data_dir: Path, *, scheduler: bool = False) -> tuple[subprocess.Popen[bytes], int]:
     port = testing.free_port()
+    extra = ["--serve-scheduler"] if scheduler else []
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(data_dir), str(port)],
+        [sys.executable, __file__, "--serve", str(data_dir), str(port), *extra],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -261,32 +265,65 @@ async def measure(port: int, data_dir: Path, replicas: int, nodes: int) -> dict[
     return out
 
 
+def run_server(data_dir: Path, body: Any, *, scheduler: bool = False) -> dict[str, Any]:
+    proc, port = start_server(data_dir, scheduler=scheduler)
+    try:
+        result: dict[str, Any] = asyncio.run(body(port))
+        return result
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(15)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--replicas", type=int, default=1000)
     p.add_argument("--nodes", type=int, default=10)
+    p.add_argument(
+        "--ds-nodes", type=int, default=500, help="hollow nodes of the DaemonSet rollout"
+    )
+    p.add_argument(
+        "--only",
+        choices=("deployment", "daemonset"),
+        help="run one part only (default: both)",
+    )
     p.add_argument("--serve", nargs=2, metavar=("DATA_DIR", "PORT"), help=argparse.SUPPRESS)
+    p.add_argument("--serve-scheduler", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        serve(Path(args.serve[0]), int(args.serve[1]))
+        serve(Path(args.serve[0]), int(args.serve[1]), args.serve_scheduler)
         return 0
-    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ctl-") as tmp:
-        data_dir = Path(tmp) / "data"
-        proc, port = start_server(data_dir)
-        try:
-            result = asyncio.run(measure(port, data_dir, args.replicas, args.nodes))
-        finally:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(15)
+    result: dict[str, Any] = {}
+    if args.only in (None, "deployment"):
+        with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ctl-") as tmp:
+            data_dir = Path(tmp) / "data"
+            result.update(
+                run_server(
+                    data_dir,
+                    lambda port: measure(port, data_dir, args.replicas, args.nodes),
+                )
+            )
+    if args.only in (None, "daemonset"):
+        with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ds-") as tmp:
+            data_dir = Path(tmp) / "data"
+            result["daemonset"] = run_server(
+                data_dir,
+                lambda port: daemonset_rollout.measure(
+                    config.load_kubeconfig(data_dir / "kubeconfig.yaml"), nodes=args.ds_nodes
+                ),
+                scheduler=True,
+            )
     result = {
         "benchmark": "controllers",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {
-            "server": "child process, HTTPS, SQLite (durable commits), no controllers or scheduler",
-            "bench_process": "replicaset + deployment controllers and hollow nodes on one event loop",
+            "server": "child process, HTTPS, SQLite (durable commits), no controllers; "
+            "the scheduler only for the DaemonSet part",
+            "bench_process": "the controllers measured and hollow nodes on one event loop",
             "nodes": args.nodes,
-            "pods_pinned_to": "hollow-0 (spec.template.spec.nodeName)",
+            "pods_pinned_to": "hollow-0 (spec.template.spec.nodeName) for the Deployment; "
+            "DaemonSet pods placed by the scheduler",
         },
         **result,
     }
