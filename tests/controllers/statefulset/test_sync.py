@@ -457,3 +457,18 @@ async def test_status_write_conflict_is_retried(h: Harness, sts_obj: Any) -> Non
     await h.step()
     assert calls and h.status()["observedGeneration"] == 1
     assert h.writes("status", "statefulsets") == ["web"]
+
+
+async def test_orphaned_revisions_are_adopted(h: Harness, sts_obj: Any) -> None:
+    sts = await h.create(sts_obj(replicas=1, claims=False))
+    orphan = revisions.new_hashed_revision(
+        sts, revision=1, collision_count=0, template_labels={"app": "web"}
+    )
+    del orphan["metadata"]["ownerReferences"]
+    orphan["metadata"]["namespace"] = "default"
+    h.client.put(REVISIONS, orphan)
+    await h.step()
+    (rev,) = h.client.objects_of(REVISIONS)
+    assert rev["metadata"]["ownerReferences"][0]["uid"] == sts["metadata"]["uid"]
+    # It records the template now, so it is the update revision: no second one is made.
+    assert h.status()["updateRevision"] == rev["metadata"]["name"]

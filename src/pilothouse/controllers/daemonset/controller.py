@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BURST_REPLICAS = 250
 BACKOFF_INITIAL = 1.0
 BACKOFF_MAX = 15 * 60.0
+BACKOFF_GC_SIZE = 1024
 
 
 class FailedPodsBackoff:
@@ -53,6 +54,11 @@ class FailedPodsBackoff:
 
     def next(self, key: str) -> None:
         now = self.clock.monotonic()
+        if len(self._entries) > BACKOFF_GC_SIZE:
+            # Forget (set, node) pairs whose back-off ran out long ago, as upstream's GC does.
+            self._entries = {
+                k: v for k, v in self._entries.items() if now - v[1] <= 2 * BACKOFF_MAX
+            }
         entry = self._entries.get(key)
         if entry is None or now - entry[1] > 2 * BACKOFF_MAX:
             self._entries[key] = (BACKOFF_INITIAL, now)
@@ -81,6 +87,7 @@ class DaemonSetController(base.Controller):
         self.expectations = Expectations(ctx.clock)
         self.history = history_client.History(self.client, self.revision_resource, self.revisions)
         self.failed_pods_backoff = FailedPodsBackoff(ctx.clock)
+        self._placements: dict[str, tuple[str, util.Placement]] = {}
         self.sets.add_handlers(
             on_add=self.enqueue,
             on_update=lambda _old, new: self.enqueue(new),
@@ -106,6 +113,7 @@ class DaemonSetController(base.Controller):
     def _set_deleted(self, ds: Obj) -> None:
         key = lister.key_of(ds)
         self.expectations.forget(key)
+        self._placements.pop(util.uid(ds), None)
         self.queue.add(key)
 
     def _resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
@@ -177,26 +185,36 @@ class DaemonSetController(base.Controller):
         self.expectations.deletion_observed(key, lister.key_of(pod))
         self.queue.add(key)
 
+    def placement(self, ds: Obj) -> util.Placement:
+        """The set's :class:`~.util.Placement`, kept while the set is unchanged."""
+        uid, rv = util.uid(ds), str(ds["metadata"].get("resourceVersion", ""))
+        cached = self._placements.get(uid)
+        if cached is not None and cached[0] == rv:
+            return cached[1]
+        placement = util.Placement.of(ds)
+        self._placements[uid] = (rv, placement)
+        return placement
+
     def _node_added(self, node: Obj) -> None:
         for ds in self.sets.indexer.list():
-            if util.node_should_run_daemon_pod(node, ds)[0]:
+            if self.placement(ds).decide(node)[0]:
                 self.enqueue(ds)
 
     def _node_updated(self, old: Obj, cur: Obj) -> None:
         # Only labels and taints decide whether a node should run a daemon pod.
-        if old["metadata"].get("labels") == cur["metadata"].get("labels") and util.spec(old).get(
-            "taints"
-        ) == util.spec(cur).get("taints"):
+        same_labels = old["metadata"].get("labels") == cur["metadata"].get("labels")
+        if same_labels and util.spec(old).get("taints") == util.spec(cur).get("taints"):
             return
         for ds in self.sets.indexer.list():
-            if util.node_should_run_daemon_pod(old, ds) != util.node_should_run_daemon_pod(cur, ds):
+            placement = self.placement(ds)
+            if placement.decide(old) != placement.decide(cur):
                 self.enqueue(ds)
 
     def _node_deleted(self, node: Obj) -> None:
         # Upstream waits for the pod garbage collector to remove the node's pods; the
         # desired count drops now, so the status says so at once.
         for ds in self.sets.indexer.list():
-            if util.node_should_run_daemon_pod(node, ds)[1]:
+            if self.placement(ds).decide(node)[1]:
                 self.enqueue(ds)
 
     def _revision_changed(self, rev: Obj) -> None:
@@ -321,7 +339,7 @@ class DaemonSetController(base.Controller):
         self, node: Obj, node_to_pods: dict[str, list[Obj]], ds: Obj, hash_: str
     ) -> tuple[list[str], list[str]]:
         node_name = node["metadata"]["name"]
-        should_run, should_continue = util.node_should_run_daemon_pod(node, ds)
+        should_run, should_continue = self.placement(ds).decide(node)
         pods = node_to_pods.get(node_name)
         need: list[str] = []
         delete: list[str] = []

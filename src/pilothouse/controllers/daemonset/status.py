@@ -27,13 +27,18 @@ _COUNTS = (*_ALWAYS, "updatedNumberScheduled", "numberAvailable", "numberUnavail
 
 
 def compute(
-    ds: Obj, nodes: list[Obj], node_to_pods: dict[str, list[Obj]], hash_: str, now: float
+    ds: Obj,
+    nodes: list[Obj],
+    node_to_pods: dict[str, list[Obj]],
+    hash_: str,
+    now: float,
+    placement: util.Placement,
 ) -> dict[str, int]:
     counts = dict.fromkeys(_COUNTS, 0)
     min_ready = util.min_ready_seconds(ds)
     generation = util.template_generation(ds)
     for node in nodes:
-        should_run, _ = util.node_should_run_daemon_pod(node, ds)
+        should_run, _ = placement.decide(node)
         pods = node_to_pods.get(node["metadata"]["name"]) or []
         if not should_run:
             if pods:
@@ -75,7 +80,7 @@ async def update_status(
     dc: DaemonSetController, ds: Obj, nodes: list[Obj], hash_: str, *, observed: bool
 ) -> None:
     node_to_pods = await dc.nodes_to_daemon_pods(ds)
-    counts = compute(ds, nodes, node_to_pods, hash_, dc.clock.now())
+    counts = compute(ds, nodes, node_to_pods, hash_, dc.clock.now(), dc.placement(ds))
     old = util.status(ds)
     generation = int(ds["metadata"].get("generation") or 0)
     unchanged = all(int(old.get(k) or 0) == v for k, v in counts.items())

@@ -51,13 +51,13 @@ def find_updated_pods_on_node(
 
 
 def desired_counts(
-    ds: Obj, nodes: list[Obj], node_to_pods: dict[str, list[Obj]]
+    ds: Obj, nodes: list[Obj], node_to_pods: dict[str, list[Obj]], placement: util.Placement
 ) -> tuple[int, int, int]:
     """(maxSurge, maxUnavailable, desired) for the nodes that should run a pod; those
     nodes get an (empty) entry in ``node_to_pods``."""
     desired = 0
     for node in nodes:
-        if not util.node_should_run_daemon_pod(node, ds)[0]:
+        if not placement.decide(node)[0]:
             continue
         desired += 1
         node_to_pods.setdefault(node["metadata"]["name"], [])
@@ -70,7 +70,8 @@ def desired_counts(
 
 async def rolling_update(dc: DaemonSetController, ds: Obj, nodes: list[Obj], hash_: str) -> None:
     node_to_pods = await dc.nodes_to_daemon_pods(ds)
-    max_surge, max_unavailable, desired = desired_counts(ds, nodes, node_to_pods)
+    placement = dc.placement(ds)
+    max_surge, max_unavailable, desired = desired_counts(ds, nodes, node_to_pods, placement)
     min_ready = util.min_ready_seconds(ds)
     now = dc.clock.now()
 
@@ -121,7 +122,7 @@ async def rolling_update(dc: DaemonSetController, ds: Obj, nodes: list[Obj], has
             continue  # nothing to replace here
         if new is None:
             node = by_name.get(node_name)
-            should_run = node is not None and util.node_should_run_daemon_pod(node, ds)[0]
+            should_run = node is not None and placement.decide(node)[0]
             if not available(old):
                 if not should_run:
                     to_delete.append(util.name(old))

@@ -8,6 +8,8 @@ scheduler, the template pods are made from, and the rolling-update counts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.api import intstr, meta, nodeaffinity
@@ -97,31 +99,49 @@ def new_pod_spec(ds: Obj, node_name: str) -> Obj:
     return pod_spec
 
 
+def _schedules(taint: Mapping[str, Any]) -> bool:
+    return taint.get("effect") in ("NoSchedule", "NoExecute")
+
+
+def _executes(taint: Mapping[str, Any]) -> bool:
+    return taint.get("effect") == "NoExecute"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What decides, for one DaemonSet, whether a node should run its pod — worked out
+    once per set (the tolerations every daemon pod gets do not depend on the node)."""
+
+    template_node: str
+    pod_spec: Obj
+
+    @classmethod
+    def of(cls, ds: Obj) -> Placement:
+        template_spec = spec(ds).get("template", {}).get("spec") or {}
+        return cls(str(template_spec.get("nodeName") or ""), new_pod_spec(ds, ""))
+
+    def decide(self, node: Obj) -> tuple[bool, bool]:
+        """(should run, should continue running) — ``NodeShouldRunDaemonPod``: the node
+        fits the template's nodeName, nodeSelector and required affinity and has no
+        untolerated NoSchedule/NoExecute taint; a pod already there may stay unless a
+        NoExecute taint is untolerated."""
+        node_name = str((node.get("metadata") or {}).get("name", ""))
+        if self.template_node and self.template_node != node_name:
+            return False, False
+        if not nodeaffinity.required_node_affinity_matches(self.pod_spec, node):
+            return False, False
+        taints = spec(node).get("taints") or []
+        if not taints:
+            return True, True
+        tolerations = self.pod_spec.get("tolerations") or []
+        if nodeaffinity.find_untolerated_taint(taints, tolerations, _schedules) is None:
+            return True, True
+        return False, nodeaffinity.find_untolerated_taint(taints, tolerations, _executes) is None
+
+
 def node_should_run_daemon_pod(node: Obj, ds: Obj) -> tuple[bool, bool]:
-    """(should run, should continue running) — ``NodeShouldRunDaemonPod``: the node fits
-    the template's nodeName, nodeSelector and required affinity and has no untolerated
-    NoSchedule/NoExecute taint; a pod already there may stay unless a NoExecute taint
-    is untolerated."""
-    node_name = str((node.get("metadata") or {}).get("name", ""))
-    template_node = (spec(ds).get("template", {}).get("spec") or {}).get("nodeName") or ""
-    if template_node and template_node != node_name:
-        return False, False
-    pod_spec = new_pod_spec(ds, node_name)
-    if not nodeaffinity.required_node_affinity_matches(pod_spec, node):
-        return False, False
-    taints = spec(node).get("taints") or []
-    tolerations = pod_spec.get("tolerations") or []
-    if (
-        nodeaffinity.find_untolerated_taint(
-            taints, tolerations, lambda t: t.get("effect") in ("NoSchedule", "NoExecute")
-        )
-        is None
-    ):
-        return True, True
-    no_execute = nodeaffinity.find_untolerated_taint(
-        taints, tolerations, lambda t: t.get("effect") == "NoExecute"
-    )
-    return False, no_execute is None
+    """:meth:`Placement.decide` for one node (build a :class:`Placement` for many)."""
+    return Placement.of(ds).decide(node)
 
 
 def replace_node_name_affinity(affinity: Obj | None, node_name: str) -> Obj:
