@@ -35,6 +35,10 @@ INTERNAL_ERROR = "InternalError"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
 TIMEOUT = "Timeout"
 
+# v1.NamespaceTerminatingCause: the cause the NamespaceLifecycle admission adds when a
+# namespace being deleted refuses new content (controllers then stop creating there).
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+
 
 class StatusError(Exception):
     """An API error with everything needed to render a ``metav1.Status``."""
@@ -269,10 +273,6 @@ def is_method_not_allowed(exc: BaseException) -> bool:
 def is_server_unavailable(exc: BaseException) -> bool:
     """The server could not serve now (503, 504, 500): worth retrying later."""
     return reason_of(exc) in (SERVICE_UNAVAILABLE, TIMEOUT, INTERNAL_ERROR)
-
-
-NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
-"""The cause of a create refused because the namespace is going away (``v1.NamespaceTerminatingCause``)."""
 
 
 def has_cause(exc: BaseException, cause_type: str, *, field: str | None = None) -> bool:

@@ -331,7 +331,7 @@ async def test_claim_being_deleted_blocks_the_pod(h: Harness, sts_obj: Any) -> N
             "spec": {},
         },
     )
-    with pytest.raises(podcontrol.ClaimError, match="pvc data-web-0 is being deleted"):
+    with pytest.raises(podcontrol.VolumeClaimError, match="pvc data-web-0 is being deleted"):
         await h.step()
     assert h.pods() == []
     assert (

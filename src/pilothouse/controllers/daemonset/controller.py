@@ -253,7 +253,7 @@ class DaemonSetController(base.Controller):
         try:
             await self._sync(key, ds)
         except errors.StatusError as exc:
-            if errors.has_cause(exc, errors.NAMESPACE_TERMINATING_CAUSE):
+            if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                 return
             raise
 
@@ -281,9 +281,6 @@ class DaemonSetController(base.Controller):
         if error is not None:
             raise error
 
-    def _can_adopt(self, ds: Obj) -> Any:
-        return refmanager.recheck_deletion(self.client, self.ds_resource, ds)
-
     async def daemon_pods(self, ds: Obj) -> list[Obj]:
         """The set's pods after adopting orphans and releasing pods it no longer
         matches (``getDaemonPods``)."""
@@ -295,7 +292,11 @@ class DaemonSetController(base.Controller):
             if podcontrol.get_controller_of(p) is None
         ]
         manager = refmanager.ControllerRefManager(
-            self.client, self.pod_resource, ds, selector, can_adopt=self._can_adopt(ds)
+            self.client,
+            controller=ds,
+            selector=selector,
+            resource=self.pod_resource,
+            recheck=refmanager.recheck_deletion(self.client, self.ds_resource, ds),
         )
         return await manager.claim([*owned, *orphans])
 
@@ -439,7 +440,7 @@ class DaemonSetController(base.Controller):
             try:
                 created = await self.client.create(self.pod_resource, pod, ns)
             except errors.StatusError as exc:
-                if errors.has_cause(exc, errors.NAMESPACE_TERMINATING_CAUSE):
+                if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                     return  # the namespace is going away: every create would fail
                 self.expectations.creation_observed(key)
                 self.recorder.event(

@@ -158,10 +158,10 @@ async def controlled_histories(dc: DaemonSetController, ds: Obj) -> list[Obj]:
     selector = selectors.from_label_selector_dict(util.spec(ds).get("selector"))
     manager = refmanager.ControllerRefManager(
         dc.client,
-        dc.revision_resource,
-        ds,
-        selector,
-        can_adopt=refmanager.recheck_deletion(dc.client, dc.ds_resource, ds),
+        controller=ds,
+        selector=selector,
+        resource=dc.revision_resource,
+        recheck=refmanager.recheck_deletion(dc.client, dc.ds_resource, ds),
     )
     return await dc.history.claim_all(ds, manager)
 

@@ -284,7 +284,7 @@ class StatefulSetControl:
             return False
         try:
             retention_ok = await self.pod_control.claims_match_retention(update_set, pod)
-        except podcontrol.ClaimError:
+        except podcontrol.VolumeClaimError:
             retention_ok = True  # expected while the pod is being updated otherwise
         if utils.identity_matches(sts, pod) and utils.storage_matches(sts, pod) and retention_ok:
             return False
@@ -374,7 +374,7 @@ async def _run_for_all(
             try:
                 if await fn(i):
                     return True, None
-            except (errors.StatusError, podcontrol.ClaimError) as exc:
+            except (errors.StatusError, podcontrol.VolumeClaimError) as exc:
                 return True, exc
         return False, None
     done = 0
@@ -385,7 +385,7 @@ async def _run_for_all(
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
-            if not isinstance(failure, errors.StatusError | podcontrol.ClaimError):
+            if not isinstance(failure, errors.StatusError | podcontrol.VolumeClaimError):
                 raise failure
         if failures:
             return True, failures[0]

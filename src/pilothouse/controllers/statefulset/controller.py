@@ -151,7 +151,7 @@ class StatefulSetController(base.Controller):
             pods = await self._claim_pods(cached, selector)
             status = await self.control.update_stateful_set(cached, pods)
         except errors.StatusError as exc:
-            if errors.has_cause(exc, errors.NAMESPACE_TERMINATING_CAUSE):
+            if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                 return  # nothing can be created in a terminating namespace
             raise
         min_ready = utils.min_ready_seconds(cached)
@@ -162,9 +162,6 @@ class StatefulSetController(base.Controller):
         ):
             self.enqueue_after(cached, float(min_ready))
 
-    def _can_adopt(self, sts: Obj) -> Any:
-        return refmanager.recheck_deletion(self.client, self.set_resource, sts)
-
     async def _adopt_orphan_revisions(self, sts: Obj) -> None:
         orphans = [
             r for r in self.control.list_revisions(sts) if podcontrol.get_controller_of(r) is None
@@ -172,16 +169,20 @@ class StatefulSetController(base.Controller):
         if not orphans:
             return
         try:
-            await self._can_adopt(sts)()
-        except RuntimeError as exc:
-            raise RuntimeError(f"can't adopt ControllerRevisions: {exc}") from exc
+            await refmanager.recheck_deletion(self.client, self.set_resource, sts)()
+        except refmanager.CannotAdopt as exc:
+            raise refmanager.CannotAdopt(f"can't adopt ControllerRevisions: {exc}") from None
         await self.control.adopt_orphan_revisions(sts, orphans)
 
     async def _claim_pods(self, sts: Obj, selector: selectors.LabelSelector) -> list[Obj]:
         """The set's pods, after adopting member orphans and releasing owned pods that
         no longer match (``getPodsForStatefulSet``)."""
         manager = refmanager.ControllerRefManager(
-            self.client, self.pod_resource, sts, selector, can_adopt=self._can_adopt(sts)
+            self.client,
+            controller=sts,
+            selector=selector,
+            resource=self.pod_resource,
+            recheck=refmanager.recheck_deletion(self.client, self.set_resource, sts),
         )
         candidates = self.pods.indexer.list_namespace(utils.namespace(sts))
-        return await manager.claim(candidates, filters=[lambda pod: utils.is_member_of(sts, pod)])
+        return await manager.claim(candidates, lambda pod: utils.is_member_of(sts, pod))

@@ -47,7 +47,7 @@ class StatefulPodControl:
         except errors.StatusError as exc:
             self._pod_event("create", sts, pod, exc)
             raise
-        except ClaimError as exc:
+        except VolumeClaimError as exc:
             self._pod_event("create", sts, pod, exc)
             raise
         try:
@@ -60,7 +60,7 @@ class StatefulPodControl:
         try:
             # Set the claims' owners as far as possible now that the pod has a uid.
             await self.update_claims_for_retention(sts, created)
-        except (errors.StatusError, ClaimError) as exc:
+        except (errors.StatusError, VolumeClaimError) as exc:
             self._pod_event("update", sts, pod, exc)
             raise
         self._pod_event("create", sts, pod, None)
@@ -84,7 +84,7 @@ class StatefulPodControl:
                 if not await self.claims_match_retention(sts, current):
                     await self.update_claims_for_retention(sts, current)
                     consistent = False
-            except (errors.StatusError, ClaimError) as exc:
+            except (errors.StatusError, VolumeClaimError) as exc:
                 self._pod_event("update", sts, current, exc)
                 raise
             if consistent:
@@ -137,14 +137,16 @@ class StatefulPodControl:
             elif existing["metadata"].get("deletionTimestamp"):
                 problems.append(f"pvc {claim_name} is being deleted")
         if problems:
-            raise ClaimError("[" + ", ".join(problems) + "]" if len(problems) > 1 else problems[0])
+            raise VolumeClaimError(
+                "[" + ", ".join(problems) + "]" if len(problems) > 1 else problems[0]
+            )
 
     async def create_missing_claims(self, sts: Obj, pod: Obj) -> None:
         """For a pending pod: create claims that went missing and set their owners."""
         await self._create_claims(sts, pod)
         try:
             await self.update_claims_for_retention(sts, pod)
-        except (errors.StatusError, ClaimError) as exc:
+        except (errors.StatusError, VolumeClaimError) as exc:
             self._pod_event("update", sts, pod, exc)
             raise
 
@@ -179,7 +181,7 @@ class StatefulPodControl:
             try:
                 await self.client.update(self.claims, updated)
             except errors.StatusError as exc:
-                raise ClaimError(
+                raise VolumeClaimError(
                     f"could not update claim {claim_name} for delete policy ownerRefs: "
                     f"{exc.message}"
                 ) from exc
@@ -235,7 +237,7 @@ class StatefulPodControl:
             )
 
 
-class ClaimError(Exception):
+class VolumeClaimError(Exception):
     """A pod's claims are not as they must be yet (missing, being deleted, unwritable)."""
 
 
