@@ -1,4 +1,5 @@
-"""Controller benchmark: a 1,000-replica Deployment on hollow nodes, then a rollout of it.
+"""Controller benchmark: a 1,000-replica Deployment on hollow nodes, then a rollout of it;
+and a DaemonSet rolled out across 500 hollow nodes (bench/daemonset_rollout.py).
 
 The API server (SQLite store, durable commits) runs as a child process with no
 controllers and no scheduler of its own, so every request crosses real HTTPS.
@@ -20,8 +21,9 @@ so end at once. Printed: completed pods per second (Job created → Complete), b
 the same server's rate of no-op requests (``GET /version``, 32 at a time) measured in
 the same run just before.
 
-Usage: python bench/controllers.py [--replicas 1000] [--nodes 10]
-           [--job-completions 1000 --job-parallelism 100 --job-nodes 50] [--only deployment|job]
+Usage: python bench/controllers.py [--replicas 1000] [--nodes 10] [--ds-nodes 500]
+           [--job-completions 1000 --job-parallelism 100 --job-nodes 50]
+           [--only deployment|daemonset|job]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import daemonset_rollout  # bench/: the DaemonSet part
 from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
@@ -59,8 +62,8 @@ NAMESPACES = _resource("", "namespaces")
 
 
 # --- the server, in its own process ------------------------------------------------------
-def serve(data_dir: Path, port: int) -> None:
-    """Child process: the API server alone (no controllers, no scheduler)."""
+def serve(data_dir: Path, port: int, scheduler: bool = False) -> None:
+    """Child process: the API server (and the scheduler when asked), no controllers."""
     from pilothouse import heap
     from pilothouse.apiserver import server as apiserver
     from pilothouse.cli import allinone
@@ -72,7 +75,7 @@ def serve(data_dir: Path, port: int) -> None:
             https_port=port,
             advertise_address="127.0.0.1",
         )
-        cluster = allinone.AllInOne(cfg, allinone.Options(controllers=False, scheduler=False))
+        cluster = allinone.AllInOne(cfg, allinone.Options(controllers=False, scheduler=scheduler))
         await cluster.start()
         heap.settle()  # as `pilothouse server` does once started
         print("ready", flush=True)
@@ -81,10 +84,11 @@ def serve(data_dir: Path, port: int) -> None:
     asyncio.run(main())
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(data_dir: Path, *, scheduler: bool = False) -> tuple[subprocess.Popen[bytes], int]:
     port = testing.free_port()
+    extra = ["--serve-scheduler"] if scheduler else []
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(data_dir), str(port)],
+        [sys.executable, __file__, "--serve", str(data_dir), str(port), *extra],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -407,6 +411,17 @@ def run_job_benchmark(completions: int, parallelism: int, nodes: int) -> dict[st
                 proc.wait(15)
 
 
+def run_server(data_dir: Path, body: Any, *, scheduler: bool = False) -> dict[str, Any]:
+    proc, port = start_server(data_dir, scheduler=scheduler)
+    try:
+        result: dict[str, Any] = asyncio.run(body(port))
+        return result
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(15)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--replicas", type=int, default=1000)
@@ -414,16 +429,41 @@ def main() -> int:
     p.add_argument("--job-completions", type=int, default=1000)
     p.add_argument("--job-parallelism", type=int, default=100)
     p.add_argument("--job-nodes", type=int, default=50)
-    p.add_argument("--only", choices=("deployment", "job"), help="run one measurement")
+    p.add_argument(
+        "--ds-nodes", type=int, default=500, help="hollow nodes of the DaemonSet rollout"
+    )
+    p.add_argument(
+        "--only",
+        choices=("deployment", "daemonset", "job"),
+        help="run one part only (default: all)",
+    )
     p.add_argument("--serve", nargs=2, metavar=("DATA_DIR", "PORT"), help=argparse.SUPPRESS)
+    p.add_argument("--serve-scheduler", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        serve(Path(args.serve[0]), int(args.serve[1]))
+        serve(Path(args.serve[0]), int(args.serve[1]), args.serve_scheduler)
         return 0
     result: dict[str, Any] = {}
-    if args.only != "job":
-        result.update(run_deployment_benchmark(args.replicas, args.nodes))
-    if args.only != "deployment":
+    if args.only in (None, "deployment"):
+        with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ctl-") as tmp:
+            data_dir = Path(tmp) / "data"
+            result.update(
+                run_server(
+                    data_dir,
+                    lambda port: measure(port, data_dir, args.replicas, args.nodes),
+                )
+            )
+    if args.only in (None, "daemonset"):
+        with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ds-") as tmp:
+            data_dir = Path(tmp) / "data"
+            result["daemonset"] = run_server(
+                data_dir,
+                lambda port: daemonset_rollout.measure(
+                    config.load_kubeconfig(data_dir / "kubeconfig.yaml"), nodes=args.ds_nodes
+                ),
+                scheduler=True,
+            )
+    if args.only in (None, "job"):
         result["job"] = run_job_benchmark(
             args.job_completions, args.job_parallelism, args.job_nodes
         )
@@ -431,27 +471,18 @@ def main() -> int:
         "benchmark": "controllers",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {
-            "server": "child process, HTTPS, SQLite (durable commits), no controllers or scheduler",
-            "bench_process": "the controllers, the scheduler (job) and hollow nodes on one event loop",
+            "server": "child process, HTTPS, SQLite (durable commits), no controllers; "
+            "the scheduler only for the DaemonSet part",
+            "bench_process": "the controllers measured (and the scheduler for the Job) and "
+            "hollow nodes on one event loop",
             "nodes": args.nodes,
-            "pods_pinned_to": "hollow-0 (deployment: spec.template.spec.nodeName)",
+            "pods_pinned_to": "hollow-0 (spec.template.spec.nodeName) for the Deployment; "
+            "DaemonSet and Job pods placed by a scheduler",
         },
         **result,
     }
     print(json.dumps(result))
     return 0
-
-
-def run_deployment_benchmark(replicas: int, nodes: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-ctl-") as tmp:
-        data_dir = Path(tmp) / "data"
-        proc, port = start_server(data_dir)
-        try:
-            return asyncio.run(measure(port, data_dir, replicas, nodes))
-        finally:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(15)
 
 
 if __name__ == "__main__":

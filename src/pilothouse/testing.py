@@ -301,3 +301,42 @@ def node_agent(
         port=0,
         heartbeat=1.0,
     )
+
+
+async def run_kubectl(
+    kubeconfig: Path,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 90.0,
+    check: bool = True,
+) -> tuple[int, str, str]:
+    """Run the real kubectl without blocking the event loop (controllers, hollow nodes
+    or a scheduler may run on it); (exit code, stdout, stderr). With ``check``, a
+    failure raises AssertionError with both outputs."""
+    import shutil
+
+    exe = shutil.which("kubectl")
+    if exe is None:
+        raise FileNotFoundError("kubectl is not installed (install kubectl 1.32)")
+    proc = await asyncio.create_subprocess_exec(
+        exe,
+        *args,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "KUBECTL_EXTERNAL_DIFF": ""},
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(
+            proc.communicate(stdin.encode() if stdin is not None else None), timeout
+        )
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    code = proc.returncode if proc.returncode is not None else -1
+    if check and code != 0:
+        raise AssertionError(
+            f"kubectl {' '.join(args)} failed ({code}):\n{out.decode()}\n{err.decode()}"
+        )
+    return code, out.decode(), err.decode()

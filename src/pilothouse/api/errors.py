@@ -35,6 +35,10 @@ INTERNAL_ERROR = "InternalError"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
 TIMEOUT = "Timeout"
 
+# v1.NamespaceTerminatingCause: the cause the NamespaceLifecycle admission adds when a
+# namespace being deleted refuses new content (controllers then stop creating there).
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+
 
 class StatusError(Exception):
     """An API error with everything needed to render a ``metav1.Status``."""

@@ -63,6 +63,7 @@ def default_controllers() -> dict[str, Factory]:
     # the list stays the one place that names them all.
     from pilothouse.controllers import (
         cronjob,
+        daemonset,
         deployment,
         disruption,
         garbagecollector,
@@ -74,6 +75,7 @@ def default_controllers() -> dict[str, Factory]:
         podgc,
         replicaset,
         ttlafterfinished,
+        statefulset,
     )
 
     return {
@@ -89,6 +91,8 @@ def default_controllers() -> dict[str, Factory]:
         "podgc": podgc.PodGCController,
         "nodeipam": nodeipam.NodeIPAMController,
         "nodelifecycle": nodelifecycle.NodeLifecycleController,
+        "statefulset": statefulset.StatefulSetController,
+        "daemonset": daemonset.DaemonSetController,
     }
 
 

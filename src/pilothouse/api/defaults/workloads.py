@@ -76,6 +76,10 @@ def daemon_set(obj: dict[str, Any]) -> None:
 
 def stateful_set(obj: dict[str, Any]) -> None:
     spec = _spec(obj)
+    if spec.get("serviceName") is None:
+        # Optional, but not omitempty in 1.32's apps/v1 (it became omitempty in 1.33):
+        # a set without one is served with ``serviceName: ""`` and its pods get no subdomain.
+        spec["serviceName"] = ""
     if not spec.get("podManagementPolicy"):
         spec["podManagementPolicy"] = "OrderedReady"
     strategy = _child(spec, "updateStrategy")

@@ -40,9 +40,18 @@ async def namespace_lifecycle(store: ResourceStore, op: str, obj: Obj) -> None:
     if (ns.get("status") or {}).get("phase") == "Terminating" or ns["metadata"].get(
         "deletionTimestamp"
     ):
-        raise errors.forbidden(
+        err = errors.forbidden(
             r.plural,
             r.group,
             obj["metadata"].get("name", ""),
             f"unable to create new content in namespace {ns_name} because it is being terminated",
         )
+        assert err.details is not None
+        err.details["causes"] = [
+            {
+                "reason": errors.NAMESPACE_TERMINATING,
+                "message": f"namespace {ns_name} is being terminated",
+                "field": "metadata.namespace",
+            }
+        ]
+        raise err

@@ -46,29 +46,40 @@ class JobStrategy(GenerationStrategy):
 
 
 class DaemonSetStrategy(GenerationStrategy):
-    """DaemonSets also count template changes in ``spec.templateGeneration``."""
+    """DaemonSets count template changes. Upstream keeps the count in the internal
+    ``spec.templateGeneration`` and serves it in apps/v1 only as the annotation
+    ``deprecated.daemonset.template.generation`` (apps/v1 has no such spec field), so
+    the annotation is where it lives here: 1 on create, one more for every template
+    change, and not settable by clients."""
 
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
-        spec = obj.setdefault("spec", {})
-        spec["templateGeneration"] = 1
-        self._annotate(obj)
+        obj.setdefault("spec", {}).pop("templateGeneration", None)
+        self._annotate(obj, 1)
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_update(new, old)
         spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
-        generation = int(old_spec.get("templateGeneration") or 1)
+        spec.pop("templateGeneration", None)
+        generation = _template_generation(old)
         if spec.get("template") != old_spec.get("template"):
             generation += 1
-        spec["templateGeneration"] = generation
-        self._annotate(new)
+        self._annotate(new, generation)
 
     @staticmethod
-    def _annotate(obj: Obj) -> None:
+    def _annotate(obj: Obj, generation: int) -> None:
         md = obj.setdefault("metadata", {})
         annotations = dict(md.get("annotations") or {})
-        annotations[DAEMONSET_TEMPLATE_GENERATION] = str(obj["spec"]["templateGeneration"])
+        annotations[DAEMONSET_TEMPLATE_GENERATION] = str(generation)
         md["annotations"] = annotations
+
+
+def _template_generation(ds: Obj) -> int:
+    value = ((ds.get("metadata") or {}).get("annotations") or {}).get(DAEMONSET_TEMPLATE_GENERATION)
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 class CreateOnUpdateStrategy(Strategy):
