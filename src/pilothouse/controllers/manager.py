@@ -74,8 +74,8 @@ def default_controllers() -> dict[str, Factory]:
         podautoscaler,
         podgc,
         replicaset,
-        ttlafterfinished,
         statefulset,
+        ttlafterfinished,
     )
 
     return {
