@@ -8,6 +8,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,17 @@ def cluster_namespace(cluster_kubectl: Kubectl) -> Iterator[str]:
     cluster_kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+def wait_for_namespace_setup(api: API, name: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    for path in (
+        f"/api/v1/namespaces/{name}/serviceaccounts/default",
+        f"/api/v1/namespaces/{name}/configmaps/kube-root-ca.crt",
+    ):
+        while api.request("GET", path).status != 200:
+            assert time.monotonic() < deadline, f"namespace {name} not set up: {path}"
+            time.sleep(0.02)
+
+
 class API:
     """A small raw HTTPS client with the admin certificate, for exact protocol checks."""
 
@@ -171,9 +183,11 @@ def api(api_server: testing.ServerThread) -> API:
 
 @pytest.fixture
 def namespace(api: API) -> Iterator[str]:
-    """A fresh namespace for one test."""
+    """A fresh namespace for one test, once its default ServiceAccount and
+    kube-root-ca.crt exist (as upstream's e2e framework waits for them)."""
     name = "t-" + uuid.uuid4().hex[:10]
     status, body = api.json("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     assert status == 201, body
+    wait_for_namespace_setup(api, name)
     yield name
     api.request("DELETE", f"/api/v1/namespaces/{name}")

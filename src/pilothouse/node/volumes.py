@@ -104,6 +104,11 @@ def _items(
     return out
 
 
+def token_key(projection: Obj) -> tuple[str, int]:
+    """How Lookups.tokens files a ``serviceAccountToken`` projection's token."""
+    return str(projection.get("audience") or ""), int(projection.get("expirationSeconds") or 3600)
+
+
 def _configmap_data(obj: Obj) -> dict[str, bytes]:
     data = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
     data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
@@ -272,13 +277,12 @@ class VolumeManager:
             elif "downwardAPI" in source:
                 files.update(self._downward(pod, source["downwardAPI"].get("items") or [], mode))
             elif "serviceAccountToken" in source:
-                token = lookups.secrets.get("\x00token")  # provided by the agent when it has one
-                if token is not None:
-                    secret = True
-                    files[source["serviceAccountToken"].get("path", "token")] = (
-                        str(token.get("token", "")).encode(),
-                        mode,
-                    )
+                projection = source["serviceAccountToken"]
+                token = lookups.tokens.get(token_key(projection))
+                if not isinstance(token, str):
+                    raise ConfigError(f"failed to fetch token: {token or 'no token requested'}")
+                secret = True
+                files[projection.get("path", "token")] = (token.encode(), mode)
         return files, secret
 
     def _downward(self, pod: Obj, items: list[Obj], mode: int) -> dict[str, tuple[bytes, int]]:
