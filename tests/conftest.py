@@ -117,6 +117,12 @@ def cluster_kubectl(cluster_server: testing.ServerThread) -> Kubectl:
     return Kubectl(cluster_server.kubeconfig)
 
 
+@pytest.fixture(scope="session")
+def kubectl_as() -> type[Kubectl]:
+    """Kubectl itself, for tests that run it with kubeconfigs of their own (other users)."""
+    return Kubectl
+
+
 @pytest.fixture
 def cluster_namespace(cluster_kubectl: Kubectl) -> Iterator[str]:
     """A fresh namespace on the controller-running server."""

@@ -425,6 +425,13 @@ CLUSTER_ROLES: dict[str, dict[str, Any]] = {
     },
 }
 
+# What pilothouse's own components need beyond upstream's roles for them, kept apart
+# so upstream's roles stay as they are: the scheduler keeps PriorityClasses in an
+# informer (upstream's reads each pod's resolved priority only).
+CLUSTER_ROLES["pilothouse:kube-scheduler"] = {
+    "rules": [rule(READ, "scheduling.k8s.io", "priorityclasses")]
+}
+
 # (name, role, subjects) — subjects as (kind, name[, namespace]).
 CLUSTER_ROLE_BINDINGS: list[tuple[str, str, list[tuple[str, ...]]]] = [
     ("cluster-admin", "cluster-admin", [("Group", "system:masters")]),
@@ -452,6 +459,7 @@ CLUSTER_ROLE_BINDINGS: list[tuple[str, str, list[tuple[str, ...]]]] = [
         [("Group", "system:serviceaccounts")],
     ),
     ("system:volume-scheduler", "system:volume-scheduler", [("User", "system:kube-scheduler")]),
+    ("pilothouse:kube-scheduler", "pilothouse:kube-scheduler", [("User", "system:kube-scheduler")]),
 ]
 
 # --- controllers: system:controller:<name>, bound to kube-system/<name> --------------
