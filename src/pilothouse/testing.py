@@ -325,6 +325,7 @@ def node_agent(
         tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
         port=0,
         heartbeat=1.0,
+        memory_backed_secrets=False,
     )
 
 

@@ -7,9 +7,10 @@ own least-privilege identity, as upstream's components have: the controller
 manager is ``system:kube-controller-manager`` and each of its controllers its own
 ``kube-system`` ServiceAccount, the scheduler ``system:kube-scheduler``, the node
 agent ``system:node:<host>`` in ``system:nodes`` (each with a bearer token the
-server made for it at start). Even without the controller manager the two
-controllers pods cannot do without run — the ``default`` ServiceAccount and the
-``kube-root-ca.crt`` ConfigMap of every namespace — as a cluster always has them.
+server made for it at start). Even without the controller manager the controllers
+a cluster cannot do without run: the ``default`` ServiceAccount and the
+``kube-root-ca.crt`` ConfigMap of every namespace (pods need both), and the
+aggregation of the ``admin``, ``edit`` and ``view`` roles.
 Components run as supervised tasks; ``stop`` cancels them in reverse order.
 """
 
@@ -55,8 +56,9 @@ class Options:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-# What runs when the controller manager does not: pods need both.
-IDENTITY_CONTROLLERS = ["serviceaccount", "root-ca-cert-publisher"]
+# What runs when the controller manager does not: pods need the first two, and the
+# admin, edit and view roles are empty until they are aggregated.
+IDENTITY_CONTROLLERS = ["serviceaccount", "root-ca-cert-publisher", "clusterrole-aggregation"]
 
 
 class AllInOne:

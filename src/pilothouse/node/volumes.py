@@ -122,9 +122,16 @@ def _secret_data(obj: Obj) -> dict[str, bytes]:
 class VolumeManager:
     """Prepares and tears down the volumes of pods on this node."""
 
-    def __init__(self, pods_dir: Path, *, node_allocatable: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pods_dir: Path,
+        *,
+        node_allocatable: dict[str, str] | None = None,
+        memory_backed_secrets: bool = True,
+    ) -> None:
         self.pods_dir = pods_dir
         self.node_allocatable = node_allocatable or {}
+        self.memory_backed_secrets = memory_backed_secrets
 
     def pod_dir(self, uid: str) -> Path:
         return self.pods_dir / uid
@@ -150,12 +157,14 @@ class VolumeManager:
                 out[name] = PreparedVolume(name, path, tmpfs=tmpfs)
             elif any(k in vol for k in ("configMap", "secret", "downwardAPI", "projected")):
                 files, is_secret = self._content(pod, vol, lookups)
-                if is_secret:
+                if is_secret and self.memory_backed_secrets:
                     path.mkdir(parents=True, exist_ok=True)
                     if not _is_mount(path):
                         _mount_tmpfs(path)
                 _write_atomic(path, files)
-                out[name] = PreparedVolume(name, path, readonly=True, tmpfs=is_secret)
+                out[name] = PreparedVolume(
+                    name, path, readonly=True, tmpfs=is_secret and self.memory_backed_secrets
+                )
             else:
                 # Volume types this node cannot provide (cloud disks…) are refused clearly.
                 kinds = [k for k in vol if k != "name"]
