@@ -70,13 +70,16 @@ async def _account(store: ResourceStore, namespace: str, name: str) -> Obj | Non
     # Upstream retries the default account for about a second: its controller makes it
     # right after the namespace.
     interval = (100 + random.randrange(100)) / 1000
-    for attempt in range(attempts):
+    # The cache first, as upstream reads its lister; a miss is looked at again once the
+    # cache has caught up with the store (upstream's live lookup).
+    for attempt in range(attempts + 1):
         if attempt:
-            await asyncio.sleep(interval)
-        await store.watch_cache.consistent()
+            await store.watch_cache.consistent()
         entry = cache.objects.get(key)
         if entry is not None:
             return entry.obj
+        if attempt and attempt < attempts:
+            await asyncio.sleep(interval)
     return None
 
 
