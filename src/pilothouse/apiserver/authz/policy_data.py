@@ -431,6 +431,14 @@ CLUSTER_ROLES: dict[str, dict[str, Any]] = {
 CLUSTER_ROLES["pilothouse:kube-scheduler"] = {
     "rules": [rule(READ, "scheduling.k8s.io", "priorityclasses")]
 }
+# Every node agent also serves cluster DNS for its pods (as NodeLocal DNSCache would,
+# with CoreDNS's reads) and proxies Services (system:node-proxier, kube-proxy's role).
+CLUSTER_ROLES["pilothouse:node-dns"] = {
+    "rules": [
+        rule(("list", "watch"), LEGACY, ("namespaces", "services")),
+        rule(("list", "watch"), DISCOVERY, "endpointslices"),
+    ]
+}
 
 # (name, role, subjects) — subjects as (kind, name[, namespace]).
 CLUSTER_ROLE_BINDINGS: list[tuple[str, str, list[tuple[str, ...]]]] = [
@@ -460,6 +468,8 @@ CLUSTER_ROLE_BINDINGS: list[tuple[str, str, list[tuple[str, ...]]]] = [
     ),
     ("system:volume-scheduler", "system:volume-scheduler", [("User", "system:kube-scheduler")]),
     ("pilothouse:kube-scheduler", "pilothouse:kube-scheduler", [("User", "system:kube-scheduler")]),
+    ("pilothouse:node-dns", "pilothouse:node-dns", [("Group", "system:nodes")]),
+    ("pilothouse:node-proxier", "system:node-proxier", [("Group", "system:nodes")]),
 ]
 
 # --- controllers: system:controller:<name>, bound to kube-system/<name> --------------

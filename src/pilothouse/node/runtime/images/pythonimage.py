@@ -83,15 +83,15 @@ def python_layer(packages: list[str]) -> bytes:
         interpreter = Path(os.path.realpath(sys.executable))
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files: dict[str, Path] = {}
-    for root, dirs, names in os.walk(stdlib):
-        dirs[:] = sorted(
+    for root, subdirs, names in os.walk(stdlib):
+        subdirs[:] = sorted(
             d
-            for d in dirs
+            for d in subdirs
             if d not in _SKIP_STDLIB and d != "site-packages" and not d.startswith("config-")
         )
         for name in names:
-            path = Path(root) / name
-            files[str(path).lstrip("/")] = path
+            found = Path(root) / name
+            files[str(found).lstrip("/")] = found
     for dist in distributions(packages):
         for entry in dist.files or []:
             if "__pycache__" in entry.parts or entry.parts[0] == "..":
@@ -105,17 +105,17 @@ def python_layer(packages: list[str]) -> bytes:
         files[str(lib).lstrip("/")] = lib
     layer = testimage.LayerBuilder()
     dirs: set[str] = set()
-    for path in files:
-        parent = os.path.dirname(path)
+    for member in files:
+        parent = os.path.dirname(member)
         while parent:
             dirs.add(parent)
             parent = os.path.dirname(parent)
     for d in sorted(dirs | {"usr/local/bin"}):
         layer.dir(d)
-    for path in sorted(files):
-        source = files[path]
+    for member in sorted(files):
+        source = files[member]
         mode = 0o755 if os.access(source, os.X_OK) else 0o644
-        layer.file(path, Path(os.path.realpath(source)).read_bytes(), mode=mode)
+        layer.file(member, Path(os.path.realpath(source)).read_bytes(), mode=mode)
     layer.symlink("usr/local/bin/python3", str(interpreter))
     layer.symlink("usr/local/bin/python", str(interpreter))
     return layer.tar()
