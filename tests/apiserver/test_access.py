@@ -479,3 +479,91 @@ async def test_csr_admission(admin: rest.Client, login: Login) -> None:
         await admin.update(CSRS, approved, subresource="approval")
     assert exc.value.code == 422
     assert "Approved and Denied conditions are mutually exclusive" in exc.value.message
+
+
+async def test_node_restriction(admin: rest.Client, login: Login) -> None:
+    ns = await _namespace(admin)
+    await testing.namespace_set_up(admin, ns)
+    nodes = R.by_path("", "v1", "nodes")
+    for node in ("nr-1", "nr-2"):
+        await admin.create(nodes, {"metadata": {"name": node}})
+    for pod, node in (("on-1", "nr-1"), ("on-2", "nr-2")):
+        await admin.create(
+            PODS,
+            {
+                "metadata": {"name": pod},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]},
+            },
+            ns,
+        )
+    kubelet = login("system:node:nr-1", "system:nodes")
+    # Its own Node, and its own pods' status: yes.
+    await kubelet.patch(nodes, "nr-1", {"metadata": {"labels": {"a": "b"}}})
+    await kubelet.patch(PODS, "on-1", {"status": {"message": "mine"}}, ns, subresource="status")
+    with pytest.raises(errors.StatusError) as exc:
+        await kubelet.patch(nodes, "nr-2", {"metadata": {"labels": {"a": "b"}}})
+    assert (
+        exc.value.message
+        == 'nodes "nr-2" is forbidden: node "nr-1" is not allowed to modify node "nr-2"'
+    )
+    with pytest.raises(errors.StatusError) as exc:
+        await kubelet.patch(
+            PODS, "on-2", {"status": {"message": "theirs"}}, ns, subresource="status"
+        )
+    assert exc.value.message == (
+        'pods "on-2" is forbidden: node "nr-1" can only update pod status for pods with '
+        "spec.nodeName set to itself"
+    )
+    with pytest.raises(errors.StatusError) as exc:
+        await kubelet.delete(PODS, "on-2", ns)
+    assert exc.value.message == (
+        'pods "on-2" is forbidden: node "nr-1" can only delete pods with spec.nodeName set to itself'
+    )
+    with pytest.raises(errors.StatusError) as exc:
+        await kubelet.create(
+            PODS,
+            {
+                "metadata": {"name": "new"},
+                "spec": {"nodeName": "nr-1", "containers": [{"name": "c", "image": "busybox"}]},
+            },
+            ns,
+        )
+    assert exc.value.message == (
+        'pods "new" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, '
+        'node "nr-1" can only create mirror pods'
+    )
+    accounts = R.by_path("", "v1", "serviceaccounts")
+    token_path = rest.resource_path(accounts, ns, "default", "token")
+    pod = await admin.get(PODS, "on-2", ns)
+    with pytest.raises(errors.StatusError) as exc:
+        await kubelet.request(
+            "POST",
+            token_path,
+            body={
+                "spec": {
+                    "boundObjectRef": {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": "on-2",
+                        "uid": pod["metadata"]["uid"],
+                    }
+                }
+            },
+        )
+    assert exc.value.code == 403
+    mine = await admin.get(PODS, "on-1", ns)
+    got = await kubelet.request(
+        "POST",
+        token_path,
+        body={
+            "spec": {
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": "on-1",
+                    "uid": mine["metadata"]["uid"],
+                }
+            }
+        },
+    )
+    assert got["status"]["token"]

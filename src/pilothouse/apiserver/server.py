@@ -24,7 +24,12 @@ from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import join, watchcache
 from pilothouse.apiserver import metrics as api_metrics
-from pilothouse.apiserver.admission import namespace_lifecycle, pods, serviceaccount
+from pilothouse.apiserver.admission import (
+    namespace_lifecycle,
+    noderestriction,
+    pods,
+    serviceaccount,
+)
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
@@ -189,12 +194,13 @@ class APIServer:
             anonymous=cfg.anonymous_auth,
         )
         allocator = service_strategy.ServiceAllocator()
-        # Upstream's order: NamespaceLifecycle, ServiceAccount, Priority and
-        # DefaultTolerationSeconds (pods), then the certificate plugins; RBAC's
+        # Upstream's order: NamespaceLifecycle, ServiceAccount, NodeRestriction, Priority
+        # and DefaultTolerationSeconds (pods), then the certificate plugins; RBAC's
         # escalation checks sit where upstream's RBAC registries make them.
         admission: list[Admission] = [
             namespace_lifecycle.namespace_lifecycle,
             serviceaccount.service_account_admission,
+            noderestriction.node_restriction,
             pods.pod_admission,
             allocator,
             *self.identity.admission(),

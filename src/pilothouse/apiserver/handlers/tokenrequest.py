@@ -22,6 +22,7 @@ from pilothouse.api.meta import Obj
 from pilothouse.apiserver import negotiation
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.admission import certificates as csr_admission
+from pilothouse.apiserver.admission import noderestriction
 from pilothouse.apiserver.authn import serviceaccount
 from pilothouse.apiserver.authz import authorizer as authz
 from pilothouse.apiserver.handlers import body, render
@@ -91,6 +92,7 @@ class TokenRequestAPI:
         ref = spec.get("boundObjectRef")
         if isinstance(ref, dict) and ref:
             pod, secret, node = await self._bound(ref, info)
+        self._node_restriction(info, pod)
         audiences = list(spec.get("audiences") or []) or list(self.audiences)
         spec["audiences"] = audiences
         expiration, warn_after = seconds, 0
@@ -128,6 +130,19 @@ class TokenRequestAPI:
         }
         output = negotiation.negotiate(request.headers.get("Accept"))
         return render.response(negotiation.encode(answer, output.media_type), output, 201, warnings)
+
+    def _node_restriction(self, info: request_info.RequestInfo, pod: Obj | None) -> None:
+        """A node asks only for tokens bound to pods bound to it (NodeRestriction)."""
+        requester = noderestriction.requesting_node()
+        if requester is None:
+            return
+        if pod is None:
+            why = "node requested token not bound to a pod"
+        elif (pod.get("spec") or {}).get("nodeName") != requester:
+            why = "node requested token bound to a pod scheduled on a different node"
+        else:
+            return
+        raise errors.forbidden("serviceaccounts", "", info.name, why)
 
     async def _bound(
         self, ref: dict[str, Any], info: request_info.RequestInfo
