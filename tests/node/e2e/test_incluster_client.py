@@ -49,7 +49,7 @@ try:
     v1.list_namespaced_secret(ns)
     out["secrets"] = "allowed"
 except ApiException as exc:
-    out["secrets"] = {"status": exc.status, **json.loads(exc.body)}
+    out["secrets"] = {**json.loads(exc.body), "http": exc.status}
 print("RESULT " + json.dumps(out), flush=True)
 """
 
@@ -180,7 +180,7 @@ def test_incluster_client_lists_pods_is_refused_secrets_and_loses_its_token(
     assert got["namespace"] == ns
     assert got["pods"] == ["client"]
     refused = got["secrets"]
-    assert refused["status"] == 403 and refused["reason"] == "Forbidden"
+    assert refused["http"] == 403 and refused["code"] == 403 and refused["reason"] == "Forbidden"
     assert refused["message"] == (
         f'secrets is forbidden: User "system:serviceaccount:{ns}:lister" cannot list resource '
         f'"secrets" in API group "" in the namespace "{ns}"'
