@@ -125,11 +125,13 @@ class Identity:
             ("authorization.k8s.io", "v1"): self.reviews.handle,
         }
 
-    def routes(self, server_url: str) -> dict[str, Any]:
+    def routes(self) -> dict[str, Any]:
         async def configuration(request: web.Request) -> web.Response:
+            # The address the caller reached us on (upstream: --service-account-jwks-uri,
+            # or its external address).
             doc = {
                 "issuer": self.issuer.issuer,
-                "jwks_uri": f"{server_url}{JWKS_PATH}",
+                "jwks_uri": f"https://{request.host}{JWKS_PATH}",
                 "response_types_supported": ["id_token"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],

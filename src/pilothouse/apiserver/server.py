@@ -274,7 +274,7 @@ class APIServer:
             authenticator=self.identity.authenticator,
             authorizer=self.identity.authorizer,
             extra_routes={
-                **self.identity.routes(f"https://{self.advertise_address}:{self.port}"),
+                **self.identity.routes(),
                 join.CACERTS_PATH: self.join_service.cacerts,
                 join.JOIN_PATH: self.join_service.join,
                 "/metrics": self.metrics.handle,
