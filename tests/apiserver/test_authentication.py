@@ -4,6 +4,7 @@ accounts), bootstrap tokens, the token file, expired certificates, anonymous acc
 from __future__ import annotations
 
 import datetime
+import json
 import ssl
 import time
 import uuid
@@ -295,3 +296,33 @@ async def test_token_file_users_and_anonymous_off(tmp_path: Path) -> None:
             s.get(srv.url + "/version") as resp,
         ):
             assert resp.status == 401
+
+
+async def test_service_account_issuer_discovery(
+    admin: rest.Client, api_server: testing.ServerThread
+) -> None:
+    import jwt
+
+    ns = "oidc-" + uuid.uuid4().hex[:6]
+    await admin.create(NAMESPACES, {"metadata": {"name": ns}})
+    await admin.create(ACCOUNTS, {"metadata": {"name": "reader"}}, ns)
+    token = await _token(admin, ns, "reader", {"spec": {}})
+    pki = api_server.server.pki
+    assert pki is not None
+    cfg = config.ClusterConfig(server=api_server.url, ca_data=pki.ca_cert.read_bytes(), token=token)
+    async with rest.Client(cfg) as c:
+        discovery = await c.request("GET", "/.well-known/openid-configuration")
+        # served as application/jwk-set+json, which the client hands back as text
+        keys = json.loads(await c.request("GET", "/openid/v1/jwks"))
+    assert discovery["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    assert discovery["jwks_uri"].endswith("/openid/v1/jwks")
+    header = jwt.get_unverified_header(token)
+    key = next(k for k in keys["keys"] if k["kid"] == header["kid"])
+    public = jwt.algorithms.RSAAlgorithm.from_jwk(key)
+    claims = jwt.decode(token, public, algorithms=["RS256"], audience=discovery["issuer"])
+    assert claims["sub"] == f"system:serviceaccount:{ns}:reader"
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.ssl_client_context())) as s,
+        s.get(api_server.url + "/openid/v1/jwks") as resp,
+    ):
+        assert resp.status == 403  # anonymous: not in system:serviceaccounts
