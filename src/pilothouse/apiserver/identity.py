@@ -22,7 +22,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pilothouse.api import resources
 from pilothouse.apiserver import watchcache
 from pilothouse.apiserver.admission import certificates as csr_admission
 from pilothouse.apiserver.admission import rbac as rbac_admission
@@ -153,7 +152,3 @@ class Identity:
             role_store=store_for(group, "v1", "roles"),
             role_binding_store=store_for(group, "v1", "rolebindings"),
         )
-
-
-def resource_key(r: resources.Resource) -> tuple[str, str]:
-    return (r.group, r.plural)

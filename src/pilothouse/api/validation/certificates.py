@@ -13,7 +13,6 @@ import binascii
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from pilothouse.api import errors
 from pilothouse.api.errors import FieldError
@@ -343,9 +342,3 @@ def validate_csr_status_update(new: dict[str, Any], old: dict[str, Any]) -> list
 
 def validate_csr_approval_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     return _update(new, old, approval=True, certificate=False)
-
-
-def request_public_key_pem(csr: x509.CertificateSigningRequest) -> bytes:
-    return csr.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
