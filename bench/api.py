@@ -14,7 +14,14 @@ fsync on) and the baselines are etcd's own put rate for values of a stored pod's
 size, from the etcd store's client library at the same concurrency
 (``baseline_etcd_puts_per_s``), and the same server on SQLite.
 
+With ``--rbac`` one server is measured twice in the same run: as the admin
+(``system:masters``, allowed before RBAC is asked) and as a user whose rights come
+from RBAC — ``edit`` bound to a group the user is in — with 1,000 other RoleBindings
+in the cluster. The goal: the RBAC user's create rate and p99 within 10 % of the
+admin's.
+
 Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick] [--datastore etcd]
+                           [--rbac]
 """
 
 from __future__ import annotations
@@ -76,10 +83,13 @@ def rss_mb(pid: int) -> float:
 
 
 class Client:
-    def __init__(self, base: str, data_dir: Path, concurrency: int) -> None:
+    def __init__(
+        self, base: str, data_dir: Path, concurrency: int, *, user: tuple[Path, Path] | None = None
+    ) -> None:
         pki = data_dir / "pki"
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        cert, key = user or (pki / "admin.crt", pki / "admin.key")
+        ctx.load_cert_chain(str(cert), str(key))
         self.base = base
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ctx, limit=concurrency + 110),
@@ -110,15 +120,23 @@ async def run_concurrently(n: int, concurrency: int, make: Any) -> float:
     return time.perf_counter() - start
 
 
-async def bench_creates(client: Client, n: int, concurrency: int) -> float:
-    status, _ = await client.request(
-        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-create"}}).encode()
+async def bench_creates(
+    client: Client,
+    n: int,
+    concurrency: int,
+    *,
+    namespace: str = "bench-create",
+    admin: Client | None = None,
+) -> float:
+    status, _ = await (admin or client).request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": namespace}}).encode()
     )
     assert status == 201, status
+    await namespace_ready(admin or client, namespace)
 
     async def make(i: int) -> None:
         status, body = await client.request(
-            "POST", "/api/v1/namespaces/bench-create/pods", pod(f"p{i}")
+            "POST", f"/api/v1/namespaces/{namespace}/pods", pod(f"p{i}")
         )
         if status != 201:
             raise RuntimeError(f"create failed: {status} {body[:200]!r}")
@@ -127,10 +145,29 @@ async def bench_creates(client: Client, n: int, concurrency: int) -> float:
     return n / elapsed
 
 
-async def bench_latency_at_rate(client: Client, rate: float, seconds: float) -> list[float]:
+async def namespace_ready(client: Client, namespace: str) -> None:
+    """Wait for the namespace's default ServiceAccount (pods need it)."""
+    for _ in range(500):
+        status, _ = await client.request(
+            "GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
+        )
+        if status == 200:
+            return
+        await asyncio.sleep(0.01)
+    raise RuntimeError(f"namespace {namespace} got no default ServiceAccount")
+
+
+async def bench_latency_at_rate(
+    client: Client,
+    rate: float,
+    seconds: float,
+    *,
+    namespace: str = "bench-rate",
+    admin: Client | None = None,
+) -> list[float]:
     """Open loop: a mutating request every 1/rate s regardless of answers (create + update mix)."""
-    await client.request(
-        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-rate"}}).encode()
+    await (admin or client).request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": namespace}}).encode()
     )
     latencies: list[float] = []
     tasks: list[asyncio.Task[None]] = []
@@ -140,7 +177,7 @@ async def bench_latency_at_rate(client: Client, rate: float, seconds: float) -> 
         if i % 2 == 0:
             status, _ = await client.request(
                 "POST",
-                "/api/v1/namespaces/bench-rate/configmaps",
+                f"/api/v1/namespaces/{namespace}/configmaps",
                 json.dumps({"metadata": {"name": f"c{i}"}, "data": {"v": "0"}}).encode(),
             )
             ok = status == 201
@@ -148,7 +185,7 @@ async def bench_latency_at_rate(client: Client, rate: float, seconds: float) -> 
             target = f"c{i - 1}"
             body = json.dumps({"metadata": {"name": target}, "data": {"v": str(i)}}).encode()
             status, _ = await client.request(
-                "PUT", f"/api/v1/namespaces/bench-rate/configmaps/{target}", body
+                "PUT", f"/api/v1/namespaces/{namespace}/configmaps/{target}", body
             )
             ok = status in (200, 404)
         if ok:
@@ -200,6 +237,14 @@ async def bench_watch(client: Client, watchers: int, events: int) -> list[float]
     await client.request(
         "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-watch"}}).encode()
     )
+    # The namespace's kube-root-ca.crt (a ConfigMap) lands before the watches start.
+    for _ in range(500):
+        status, _ = await client.request(
+            "GET", "/api/v1/namespaces/bench-watch/configmaps/kube-root-ca.crt"
+        )
+        if status == 200:
+            break
+        await asyncio.sleep(0.01)
     _, body = await client.request("GET", "/api/v1/namespaces/bench-watch/configmaps")
     rv = json.loads(body)["metadata"]["resourceVersion"]
     sent: dict[str, float] = {}
@@ -219,6 +264,8 @@ async def bench_watch(client: Client, watchers: int, events: int) -> list[float]
             async for line in resp.content:
                 now = time.perf_counter()
                 name = json.loads(line)["object"]["metadata"]["name"]
+                if name not in sent:
+                    continue
                 delays.append((now - sent[name]) * 1000)
                 received += 1
                 if received == expected:
@@ -381,7 +428,191 @@ async def stored_pod_size(endpoint: str) -> int:
     return len(found.kvs[0].value)
 
 
+async def rbac_figures(args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """Admin vs an RBAC user on one server, 1,000 RoleBindings in the cluster."""
+    from pilothouse.apiserver.auth import certs
+
+    srv = testing.ServerProcess(
+        data, extra_args=["--disable-scheduler", "--disable-controller-manager"]
+    ).start(timeout=60)
+    out: dict[str, Any] = {}
+    try:
+        admin = Client(srv.url, data, args.concurrency)
+        cert, key = certs.issue_client_cert(
+            certs.PKI.at(data / "pki"), common_name="bench-user", organizations=["bench-group"]
+        )
+        (data / "user.crt").write_bytes(cert)
+        (data / "user.key").write_bytes(key)
+        user = Client(srv.url, data, args.concurrency, user=(data / "user.crt", data / "user.key"))
+        # 1,000 RoleBindings for other users, across 50 namespaces.
+        for n in range(50):
+            await admin.request(
+                "POST",
+                "/api/v1/namespaces",
+                json.dumps({"metadata": {"name": f"other-{n}"}}).encode(),
+            )
+
+        async def other(i: int) -> None:
+            binding = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": f"rb-{i}"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "view",
+                },
+                "subjects": [
+                    {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "User",
+                        "name": f"someone-{i}",
+                    }
+                ],
+            }
+            status, body = await admin.request(
+                "POST",
+                f"/apis/rbac.authorization.k8s.io/v1/namespaces/other-{i % 50}/rolebindings",
+                json.dumps(binding).encode(),
+            )
+            assert status == 201, body
+
+        await run_concurrently(1000, 16, other)
+        rounds = 1 if args.quick else 4
+        figures: dict[str, list[float]] = {}
+        for r in range(rounds):
+            # Alternate who goes first: the cluster grows by every round's pods, and the
+            # second measurement of a round would otherwise always pay for it.
+            order = [("admin", admin), ("rbac", user)]
+            for who, client in order if r % 2 == 0 else order[::-1]:
+                ns = f"bench-{who}-{r}"
+                if who == "rbac":
+                    for target in (ns, f"{ns}-rate"):
+                        await admin.request(
+                            "POST",
+                            "/api/v1/namespaces",
+                            json.dumps({"metadata": {"name": target}}).encode(),
+                        )
+                        grant = {
+                            "apiVersion": "rbac.authorization.k8s.io/v1",
+                            "kind": "RoleBinding",
+                            "metadata": {"name": "edit"},
+                            "roleRef": {
+                                "apiGroup": "rbac.authorization.k8s.io",
+                                "kind": "ClusterRole",
+                                "name": "edit",
+                            },
+                            "subjects": [
+                                {
+                                    "apiGroup": "rbac.authorization.k8s.io",
+                                    "kind": "Group",
+                                    "name": "bench-group",
+                                }
+                            ],
+                        }
+                        status, body = await admin.request(
+                            "POST",
+                            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{target}/rolebindings",
+                            json.dumps(grant).encode(),
+                        )
+                        assert status == 201, body
+                        await namespace_ready(admin, target)
+                    rate = await bench_creates_existing(client, args.creates, args.concurrency, ns)
+                    latencies = await bench_latency_existing(
+                        client, 200.0, 5.0 if args.quick else 15.0, f"{ns}-rate"
+                    )
+                else:
+                    rate = await bench_creates(client, args.creates, args.concurrency, namespace=ns)
+                    latencies = await bench_latency_at_rate(
+                        client, 200.0, 5.0 if args.quick else 15.0, namespace=f"{ns}-rate"
+                    )
+                figures.setdefault(f"{who}_creates_per_s", []).append(rate)
+                figures.setdefault(f"{who}_mutating_p99_ms_at_200rps", []).append(
+                    pct(latencies, 99)
+                )
+                figures.setdefault(f"{who}_mutating_p50_ms_at_200rps", []).append(
+                    pct(latencies, 50)
+                )
+        for key, values in figures.items():
+            out[key] = round(statistics.mean(values), 2)
+        out["rbac_vs_admin_creates"] = round(
+            out["rbac_creates_per_s"] / out["admin_creates_per_s"], 3
+        )
+        out["rbac_vs_admin_p99"] = round(
+            out["admin_mutating_p99_ms_at_200rps"] / out["rbac_mutating_p99_ms_at_200rps"], 3
+        )
+        out["other_rolebindings"] = 1000
+        out["rounds"] = rounds
+        await admin.close()
+        await user.close()
+    finally:
+        srv.stop()
+    return out
+
+
+async def bench_creates_existing(client: Client, n: int, concurrency: int, namespace: str) -> float:
+    """Pod creates into an existing namespace (the RBAC user may not make namespaces)."""
+
+    async def make(i: int) -> None:
+        status, body = await client.request(
+            "POST", f"/api/v1/namespaces/{namespace}/pods", pod(f"p{i}")
+        )
+        if status != 201:
+            raise RuntimeError(f"create failed: {status} {body[:200]!r}")
+
+    elapsed = await run_concurrently(n, concurrency, make)
+    return n / elapsed
+
+
+async def bench_latency_existing(
+    client: Client, rate: float, seconds: float, namespace: str
+) -> list[float]:
+    """bench_latency_at_rate in an existing namespace."""
+    latencies: list[float] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(i: int) -> None:
+        t0 = time.perf_counter()
+        if i % 2 == 0:
+            status, _ = await client.request(
+                "POST",
+                f"/api/v1/namespaces/{namespace}/configmaps",
+                json.dumps({"metadata": {"name": f"c{i}"}, "data": {"v": "0"}}).encode(),
+            )
+            ok = status == 201
+        else:
+            target = f"c{i - 1}"
+            body = json.dumps({"metadata": {"name": target}, "data": {"v": str(i)}}).encode()
+            status, _ = await client.request(
+                "PUT", f"/api/v1/namespaces/{namespace}/configmaps/{target}", body
+            )
+            ok = status in (200, 404)
+        if ok:
+            latencies.append((time.perf_counter() - t0) * 1000)
+        elif status == 403:
+            raise RuntimeError("the RBAC user was refused")
+
+    n = int(rate * seconds)
+    start = time.perf_counter()
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.rbac:
+        with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
+            figures = await rbac_figures(args, Path(tmp) / "data")
+        return {
+            **figures,
+            "concurrency": args.concurrency,
+            "creates": args.creates,
+            "cpus": os.cpu_count(),
+        }
     if args.datastore == "etcd":
         return await main_etcd(args)
     with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
@@ -446,6 +677,11 @@ def main() -> None:
         choices=["sqlite", "etcd"],
         default="sqlite",
         help="etcd: run the server on a local etcd, beside etcd's own put rate and SQLite",
+    )
+    parser.add_argument(
+        "--rbac",
+        action="store_true",
+        help="an RBAC user (edit through a group, 1,000 other RoleBindings) beside the admin",
     )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))

@@ -49,6 +49,7 @@ API_PACKAGES = (
     "authorization/v1",
     "rbac/v1",
     "networking/v1",
+    "certificates/v1",
 )
 MACHINERY_PACKAGES = (
     "pkg/apis/meta/v1",

@@ -8,6 +8,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,12 @@ def cluster_kubectl(cluster_server: testing.ServerThread) -> Kubectl:
     return Kubectl(cluster_server.kubeconfig)
 
 
+@pytest.fixture(scope="session")
+def kubectl_as() -> type[Kubectl]:
+    """Kubectl itself, for tests that run it with kubeconfigs of their own (other users)."""
+    return Kubectl
+
+
 @pytest.fixture
 def cluster_namespace(cluster_kubectl: Kubectl) -> Iterator[str]:
     """A fresh namespace on the controller-running server."""
@@ -123,6 +130,17 @@ def cluster_namespace(cluster_kubectl: Kubectl) -> Iterator[str]:
     cluster_kubectl("create", "namespace", name)
     yield name
     cluster_kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def wait_for_namespace_setup(api: API, name: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    for path in (
+        f"/api/v1/namespaces/{name}/serviceaccounts/default",
+        f"/api/v1/namespaces/{name}/configmaps/kube-root-ca.crt",
+    ):
+        while api.request("GET", path).status != 200:
+            assert time.monotonic() < deadline, f"namespace {name} not set up: {path}"
+            time.sleep(0.02)
 
 
 class API:
@@ -171,9 +189,11 @@ def api(api_server: testing.ServerThread) -> API:
 
 @pytest.fixture
 def namespace(api: API) -> Iterator[str]:
-    """A fresh namespace for one test."""
+    """A fresh namespace for one test, once its default ServiceAccount and
+    kube-root-ca.crt exist (as upstream's e2e framework waits for them)."""
     name = "t-" + uuid.uuid4().hex[:10]
     status, body = api.json("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     assert status == 201, body
+    wait_for_namespace_setup(api, name)
     yield name
     api.request("DELETE", f"/api/v1/namespaces/{name}")

@@ -229,6 +229,31 @@ async def eventually(
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+
+
+async def namespace_set_up(client: rest.Client, namespace: str, *, timeout: float = 15.0) -> None:
+    """Wait until a new namespace has its ``default`` ServiceAccount and ``kube-root-ca.crt``
+    ConfigMap (as upstream's e2e framework waits for the account before using a namespace)."""
+    from pilothouse.api import errors, resources
+
+    accounts = resources.DEFAULT.by_path("", "v1", "serviceaccounts")
+    configmaps = resources.DEFAULT.by_path("", "v1", "configmaps")
+    assert accounts is not None and configmaps is not None
+
+    async def ready() -> bool:
+        try:
+            await client.get(accounts, "default", namespace)
+            await client.get(configmaps, ROOT_CA_CONFIGMAP, namespace)
+        except errors.StatusError as exc:
+            if errors.is_not_found(exc):
+                return False
+            raise
+        return True
+
+    await eventually(ready, timeout=timeout)
+
+
 @contextlib.asynccontextmanager
 async def running_controllers(
     client: rest.Client, factories: dict[str, manager.Factory]
@@ -300,6 +325,7 @@ def node_agent(
         tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
         port=0,
         heartbeat=1.0,
+        memory_backed_secrets=False,
     )
 
 

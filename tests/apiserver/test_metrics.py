@@ -128,8 +128,10 @@ def value(
 
 async def test_metrics_are_served_and_counters_move(client: rest.Client) -> None:
     ns = "met-" + uuid.uuid4().hex[:8]
-    before = scrape(await client.request("GET", "/metrics"))
     await client.create(NS, {"metadata": {"name": ns}})
+    # The namespace's own objects (kube-root-ca.crt is a ConfigMap) are made first.
+    await testing.namespace_set_up(client, ns)
+    before = scrape(await client.request("GET", "/metrics"))
     await client.create(CM, {"metadata": {"name": "c"}, "data": {}}, ns)
     await client.list(CM, ns)
     with pytest.raises(errors.StatusError):
@@ -185,7 +187,9 @@ async def _equals(measure: Callable[[], Awaitable[float]], expected: float) -> b
     return await measure() == expected
 
 
-async def test_metrics_need_authentication(api_server: testing.ServerThread) -> None:
+async def test_metrics_are_refused_to_anonymous_users(api_server: testing.ServerThread) -> None:
+    # As kube-apiserver: anonymous requests are authenticated as system:anonymous and
+    # RBAC (system:monitoring, bound to no one by default) refuses them.
     pki = api_server.server.pki
     assert pki is not None
     anonymous = pki.ssl_client_context()
@@ -193,4 +197,7 @@ async def test_metrics_need_authentication(api_server: testing.ServerThread) -> 
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=anonymous)) as session,
         session.get(api_server.url + "/metrics") as resp,
     ):
-        assert resp.status == 401
+        assert resp.status == 403
+        body = await resp.json()
+        assert body["message"] == 'forbidden: User "system:anonymous" cannot get path "/metrics"'
+        assert body["reason"] == "Forbidden"

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from pilothouse import testing
 from pilothouse.api import errors, resources
 from pilothouse.client import informer, lister, rest
 
@@ -18,7 +19,14 @@ assert CONFIGMAPS is not None and NAMESPACES is not None
 async def _namespace(client: rest.Client) -> str:
     name = "c-" + uuid.uuid4().hex[:8]
     await client.create(NAMESPACES, {"metadata": {"name": name}})
+    # Every namespace gets kube-root-ca.crt (and a default ServiceAccount): let it land
+    # before the tests count ConfigMaps.
+    await testing.namespace_set_up(client, name)
     return name
+
+
+def _ours(items: list[dict]) -> list[dict]:
+    return [i for i in items if i["metadata"]["name"] != testing.ROOT_CA_CONFIGMAP]
 
 
 async def test_rest_verbs_and_errors(client: rest.Client) -> None:
@@ -41,7 +49,7 @@ async def test_rest_verbs_and_errors(client: rest.Client) -> None:
         await client.update(CONFIGMAPS, stale)  # same resourceVersion again: stale
     assert exc.value.code == 409 and exc.value.reason == "Conflict"
     await client.delete(CONFIGMAPS, "a", ns)
-    assert (await client.list(CONFIGMAPS, ns))["items"] == []
+    assert _ours((await client.list(CONFIGMAPS, ns))["items"]) == []
 
 
 async def test_local_socket_needs_no_certificates(local_client: rest.Client) -> None:
@@ -82,6 +90,7 @@ async def test_informer_lists_watches_and_reports_changes(client: rest.Client) -
             if ("delete", "after") in seen:
                 break
             await asyncio.sleep(0.05)
+        seen[:] = [s for s in seen if s[1] != testing.ROOT_CA_CONFIGMAP]
         assert seen == [
             ("add", "before"),
             ("add", "after"),
@@ -90,7 +99,7 @@ async def test_informer_lists_watches_and_reports_changes(client: rest.Client) -
         ]
         assert inf.indexer.get(f"{ns}/after") is None
         assert [
-            o["metadata"]["name"] for o in inf.indexer.by_index(lister.NAMESPACE_INDEX, ns)
+            o["metadata"]["name"] for o in _ours(inf.indexer.by_index(lister.NAMESPACE_INDEX, ns))
         ] == ["before"]
     finally:
         await inf.stop()

@@ -190,14 +190,26 @@ def test_name_mismatch_and_namespace_mismatch(api, namespace: str) -> None:
     assert code == 400 and "does not match the name on the URL" in st["message"]
 
 
-def test_unauthenticated_requests_are_401(api_server) -> None:
+def test_anonymous_requests_are_403_and_bad_tokens_401(api_server) -> None:
     import ssl
 
     import urllib3
 
     ctx = ssl.create_default_context(cafile=str(api_server.server.pki.ca_cert))
     pool = urllib3.PoolManager(ssl_context=ctx, retries=False)
+    # No credential: system:anonymous, whom RBAC refuses (upstream's wording).
     resp = pool.request("GET", api_server.url + "/api/v1/namespaces")
+    assert resp.status == 403
+    assert json.loads(resp.data)["message"] == (
+        'namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" '
+        'in API group "" at the cluster scope'
+    )
+    # A credential nobody accepts is a 401, never anonymous.
+    resp = pool.request(
+        "GET",
+        api_server.url + "/api/v1/namespaces",
+        headers={"Authorization": "Bearer not-a-token"},
+    )
     assert resp.status == 401
     assert json.loads(resp.data)["reason"] == "Unauthorized"
     assert pool.request("GET", api_server.url + "/healthz").data == b"ok"

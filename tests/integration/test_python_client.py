@@ -49,7 +49,8 @@ def test_create_and_list_with_selectors(core: client.CoreV1Api, namespace: str) 
         token = page.metadata._continue
         if not token:
             break
-    assert sorted(seen) == ["one", "three", "two"]
+    # Every namespace also holds kube-root-ca.crt (the root-ca-cert-publisher's).
+    assert sorted(seen) == ["kube-root-ca.crt", "one", "three", "two"]
 
 
 def test_watch_from_resource_version_sees_only_later_events(

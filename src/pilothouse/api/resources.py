@@ -28,6 +28,7 @@ SUBRESOURCE_VERBS: dict[str, tuple[str, ...]] = {
     "finalize": ("update",),
     "token": ("create",),
     "ephemeralcontainers": ("get", "patch", "update"),
+    "approval": ("get", "patch", "update"),
 }
 
 # The kind a subresource speaks, when it is not the parent's own kind.
@@ -261,13 +262,84 @@ RESOURCES: tuple[Resource, ...] = (
         ("all",),
         sub=("status",),
     ),
+    # authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews are answered, never
+    # stored (identity: apiserver/authn, apiserver/authz)
+    _r(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        False,
+        verbs=("create",),
+        stored=False,
+    ),
+    _r(
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        False,
+        verbs=("create",),
+        stored=False,
+    ),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        True,
+        verbs=("create",),
+        stored=False,
+    ),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        False,
+        verbs=("create",),
+        stored=False,
+    ),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        False,
+        verbs=("create",),
+        stored=False,
+    ),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        False,
+        verbs=("create",),
+        stored=False,
+    ),
     # batch/v1
     _r("batch", "v1", "Job", "jobs", True, (), ("all",), sub=("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",), sub=("status",)),
+    # certificates.k8s.io/v1
+    _r(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        False,
+        ("csr",),
+        sub=("approval", "status"),
+    ),
     # coordination.k8s.io/v1
     _r("coordination.k8s.io", "v1", "Lease", "leases", True),
     # discovery.k8s.io/v1
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    # rbac.authorization.k8s.io/v1
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     # storage.k8s.io/v1
     _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
     # events.k8s.io/v1: the same objects as core/v1 Events, in another shape

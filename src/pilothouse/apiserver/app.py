@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import logging
 import platform
-import socket
 import sys
-import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from aiohttp import typedefs, web
@@ -24,7 +20,10 @@ from aiohttp import typedefs, web
 from pilothouse import __version__
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import request as request_info
-from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.authn import authenticator as authn
+from pilothouse.apiserver.authn import user as user_module
+from pilothouse.apiserver.authz import attributes, impersonation
+from pilothouse.apiserver.authz import authorizer as authz
 from pilothouse.apiserver.handlers import discovery, openapi, rest
 from pilothouse.storage import interface as storage
 from pilothouse.storage import value as storage_value
@@ -34,83 +33,17 @@ log = logging.getLogger(__name__)
 KUBERNETES_MINOR = "32"
 GIT_VERSION = f"v1.{KUBERNETES_MINOR}.0+pilothouse"
 
-# Paths anyone may read, as upstream's system:public-info-viewer role allows.
-PUBLIC_PATHS = frozenset(
-    {
-        "/healthz",
-        "/livez",
-        "/readyz",
-        "/version",
-        "/healthz/ping",
-        "/livez/ping",
-        "/readyz/ping",
-        # Joining nodes: the CA is public; the join itself checks the token in its handler.
-        "/pilothouse/v1/cacerts",
-        "/pilothouse/v1/join",
-    }
-)
+# Paths with their own admission check: a joining node proves itself with its token in
+# the join handler, and the CA it must pin is public.
+UNAUTHENTICATED_PATHS = frozenset({"/pilothouse/v1/cacerts", "/pilothouse/v1/join"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Serves the resources of a group-version that are not kept in the store
 # (``Resource.stored`` is False), as an aggregated API server would.
 ResourceHandler = Callable[[web.Request, request_info.RequestInfo], Awaitable[web.StreamResponse]]
-Authenticator = Callable[[web.Request], "User | None"]
 
-
-@dataclass(frozen=True, slots=True)
-class User:
-    name: str
-    groups: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-USER_KEY: web.RequestKey[User] = web.RequestKey("user", User)
-
-
-# One identity per TLS connection: the certificate cannot change mid-connection,
-# and parsing it on every request costs about 3% of a create's CPU.
-_CONNECTION_USERS: weakref.WeakKeyDictionary[Any, User] = weakref.WeakKeyDictionary()
-
-
-def x509_authenticator(request: web.Request) -> User | None:
-    """The user named by a verified client certificate (CN user, O groups)."""
-    transport = request.transport
-    if transport is None:
-        return None
-    cached = _CONNECTION_USERS.get(transport)
-    if cached is not None:
-        return cached
-    user = _x509_user(transport)
-    if user is not None:
-        _CONNECTION_USERS[transport] = user
-    return user
-
-
-def _x509_user(transport: Any) -> User | None:
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der or not ssl_object.getpeercert():
-        return None  # no certificate, or one the CA did not sign
-    name, groups = certs.identity_from_peercert(der)
-    return User(name, (*groups, "system:authenticated"))
-
-
-LOCAL_USER = User("system:apiserver", ("system:masters", "system:authenticated"))
-
-
-def local_socket_authenticator(request: web.Request) -> User | None:
-    """Requests on the server's private Unix socket (mode 0600, root's) come
-    from components inside the server process: trusted as upstream trusts its
-    loopback client."""
-    transport = request.transport
-    if transport is None:
-        return None
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family == socket.AF_UNIX:
-        return LOCAL_USER
-    return None
+# The request's authenticated (or impersonated) user; also in user_module.current().
+USER_KEY: web.RequestKey[user_module.UserInfo] = web.RequestKey("user", user_module.UserInfo)
 
 
 def version_info() -> dict[str, str]:
@@ -208,7 +141,8 @@ class APIApp:
         resource_api: rest.ResourceAPI,
         discovery_docs: discovery.Discovery,
         openapi_docs: openapi.OpenAPIV3,
-        authenticators: list[Authenticator],
+        authenticator: authn.RequestAuthenticator,
+        authorizer: authz.Authorizer,
         ready: Callable[[], bool],
         extra_routes: dict[str, Handler] | None = None,
         api_services: dict[tuple[str, str], ResourceHandler] | None = None,
@@ -218,7 +152,8 @@ class APIApp:
         self.resource_api = resource_api
         self.discovery = discovery_docs
         self.openapi = openapi_docs
-        self.authenticators = authenticators
+        self.authenticator = authenticator
+        self.authorizer = authorizer
         self.ready = ready
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
@@ -236,14 +171,25 @@ class APIApp:
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if _route_path(request) in PUBLIC_PATHS:
+        """Authenticate, impersonate, authorize — then serve as that user."""
+        path = _route_path(request)
+        if path in UNAUTHENTICATED_PATHS:
             return await handler(request)
-        for authenticate in self.authenticators:
-            user = authenticate(request)
-            if user is not None:
-                request[USER_KEY] = user
-                return await handler(request)
-        raise errors.unauthorized()
+        user = self.authenticator.authenticate(transport=request.transport, headers=request.headers)
+        if impersonation.requested(request.headers):
+            user = impersonation.impersonate(user, request.headers, self.authorizer)
+        attrs = attributes.from_request(user, request.method, path, request.query)
+        allowed, reason = self.authorizer.authorize(attrs)
+        if not allowed:
+            raise authz.forbidden(attrs, reason)
+        request[USER_KEY] = user
+        token = user_module.set_current(user)
+        attrs_token = attributes.set_current(attrs)
+        try:
+            return await handler(request)
+        finally:
+            attributes.reset_current(attrs_token)
+            user_module.reset_current(token)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = _route_path(request)

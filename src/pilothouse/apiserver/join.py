@@ -1,10 +1,15 @@
 """Joining a node to the cluster with a token (like k3s's node token).
 
 The server keeps a join token in ``<data-dir>/token``, shaped
-``K10<sha256 of the CA certificate>::server:<secret>``. A new node's agent
+``K10<sha256 of the CA certificate>::<id>.<secret>`` — k3s's shape, whose last part
+is an upstream bootstrap token (a ``bootstrap-token-<id>`` Secret in kube-system,
+created with the file). More tokens can be made with ``pilothouse token create``
+and revoked by deleting their Secret; a data directory from before bootstrap
+tokens keeps its ``K10…::server:<secret>`` token working. A new node's agent
 fetches the CA from ``/pilothouse/v1/cacerts`` (public), checks it against the
 hash in the token — so it cannot be fooled by a server that is not ours — and
-then POSTs certificate requests to ``/pilothouse/v1/join`` with the secret.
+then POSTs certificate requests to ``/pilothouse/v1/join`` with the secret part as
+its bearer token.
 The server signs a client certificate for ``system:node:<name>`` (group
 ``system:nodes``) and a serving certificate for the agent's port; the node
 chooses its keys, the server chooses the names.
@@ -14,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -24,6 +29,11 @@ from aiohttp import web
 from pilothouse.api import errors
 from pilothouse.api.validation import names
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.authn import authenticator as authn
+from pilothouse.apiserver.authn import bootstrap
+
+if TYPE_CHECKING:
+    from pilothouse.apiserver.registry.store import ResourceStore
 
 CACERTS_PATH = "/pilothouse/v1/cacerts"
 JOIN_PATH = "/pilothouse/v1/join"
@@ -33,32 +43,62 @@ def ca_hash(ca_pem: bytes) -> str:
     return hashlib.sha256(ca_pem).hexdigest()
 
 
-def ensure_token(data_dir: Path, pki: certs.PKI) -> str:
-    """The server's join token (created on first start, 0600)."""
+async def ensure_token(data_dir: Path, pki: certs.PKI, *, secrets: ResourceStore) -> str:
+    """The server's join token (created on first start, 0600), and its Secret."""
     path = data_dir / "token"
     digest = ca_hash(pki.ca_cert.read_bytes())
+    token = ""
     if path.exists():
-        token = path.read_text().strip()
-        if token.startswith(f"K10{digest}::server:"):
-            return token
-    token = f"K10{digest}::server:{secrets.token_hex(16)}"
-    path.touch(mode=0o600)
-    path.write_text(token + "\n")
+        found = path.read_text().strip()
+        if found.startswith(f"K10{digest}::"):
+            token = found
+    if not token:
+        token = f"K10{digest}::{bootstrap.new_token()}"
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+    secret_part = parse_token(token)[1]
+    if bootstrap.TOKEN_RE.match(secret_part):
+        secret = bootstrap.secret_for(
+            secret_part,
+            description="pilothouse join token (<data-dir>/token)",
+            ttl_seconds=None,
+            extra_groups=[],
+            now=time.time(),
+        )
+        name = secret["metadata"]["name"]
+        if await secrets.current(bootstrap.NAMESPACE, name) is None:
+            try:
+                await secrets.create(bootstrap.NAMESPACE, secret)
+            except errors.StatusError as exc:
+                if not errors.is_already_exists(exc):
+                    raise
     return token
 
 
 def parse_token(token: str) -> tuple[str, str]:
     """(CA hash, secret) of a full token; a bare secret gives ("", secret)."""
-    if token.startswith("K10") and "::server:" in token:
-        digest, _, secret = token[3:].partition("::server:")
-        return digest, secret
+    if token.startswith("K10") and "::" in token:
+        digest, _, secret = token[3:].partition("::")
+        return digest, secret.removeprefix("server:")
     return "", token
 
 
 class JoinService:
-    def __init__(self, *, pki: certs.PKI, token: str) -> None:
+    def __init__(
+        self, *, pki: certs.PKI, token: str, authenticator: authn.RequestAuthenticator
+    ) -> None:
         self.pki = pki
         self._secret = parse_token(token)[1]
+        self.authenticator = authenticator
+
+    def _accepts(self, given: str) -> bool:
+        """The server's own join secret, or any valid bootstrap token."""
+        if hmac.compare_digest(given.encode(), self._secret.encode()):
+            return True
+        if not bootstrap.TOKEN_RE.match(given):
+            return False
+        user, _ = self.authenticator.authenticate_token(given)
+        return user is not None and bootstrap.DEFAULT_GROUP in user.groups
 
     async def cacerts(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -69,10 +109,8 @@ class JoinService:
         if request.method != "POST":
             raise errors.method_not_allowed("")
         auth = request.headers.get("Authorization", "")
-        given = auth.removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(
-            parse_token(given)[1].encode(), self._secret.encode()
-        ):
+        given = parse_token(auth.removeprefix("Bearer ").strip())[1]
+        if not given or not self._accepts(given):
             raise errors.unauthorized()
         try:
             body: dict[str, Any] = orjson.loads(await request.read())

@@ -21,9 +21,15 @@ from aiohttp import web
 
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
+from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import join, watchcache
 from pilothouse.apiserver import metrics as api_metrics
-from pilothouse.apiserver.admission import namespace_lifecycle, pods
+from pilothouse.apiserver.admission import (
+    namespace_lifecycle,
+    noderestriction,
+    pods,
+    serviceaccount,
+)
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
@@ -38,7 +44,7 @@ from pilothouse.apiserver.handlers import (
     subresources,
 )
 from pilothouse.apiserver.registry import strategies
-from pilothouse.apiserver.registry.store import ResourceStore
+from pilothouse.apiserver.registry.store import Admission, ResourceStore
 from pilothouse.apiserver.registry.strategies import service as service_strategy
 from pilothouse.storage import factory, transform
 from pilothouse.storage import interface as storage
@@ -68,6 +74,9 @@ class ServerConfig:
     datastore_keyfile: Path | None = None
     datastore_prefix: str = ""
     cluster_dns: str = "10.43.0.10"  # the kube-dns Service's address ("": no kube-dns)
+    # Upstream's --token-auth-file (token,user,uid,"groups") and --anonymous-auth.
+    token_auth_file: Path | None = None
+    anonymous_auth: bool = True
 
 
 class StartupError(Exception):
@@ -99,6 +108,7 @@ class APIServer:
         self.node_proxy: nodeproxy.NodeProxy | None = None
         self.token = ""
         self.join_service: join.JoinService | None = None
+        self.identity: identity_module.Identity | None = None
         self.metrics = api_metrics.APIMetrics(registry)
         self.encryption = encryption_manager.Encryption(
             data_dir=config.data_dir,
@@ -177,7 +187,24 @@ class APIServer:
                 f"stored data cannot be decoded ({exc}); if it is an encrypted Secret,"
                 f" the key in {self.encryption.path} is not the one that encrypted it"
             ) from None
+        self.identity = identity_module.Identity(
+            pki_dir=self.pki.directory,
+            cache=self.cache,
+            token_auth_file=cfg.token_auth_file,
+            anonymous=cfg.anonymous_auth,
+        )
         allocator = service_strategy.ServiceAllocator()
+        # Upstream's order: NamespaceLifecycle, ServiceAccount, NodeRestriction, Priority
+        # and DefaultTolerationSeconds (pods), then the certificate plugins; RBAC's
+        # escalation checks sit where upstream's RBAC registries make them.
+        admission: list[Admission] = [
+            namespace_lifecycle.namespace_lifecycle,
+            serviceaccount.service_account_admission,
+            noderestriction.node_restriction,
+            pods.pod_admission,
+            allocator,
+            *self.identity.admission(),
+        ]
         for r in self.registry.resources:
             if "list" not in r.verbs or not r.stored:
                 continue
@@ -186,11 +213,16 @@ class APIServer:
                 strategy=strategies.for_resource(r, self.registry),
                 store=self.store,
                 cache=self.cache,
-                admission=[namespace_lifecycle.namespace_lifecycle, pods.pod_admission, allocator],
+                admission=admission,
             )
         await self._bootstrap()
-        self.token = join.ensure_token(cfg.data_dir, self.pki)
-        self.join_service = join.JoinService(pki=self.pki, token=self.token)
+        await self.identity.ensure_policy(self.resource_store)
+        self.token = await join.ensure_token(
+            cfg.data_dir, self.pki, secrets=self.resource_store("", "v1", "secrets")
+        )
+        self.join_service = join.JoinService(
+            pki=self.pki, token=self.token, authenticator=self.identity.authenticator
+        )
         await self._listen()
         self._ready = True
         self._write_kubeconfigs()
@@ -214,10 +246,15 @@ class APIServer:
             pods=self.resource_store("", "v1", "pods"),
             session=self.node_proxy.session,
         )
+        assert self.identity is not None
+        identity_subresources = self.identity.subresources(
+            {(r.group, r.plural): s for r, s in self.stores.items()}
+        )
         resource_api = rest.ResourceAPI(
             registry=self.registry,
             stores=self.stores,
             subresources={
+                **identity_subresources,
                 "scale": subresources.scale,
                 "binding": subresources.binding,
                 "bindings": subresources.binding,
@@ -234,8 +271,10 @@ class APIServer:
                 self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
             ),
             openapi_docs=openapi.OpenAPIV3(self.registry),
-            authenticators=[app_module.local_socket_authenticator, app_module.x509_authenticator],
+            authenticator=self.identity.authenticator,
+            authorizer=self.identity.authorizer,
             extra_routes={
+                **self.identity.routes(),
                 join.CACERTS_PATH: self.join_service.cacerts,
                 join.JOIN_PATH: self.join_service.join,
                 "/metrics": self.metrics.handle,
@@ -243,6 +282,7 @@ class APIServer:
             },
             api_services={
                 (resource_metrics.GROUP, resource_metrics.VERSION): metrics_api.handle,
+                **self.identity.api_services(),
             },
             middlewares=[self.metrics.middleware],
             ready=self.is_ready,

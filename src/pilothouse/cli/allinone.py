@@ -2,7 +2,15 @@
 
 ``pilothouse server`` and the test harness both compose the cluster here, in
 one explicit start-up order: the API server first (ready when it answers), then
-the components, each with its own client on the server's private socket.
+the components, each with its own client on the server's private socket and its
+own least-privilege identity, as upstream's components have: the controller
+manager is ``system:kube-controller-manager`` and each of its controllers its own
+``kube-system`` ServiceAccount, the scheduler ``system:kube-scheduler``, the node
+agent ``system:node:<host>`` in ``system:nodes`` (each with a bearer token the
+server made for it at start). Even without the controller manager the controllers
+a cluster cannot do without run: the ``default`` ServiceAccount and the
+``kube-root-ca.crt`` ConfigMap of every namespace (pods need both), and the
+aggregation of the ``admin``, ``edit`` and ``view`` roles.
 Components run as supervised tasks; ``stop`` cancels them in reverse order.
 """
 
@@ -16,8 +24,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.api import rbac
 from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.authn import user as user_module
 from pilothouse.client import config, rest
 from pilothouse.controllers import manager
 
@@ -41,7 +51,14 @@ class Options:
     scheduler_config: scheduler_config.Configuration | None = None
     agent: bool = False
     agent_dns: node_dns.Settings | None = None  # None: defaults, serving cluster DNS
+    # Each controller as its own ServiceAccount (upstream's --use-service-account-credentials).
+    use_service_account_credentials: bool = True
     extra: dict[str, object] = field(default_factory=dict)
+
+
+# What runs when the controller manager does not: pods need the first two, and the
+# admin, edit and view roles are empty until they are aggregated.
+IDENTITY_CONTROLLERS = ["serviceaccount", "root-ca-cert-publisher", "clusterrole-aggregation"]
 
 
 class AllInOne:
@@ -56,20 +73,36 @@ class AllInOne:
         self.scheduler: scheduler.Scheduler | None = None
         self.agent: agent.Agent | None = None
 
-    def client(self, user_agent: str) -> rest.Client:
-        c = rest.Client(config.local_socket(self.server.socket_path).with_user_agent(user_agent))
+    def client(self, user_agent: str, user: user_module.UserInfo | None = None) -> rest.Client:
+        """A client on the server's socket, acting as ``user`` (the server itself if None)."""
+        cfg = config.local_socket(self.server.socket_path).with_user_agent(user_agent)
+        if user is not None:
+            assert self.server.identity is not None
+            cfg = cfg.with_token(self.server.identity.component_token(user))
+        c = rest.Client(cfg)
         self.clients.append(c)
         return c
 
     async def start(self) -> None:
         await self.server.start()
-        if self.options.controllers:
-            self.controller_manager = manager.ControllerManager(
-                self.client("pilothouse-controller-manager"),
-                enabled=self.options.enabled_controllers,
-                leader_elect=self.options.leader_elect,
-            )
-            self._supervise("controller-manager", self.controller_manager.run())
+        pki = self.server.pki
+        assert pki is not None
+        enabled = self.options.enabled_controllers
+        if not self.options.controllers:
+            enabled = IDENTITY_CONTROLLERS
+        elif enabled is not None:
+            enabled = [*enabled, *(c for c in IDENTITY_CONTROLLERS if c not in enabled)]
+        self.controller_manager = manager.ControllerManager(
+            self.client(
+                "pilothouse-controller-manager", user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER)
+            ),
+            enabled=enabled,
+            leader_elect=self.options.leader_elect,
+            use_service_account_credentials=self.options.use_service_account_credentials,
+            root_ca=pki.ca_cert.read_bytes(),
+            signing_files=(pki.ca_cert, pki.ca_key),
+        )
+        self._supervise("controller-manager", self.controller_manager.run())
         run_scheduler = self.options.scheduler
         if run_scheduler is None:
             run_scheduler = self.options.controllers
@@ -77,7 +110,7 @@ class AllInOne:
             from pilothouse.scheduler import scheduler  # numpy: only when it runs
 
             self.scheduler = scheduler.Scheduler(
-                self.client("pilothouse-scheduler"),
+                self.client("pilothouse-scheduler", user_module.UserInfo(rbac.KUBE_SCHEDULER)),
                 configuration=self.options.scheduler_config,
                 leader_elect=self.options.leader_elect,
             )
@@ -108,8 +141,9 @@ class AllInOne:
             pki, common_name=f"system:node:{name}", hostnames=[name], ips=[address]
         )
         data_dir = self.server.config.data_dir / "agent"
+        node_user = user_module.UserInfo(f"{rbac.NODE_USER_PREFIX}{name}", (rbac.NODES_GROUP,))
         self.agent = agent.Agent(
-            self.client("pilothouse-agent"),
+            self.client("pilothouse-agent", node_user),
             node_name=name,
             address=address,
             data_dir=data_dir,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from pilothouse.cli import process
 from pilothouse.client import config, rest
@@ -32,6 +33,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--leader-elect", action="store_true", help="elect a leader among several copies"
     )
+    p.add_argument(
+        "--use-service-account-credentials",
+        action="store_true",
+        help="run each controller as its own kube-system ServiceAccount, with only its "
+        "system:controller:<name> role (as kube-controller-manager's flag)",
+    )
+    p.add_argument(
+        "--root-ca-file",
+        type=Path,
+        default=None,
+        help="the CA to publish as kube-root-ca.crt in every namespace (default: the "
+        "kubeconfig's certificate-authority)",
+    )
+    p.add_argument(
+        "--cluster-signing-cert-file",
+        type=Path,
+        default=None,
+        help="CA certificate the CSR signer signs with (with --cluster-signing-key-file)",
+    )
+    p.add_argument(
+        "--cluster-signing-key-file",
+        type=Path,
+        default=None,
+        help="key of --cluster-signing-cert-file",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     p.set_defaults(func=run)
 
@@ -45,7 +71,27 @@ def run(args: argparse.Namespace) -> int:
         return 1
     enabled = [c.strip() for c in args.controllers.split(",") if c.strip()] or None
     try:
-        return asyncio.run(_serve(cluster, enabled, args.leader_elect))
+        root_ca = args.root_ca_file.read_bytes() if args.root_ca_file else cluster.ca_data or b""
+    except OSError as exc:
+        print(f"pilothouse controller-manager: {exc}", file=sys.stderr)
+        return 1
+    signing = None
+    if args.cluster_signing_cert_file or args.cluster_signing_key_file:
+        if not (args.cluster_signing_cert_file and args.cluster_signing_key_file):
+            print(
+                "pilothouse controller-manager: pass both --cluster-signing-cert-file and "
+                "--cluster-signing-key-file",
+                file=sys.stderr,
+            )
+            return 2
+        signing = (args.cluster_signing_cert_file, args.cluster_signing_key_file)
+    options = {
+        "use_service_account_credentials": args.use_service_account_credentials,
+        "root_ca": root_ca,
+        "signing_files": signing,
+    }
+    try:
+        return asyncio.run(_serve(cluster, enabled, args.leader_elect, options))
     except ValueError as exc:
         print(f"pilothouse controller-manager: {exc}", file=sys.stderr)
         return 2
@@ -54,11 +100,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    cluster: config.ClusterConfig, enabled: list[str] | None, leader_elect: bool
+    cluster: config.ClusterConfig,
+    enabled: list[str] | None,
+    leader_elect: bool,
+    options: dict[str, Any],
 ) -> int:
     client = rest.Client(cluster.with_user_agent("pilothouse-controller-manager"))
     try:
-        cm = manager.ControllerManager(client, enabled=enabled, leader_elect=leader_elect)
+        cm = manager.ControllerManager(
+            client, enabled=enabled, leader_elect=leader_elect, **options
+        )
         return await process.run_component("controller-manager", client, cm.run())
     finally:
         await client.close()

@@ -20,6 +20,8 @@ SUBCOMMANDS = {
     "simulate": "pilothouse.cli.simulate",
     "images": "pilothouse.cli.images",
     "secrets-encrypt": "pilothouse.cli.secrets_encrypt",
+    "kubeconfig": "pilothouse.cli.kubeconfig",
+    "token": "pilothouse.cli.token",
 }
 
 DESCRIPTION = """\
@@ -40,6 +42,10 @@ scheduler and a node agent in one process, or as separate pieces.
                              the node's container images (air-gapped: import archives)
   pilothouse secrets-encrypt status|enable|disable|rotate-keys|reencrypt
                              encryption at rest of Secrets (keys managed for you)
+  pilothouse kubeconfig --user NAME [--group G]...
+                             a kubeconfig for a person, from an approved CSR
+  pilothouse token create|list|delete
+                             bootstrap tokens that join nodes
 
 Start with `pilothouse server --help`.
 """

@@ -106,6 +106,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "managed one; `pilothouse secrets-encrypt` then leaves encryption to the file",
     )
     p.add_argument(
+        "--token-auth-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='static bearer tokens, one per line as upstream\'s CSV: token,user,uid,"group1,group2"',
+    )
+    p.add_argument(
+        "--anonymous-auth",
+        default="true",
+        choices=["true", "false"],
+        help="requests without credentials are system:anonymous (RBAC decides what it may "
+        "do: /healthz, /version…); false refuses them with 401 (default: %(default)s)",
+    )
+    p.add_argument(
         "--write-kubeconfig",
         type=Path,
         default=None,
@@ -125,7 +139,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--disable-controller-manager",
         action="store_true",
-        help="do not run the controllers (run `pilothouse controller-manager` elsewhere)",
+        help="do not run the controllers (run `pilothouse controller-manager` elsewhere); the "
+        "two every namespace needs (its default ServiceAccount and kube-root-ca.crt) still run",
     )
     p.add_argument(
         "--scheduler-config",
@@ -154,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace) -> int:
     from pilothouse.apiserver import server as apiserver
+    from pilothouse.apiserver.authn import tokenfile
     from pilothouse.cli import allinone
     from pilothouse.scheduler import config as scheduler_config
 
@@ -171,6 +187,8 @@ async def _serve(args: argparse.Namespace) -> int:
         datastore_keyfile=args.datastore_keyfile,
         datastore_prefix=args.datastore_prefix,
         cluster_dns="" if args.disable_dns else args.dns.cluster_dns[0],
+        token_auth_file=args.token_auth_file,
+        anonymous_auth=args.anonymous_auth == "true",
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
@@ -205,7 +223,7 @@ async def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except (apiserver.StartupError, ValueError) as exc:
+    except (apiserver.StartupError, ValueError, tokenfile.TokenFileError) as exc:
         print(f"pilothouse: cannot start: {exc}", file=sys.stderr)
         await cluster.stop()
         return 1

@@ -12,7 +12,8 @@ import base64
 import os
 import ssl
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ class ClusterConfig:
     insecure: bool = False
     user_agent: str = "pilothouse"
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # A token that changes (a ServiceAccount token refreshed before it expires): read
+    # for every request, instead of ``token``.
+    token_source: Callable[[], str] | None = None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.unix_socket or not self.server.startswith("https://"):
@@ -56,17 +60,13 @@ class ClusterConfig:
         return ctx
 
     def with_user_agent(self, user_agent: str) -> ClusterConfig:
-        return ClusterConfig(
-            server=self.server,
-            ca_data=self.ca_data,
-            cert_data=self.cert_data,
-            key_data=self.key_data,
-            token=self.token,
-            unix_socket=self.unix_socket,
-            insecure=self.insecure,
-            user_agent=user_agent,
-            extra_headers=self.extra_headers,
-        )
+        return replace(self, user_agent=user_agent)
+
+    def with_token(
+        self, token: str | None = None, *, source: Callable[[], str] | None = None
+    ) -> ClusterConfig:
+        """The same server with a bearer token (fixed, or read from ``source``)."""
+        return replace(self, token=token, token_source=source)
 
 
 def _data(entry: dict[str, Any], key: str, base: Path) -> bytes | None:

@@ -115,6 +115,8 @@ class Client:
         """Send a request and decode the JSON answer; raise StatusError on failure."""
         data: bytes | None = None
         headers = {"Accept": accept} if accept else {}
+        if self.config.token_source is not None:
+            headers["Authorization"] = f"Bearer {self.config.token_source()}"
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
@@ -295,10 +297,13 @@ class Client:
             params["fieldSelector"] = field_selector
         self.requests += 1
         url = self.config.server + resource_path(resource, namespace)
+        watch_headers = {"Accept": METADATA} if metadata_only else {}
+        if self.config.token_source is not None:
+            watch_headers["Authorization"] = f"Bearer {self.config.token_source()}"
         async with self._session.get(
             url,
             params=params,
-            headers={"Accept": METADATA} if metadata_only else None,
+            headers=watch_headers or None,
             timeout=aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_read=None),
         ) as resp:
             if resp.status >= 400:

@@ -1,8 +1,11 @@
 """The controller manager: builds the controllers, shares informers, elects a leader.
 
-Every controller gets a :class:`Context` with the shared client, the shared
-informer factory (one watch per resource for all controllers), an event
-recorder and the clock. The list of controllers is explicit. With
+Every controller gets a :class:`Context` with its client, the shared informer
+factory (one watch per resource for all controllers), an event recorder and the
+clock. With ``use_service_account_credentials`` each controller's client acts as
+its own ServiceAccount (``SERVICE_ACCOUNTS``, upstream's names), so it holds only
+its ``system:controller:<name>`` role; the informers use the manager's client. The
+list of controllers is explicit. With
 ``leader_elect`` (several servers on one etcd), only the holder of the
 ``pilothouse-controller-manager`` Lease runs them; a single SQLite server
 skips the election.
@@ -15,12 +18,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pilothouse.api import resources
 from pilothouse.client import events, informer, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
-from pilothouse.controllers import base
+from pilothouse.controllers import base, credentials
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,10 @@ class Context:
     informers: informer.InformerFactory
     clock: Clock = DEFAULT_CLOCK
     registry: resources.Registry = resources.DEFAULT
+    # The cluster CA (PEM) that root-ca-cert-publisher puts in every namespace, and the
+    # CA certificate and key files the CSR signer signs with (--cluster-signing-*-file).
+    root_ca: bytes = b""
+    signing_files: tuple[Path, Path] | None = None
     _recorders: dict[str, events.EventRecorder] = field(default_factory=dict)
 
     def resource(self, group: str, version: str, plural: str) -> resources.Resource:
@@ -57,11 +65,48 @@ class Context:
 
 Factory = Callable[[Context], base.Controller]
 
+# Controller -> the kube-system ServiceAccount it acts as (upstream's names; several
+# controllers may share one, as nodeipam and nodelifecycle share node-controller).
+SERVICE_ACCOUNTS: dict[str, str] = {
+    "replicaset": "replicaset-controller",
+    "replicationcontroller": "replication-controller",
+    "deployment": "deployment-controller",
+    "garbagecollector": "generic-garbage-collector",
+    "namespace": "namespace-controller",
+    "disruption": "disruption-controller",
+    "podgc": "pod-garbage-collector",
+    "nodeipam": "node-controller",
+    "nodelifecycle": "node-controller",
+    "serviceaccount": "service-account-controller",
+    "root-ca-cert-publisher": "root-ca-cert-publisher",
+    "clusterrole-aggregation": "clusterrole-aggregation-controller",
+    "csrsigning": "certificate-controller",
+    "csrapproving": "certificate-controller",
+    "csrcleaner": "certificate-controller",
+    "tokencleaner": "token-cleaner",
+    "endpointslice": "endpointslice-controller",
+    "endpoints": "endpoint-controller",
+    "servicelb": "service-controller",
+    "statefulset": "statefulset-controller",
+    "daemonset": "daemon-set-controller",
+    "job": "job-controller",
+    "cronjob": "cronjob-controller",
+    "ttl-after-finished": "ttl-after-finished-controller",
+    "horizontalpodautoscaling": "horizontal-pod-autoscaler",
+    "persistentvolume-binder": "persistent-volume-binder",
+    "pvc-protection": "pvc-protection-controller",
+    "pv-protection": "pv-protection-controller",
+    "ephemeral-volume": "ephemeral-volume-controller",
+}
+
 
 def default_controllers() -> dict[str, Factory]:
     # Imported here: each controller module pulls in only what it needs, and
     # the list stays the one place that names them all.
     from pilothouse.controllers import (
+        bootstraptokens,
+        certificates,
+        clusterroleaggregation,
         cronjob,
         daemonset,
         deployment,
@@ -74,6 +119,7 @@ def default_controllers() -> dict[str, Factory]:
         podautoscaler,
         podgc,
         replicaset,
+        serviceaccounts,
         statefulset,
         ttlafterfinished,
     )
@@ -93,10 +139,26 @@ def default_controllers() -> dict[str, Factory]:
         "nodelifecycle": nodelifecycle.NodeLifecycleController,
         "statefulset": statefulset.StatefulSetController,
         "daemonset": daemonset.DaemonSetController,
+        "serviceaccount": serviceaccounts.ServiceAccountsController,
+        "root-ca-cert-publisher": serviceaccounts.RootCACertPublisher,
+        "clusterrole-aggregation": clusterroleaggregation.ClusterRoleAggregationController,
+        "csrsigning": certificates.CSRSigningController,
+        "csrapproving": certificates.CSRApprovingController,
+        "csrcleaner": certificates.CSRCleanerController,
+        "tokencleaner": bootstraptokens.TokenCleanerController,
     }
 
 
 class ControllerManager:
+    def _context(self, client: rest.Client, shared: informer.InformerFactory) -> Context:
+        return Context(
+            client=client,
+            informers=shared,
+            clock=self.clock,
+            root_ca=self.root_ca,
+            signing_files=self.signing_files,
+        )
+
     def __init__(
         self,
         client: rest.Client,
@@ -105,8 +167,14 @@ class ControllerManager:
         leader_elect: bool = False,
         clock: Clock = DEFAULT_CLOCK,
         factories: dict[str, Factory] | None = None,
+        use_service_account_credentials: bool = False,
+        root_ca: bytes = b"",
+        signing_files: tuple[Path, Path] | None = None,
     ) -> None:
         self.client = client
+        self.use_service_account_credentials = use_service_account_credentials
+        self.root_ca = root_ca
+        self.signing_files = signing_files
         self.factories = factories or default_controllers()
         unknown = set(enabled or []) - set(self.factories)
         if unknown:
@@ -130,15 +198,34 @@ class ControllerManager:
             await self._run_controllers()
 
     async def _run_controllers(self) -> None:
-        ctx = Context(
-            client=self.client, informers=informer.InformerFactory(self.client), clock=self.clock
+        shared = informer.InformerFactory(self.client)
+        ctx = self._context(self.client, shared)
+        contexts = [ctx]
+        creds = (
+            credentials.ControllerCredentials(self.client, clock=self.clock)
+            if self.use_service_account_credentials
+            else None
         )
-        self.controllers = {name: self.factories[name](ctx) for name in self.enabled}
+        self.controllers = {}
+        for name in self.enabled:
+            account = SERVICE_ACCOUNTS.get(name)
+            if creds is not None and account is not None:
+                own = self._context(await creds.client_for(account), shared)
+                contexts.append(own)
+                self.controllers[name] = self.factories[name](own)
+            else:
+                if creds is not None:
+                    log.warning("controller %s has no ServiceAccount of its own", name)
+                self.controllers[name] = self.factories[name](ctx)
         ctx.informers.start()
         tasks = [
             asyncio.get_running_loop().create_task(c.run(), name=f"controller-{name}")
             for name, c in self.controllers.items()
         ]
+        if creds is not None:
+            tasks.append(
+                asyncio.get_running_loop().create_task(creds.run(), name="controller-credentials")
+            )
         try:
             await ctx.informers.wait_synced()
             self.ready.set()
@@ -152,4 +239,7 @@ class ControllerManager:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await ctx.informers.stop()
-            await ctx.close()
+            for c in contexts:
+                await c.close()
+            if creds is not None:
+                await creds.close()

@@ -117,8 +117,12 @@ class Agent:
         heartbeat: float = 10.0,
         labels: dict[str, str] | None = None,
         dns: node_dns.Settings | None = None,
+        memory_backed_secrets: bool = True,
     ) -> None:
         self.client = client
+        # Secret, token and projected volumes on tmpfs, never on disk (off for in-process
+        # test agents with a fake runtime, whose pods outlive the test's data dir).
+        self.memory_backed_secrets = memory_backed_secrets
         self.node_name = node_name
         self.address = address
         self.data_dir = data_dir
@@ -165,7 +169,11 @@ class Agent:
         self.runtime = self.runtime_factory(self.pod_cidr)
         await self.runtime.start()
         capacity = machine_capacity(self.data_dir)
-        volumes = VolumeManager(self.data_dir / "pods", node_allocatable=capacity)
+        volumes = VolumeManager(
+            self.data_dir / "pods",
+            node_allocatable=capacity,
+            memory_backed_secrets=self.memory_backed_secrets,
+        )
         node = NodeInfo(
             name=self.node_name,
             address=self.address,

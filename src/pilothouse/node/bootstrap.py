@@ -89,11 +89,13 @@ async def join(
     found = existing(directory)
     if found is not None:
         return found
-    digest, _, secret = token.removeprefix("K10").partition("::server:")
+    digest, _, secret = token.removeprefix("K10").partition("::")
+    secret = secret.removeprefix("server:")
     if not token.startswith("K10") or not secret:
         raise JoinError(
-            "the token is not a pilothouse join token (K10<hash>::server:<secret>); "
-            "copy it from the server's <data-dir>/token"
+            "the token is not a pilothouse join token (K10<hash>::<id>.<secret>); "
+            "copy it from the server's <data-dir>/token, or make one with "
+            "`pilothouse token create` on the server"
         )
     insecure = ssl.create_default_context()
     insecure.check_hostname = False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,13 @@ class ConfigError(Exception):
 
 @dataclass
 class Lookups:
-    """ConfigMaps and Secrets of the pod's namespace, by name (None: not found)."""
+    """ConfigMaps and Secrets of the pod's namespace, by name (None: not found), and the
+    ServiceAccount tokens of its projected volumes by (audience, expirationSeconds): a
+    token, or the reason it could not be had."""
 
     configmaps: dict[str, Obj | None]
     secrets: dict[str, Obj | None]
+    tokens: dict[tuple[str, int], str | Exception] = field(default_factory=dict)
 
 
 def milli_cpu(value: Any) -> int:

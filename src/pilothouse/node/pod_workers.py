@@ -408,6 +408,7 @@ class PodWorker:
             syncer.sandboxes.pop(self.uid, None)
         syncer.volumes.cleanup(self.uid)
         syncer.restart_backoff.forget_prefix(self.uid)
+        syncer.tokens.forget(self.uid)
         syncer.start_times.pop(self.uid, None)
         if not self.gone:
             await self.confirm_deleted(pod)

@@ -20,8 +20,9 @@ from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, lister, rest
 from pilothouse.node import containers as containerconf
 from pilothouse.node import dns as node_dns
-from pilothouse.node import prober
+from pilothouse.node import prober, tokens
 from pilothouse.node import status as node_status
+from pilothouse.node import volumes as volume_files
 from pilothouse.node.backoff import Backoff
 from pilothouse.node.runtime import protocol
 from pilothouse.node.volumes import VolumeManager
@@ -82,6 +83,7 @@ class PodSyncer:
         self.sandboxes: dict[str, protocol.Sandbox] = {}  # pod uid → sandbox
         self.start_times: dict[str, str] = {}
         self.prober: prober.ProbeManager | None = None
+        self.tokens = tokens.TokenManager(client)
 
     # --- lookups ------------------------------------------------------------------------
     async def _get(self, resource: resources.Resource, name: str, namespace: str) -> Obj | None:
@@ -122,7 +124,20 @@ class PodSyncer:
                     secret_names.add(src["secret"].get("name", ""))
         cms = {n: await self._get(CONFIGMAPS, n, ns) for n in cm_names if n}
         secrets = {n: await self._get(SECRETS, n, ns) for n in secret_names if n}
-        return containerconf.Lookups(configmaps=cms, secrets=secrets)
+        tokens: dict[tuple[str, int], str | Exception] = {}
+        for vol in spec.get("volumes") or []:
+            for src in (vol.get("projected") or {}).get("sources") or []:
+                projection = src.get("serviceAccountToken")
+                if projection is None:
+                    continue
+                key = volume_files.token_key(projection)
+                if key in tokens:
+                    continue
+                try:
+                    tokens[key] = await self.tokens.token(pod, projection)
+                except errors.StatusError as exc:
+                    tokens[key] = exc
+        return containerconf.Lookups(configmaps=cms, secrets=secrets, tokens=tokens)
 
     def service_env(self, pod: Obj) -> dict[str, str]:
         """Docker-link-style variables for the namespace's Services (enableServiceLinks).

@@ -104,6 +104,11 @@ def _items(
     return out
 
 
+def token_key(projection: Obj) -> tuple[str, int]:
+    """How Lookups.tokens files a ``serviceAccountToken`` projection's token."""
+    return str(projection.get("audience") or ""), int(projection.get("expirationSeconds") or 3600)
+
+
 def _configmap_data(obj: Obj) -> dict[str, bytes]:
     data = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
     data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
@@ -117,9 +122,16 @@ def _secret_data(obj: Obj) -> dict[str, bytes]:
 class VolumeManager:
     """Prepares and tears down the volumes of pods on this node."""
 
-    def __init__(self, pods_dir: Path, *, node_allocatable: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pods_dir: Path,
+        *,
+        node_allocatable: dict[str, str] | None = None,
+        memory_backed_secrets: bool = True,
+    ) -> None:
         self.pods_dir = pods_dir
         self.node_allocatable = node_allocatable or {}
+        self.memory_backed_secrets = memory_backed_secrets
 
     def pod_dir(self, uid: str) -> Path:
         return self.pods_dir / uid
@@ -145,12 +157,14 @@ class VolumeManager:
                 out[name] = PreparedVolume(name, path, tmpfs=tmpfs)
             elif any(k in vol for k in ("configMap", "secret", "downwardAPI", "projected")):
                 files, is_secret = self._content(pod, vol, lookups)
-                if is_secret:
+                if is_secret and self.memory_backed_secrets:
                     path.mkdir(parents=True, exist_ok=True)
                     if not _is_mount(path):
                         _mount_tmpfs(path)
                 _write_atomic(path, files)
-                out[name] = PreparedVolume(name, path, readonly=True, tmpfs=is_secret)
+                out[name] = PreparedVolume(
+                    name, path, readonly=True, tmpfs=is_secret and self.memory_backed_secrets
+                )
             else:
                 # Volume types this node cannot provide (cloud disks…) are refused clearly.
                 kinds = [k for k in vol if k != "name"]
@@ -272,13 +286,12 @@ class VolumeManager:
             elif "downwardAPI" in source:
                 files.update(self._downward(pod, source["downwardAPI"].get("items") or [], mode))
             elif "serviceAccountToken" in source:
-                token = lookups.secrets.get("\x00token")  # provided by the agent when it has one
-                if token is not None:
-                    secret = True
-                    files[source["serviceAccountToken"].get("path", "token")] = (
-                        str(token.get("token", "")).encode(),
-                        mode,
-                    )
+                projection = source["serviceAccountToken"]
+                token = lookups.tokens.get(token_key(projection))
+                if not isinstance(token, str):
+                    raise ConfigError(f"failed to fetch token: {token or 'no token requested'}")
+                secret = True
+                files[projection.get("path", "token")] = (token.encode(), mode)
         return files, secret
 
     def _downward(self, pod: Obj, items: list[Obj], mode: int) -> dict[str, tuple[bytes, int]]:

@@ -220,6 +220,20 @@ COLUMNS = {
     ): "Last_Seen Type Reason Object *Subobject *Source Message *First_Seen *Count *Name",
     ("scheduling.k8s.io", "PriorityClass"): "Name Value Global-Default Age PreemptionPolicy",
     ("policy", "PodDisruptionBudget"): "Name Min_Available Max_Unavailable Allowed_Disruptions Age",
+    ("rbac.authorization.k8s.io", "Role"): "Name Created_At",
+    ("rbac.authorization.k8s.io", "ClusterRole"): "Name Created_At",
+    (
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+    ): "Name Role Age *Users *Groups *ServiceAccounts",
+    (
+        "rbac.authorization.k8s.io",
+        "ClusterRoleBinding",
+    ): "Name Role Age *Users *Groups *ServiceAccounts",
+    (
+        "certificates.k8s.io",
+        "CertificateSigningRequest",
+    ): "Name Age SignerName Requestor RequestedDuration Condition",
 }
 
 

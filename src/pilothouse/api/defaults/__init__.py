@@ -45,6 +45,31 @@ def _endpoint_slice(obj: dict[str, Any]) -> None:
                 port["protocol"] = "TCP"
 
 
+def _rbac_binding(obj: dict[str, Any]) -> None:
+    ref = obj.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = "rbac.authorization.k8s.io"
+    subjects = obj.get("subjects")
+    for subject in subjects if isinstance(subjects, list) else ():
+        if (
+            isinstance(subject, dict)
+            and not subject.get("apiGroup")
+            and subject.get("kind") in ("User", "Group")
+        ):
+            subject["apiGroup"] = "rbac.authorization.k8s.io"
+
+
+def _csr(obj: dict[str, Any]) -> None:
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and spec.get("usages") is None:
+        spec["usages"] = ["digital signature", "key encipherment"]
+    status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for condition in conditions if isinstance(conditions, list) else ():
+        if isinstance(condition, dict) and not condition.get("status"):
+            condition["status"] = "True"
+
+
 _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     **{("", kind): fn for kind, fn in core.DEFAULTERS.items()},
     **{("apps", kind): fn for kind, fn in workloads.APPS.items()},
@@ -52,6 +77,9 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("storage.k8s.io", "StorageClass"): _storage_class,
     ("scheduling.k8s.io", "PriorityClass"): _priority_class,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+    ("rbac.authorization.k8s.io", "RoleBinding"): _rbac_binding,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _rbac_binding,
+    ("certificates.k8s.io", "CertificateSigningRequest"): _csr,
 }
 
 

@@ -26,11 +26,13 @@ from pilothouse.api.validation import (
     apps,
     autoscaling,
     batch,
+    certificates,
     cluster,
     coremisc,
     meta,
     names,
     pods,
+    rbac,
     services,
     status,
     storage,
@@ -106,6 +108,11 @@ _CREATE: dict[tuple[str, str], CreateValidator] = {
     ("policy", "PodDisruptionBudget"): cluster.validate_pdb,
     ("autoscaling", "Scale"): _scale,
     ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.validate_horizontal_pod_autoscaler,
+    ("rbac.authorization.k8s.io", "Role"): rbac.validate_role,
+    ("rbac.authorization.k8s.io", "ClusterRole"): rbac.validate_cluster_role,
+    ("rbac.authorization.k8s.io", "RoleBinding"): rbac.validate_role_binding,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): rbac.validate_cluster_role_binding,
+    ("certificates.k8s.io", "CertificateSigningRequest"): certificates.validate_csr,
 }
 
 _UPDATE: dict[tuple[str, str], UpdateValidator] = {
@@ -138,6 +145,11 @@ _UPDATE: dict[tuple[str, str], UpdateValidator] = {
     ("autoscaling", "HorizontalPodAutoscaler"): (
         autoscaling.validate_horizontal_pod_autoscaler_update
     ),
+    ("rbac.authorization.k8s.io", "Role"): rbac.validate_role_update,
+    ("rbac.authorization.k8s.io", "ClusterRole"): rbac.validate_cluster_role_update,
+    ("rbac.authorization.k8s.io", "RoleBinding"): rbac.validate_role_binding_update,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): rbac.validate_cluster_role_binding_update,
+    ("certificates.k8s.io", "CertificateSigningRequest"): certificates.validate_csr_update,
 }
 
 # Kinds created through a subresource rather than the generic store.

@@ -1,11 +1,11 @@
-"""Admission for new pods: Priority, DefaultTolerationSeconds and ServiceAccount
-(the upstream plugins of those names, in that order).
+"""Admission for new pods: Priority and DefaultTolerationSeconds (the upstream plugins
+of those names, in that order; ServiceAccount, which runs before them, is in
+``serviceaccount``).
 
 * Priority resolves ``spec.priorityClassName`` (or the global default class)
   to ``spec.priority`` and ``spec.preemptionPolicy``; an unknown class is 403.
 * DefaultTolerationSeconds lets a pod stay 300 s on a node that goes NotReady
   or unreachable before it is evicted.
-* ServiceAccount names the ``default`` account when the pod names none.
 """
 
 from __future__ import annotations
@@ -40,10 +40,6 @@ async def pod_admission(store: ResourceStore, op: str, obj: Obj) -> None:
         return
     await _priority(store, obj)
     _default_tolerations(obj)
-    spec = obj.setdefault("spec", {})
-    if not spec.get("serviceAccountName"):
-        spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
-    spec["serviceAccount"] = spec["serviceAccountName"]
 
 
 async def _priority(store: ResourceStore, pod: Obj) -> None:

@@ -64,6 +64,8 @@ RENEW_BEFORE = datetime.timedelta(days=90)
 BACKDATE = datetime.timedelta(hours=1)
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (see ssl_server_context).
+_NO_CHECK_TIME = 0x200000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +103,16 @@ class PKI:
         certificate; the server then authorizes each request by the identity it
         found. Unlike kube-apiserver, a client that presents a certificate this
         CA did not sign fails the TLS handshake rather than getting a 401
-        (Python's ssl module offers no verify callback to defer the check).
+        (Python's ssl module offers no verify callback to defer the check). The
+        validity period is left to the x509 authenticator (OpenSSL's
+        ``X509_V_FLAG_NO_CHECK_TIME``), so an expired certificate is a 401 as upstream.
         """
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.server_cert, self.server_key)
         context.load_verify_locations(cafile=self.ca_cert)
         context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+        context.verify_flags |= _NO_CHECK_TIME
         # aiohttp speaks HTTP/1.1 only; saying so keeps Go clients from trying h2.
         context.set_alpn_protocols(["http/1.1"])
         return context

@@ -19,6 +19,7 @@ from typing import Any
 from pilothouse.api import errors
 from pilothouse.api import resources as api_resources
 from pilothouse.apiserver.table import (
+    access,
     apps,
     autoscaling,
     batch,
@@ -40,6 +41,7 @@ PRINTERS: Mapping[tuple[str, str], Printer] = MappingProxyType(
         **batch.PRINTERS,
         **other.PRINTERS,
         **autoscaling.PRINTERS,
+        **access.PRINTERS,
     }
 )
 """Printers by (API group, kind)."""

@@ -7,7 +7,14 @@ with generation tracking switched on where upstream's strategy sets it.
 from __future__ import annotations
 
 from pilothouse.api import resources
-from pilothouse.apiserver.registry.strategies import namespace, node, pod, service, workload
+from pilothouse.apiserver.registry.strategies import (
+    certificates,
+    namespace,
+    node,
+    pod,
+    service,
+    workload,
+)
 from pilothouse.apiserver.registry.strategy import Strategy
 
 _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
@@ -23,6 +30,7 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "jobs"): workload.JobStrategy,
     ("batch", "cronjobs"): workload.GenerationStrategy,
     ("policy", "poddisruptionbudgets"): workload.GenerationStrategy,
+    ("certificates.k8s.io", "certificatesigningrequests"): certificates.CSRStrategy,
 }
 
 
