@@ -24,6 +24,7 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("", "nodes"): node.NodeStrategy,
     ("", "services"): service.ServiceStrategy,
     ("", "endpoints"): workload.CreateOnUpdateStrategy,
+    ("", "replicationcontrollers"): workload.GenerationStrategy,
     ("apps", "deployments"): workload.DeploymentStrategy,
     ("apps", "replicasets"): workload.GenerationStrategy,
     ("apps", "statefulsets"): workload.GenerationStrategy,
@@ -49,10 +50,12 @@ RETURN_DELETED_OBJECT: frozenset[tuple[str, str]] = frozenset(
         ("", "persistentvolumes"),
         ("", "persistentvolumeclaims"),
         ("", "podtemplates"),
+        ("", "resourcequotas"),
         ("storage.k8s.io", "storageclasses"),
         ("storage.k8s.io", "volumeattachments"),
         ("storage.k8s.io", "csidrivers"),
         ("storage.k8s.io", "csinodes"),
+        ("storage.k8s.io", "volumeattributesclasses"),
     }
 )
 
