@@ -12,7 +12,7 @@ import pytest
 
 from pilothouse.api import errors, resources
 from pilothouse.client import rest
-from pilothouse.controllers import garbagecollector, replicationcontroller
+from pilothouse.controllers import disruption, garbagecollector, replicationcontroller
 from pilothouse.node import hollow
 from pilothouse.testing import eventually, running_controllers
 
@@ -176,3 +176,49 @@ async def test_delete_without_a_policy_orphans_the_pods(
         await eventually(lambda: _count(client, ns, "app=drop", 1))
         await client.delete(RC, "drop", ns, propagation_policy="Background")
         await eventually(lambda: _count(client, ns, "app=drop", 0))
+
+
+async def test_disruption_budgets_expect_an_rcs_replicas(client: rest.Client, ns: str) -> None:
+    """Upstream's disruption controller finds a pod's RC (getPodReplicationController)
+    and expects its ``spec.replicas`` pods."""
+    owner = await client.create(RC, rc("db", 5, ""), ns)
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "name": "db",
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+    }
+    for name in ("db-a", "db-b"):
+        await client.create(
+            PODS,
+            {
+                "metadata": {"name": name, "labels": {"app": "db"}, "ownerReferences": [ref]},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+            ns,
+        )
+        pod = await client.get(PODS, name, ns)
+        pod["status"]["phase"] = "Running"
+        pod["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+        await client.update_status(PODS, pod)
+    pdbs = resources.DEFAULT.by_path("policy", "v1", "poddisruptionbudgets")
+    assert pdbs is not None
+    await client.create(
+        pdbs,
+        {
+            "metadata": {"name": "db"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+        },
+        ns,
+    )
+    async with running_controllers(client, {"disruption": disruption.DisruptionController}):
+
+        async def status() -> dict[str, Any] | None:
+            got = await client.get(pdbs, "db", ns)
+            st = got.get("status") or {}
+            return st if st.get("observedGeneration") == got["metadata"]["generation"] else None
+
+        st = await eventually(status)
+        assert (st["expectedPods"], st["desiredHealthy"], st["currentHealthy"]) == (5, 4, 2)
+        assert st["disruptionsAllowed"] == 0
