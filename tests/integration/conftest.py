@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pilothouse.api import resources
 
@@ -26,6 +31,28 @@ def _workload(name: str, ns: str = "", **spec: Any) -> Obj:
             **spec,
         }
     }
+
+
+_RULES = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+
+
+def _binding(role_kind: str) -> Obj:
+    group = "rbac.authorization.k8s.io"
+    return {
+        "roleRef": {"apiGroup": group, "kind": role_kind, "name": "view"},
+        "subjects": [{"kind": "User", "name": "someone", "apiGroup": group}],
+    }
+
+
+def _csr_request(name: str) -> str:
+    """A PEM certificate request for ``name``, base64-encoded as the API wants it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .sign(key, hashes.SHA256())
+    )
+    return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
 
 
 # The smallest valid body of each kind (by group and resource), from its name
@@ -113,6 +140,17 @@ _SAMPLES: dict[tuple[str, str], Callable[[str, str], Obj]] = {
         "type": "Normal",
     },
     ("scheduling.k8s.io", "priorityclasses"): lambda name, ns: {"value": 10},
+    ("rbac.authorization.k8s.io", "roles"): lambda name, ns: {"rules": _RULES},
+    ("rbac.authorization.k8s.io", "clusterroles"): lambda name, ns: {"rules": _RULES},
+    ("rbac.authorization.k8s.io", "rolebindings"): lambda name, ns: _binding("Role"),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): lambda name, ns: _binding("ClusterRole"),
+    ("certificates.k8s.io", "certificatesigningrequests"): lambda name, ns: {
+        "spec": {
+            "request": _csr_request(name),
+            "signerName": "example.com/test",
+            "usages": ["client auth"],
+        }
+    },
     ("policy", "poddisruptionbudgets"): lambda name, ns: {
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}
     },

@@ -115,7 +115,7 @@ def test_watch_events_are_newline_delimited(api: Any, namespace: str, accept: st
     api.request("POST", base, _cm(namespace, "w2")[1])
     resp = api.request(
         "GET",
-        base + "?watch=true&timeoutSeconds=1",
+        base + "?watch=true&timeoutSeconds=1&labelSelector=a%3Db",
         headers={"Accept": accept},
         preload=False,
     )
