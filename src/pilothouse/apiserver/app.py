@@ -19,6 +19,7 @@ from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
+from pilothouse.apiserver import negotiation
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
@@ -67,7 +68,7 @@ def _arch() -> str:
 
 def status_response(err: errors.StatusError) -> web.Response:
     return web.Response(
-        body=orjson.dumps(err.status()), status=err.code, content_type="application/json"
+        body=negotiation.status_body(err), status=err.code, content_type="application/json"
     )
 
 
@@ -158,7 +159,9 @@ class APIApp:
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
         self.middlewares = middlewares or []  # outermost, before error handling (metrics)
-        self._version = orjson.dumps(version_info())
+        # Upstream writes /version indented and without a trailing newline
+        # (responsewriters.WriteRawJSON), unlike API objects.
+        self._version = orjson.dumps(version_info(), option=orjson.OPT_INDENT_2)
 
     def build(self) -> web.Application:
         app = web.Application(

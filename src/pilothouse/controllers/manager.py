@@ -119,6 +119,7 @@ def default_controllers() -> dict[str, Factory]:
         podautoscaler,
         podgc,
         replicaset,
+        replicationcontroller,
         serviceaccounts,
         statefulset,
         ttlafterfinished,
@@ -126,6 +127,7 @@ def default_controllers() -> dict[str, Factory]:
 
     return {
         "replicaset": replicaset.ReplicaSetController,
+        "replicationcontroller": replicationcontroller.ReplicationManager,
         "deployment": deployment.DeploymentController,
         "job": job.JobController,
         "ttl-after-finished": ttlafterfinished.TTLAfterFinishedController,

@@ -80,20 +80,25 @@ def deletion_order(pods: list[Obj], related: list[Obj], now: float) -> list[Obj]
 
 
 class ReplicaSetController(base.Controller):
+    """Keeps ReplicaSets' pods; subclasses keep other kinds with the same logic
+    (``resource``, ``kind``, ``component`` and :meth:`selector_of` say which)."""
+
     name = "replicaset"
     workers = 4
     kind = "ReplicaSet"
+    resource = ("apps", "v1", "replicasets")
+    component = "replicaset-controller"
 
     def __init__(self, ctx: Any, *, burst: int = BURST_REPLICAS) -> None:
         super().__init__(clock=ctx.clock)
         self.client: rest.Client = ctx.client
         self.burst = burst
-        self.rs_resource = ctx.resource("apps", "v1", "replicasets")
+        self.rs_resource = ctx.resource(*self.resource)
         self.pod_resource = ctx.resource("", "v1", "pods")
         self.sets = ctx.informers.informer(self.rs_resource)
         self.pods = ctx.informers.informer(self.pod_resource)
         self.pods.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
-        self.recorder: events.EventRecorder = ctx.recorder("replicaset-controller")
+        self.recorder: events.EventRecorder = ctx.recorder(self.component)
         self.expectations = Expectations(ctx.clock)
         self.sets.add_handlers(
             on_add=self.enqueue, on_update=self._set_updated, on_delete=self._set_deleted
@@ -105,6 +110,10 @@ class ReplicaSetController(base.Controller):
     async def wait_ready(self) -> None:
         await self.sets.wait_synced()
         await self.pods.wait_synced()
+
+    def selector_of(self, rs: Obj) -> selectors.LabelSelector:
+        """The pods ``rs`` selects (a ReplicaSet's ``spec.selector`` is a LabelSelector)."""
+        return selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
 
     # --- handlers ---------------------------------------------------------------------
     def _set_updated(self, old: Obj, new: Obj) -> None:
@@ -130,7 +139,7 @@ class ReplicaSetController(base.Controller):
         labels = md.get("labels") or {}
         out = []
         for rs in self.sets.indexer.list_namespace(md.get("namespace", "")):
-            sel = selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
+            sel = self.selector_of(rs)
             if not sel.empty and sel.matches(labels):
                 out.append(lister.key_of(rs))
         return out
@@ -196,7 +205,7 @@ class ReplicaSetController(base.Controller):
         owned pods that no longer match (upstream's PodControllerRefManager)."""
         md = rs["metadata"]
         uid = md["uid"]
-        selector = selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
+        selector = self.selector_of(rs)
         owned: list[Obj] = []
         for pod in self.pods.indexer.list_namespace(md.get("namespace", "")):
             ref = podcontrol.get_controller_of(pod)
