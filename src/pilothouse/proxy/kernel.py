@@ -54,11 +54,20 @@ class Kernel(Protocol):
 
 
 class NftKernel:
-    """The real thing, in this process's network namespace."""
+    """The real thing, in this process's network namespace (``prefix``, such as
+    ``("ip", "netns", "exec", "NAME")``, runs ``nft`` and ``conntrack`` elsewhere;
+    the ``/proc`` reads stay in this process's namespace)."""
 
-    def __init__(self, *, nft: str = "nft", conntrack: str = "conntrack") -> None:
+    def __init__(
+        self,
+        *,
+        nft: str = "nft",
+        conntrack: str = "conntrack",
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         self.nft = shutil.which(nft) or nft
         self.conntrack = shutil.which(conntrack)
+        self.prefix = prefix
         self._warned_conntrack = False
 
     @property
@@ -68,7 +77,7 @@ class NftKernel:
     async def apply(self, script: str) -> None:
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.nft, "-f", "-",
+                *self.prefix, self.nft, "-f", "-",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -91,7 +100,7 @@ class NftKernel:
                 )
             return
         proc = await asyncio.create_subprocess_exec(
-            self.conntrack, "-D", *args,
+            *self.prefix, self.conntrack, "-D", *args,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         await proc.wait()  # exit 1 means "nothing matched": fine
