@@ -150,6 +150,7 @@ class AllInOne:
             runtime_factory=setup.runtime_factory(data_dir),
             tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
             dns=self.options.agent_dns or node_dns.Settings(serve=True),
+            network=agent.ServiceNetwork.real(),
         )
         try:
             await self.agent.start()

@@ -7,6 +7,13 @@ and hand each to its :mod:`pod worker <pilothouse.node.pod_workers>`.
 Concurrently: Lease heartbeats every ``heartbeat`` seconds, a Node status
 refresh every minute, a PLEG relist every second (container state changes wake
 the pod's worker), and the HTTPS server the API server reads logs from.
+
+With a :class:`ServiceNetwork` the agent also runs, under its supervisor, the
+node's service proxy (:mod:`pilothouse.proxy`) and the routes to the other
+nodes' pods (:mod:`pilothouse.node.routes`); both are removed when it stops.
+Everything the agent reads from the API comes from one informer factory
+(``self.informers``), so the proxy and the cluster DNS share the Service and
+EndpointSlice caches.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pilothouse.dns import nodelocal
 from pilothouse.node import dns as node_dns
 from pilothouse.node import logrotate, probe_lateness, prober, streaming
 from pilothouse.node import metrics as node_metrics
+from pilothouse.node import routes as node_routes
 from pilothouse.node import status as node_status
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
 from pilothouse.node.podsync import NodeInfo, PodSyncer
@@ -37,6 +45,9 @@ from pilothouse.node.runtime import protocol
 from pilothouse.node.server import AgentServer
 from pilothouse.node.status_manager import StatusManager
 from pilothouse.node.volumes import VolumeManager
+from pilothouse.proxy import kernel as proxy_kernel
+from pilothouse.proxy import proxier as proxy_proxier
+from pilothouse.proxy import rules as proxy_rules
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +56,30 @@ NODES = resources.Resource("", "v1", "Node", "nodes", False)
 PODS = resources.Resource("", "v1", "Pod", "pods", True)
 SERVICES = resources.Resource("", "v1", "Service", "services", True)
 LEASES = resources.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
+ENDPOINTSLICES = resources.Resource(
+    "discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True
+)
 LEASE_SECONDS = 40
 AGENT_PORT = 10250
 MAX_PODS = 110
+
+
+@dataclass(frozen=True)
+class ServiceNetwork:
+    """How the node joins the Service network: the proxy's kernel seam, the routing
+    table for other nodes' pod CIDRs, and the cluster's address ranges."""
+
+    kernel: proxy_kernel.Kernel
+    routes: node_routes.RouteTable
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
+    localhost_nodeports: bool = True
+    proxy_table: str = proxy_rules.TABLE
+
+    @classmethod
+    def real(cls, **kw: Any) -> ServiceNetwork:
+        """nftables and ``ip route`` in this process's network namespace."""
+        return cls(kernel=proxy_kernel.NftKernel(), routes=node_routes.IPRouteTable(), **kw)
 
 
 @dataclass(frozen=True)
@@ -118,6 +150,8 @@ class Agent:
         labels: dict[str, str] | None = None,
         dns: node_dns.Settings | None = None,
         memory_backed_secrets: bool = True,
+        network: ServiceNetwork | None = None,
+        cgroup_root: str = "/pilothouse",
     ) -> None:
         self.client = client
         # Secret, token and projected volumes on tmpfs, never on disk (off for in-process
@@ -131,17 +165,21 @@ class Agent:
         self.port = port
         self.heartbeat = heartbeat
         self.labels = labels or {}
+        self.network = network
+        self.cgroup_root = cgroup_root
+        self.supervisor = supervisor.Supervisor(f"agent-{node_name}")
         self.runtime: protocol.Runtime | None = None
         self.syncer: PodSyncer | None = None
         self.workers: PodWorkers | None = None
         self.status = StatusManager(client)
         self.recorder = events.EventRecorder(client, component="kubelet", host=node_name)
-        self.pods = informer.Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
-        # One watch per resource for every node component: Services (the containers'
-        # *_SERVICE_HOST variables, as the kubelet has them), EndpointSlices, Namespaces.
+        # The one place the agent's informers are made: the pod workers, the proxy and
+        # the cluster DNS all read these caches (one watch per resource per node).
         self.informers = informer.InformerFactory(client)
+        self.pods = self.informers.informer(PODS, field_selector=f"spec.nodeName={node_name}")
+        # Every Service: the containers' *_SERVICE_HOST variables (as the kubelet does),
+        # the proxy's rules, the DNS's names.
         self.services = self.informers.informer(SERVICES)
-        self.supervisor = supervisor.Supervisor("agent")
         self.dns_settings = dns or node_dns.Settings()
         self.cluster_dns: nodelocal.NodeLocalDNS | None = None
         if self.dns_settings.serve:
@@ -153,6 +191,11 @@ class Agent:
                 ),
                 tasks=self.supervisor,
             )
+        self.endpointslices = self.informers.informer(ENDPOINTSLICES)
+        self.nodes = self.informers.informer(NODES)
+        self.proxy: proxy_proxier.Proxier | None = None
+        self.routes: node_routes.HostGatewayRoutes | None = None
+        self.proxy_recorder = events.EventRecorder(client, component="kube-proxy", host=node_name)
         self.server: AgentServer | None = None
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
@@ -180,6 +223,7 @@ class Agent:
             allocatable=capacity,
             memory_capacity=int(capacity["memory"].removesuffix("Ki")) * 1024,
             log_dir=self.data_dir / "logs",
+            cgroup_root=self.cgroup_root,
         )
         self.syncer = PodSyncer(
             runtime=self.runtime,
@@ -222,13 +266,13 @@ class Agent:
         )
         if self.cluster_dns is not None:
             self.cluster_dns.attach(self.informers)
+        if self.network is not None:
+            self._start_service_network(self.network)
         self.informers.start()
-        await self.services.wait_synced(60)
+        await self.informers.wait_synced(60)
         if self.cluster_dns is not None:
             self.supervisor.start("cluster-dns", self.cluster_dns.run)
         self.syncer.dns.check_limits()
-        self.pods.start()
-        await self.pods.wait_synced(60)
         await self._collect_orphans()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -264,16 +308,50 @@ class Agent:
             self.runtime.name,
         )
 
+    def _start_service_network(self, network: ServiceNetwork) -> None:
+        """The proxy and the host-gw routes, as supervised children of the agent."""
+        self.proxy_recorder.start()
+        self.proxy = proxy_proxier.Proxier(
+            services=self.services,
+            slices=self.endpointslices,
+            kernel=network.kernel,
+            config=proxy_rules.Config(
+                node_name=self.node_name,
+                cluster_cidr=network.cluster_cidr,
+                service_cidr=network.service_cidr,
+                localhost_nodeports=network.localhost_nodeports,
+                table=network.proxy_table,
+            ),
+            node_ips=(self.address,),
+            recorder=self.proxy_recorder,
+        )
+        self.routes = node_routes.HostGatewayRoutes(
+            nodes=self.nodes, node_name=self.node_name, table=network.routes
+        )
+        self.supervisor.start("proxy", self.proxy.run)
+        self.supervisor.start("routes", self.routes.run)
+
+    async def _stop_service_network(self) -> None:
+        """Remove the proxy's table and the routes (the agent owns both entirely)."""
+        if self.proxy is not None:
+            try:
+                await self.proxy.cleanup()
+            except proxy_kernel.NftError as exc:
+                log.warning("could not remove the service rules: %s", exc)
+        if self.routes is not None:
+            await self.routes.cleanup()
+        await self.proxy_recorder.stop()
+
     async def stop(self) -> None:
         """Stop the agent; running containers keep running (they outlive it)."""
         await self.supervisor.stop()
+        await self._stop_service_network()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
-        await self.pods.stop()
         await self.informers.stop()
         if self.cluster_dns is not None:
             await self.cluster_dns.teardown()
