@@ -122,6 +122,7 @@ def default_controllers() -> dict[str, Factory]:
         podgc,
         replicaset,
         serviceaccounts,
+        servicelb,
         statefulset,
         ttlafterfinished,
     )
@@ -150,6 +151,7 @@ def default_controllers() -> dict[str, Factory]:
         "csrapproving": certificates.CSRApprovingController,
         "csrcleaner": certificates.CSRCleanerController,
         "tokencleaner": bootstraptokens.TokenCleanerController,
+        "servicelb": servicelb.ServiceLBController,
     }
 
 
