@@ -153,7 +153,7 @@ def test_skeleton_exempts_local_addresses_from_the_service_range_drop() -> None:
     lines = rules.skeleton(CFG)
     check = [ln for ln in lines if " cluster-ips-check " in ln and ln.startswith("add rule")]
     assert check == [
-        "add rule ip pilothouse-proxy cluster-ips-check ip daddr @cluster-ips reject",
+        "add rule ip pilothouse-proxy cluster-ips-check ip daddr @cluster-ips goto reject-chain",
         "add rule ip pilothouse-proxy cluster-ips-check fib daddr type local return",
         "add rule ip pilothouse-proxy cluster-ips-check ip daddr 10.43.0.0/16 drop",
     ]

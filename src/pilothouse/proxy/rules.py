@@ -138,13 +138,16 @@ def skeleton(cfg: Config) -> list[str]:
         ("masquerading", f"meta mark & {MASQUERADE_MARK} == 0 return"),
         ("masquerading", f"meta mark set meta mark ^ {MASQUERADE_MARK}"),
         ("masquerading", "masquerade fully-random"),
+        # A TCP reset, not only upstream's ICMP port-unreachable: the kernel rate-limits
+        # ICMP per peer, so a client's second try within a second would wait for a resend.
+        ("reject-chain", "meta l4proto tcp reject with tcp reset"),
         ("reject-chain", "reject"),
         ("endpoints-check", f"ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"),
         ("endpoints-check", f"{local} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"),
         ("firewall-check", f"ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}"),
         ("services", f"ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
         ("services", f"{local} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
-        ("cluster-ips-check", f"ip daddr @{CLUSTER_IPS} reject"),
+        ("cluster-ips-check", f"ip daddr @{CLUSTER_IPS} goto reject-chain"),
         # The node's own addresses in the range (the node-local DNS at 10.43.0.10) stay usable.
         ("cluster-ips-check", "fib daddr type local return"),
         ("cluster-ips-check", f"ip daddr {cfg.service_cidr} drop"),
