@@ -114,6 +114,11 @@ class Proxier:
         )
 
     # --- events -------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """How many Services changed since the last sync."""
+        return len(self._dirty)
+
     def mark(self, key: str) -> None:
         self._dirty.add(key)
         self._wake.set()

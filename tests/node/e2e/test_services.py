@@ -269,6 +269,23 @@ def test_client_ip_affinity_pins_a_client(cluster: Cluster, ns: str) -> None:
     assert len(got) == 1 and "FAIL" not in got, got
 
 
+def test_port_forward_to_a_service(cluster: Cluster, ns: str) -> None:
+    start_web(cluster, ns)
+    proc = subprocess.Popen(
+        ["kubectl", "-n", ns, "port-forward", "svc/web", "0:80"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env(),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> 8080
+        assert line.startswith("Forwarding from 127.0.0.1:") and line.rstrip().endswith("-> 8080")
+        port = int(line.split(":")[1].split()[0])
+        assert _http("127.0.0.1", port, "/hostname").startswith("web-")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_no_endpoints_is_refused_at_once(cluster: Cluster, ns: str) -> None:
     cluster.apply(ns, service("nobody", selector="nothing-has-this"))
     cluster.run(ns, "client", ["sleep", "3600"])
