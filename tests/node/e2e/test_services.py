@@ -189,8 +189,12 @@ def fetch(cluster: Cluster, ns: str, url: str, pod: str = "client") -> str:
 
 
 def answers(cluster: Cluster, ns: str, url: str, count: int, pod: str = "client") -> Counter[str]:
+    # `timeout 5`, not `wget -T`: busybox 1.35's -T crashes with a host name (COMPAT-NOTES).
     out = sh_in(
-        cluster, ns, pod, f"for i in $(seq {count}); do wget -q -O - {url} || echo FAIL; done"
+        cluster,
+        ns,
+        pod,
+        f"for i in $(seq {count}); do timeout 5 wget -q -O - {url} || echo FAIL; done",
     )
     return Counter(out.split())
 
@@ -200,6 +204,10 @@ def test_cluster_ip_spreads_over_every_ready_replica(cluster: Cluster, ns: str) 
     names = {p["metadata"]["name"] for p in ready_pods(cluster, ns)}
     got = answers(cluster, ns, f"http://{ip}/hostname", 60)
     assert set(got) == names, got  # every replica answered, nothing failed
+    # By every form of its name too (the node's cluster DNS, the pod's search path).
+    for host in ("web", f"web.{ns}", f"web.{ns}.svc.cluster.local"):
+        got = answers(cluster, ns, f"http://{host}/hostname", 60)
+        assert set(got) == names, (host, got)
     # The Endpoints and EndpointSlice behind it, as kubectl shows them.
     ep = cluster.kubectl("-n", ns, "get", "endpoints", "web").stdout.splitlines()
     assert ep[0].split() == ["NAME", "ENDPOINTS", "AGE"]
