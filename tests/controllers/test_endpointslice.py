@@ -301,3 +301,74 @@ def test_endpoints_truncate_ready_first() -> None:
     assert endpoints.truncate(many)
     assert len(many[0]["addresses"]) == 1000 and "notReadyAddresses" not in many[0]
     assert not endpoints.truncate([{"addresses": [{"ip": "c"}] * 10}])
+
+
+async def test_endpoints_of_a_service_without_selector_are_mirrored(
+    client: rest.Client, ns: str
+) -> None:
+    from pilothouse.controllers import endpointslicemirroring as mirroring
+
+    await client.create(SERVICES, service("db", selector=None), ns)
+    await client.create(
+        ENDPOINTS,
+        {
+            "metadata": {"name": "db", "labels": {"team": "data"}},
+            "subsets": [
+                {
+                    "addresses": [{"ip": "192.0.2.40"}, {"ip": "192.0.2.41"}],
+                    "notReadyAddresses": [{"ip": "192.0.2.42"}],
+                    "ports": [{"name": "http", "port": 5432}],
+                }
+            ],
+        },
+        ns,
+    )
+    # Not mirrored: the skip-mirror label, and Endpoints of a Service with a selector.
+    await client.create(SERVICES, service("own", selector={"app": "own"}), ns)
+    await client.create(
+        ENDPOINTS,
+        {"metadata": {"name": "own"}, "subsets": [{"addresses": [{"ip": "192.0.2.50"}]}]},
+        ns,
+    )
+    factories: dict[str, Any] = {
+        "endpointslicemirroring": mirroring.EndpointSliceMirroringController
+    }
+    async with running_controllers(client, factories):
+
+        async def mirrored() -> list[dict[str, Any]] | None:
+            s = await slices_of(client, ns, "db")
+            return s if len(addresses(s)) == 3 else None
+
+        slices = await eventually(mirrored)
+        s = slices[0]
+        assert s["metadata"]["name"].startswith("db-")
+        assert s["metadata"]["labels"] == {
+            "team": "data",
+            "kubernetes.io/service-name": "db",
+            "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io",
+        }
+        assert s["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
+        assert s["ports"] == [{"name": "http", "port": 5432, "protocol": "TCP"}]
+        eps = addresses(slices)
+        assert eps["192.0.2.40"]["conditions"] == {"ready": True}
+        assert eps["192.0.2.42"]["conditions"] == {"ready": False}
+        # The user changes the Endpoints: the slice follows.
+        ep = await client.get(ENDPOINTS, "db", ns)
+        ep["subsets"][0]["addresses"] = [{"ip": "192.0.2.43"}]
+        del ep["subsets"][0]["notReadyAddresses"]
+        await client.update(ENDPOINTS, ep)
+
+        async def followed() -> bool:
+            return set(addresses(await slices_of(client, ns, "db"))) == {"192.0.2.43"}
+
+        await eventually(followed)
+        # Labelled skip-mirror: the mirrored slices go.
+        ep = await client.get(ENDPOINTS, "db", ns)
+        ep["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"] = "true"
+        await client.update(ENDPOINTS, ep)
+
+        async def gone() -> bool:
+            return await slices_of(client, ns, "db") == []
+
+        await eventually(gone)
+        assert await slices_of(client, ns, "own") == []

@@ -31,6 +31,22 @@ while True:
     c, peer = s.accept()
     c.sendall((sys.argv[2] + " " + peer[0] + "\\n").encode()); c.close()
 """
+UDP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+while True:
+    data, peer = s.recvfrom(100)
+    s.sendto(b"udp " + peer[0].encode(), peer)
+"""
+UDP_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recvfrom(100)[0].decode())
+except (TimeoutError, socket.timeout):
+    print("TIMEOUT")
+"""
 CLIENT = """
 import socket, sys, time
 t = time.monotonic()
@@ -89,6 +105,9 @@ def topology() -> Iterator[list[subprocess.Popen[bytes]]]:
             servers.append(
                 subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", SERVER, port, name])
             )
+        servers.append(
+            subprocess.Popen(["ip", "netns", "exec", POD_B, "python3", "-c", UDP_SERVER, "5353"])
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and "OK" not in connect(POD_A, "10.42.0.3", 8080):
             time.sleep(0.1)
@@ -132,10 +151,21 @@ async def test_cluster_ips_node_ports_hairpin_and_rejects(
     web = service("web", "10.43.0.50", type="NodePort",
                   ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}])  # fmt: skip
     empty = service("empty", "10.43.0.51")
+    dns = service("dns", "10.43.0.53", ports=[{"name": "http", "port": 53, "protocol": "UDP"}])
+    sctp = service("sctp", "10.43.0.54", ports=[{"name": "http", "port": 80,
+                                                  "protocol": "SCTP"}])  # fmt: skip
+    udp_slices = [{"addressType": "IPv4",
+                   "ports": [{"name": "http", "port": 5353, "protocol": "UDP"}],
+                   "endpoints": [{"addresses": ["10.42.0.3"]}]}]  # fmt: skip
+    sctp_slices = [{**udp_slices[0], "ports": [{"name": "http", "port": 80,
+                                                "protocol": "SCTP"}]}]  # fmt: skip
     ruleset = state.Ruleset(cfg)
     plan = ruleset.full(
         {"default/web": rendered(web, endpoints("10.42.0.3"), cfg),
-         "default/empty": rendered(empty, [], cfg)}
+         "default/empty": rendered(empty, [], cfg),
+         "default/dns": rendered(dns, udp_slices, cfg),
+         # This kernel has no SCTP sockets to test with; nft must take the rules.
+         "default/sctp": rendered(sctp, sctp_slices, cfg)}
     )  # fmt: skip
     await k.apply(plan.script)
     plan.commit()
@@ -143,6 +173,9 @@ async def test_cluster_ips_node_ports_hairpin_and_rejects(
     try:
         # Pod to pod through the cluster IP: the client's own address arrives.
         assert connect(POD_A, "10.43.0.50", 80) == "OK b 10.42.0.2"
+        # UDP through the cluster IP, the reply un-NATed by conntrack.
+        udp = in_ns(POD_A, "python3", "-c", UDP_CLIENT, "10.43.0.53", "53").strip()
+        assert udp == "udp 10.42.0.2", udp
         # Hairpin: a pod reaches itself through its Service, masqueraded to the bridge.
         assert connect(POD_B, "10.43.0.50", 80) == "OK b 10.42.0.1"
         # No endpoints: refused at once, not a time-out.

@@ -1,14 +1,18 @@
-"""From the pods a Service selects and its current slices to the slices to write
+"""From the endpoints an owner wants and its current slices to the slices to write
 (upstream's ``k8s.io/endpointslice`` Reconciler).
 
-:func:`plan` is pure: it reads the Service, its pods and the slices the
-controller owns, and says which slices to create, update and delete so that
-every desired endpoint is in exactly one slice of its port set, with as few
-writes as possible — existing slices are trimmed and refilled first, a slice
-that stays unchanged is only touched when the leftovers fit in it, new slices
-are made last, and a create that would coincide with a delete becomes an update
-of the slice being deleted. A Service with no endpoints keeps one empty
-"placeholder" slice. :func:`apply` performs the plan through the API.
+:func:`plan_desired` is pure: it reads the endpoints wanted per address type and
+port set, and the slices the controller owns, and says which slices to create,
+update and delete so that every desired endpoint is in exactly one slice of its
+port set, with as few writes as possible — existing slices are trimmed and
+refilled first, a slice that stays unchanged is only touched when the leftovers
+fit in it, new slices are made last, and a create that would coincide with a
+delete becomes an update of the slice being deleted. An owner with no endpoints
+keeps one empty "placeholder" slice. The :class:`Owner` says whose slices they
+are (a Service for the EndpointSlice controller, an Endpoints object for the
+mirroring controller) and what labels they carry. :func:`plan` is the
+EndpointSlice controller's entry: the desired endpoints of a Service's pods.
+:func:`apply` performs a plan through the API.
 """
 
 from __future__ import annotations
@@ -41,30 +45,55 @@ class Plan:
         return not (self.create or self.update or self.delete)
 
 
-def owned_by(slice_: Obj, service: Obj) -> bool:
-    uid = service["metadata"].get("uid")
+PortKey = tuple[tuple[str, int, str, str], ...]
+# Address type -> port set -> (the slice ports, endpoint identity -> endpoint).
+Desired = dict[str, dict[PortKey, tuple[list[Obj], dict[tuple[str, ...], Obj]]]]
+
+
+def owned_by(slice_: Obj, owner: Obj, kind: str = "Service") -> bool:
+    uid = owner["metadata"].get("uid")
     return any(
-        ref.get("uid") == uid and ref.get("kind") == "Service" and ref.get("apiVersion") == "v1"
+        ref.get("uid") == uid and ref.get("kind") == kind and ref.get("apiVersion") == "v1"
         for ref in slice_["metadata"].get("ownerReferences") or []
     )
 
 
+@dataclass(frozen=True)
+class Owner:
+    """Whose slices these are: the object, its kind, and its slices' labels."""
+
+    obj: Obj
+    kind: str
+    labels: Callable[[dict[str, str] | None], tuple[dict[str, str], bool]]
+
+    def owns(self, s: Obj) -> bool:
+        return owned_by(s, self.obj, self.kind)
+
+    def new_slice(self, ports: list[Obj], address_type: str) -> Obj:
+        md = self.obj["metadata"]
+        labels, _ = self.labels(None)
+        ref = podcontrol.controller_ref({**self.obj, "apiVersion": "v1", "kind": self.kind})
+        return {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "generateName": f"{md['name']}-",
+                "namespace": md.get("namespace", ""),
+                "labels": labels,
+                "ownerReferences": [ref],
+            },
+            "addressType": address_type,
+            "endpoints": [],
+            "ports": ports,
+        }
+
+
+def service_owner(service: Obj) -> Owner:
+    return Owner(service, "Service", lambda current: pe.slice_labels(service, current))
+
+
 def new_slice(service: Obj, ports: list[Obj], address_type: str) -> Obj:
-    md = service["metadata"]
-    labels, _ = pe.slice_labels(service)
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "generateName": f"{md['name']}-",
-            "namespace": md.get("namespace", ""),
-            "labels": labels,
-            "ownerReferences": [podcontrol.controller_ref({**service, "apiVersion": "v1", "kind": "Service"})],
-        },
-        "addressType": address_type,
-        "endpoints": [],
-        "ports": ports,
-    }  # fmt: skip
+    return service_owner(service).new_slice(ports, address_type)
 
 
 def plan(
@@ -77,53 +106,34 @@ def plan(
 ) -> Plan:
     """The writes that make ``existing`` (the slices this controller manages for
     ``service``) hold exactly the endpoints of ``pods``."""
-    result = Plan()
-    supported = pe.service_address_types(service)
-    by_type: dict[str, list[Obj]] = {}
-    for s in existing:
-        if s.get("addressType") not in supported:
-            result.delete.append(s)
-        else:
-            by_type.setdefault(str(s["addressType"]), []).append(s)
-    for address_type in supported:
-        _plan_address_type(
-            result, service, pods, by_type.get(address_type, []), address_type, node, max_endpoints
-        )
-    _creates_become_updates(result, service)
+    errors_: list[str] = []
+    desired: Desired = {}
+    for address_type in pe.service_address_types(service):
+        desired[address_type] = _desired_from_pods(service, pods, address_type, node, errors_)
+    result = plan_desired(service_owner(service), desired, existing, max_endpoints=max_endpoints)
+    result.errors += errors_
     return result
 
 
-def _plan_address_type(
-    result: Plan,
+def _desired_from_pods(
     service: Obj,
     pods: list[Obj],
-    existing: list[Obj],
     address_type: str,
     node: Callable[[str], Obj | None],
-    max_endpoints: int,
-) -> None:
-    to_delete: list[Obj] = []
-    existing_by_ports: dict[tuple[tuple[str, int, str, str], ...], list[Obj]] = {}
-    for s in existing:
-        if owned_by(s, service):
-            existing_by_ports.setdefault(pe.port_map_key(s.get("ports") or []), []).append(s)
-        else:
-            to_delete.append(s)  # left by an earlier Service of the same name
-    desired: dict[tuple[tuple[str, int, str, str], ...], dict[tuple[str, ...], Obj]] = {}
-    desired_ports: dict[tuple[tuple[str, int, str, str], ...], list[Obj]] = {}
+    problems: list[str],
+) -> dict[PortKey, tuple[list[Obj], dict[tuple[str, ...], Obj]]]:
+    out: dict[PortKey, tuple[list[Obj], dict[tuple[str, ...], Obj]]] = {}
     publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
     for pod in pods:
         if not pe.should_pod_be_in_endpoints(pod, include_terminating=True):
             continue
         ports = pe.endpoint_ports(service, pod)
-        key = pe.port_map_key(ports)
-        bucket = desired.setdefault(key, {})
-        desired_ports.setdefault(key, ports)
+        _, bucket = out.setdefault(pe.port_map_key(ports), (ports, {}))
         node_name = (pod.get("spec") or {}).get("nodeName") or ""
         node_obj = node(node_name) if node_name else None
         if node_name and node_obj is None and not publish:
             # Retried later; meanwhile the slice is written without the pod.
-            result.errors.append(
+            problems.append(
                 f"skipping Pod {pod['metadata']['name']} for Service "
                 f"{service['metadata'].get('namespace')}/{service['metadata']['name']}: "
                 f"Node {node_name} Not Found"
@@ -132,10 +142,51 @@ def _plan_address_type(
         endpoint = pe.pod_to_endpoint(pod, node_obj, service, address_type)
         if endpoint["addresses"]:
             bucket[pe.endpoint_key(endpoint)] = endpoint
+    return out
+
+
+def plan_desired(
+    owner: Owner,
+    desired: Desired,
+    existing: list[Obj],
+    *,
+    max_endpoints: int = MAX_ENDPOINTS_PER_SLICE,
+) -> Plan:
+    """The writes that make ``existing`` hold exactly ``desired`` (by address type)."""
+    result = Plan()
+    by_type: dict[str, list[Obj]] = {}
+    for s in existing:
+        if s.get("addressType") not in desired:
+            result.delete.append(s)
+        else:
+            by_type.setdefault(str(s["addressType"]), []).append(s)
+    for address_type, wanted in desired.items():
+        _plan_address_type(
+            result, owner, wanted, by_type.get(address_type, []), address_type, max_endpoints
+        )
+    _creates_become_updates(result, owner)
+    return result
+
+
+def _plan_address_type(
+    result: Plan,
+    owner: Owner,
+    desired: dict[PortKey, tuple[list[Obj], dict[tuple[str, ...], Obj]]],
+    existing: list[Obj],
+    address_type: str,
+    max_endpoints: int,
+) -> None:
+    to_delete: list[Obj] = []
+    existing_by_ports: dict[PortKey, list[Obj]] = {}
+    for s in existing:
+        if owner.owns(s):
+            existing_by_ports.setdefault(pe.port_map_key(s.get("ports") or []), []).append(s)
+        else:
+            to_delete.append(s)  # left by an earlier owner of the same name
     created: list[Obj] = []
-    for key, wanted in desired.items():
+    for key, (ports, wanted) in desired.items():
         c, u, d = _plan_port_map(
-            service, existing_by_ports.get(key, []), wanted, desired_ports[key], address_type,
+            owner, existing_by_ports.get(key, []), dict(wanted), ports, address_type,
             max_endpoints,
         )  # fmt: skip
         created += c
@@ -145,7 +196,7 @@ def _plan_address_type(
         if key not in desired:
             to_delete += slices
     if len(existing) == len(to_delete) and not created:
-        placeholder = new_slice(service, [], address_type)
+        placeholder = owner.new_slice([], address_type)
         if len(to_delete) == 1 and _same_placeholder(to_delete[0], placeholder):
             to_delete = []  # the placeholder is already there
         else:
@@ -167,7 +218,7 @@ def _same_placeholder(current: Obj, placeholder: Obj) -> bool:
 
 
 def _plan_port_map(
-    service: Obj,
+    owner: Owner,
     existing: list[Obj],
     desired: dict[tuple[str, ...], Obj],
     ports: list[Obj],
@@ -189,7 +240,7 @@ def _plan_port_map(
             if want is not None:
                 kept.append(want)
                 changed = changed or not pe.endpoints_equal(want, endpoint)
-        labels, labels_changed = pe.slice_labels(service, s["metadata"].get("labels"))
+        labels, labels_changed = owner.labels(s["metadata"].get("labels"))
         if changed or len(kept) != len(s.get("endpoints") or []):
             if not kept:
                 to_delete.append(name)
@@ -225,7 +276,7 @@ def _plan_port_map(
                 unchanged.remove(name)
                 to_update.append(name)
         if target is None:
-            target = new_slice(service, ports, address_type)
+            target = owner.new_slice(ports, address_type)
             creates.append(target)
         eps = target["endpoints"]
         while remaining and len(eps) < max_endpoints:
@@ -241,13 +292,13 @@ def _with(s: Obj, *, endpoints: list[Obj], labels: dict[str, str] | None = None)
     return {**s, "metadata": md, "endpoints": endpoints}
 
 
-def _creates_become_updates(result: Plan, service: Obj) -> None:
+def _creates_become_updates(result: Plan, owner: Owner) -> None:
     """A slice about to be deleted is reused for a slice about to be created."""
     i = 0
     while i < len(result.delete) and result.create:
         doomed = result.delete[i]
         fresh = result.create[-1]
-        if doomed.get("addressType") == fresh["addressType"] and owned_by(doomed, service):
+        if doomed.get("addressType") == fresh["addressType"] and owner.owns(doomed):
             md = dict(doomed["metadata"])
             md["labels"] = fresh["metadata"]["labels"]
             md["ownerReferences"] = doomed["metadata"].get("ownerReferences")
@@ -261,7 +312,7 @@ def _creates_become_updates(result: Plan, service: Obj) -> None:
 async def apply(
     client: rest.Client,
     resource: resources.Resource,
-    service: Obj,
+    owner: Obj,
     p: Plan,
     *,
     trigger_time: str,
@@ -269,9 +320,9 @@ async def apply(
     on_deleted: Callable[[Obj], None],
 ) -> None:
     """Create, update and delete as planned. A terminating namespace drops the
-    creates (they would keep failing); a Service being deleted gets none."""
-    ns = service["metadata"].get("namespace", "")
-    if not service["metadata"].get("deletionTimestamp"):
+    creates (they would keep failing); an owner being deleted gets none."""
+    ns = owner["metadata"].get("namespace", "")
+    if not owner["metadata"].get("deletionTimestamp"):
         for s in p.create:
             _stamp(s, trigger_time)
             try:
