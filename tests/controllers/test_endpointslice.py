@@ -372,3 +372,26 @@ async def test_endpoints_of_a_service_without_selector_are_mirrored(
 
         await eventually(gone)
         assert await slices_of(client, ns, "own") == []
+
+
+def test_tracker_knows_a_stale_cache() -> None:
+    from pilothouse.controllers.endpointslice import tracker
+
+    t = tracker.SliceTracker()
+
+    def s(uid: str, rv: int) -> dict[str, Any]:
+        return {"metadata": {"uid": uid, "resourceVersion": str(rv)}}
+
+    assert not t.stale("ns/web", [])
+    t.written("ns/web", s("a", 10))
+    assert t.stale("ns/web", [])  # created, not in the cache yet: syncing would create again
+    assert t.stale("ns/web", [s("a", 9)])  # older than what we wrote
+    assert not t.stale("ns/web", [s("a", 10)])
+    assert not t.should_sync("ns/web", s("a", 10)) and t.should_sync("ns/web", s("a", 11))
+    t.deleted("ns/web", s("a", 10))
+    assert t.stale("ns/web", [s("a", 10)])  # deleted by us, still cached
+    assert not t.stale("ns/web", [])
+    assert not t.observed_deletion("ns/web", s("a", 10))  # our own deletion: no resync
+    t.written("ns/web", s("b", 12))
+    t.untrack("ns/web", s("b", 12))
+    assert not t.stale("ns/web", [])

@@ -118,7 +118,7 @@ class EndpointSliceMirroringController(base.Controller):
             )
         self.slices.add_handlers(
             on_add=self._slice_changed,
-            on_update=lambda _o, n: self._slice_changed(n),
+            on_update=self._slice_updated,
             on_delete=self._slice_deleted,
         )
 
@@ -130,6 +130,12 @@ class EndpointSliceMirroringController(base.Controller):
         for key in _mirror_index(s):
             if self.tracker.should_sync(key, s):
                 self.queue.add(key)
+
+    def _slice_updated(self, old: Obj, new: Obj) -> None:
+        for key in set(_mirror_index(old)) - set(_mirror_index(new)):
+            self.tracker.untrack(key, old)
+            self.queue.add(key)
+        self._slice_changed(new)
 
     def _slice_deleted(self, s: Obj) -> None:
         for key in _mirror_index(s):

@@ -96,7 +96,7 @@ class EndpointSliceController(base.Controller):
         )
         self.slices.add_handlers(
             on_add=self._slice_changed,
-            on_update=lambda _o, n: self._slice_changed(n),
+            on_update=self._slice_updated,
             on_delete=self._slice_deleted,
         )
 
@@ -161,6 +161,12 @@ class EndpointSliceController(base.Controller):
         for key in _managed_slice_index(s):
             if self.tracker.should_sync(key, s):
                 self.queue.add(key)
+
+    def _slice_updated(self, old: Obj, new: Obj) -> None:
+        for key in set(_managed_slice_index(old)) - set(_managed_slice_index(new)):
+            self.tracker.untrack(key, old)
+            self.queue.add(key)
+        self._slice_changed(new)
 
     def _slice_deleted(self, s: Obj) -> None:
         for key in _managed_slice_index(s):

@@ -51,17 +51,26 @@ class SliceTracker:
         return known is None or known != _rv(slice_)
 
     def stale(self, service_key: str, slices: list[Obj]) -> bool:
-        """True if ``slices`` (from the cache) predate what we wrote or deleted."""
+        """True if ``slices`` (from the cache) predate what we wrote or deleted: one is
+        older than our write, one we deleted is still there, or one we created is not
+        there yet (a sync now would create it again)."""
         seen = self._by_service.get(service_key)
         if not seen:
             return False
+        cached = set()
         for s in slices:
-            known = seen.get(s["metadata"].get("uid", ""))
+            uid = s["metadata"].get("uid", "")
+            cached.add(uid)
+            known = seen.get(uid)
             if known is None:
                 continue
             if known == DELETED or _rv(s) < known:
                 return True
-        return False
+        return any(rv != DELETED and uid not in cached for uid, rv in seen.items())
+
+    def untrack(self, service_key: str, slice_: Obj) -> None:
+        """A slice no longer belongs to ``service_key`` (its labels changed)."""
+        self._by_service.get(service_key, {}).pop(slice_["metadata"].get("uid", ""), None)
 
     def forget(self, service_key: str) -> None:
         self._by_service.pop(service_key, None)
