@@ -35,6 +35,14 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+    print("connected")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
 HTTPD = ["sh", "-c", "touch /tmp/ready; exec httpd -f -p 8080 -h /etc"]
 
 
@@ -314,6 +322,9 @@ def test_the_kubernetes_service_works_from_a_pod(cluster: Cluster, ns: str) -> N
     # busybox's own TLS (no openssl in the image) sends no signature_algorithms.
     out = fetch(cluster, ns, "--no-check-certificate https://10.43.0.1/version")
     assert json.loads(out)["minor"] == "32", out
+    by_name = sh_in(cluster, ns, "client", "timeout 10 wget -q --no-check-certificate -O - "
+                    "https://kubernetes.default.svc/version")  # fmt: skip
+    assert json.loads(by_name)["minor"] == "32", by_name
     env = sh_in(cluster, ns, "client", "env")
     assert "KUBERNETES_SERVICE_HOST=10.43.0.1" in env and "KUBERNETES_SERVICE_PORT=443" in env
 
@@ -383,6 +394,22 @@ def test_a_pod_reaches_a_pod_on_a_second_node_through_a_service(
         ip = cluster.json("-n", ns, "get", "svc", "far")["spec"]["clusterIP"]
         cluster.wait(lambda: fetch(cluster, ns, f"http://{ip}/hostname") == "remote",
                      timeout=60, what="the remote pod through its Service")  # fmt: skip
+        # Traffic policies Local: only this node's endpoints count, and there are none
+        # here — node 1 drops, node 2 (where the pod runs) answers.
+        cluster.apply(ns, service("far-local", selector="remote", type="NodePort",
+                                  externalTrafficPolicy="Local", internalTrafficPolicy="Local"))  # fmt: skip
+        local_svc = cluster.json("-n", ns, "get", "svc", "far-local")["spec"]
+        node_port = local_svc["ports"][0]["nodePort"]
+        cluster.wait(lambda: _http(host.address, node_port, "/hostname") == "remote",
+                     timeout=30, what="the NodePort on node 2")  # fmt: skip
+        # From outside node 1 (node 2's namespace) to node 1's NodePort: dropped. (From
+        # node 1 itself it would answer: local traffic takes the cluster-wide endpoints.)
+        assert host.exec("python3", "-c", CONNECT, lan.gateway, str(node_port)).stdout.strip() \
+            == "TimeoutError"  # fmt: skip
+        dropped = sh_in(cluster, ns, "client", "timeout 3 wget -q -O - "
+                        f"http://{local_svc['clusterIP']}/hostname 2>&1; echo rc=$?")  # fmt: skip
+        assert "remote" not in dropped and "refused" not in dropped, dropped  # dropped
+        assert "rc=0" not in dropped, dropped
         # Directly too (host-gw routes), and from the second node's side to this one.
         assert fetch(cluster, ns, f"http://{remote['status']['podIP']}:8080/hostname") == "remote"
         local_ip = cluster.pod(ns, "client")["status"]["podIP"]
