@@ -383,6 +383,11 @@ def test_a_pod_reaches_a_pod_on_a_second_node_through_a_service(
             timeout=90, what=f"node {host.name} Ready: {host.log_tail()}",
         )  # fmt: skip
         node2_cidr = cluster.json("get", "node", host.name)["spec"]["podCIDR"]
+        node1 = next(
+            n["metadata"]["name"]
+            for n in cluster.json("get", "nodes")["items"]
+            if n["metadata"]["name"] != host.name
+        )
         cluster.apply(ns, pod_manifest("remote", cluster.image, HTTPD, nodeName=host.name,
                                        container={"ports": [{"name": "http",
                                                              "containerPort": 8080}]}))  # fmt: skip
@@ -390,7 +395,9 @@ def test_a_pod_reaches_a_pod_on_a_second_node_through_a_service(
         uids.append(remote["metadata"]["uid"])
         assert remote["status"]["podIP"] in _cidr_hosts(node2_cidr)
         cluster.apply(ns, service("far", selector="remote"))
-        cluster.run(ns, "client", ["sleep", "3600"])
+        # Two nodes now: the client and the local server are pinned to this one.
+        cluster.apply(ns, pod_manifest("client", cluster.image, ["sleep", "3600"], nodeName=node1))
+        cluster.running(ns, "client")
         ip = cluster.json("-n", ns, "get", "svc", "far")["spec"]["clusterIP"]
         cluster.wait(lambda: fetch(cluster, ns, f"http://{ip}/hostname") == "remote",
                      timeout=60, what="the remote pod through its Service")  # fmt: skip
@@ -413,7 +420,7 @@ def test_a_pod_reaches_a_pod_on_a_second_node_through_a_service(
         # Directly too (host-gw routes), and from the second node's side to this one.
         assert fetch(cluster, ns, f"http://{remote['status']['podIP']}:8080/hostname") == "remote"
         local_ip = cluster.pod(ns, "client")["status"]["podIP"]
-        cluster.apply(ns, pod_manifest("local-web", cluster.image, HTTPD))
+        cluster.apply(ns, pod_manifest("local-web", cluster.image, HTTPD, nodeName=node1))
         local_web = cluster.running(ns, "local-web")["status"]["podIP"]
         got = cluster.wait(
             lambda: fetch(cluster, ns, f"http://{local_web}:8080/hostname", pod="remote"),
