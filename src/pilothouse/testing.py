@@ -30,8 +30,9 @@ from pilothouse.client import rest
 from pilothouse.controllers import manager
 
 if TYPE_CHECKING:
-    from pilothouse.node.agent import Agent, ServiceNetwork
+    from pilothouse.node.agent import Agent
     from pilothouse.node.runtime.protocol import Runtime
+    from pilothouse.node.servicenet import ServiceNetwork
 
 
 def free_port() -> int:

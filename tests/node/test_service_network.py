@@ -14,8 +14,7 @@ from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
 from pilothouse.controllers import nodeipam
-from pilothouse.node import agent as agent_module
-from pilothouse.node import routes
+from pilothouse.node import routes, servicenet
 from pilothouse.node.runtime import fake as fake_runtime
 from pilothouse.proxy import fake as fake_kernel
 from pilothouse.proxy import rules
@@ -59,7 +58,7 @@ async def test_proxy_and_routes_run_in_the_agent_and_are_removed_on_stop(
         name=name,
         data_dir=tmp_path,
         runtime=runtime,
-        network=agent_module.ServiceNetwork(kernel=kernel, routes=table),
+        network=servicenet.ServiceNetwork(kernel=kernel, routes=table),
     )
     svc = await client.create(
         SERVICES, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}, ns

@@ -11,7 +11,7 @@ from pathlib import Path
 from pilothouse import heap
 from pilothouse.cli import dnsflags, process
 from pilothouse.client import config, rest
-from pilothouse.node import agent, bootstrap, setup
+from pilothouse.node import agent, bootstrap, servicenet, setup
 
 EPILOG = """\
 example:
@@ -171,7 +171,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
     )
     network = None
     if not args.disable_proxy:
-        network = agent.ServiceNetwork.real(
+        network = servicenet.ServiceNetwork.real(
             cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr
         )
     node = agent.Agent(

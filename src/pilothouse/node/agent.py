@@ -8,7 +8,7 @@ Concurrently: Lease heartbeats every ``heartbeat`` seconds, a Node status
 refresh every minute, a PLEG relist every second (container state changes wake
 the pod's worker), and the HTTPS server the API server reads logs from.
 
-With a :class:`ServiceNetwork` the agent also runs, under its supervisor, the
+With a :class:`~pilothouse.node.servicenet.ServiceNetwork` the agent also runs, under its supervisor, the
 node's service proxy (:mod:`pilothouse.proxy`) and the routes to the other
 nodes' pods (:mod:`pilothouse.node.routes`); both are removed when it stops.
 Everything the agent reads from the API comes from one informer factory
@@ -35,9 +35,8 @@ from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, informer, rest
 from pilothouse.dns import nodelocal
 from pilothouse.node import dns as node_dns
-from pilothouse.node import logrotate, probe_lateness, prober, streaming
+from pilothouse.node import logrotate, probe_lateness, prober, servicenet, streaming
 from pilothouse.node import metrics as node_metrics
-from pilothouse.node import routes as node_routes
 from pilothouse.node import status as node_status
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
 from pilothouse.node.podsync import NodeInfo, PodSyncer
@@ -45,9 +44,6 @@ from pilothouse.node.runtime import protocol
 from pilothouse.node.server import AgentServer
 from pilothouse.node.status_manager import StatusManager
 from pilothouse.node.volumes import VolumeManager
-from pilothouse.proxy import kernel as proxy_kernel
-from pilothouse.proxy import proxier as proxy_proxier
-from pilothouse.proxy import rules as proxy_rules
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +58,6 @@ ENDPOINTSLICES = resources.Resource(
 LEASE_SECONDS = 40
 AGENT_PORT = 10250
 MAX_PODS = 110
-
-
-@dataclass(frozen=True)
-class ServiceNetwork:
-    """How the node joins the Service network: the proxy's kernel seam, the routing
-    table for other nodes' pod CIDRs, and the cluster's address ranges."""
-
-    kernel: proxy_kernel.Kernel
-    routes: node_routes.RouteTable
-    cluster_cidr: str = "10.42.0.0/16"
-    service_cidr: str = "10.43.0.0/16"
-    localhost_nodeports: bool = True
-    proxy_table: str = proxy_rules.TABLE
-
-    @classmethod
-    def real(cls, **kw: Any) -> ServiceNetwork:
-        """nftables and ``ip route`` in this process's network namespace."""
-        return cls(kernel=proxy_kernel.NftKernel(), routes=node_routes.IPRouteTable(), **kw)
 
 
 @dataclass(frozen=True)
@@ -150,7 +128,7 @@ class Agent:
         labels: dict[str, str] | None = None,
         dns: node_dns.Settings | None = None,
         memory_backed_secrets: bool = True,
-        network: ServiceNetwork | None = None,
+        network: servicenet.ServiceNetwork | None = None,
         cgroup_root: str = "/pilothouse",
     ) -> None:
         self.client = client
@@ -193,9 +171,7 @@ class Agent:
             )
         self.endpointslices = self.informers.informer(ENDPOINTSLICES)
         self.nodes = self.informers.informer(NODES)
-        self.proxy: proxy_proxier.Proxier | None = None
-        self.routes: node_routes.HostGatewayRoutes | None = None
-        self.proxy_recorder = events.EventRecorder(client, component="kube-proxy", host=node_name)
+        self.service_network: servicenet.NodeServices | None = None
         self.server: AgentServer | None = None
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
@@ -267,7 +243,16 @@ class Agent:
         if self.cluster_dns is not None:
             self.cluster_dns.attach(self.informers)
         if self.network is not None:
-            self._start_service_network(self.network)
+            self.service_network = servicenet.NodeServices(
+                self.network,
+                client=self.client,
+                node_name=self.node_name,
+                address=self.address,
+                services=self.services,
+                slices=self.endpointslices,
+                nodes=self.nodes,
+            )
+            self.service_network.start(self.supervisor)
         self.informers.start()
         await self.informers.wait_synced(60)
         if self.cluster_dns is not None:
@@ -308,44 +293,11 @@ class Agent:
             self.runtime.name,
         )
 
-    def _start_service_network(self, network: ServiceNetwork) -> None:
-        """The proxy and the host-gw routes, as supervised children of the agent."""
-        self.proxy_recorder.start()
-        self.proxy = proxy_proxier.Proxier(
-            services=self.services,
-            slices=self.endpointslices,
-            kernel=network.kernel,
-            config=proxy_rules.Config(
-                node_name=self.node_name,
-                cluster_cidr=network.cluster_cidr,
-                service_cidr=network.service_cidr,
-                localhost_nodeports=network.localhost_nodeports,
-                table=network.proxy_table,
-            ),
-            node_ips=(self.address,),
-            recorder=self.proxy_recorder,
-        )
-        self.routes = node_routes.HostGatewayRoutes(
-            nodes=self.nodes, node_name=self.node_name, table=network.routes
-        )
-        self.supervisor.start("proxy", self.proxy.run)
-        self.supervisor.start("routes", self.routes.run)
-
-    async def _stop_service_network(self) -> None:
-        """Remove the proxy's table and the routes (the agent owns both entirely)."""
-        if self.proxy is not None:
-            try:
-                await self.proxy.cleanup()
-            except proxy_kernel.NftError as exc:
-                log.warning("could not remove the service rules: %s", exc)
-        if self.routes is not None:
-            await self.routes.cleanup()
-        await self.proxy_recorder.stop()
-
     async def stop(self) -> None:
         """Stop the agent; running containers keep running (they outlive it)."""
         await self.supervisor.stop()
-        await self._stop_service_network()
+        if self.service_network is not None:
+            await self.service_network.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
