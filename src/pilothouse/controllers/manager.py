@@ -86,6 +86,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "tokencleaner": "token-cleaner",
     "endpointslice": "endpointslice-controller",
     "endpoints": "endpoint-controller",
+    "endpointslicemirroring": "endpointslicemirroring-controller",
     "servicelb": "service-controller",
     "statefulset": "statefulset-controller",
     "daemonset": "daemon-set-controller",
