@@ -19,10 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
+from pilothouse import supervisor
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import identity as identity_module
-from pilothouse.apiserver import join, watchcache
+from pilothouse.apiserver import join, kubernetes_service, watchcache
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import (
     namespace_lifecycle,
@@ -53,7 +54,7 @@ from pilothouse.storage import value as values
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-KUBERNETES_SERVICE_IP = "10.43.0.1"
+KUBERNETES_SERVICE_IP = kubernetes_service.SERVICE_IP
 
 
 @dataclass
@@ -118,6 +119,8 @@ class APIServer:
         self.transforming: transform.TransformingStore | None = None
         self._ready = False
         self.port = config.https_port
+        self.supervisor = supervisor.Supervisor("apiserver")
+        self.kubernetes_service: kubernetes_service.KubernetesServiceReconciler | None = None
         self.advertise_address = config.advertise_address or _local_address()
 
     # --- addresses ---------------------------------------------------------------
@@ -224,6 +227,15 @@ class APIServer:
             pki=self.pki, token=self.token, authenticator=self.identity.authenticator
         )
         await self._listen()
+        self.kubernetes_service = kubernetes_service.KubernetesServiceReconciler(
+            services=self.resource_store("", "v1", "services"),
+            endpoints=self.resource_store("", "v1", "endpoints"),
+            slices=self.resource_store("discovery.k8s.io", "v1", "endpointslices"),
+            address=self.advertise_address,
+            port=self.port,
+        )
+        await self.kubernetes_service.reconcile()  # the Service exists before anyone asks
+        self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
         self._ready = True
         self._write_kubeconfigs()
 
@@ -321,6 +333,7 @@ class APIServer:
 
     async def stop(self) -> None:
         self._ready = False
+        await self.supervisor.stop()
         await self.encryption.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
@@ -363,28 +376,6 @@ class APIServer:
                     "description": description,
                 },
             )
-        services = self.resource_store("", "v1", "services")
-        port = self.config.https_port or self.port
-        await _ensure(
-            services,
-            "default",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {
-                    "name": "kubernetes",
-                    "labels": {"component": "apiserver", "provider": "kubernetes"},
-                },
-                "spec": {
-                    "clusterIP": KUBERNETES_SERVICE_IP,
-                    "ports": [
-                        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}
-                    ],
-                    "type": "ClusterIP",
-                    "sessionAffinity": "None",
-                },
-            },
-        )
 
 
 async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:

@@ -121,7 +121,7 @@ class AllInOne:
     async def _run_agent(self) -> None:
         """This machine's node agent, on the server's socket. A host that cannot run
         pods is reported once, clearly; the control plane keeps running."""
-        from pilothouse.node import agent, setup
+        from pilothouse.node import agent, servicenet, setup
         from pilothouse.node import dns as node_dns
 
         try:
@@ -150,6 +150,7 @@ class AllInOne:
             runtime_factory=setup.runtime_factory(data_dir),
             tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
             dns=self.options.agent_dns or node_dns.Settings(serve=True),
+            network=servicenet.ServiceNetwork.real(),
         )
         try:
             await self.agent.start()

@@ -86,6 +86,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "tokencleaner": "token-cleaner",
     "endpointslice": "endpointslice-controller",
     "endpoints": "endpoint-controller",
+    "endpointslicemirroring": "endpointslicemirroring-controller",
     "servicelb": "service-controller",
     "statefulset": "statefulset-controller",
     "daemonset": "daemon-set-controller",
@@ -111,6 +112,9 @@ def default_controllers() -> dict[str, Factory]:
         daemonset,
         deployment,
         disruption,
+        endpoints,
+        endpointslice,
+        endpointslicemirroring,
         garbagecollector,
         job,
         namespace,
@@ -121,6 +125,7 @@ def default_controllers() -> dict[str, Factory]:
         replicaset,
         replicationcontroller,
         serviceaccounts,
+        servicelb,
         statefulset,
         ttlafterfinished,
     )
@@ -136,6 +141,9 @@ def default_controllers() -> dict[str, Factory]:
         "garbagecollector": garbagecollector.GarbageCollector,
         "namespace": namespace.NamespaceController,
         "disruption": disruption.DisruptionController,
+        "endpointslice": endpointslice.EndpointSliceController,
+        "endpoints": endpoints.EndpointsController,
+        "endpointslicemirroring": endpointslicemirroring.EndpointSliceMirroringController,
         "podgc": podgc.PodGCController,
         "nodeipam": nodeipam.NodeIPAMController,
         "nodelifecycle": nodelifecycle.NodeLifecycleController,
@@ -148,6 +156,7 @@ def default_controllers() -> dict[str, Factory]:
         "csrapproving": certificates.CSRApprovingController,
         "csrcleaner": certificates.CSRCleanerController,
         "tokencleaner": bootstraptokens.TokenCleanerController,
+        "servicelb": servicelb.ServiceLBController,
     }
 
 
