@@ -123,6 +123,12 @@ def default_controllers() -> dict[str, Factory]:
         statefulset,
         ttlafterfinished,
     )
+    from pilothouse.controllers.volume import (
+        ephemeral,
+        persistentvolume,
+        pvcprotection,
+        pvprotection,
+    )
 
     return {
         "replicaset": replicaset.ReplicaSetController,
@@ -146,6 +152,10 @@ def default_controllers() -> dict[str, Factory]:
         "csrapproving": certificates.CSRApprovingController,
         "csrcleaner": certificates.CSRCleanerController,
         "tokencleaner": bootstraptokens.TokenCleanerController,
+        "persistentvolume-binder": persistentvolume.PersistentVolumeController,
+        "pvc-protection": pvcprotection.PVCProtectionController,
+        "pv-protection": pvprotection.PVProtectionController,
+        "ephemeral-volume": ephemeral.EphemeralVolumeController,
     }
 
 

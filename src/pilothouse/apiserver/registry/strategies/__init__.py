@@ -13,6 +13,7 @@ from pilothouse.apiserver.registry.strategies import (
     node,
     pod,
     service,
+    storage,
     workload,
 )
 from pilothouse.apiserver.registry.strategy import Strategy
@@ -22,6 +23,7 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("", "namespaces"): namespace.NamespaceStrategy,
     ("", "nodes"): node.NodeStrategy,
     ("", "services"): service.ServiceStrategy,
+    ("", "persistentvolumes"): storage.PersistentVolumeStrategy,
     ("", "endpoints"): workload.CreateOnUpdateStrategy,
     ("apps", "deployments"): workload.DeploymentStrategy,
     ("apps", "replicasets"): workload.GenerationStrategy,
