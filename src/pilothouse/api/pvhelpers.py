@@ -244,13 +244,13 @@ def node_selector_matches(selector: Obj | None, labels: Mapping[str, str], name:
     return any(node_selector_term_matches(t, labels, name) for t in terms)
 
 
-def check_node_affinity(volume: Obj, labels: Mapping[str, str]) -> str:
-    """``CheckNodeAffinity``: "" when a node with ``labels`` may use ``volume``, else why
-    not. Like upstream, only labels are known (``matchFields`` on the name never match)."""
+def check_node_affinity(volume: Obj, labels: Mapping[str, str], name: str = "") -> str:
+    """``CheckNodeAffinity``: "" when a node with ``labels`` (and ``name``, for
+    ``matchFields``) may use ``volume``, else why not."""
     affinity = _spec(volume).get("nodeAffinity")
     if not affinity or affinity.get("required") is None:
         return ""
-    if node_selector_matches(affinity["required"], labels):
+    if node_selector_matches(affinity["required"], labels, name):
         return ""
     return "no matching NodeSelectorTerms"
 
@@ -277,14 +277,17 @@ def find_matching_volume(
     volumes: Iterable[Obj],
     *,
     node_labels: Mapping[str, str] | None = None,
+    node_name: str = "",
     excluded: Iterable[str] = (),
     delay_binding: bool = False,
+    ignore_affinity: bool = False,
 ) -> Obj | None:
     """``FindMatchingVolume``: the volume pre-bound to ``claim`` if any, else the smallest
     Available volume of the claim's class whose capacity, volume mode, labels and (with a
     node — the scheduler's path) node affinity and access modes fit. Without a node and
     with ``delay_binding`` only pre-bound volumes are returned: the scheduler binds the
-    rest once it has chosen a node."""
+    rest once it has chosen a node. ``ignore_affinity`` asks whether the volume would do
+    on some node."""
     requested = requested_storage(claim)
     requested_class = claim_class(claim)
     selector = None
@@ -309,7 +312,11 @@ def find_matching_volume(
             continue
         if md.get("deletionTimestamp"):
             continue
-        affinity_ok = node_labels is None or not check_node_affinity(volume, node_labels)
+        affinity_ok = (
+            node_labels is None
+            or ignore_affinity
+            or not check_node_affinity(volume, node_labels, node_name)
+        )
         if is_volume_bound_to_claim(volume, claim):
             # A pre-bound volume is the answer; on a node it cannot reach, there is none.
             return volume if affinity_ok else None
