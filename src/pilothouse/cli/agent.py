@@ -33,6 +33,10 @@ def _primary_address() -> str:
             return "127.0.0.1"
 
 
+def _storage_dir(path: Path | None) -> Path | None:
+    return path.resolve() if path is not None else None
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "agent",
@@ -63,6 +67,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="crun",
         choices=["crun", "runc"],
         help="OCI runtime (default: %(default)s)",
+    )
+    p.add_argument(
+        "--default-local-storage-path",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where local-path volumes live on this node (default: <data-dir>/agent/storage)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
@@ -133,6 +144,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         runtime_factory=setup.runtime_factory(data_dir, runtime=args.runtime),
         tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
         dns=args.dns,
+        storage_dir=_storage_dir(args.default_local_storage_path),
     )
     try:
         try:

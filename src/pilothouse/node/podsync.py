@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 CONFIGMAPS = resources.Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRETS = resources.Resource("", "v1", "Secret", "secrets", True)
+CLAIMS = resources.Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
+PERSISTENT_VOLUMES = resources.Resource("", "v1", "PersistentVolume", "persistentvolumes", False)
 
 
 @dataclass
@@ -137,7 +139,18 @@ class PodSyncer:
                     tokens[key] = await self.tokens.token(pod, projection)
                 except errors.StatusError as exc:
                     tokens[key] = exc
-        return containerconf.Lookups(configmaps=cms, secrets=secrets, tokens=tokens)
+        # Claims (and their volumes) only until the pod's volumes are set up, as the
+        # kubelet reads them: not on every pass.
+        claims = {n: await self._get(CLAIMS, n, ns) for n in self.volumes.claims_to_look_up(pod)}
+        bound = {
+            (c.get("spec") or {}).get("volumeName")
+            for c in claims.values()
+            if c is not None and (c.get("status") or {}).get("phase") == "Bound"
+        }
+        pvs = {n: await self._get(PERSISTENT_VOLUMES, n, "") for n in bound if n}
+        return containerconf.Lookups(
+            configmaps=cms, secrets=secrets, tokens=tokens, claims=claims, volumes=pvs
+        )
 
     def service_env(self, pod: Obj) -> dict[str, str]:
         """Docker-link-style variables for the namespace's Services (enableServiceLinks).
@@ -344,25 +357,25 @@ class PodSyncer:
             service_env=service_env,
             node_allocatable=self.node.allocatable,
         )
-        mounts = self.volumes.mounts_for(container, prepared)
-        mounts += self._termination_log(pod, container)
-        config = containerconf.container_config(
-            pod_for_env,
-            container,
-            image,
-            env=env,
-            mounts=mounts,
-            log_path=self.log_path(pod, container["name"], attempt),
-            attempt=attempt,
-            memory_capacity=self.node.memory_capacity,
-        )
-        try:
-            cid = await self.runtime.create_container(sandbox.id, config)
-        except protocol.RuntimeError_ as exc:
-            self.recorder.event(
-                pod, events.WARNING, "Failed", f"Error: {exc.message}", field_path=path
+        # Subpaths are descriptors open until the runtime has made the container.
+        with self.volumes.container_mounts(container, prepared) as mounts:
+            config = containerconf.container_config(
+                pod_for_env,
+                container,
+                image,
+                env=env,
+                mounts=[*mounts, *self._termination_log(pod, container)],
+                log_path=self.log_path(pod, container["name"], attempt),
+                attempt=attempt,
+                memory_capacity=self.node.memory_capacity,
             )
-            raise
+            try:
+                cid = await self.runtime.create_container(sandbox.id, config)
+            except protocol.RuntimeError_ as exc:
+                self.recorder.event(
+                    pod, events.WARNING, "Failed", f"Error: {exc.message}", field_path=path
+                )
+                raise
         self.recorder.event(
             pod, events.NORMAL, "Created", f"Created container {container['name']}", field_path=path
         )
