@@ -23,6 +23,7 @@ from pilothouse.client import config, rest
 from pilothouse.controllers import nodeipam
 from pilothouse.controllers.volume import persistentvolume, pvcprotection, pvprotection
 from pilothouse.node import agent as agent_module
+from pilothouse.node import subpath
 from pilothouse.node.runtime import fake
 from pilothouse.testing import eventually, running_controllers
 
@@ -135,13 +136,40 @@ async def node(
         try:
             yield Node(agent, runtime, cls)
         finally:
+            # Pods go first, so the agent releases what it mounted for them.
+            pods = [
+                p for p in (await client.list(PODS))["items"] if p["spec"].get("nodeName") == name
+            ]
+            for pod in pods:
+                await client.delete(
+                    PODS,
+                    pod["metadata"]["name"],
+                    pod["metadata"]["namespace"],
+                    grace_period_seconds=0,
+                )
+            for pod in pods:
+                await eventually(
+                    lambda p=pod: _gone(
+                        client, PODS, p["metadata"]["name"], p["metadata"]["namespace"]
+                    )
+                )
             await agent.stop()
     await client.delete(NODES, name)
     await client.delete(SC, cls)
+    left = [line for line in _mount_table().splitlines() if str(tmp_path) in line]
+    assert not left, f"left mounted: {left}"
 
 
 async def _ready(agent: agent_module.Agent) -> bool:
     return agent.provisioner.ready.is_set()
+
+
+def _mount_table() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def _is_mount(path: Path) -> bool:
+    return subpath.mounted(path)
 
 
 def _mode(path: Path) -> int:
@@ -291,20 +319,24 @@ async def test_pod_waits_for_its_claim_and_says_why(
     await eventually(running, timeout=20)
 
 
+@pytest.mark.root
 async def test_sub_path_stays_inside_its_volume(node: Node, client: rest.Client, ns: str) -> None:
     await client.create(PVC, node.claim("data"), ns)
     pvc = await _bound(client, ns, "data")
     path = Path((await client.get(PV, pvc["spec"]["volumeName"]))["spec"]["local"]["path"])
     os.symlink("/etc", path / "escape")
     ok = await client.create(PODS, node.pod("sub", "data", mount={"subPath": "made/here"}), ns)
+    uid = ok["metadata"]["uid"]
 
     async def mounted() -> list[Any]:
-        return node.mounts(ok["metadata"]["uid"])
+        return node.mounts(uid)
 
     mounts = await eventually(mounted)
     sub = next(m for m in mounts if m.container_path == "/data")
-    assert sub.host_path.startswith(f"/proc/{os.getpid()}/fd/")
-    assert (path / "made" / "here").is_dir()
+    target = node.agent.data_dir / "pods" / uid / "volume-subpaths" / "data" / "main" / "0"
+    assert sub.host_path == str(target)
+    assert _is_mount(target)
+    assert os.stat(target).st_ino == os.stat(path / "made" / "here").st_ino
     await client.create(PODS, node.pod("evil", "data", mount={"subPath": "escape"}), ns)
 
     async def refused() -> Obj | None:
@@ -319,6 +351,15 @@ async def test_sub_path_stays_inside_its_volume(node: Node, client: rest.Client,
     assert waiting["message"] == (
         'failed to prepare subPath for volumeMount "data" of container "main"'
     )
+    # The pod goes: its subpath mount goes, the volume's data stays.
+    await client.delete(PODS, "sub", ns, grace_period_seconds=0)
+    await eventually(lambda: _gone(client, PODS, "sub", ns))
+
+    async def unmounted() -> bool:
+        return not _is_mount(target)
+
+    await eventually(unmounted)
+    assert (path / "made" / "here").is_dir()
 
 
 async def test_bound_claim_grows(node: Node, client: rest.Client, ns: str) -> None:

@@ -357,25 +357,25 @@ class PodSyncer:
             service_env=service_env,
             node_allocatable=self.node.allocatable,
         )
-        # Subpaths are descriptors open until the runtime has made the container.
-        with self.volumes.container_mounts(container, prepared) as mounts:
-            config = containerconf.container_config(
-                pod_for_env,
-                container,
-                image,
-                env=env,
-                mounts=[*mounts, *self._termination_log(pod, container)],
-                log_path=self.log_path(pod, container["name"], attempt),
-                attempt=attempt,
-                memory_capacity=self.node.memory_capacity,
+        mounts = self.volumes.mounts_for(pod, container, prepared)
+        mounts += self._termination_log(pod, container)
+        config = containerconf.container_config(
+            pod_for_env,
+            container,
+            image,
+            env=env,
+            mounts=mounts,
+            log_path=self.log_path(pod, container["name"], attempt),
+            attempt=attempt,
+            memory_capacity=self.node.memory_capacity,
+        )
+        try:
+            cid = await self.runtime.create_container(sandbox.id, config)
+        except protocol.RuntimeError_ as exc:
+            self.recorder.event(
+                pod, events.WARNING, "Failed", f"Error: {exc.message}", field_path=path
             )
-            try:
-                cid = await self.runtime.create_container(sandbox.id, config)
-            except protocol.RuntimeError_ as exc:
-                self.recorder.event(
-                    pod, events.WARNING, "Failed", f"Error: {exc.message}", field_path=path
-                )
-                raise
+            raise
         self.recorder.event(
             pod, events.NORMAL, "Created", f"Created container {container['name']}", field_path=path
         )

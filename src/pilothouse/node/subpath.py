@@ -5,10 +5,12 @@ with a symlink to anywhere on the host (``/``, ``/etc``) and wait for a pod that
 mounts that path with ``subPath``: a plain bind mount would follow the link and hand
 the host's directory to the container (CVE-2017-1002101). So the subpath is resolved
 once, checked to lie inside the volume, then opened one component at a time with
-``O_NOFOLLOW`` from the volume's root; the container is given
-``/proc/<agent pid>/fd/<n>``, which names exactly the inode that was checked, however
-the directory tree changes before the runtime mounts it. The descriptors stay open
-until the container has been created (:class:`SubPaths` is a context).
+``O_NOFOLLOW`` from the volume's root, and that descriptor — exactly the inode that
+was checked, however the tree changes meanwhile — is bind-mounted (through
+``/proc/self/fd``) on a path of the pod's own,
+``<pod dir>/volume-subpaths/<volume>/<container>/<n>``, which the runtime then mounts
+into the container. The pod's cleanup unmounts these before anything of the pod's
+directory is removed.
 
 Missing directories of a subpath are created on the way, each with the mode of the
 volume's root (so an fsGroup-owned volume's subdirectories are writable by the group).
@@ -16,7 +18,7 @@ volume's root (so an fsGroup-owned volume's subdirectories are writable by the g
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import errno
 import os
 import stat
@@ -92,29 +94,58 @@ def open_safely(root: Path, sub_path: str) -> int:
         raise
 
 
-class SubPaths(contextlib.AbstractContextManager["SubPaths"]):
-    """Descriptors of the subpaths handed to one container, closed on exit."""
+MS_BIND = 4096
+MNT_DETACH = 2
+_libc = ctypes.CDLL(None, use_errno=True)
 
-    def __init__(self) -> None:
-        self._fds: list[int] = []
 
-    def open(self, root: Path, sub_path: str) -> tuple[str, bool]:
-        """The path to give the runtime for ``root/sub_path``, and whether it is a file."""
-        try:
-            make_dirs(root, sub_path)
-            fd = open_safely(root, sub_path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                raise SubPathError(f'path "{root}" does not exist') from None
-            raise SubPathError(f"cannot prepare subpath {sub_path!r}: {exc.strerror}") from None
-        self._fds.append(fd)
-        return f"/proc/{os.getpid()}/fd/{fd}", stat.S_ISREG(os.fstat(fd).st_mode)
+def _mount_bind(source: str, target: str) -> None:
+    if _libc.mount(source.encode(), target.encode(), None, MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
 
-    def close(self) -> None:
-        for fd in self._fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds.clear()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def mounted(target: Path) -> bool:
+    """Whether something is mounted on ``target`` (from the mount table: a bind mount of
+    a directory of the same filesystem is invisible to ``os.path.ismount``)."""
+    wanted = str(target)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4].replace("\\040", " ") == wanted for line in f)
+
+
+def unmount(target: str) -> None:
+    """Unmount ``target`` (lazily if it is busy)."""
+    if _libc.umount2(target.encode(), 0) != 0:
+        err = ctypes.get_errno()
+        if err == errno.EINVAL:
+            return  # not a mount point
+        if _libc.umount2(target.encode(), MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), target)
+
+
+def bind(root: Path, sub_path: str, target: Path) -> bool:
+    """Bind-mount ``root/sub_path`` (checked, see the module docstring) on ``target``;
+    True when it is a file. Raises SubPathError."""
+    try:
+        make_dirs(root, sub_path)
+        fd = open_safely(root, sub_path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise SubPathError(f'path "{root}" does not exist') from None
+        raise SubPathError(f"cannot prepare subpath {sub_path!r}: {exc.strerror}") from None
+    try:
+        is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        while mounted(target):
+            unmount(str(target))  # a restarted container gets a freshly checked one
+        if is_file:
+            target.touch(exist_ok=True)
+        else:
+            target.mkdir(exist_ok=True)
+        _mount_bind(f"/proc/self/fd/{fd}", str(target))
+    except OSError as exc:
+        raise SubPathError(f"cannot mount subpath {sub_path!r}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return is_file

@@ -28,7 +28,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -384,34 +384,30 @@ class VolumeManager:
             out[path] = (text.encode(), int(item.get("mode", mode)))
         return out
 
-    @contextlib.contextmanager
-    def container_mounts(
-        self, container: Obj, prepared: dict[str, PreparedVolume]
-    ) -> Iterator[list[protocol.Mount]]:
-        """The container's volume mounts; valid until the block ends (the runtime must
-        have created the container by then: subpaths are open descriptors)."""
-        with subpath.SubPaths() as paths:
-            yield self._mounts(container, prepared, paths)
-
-    def _mounts(
-        self, container: Obj, prepared: dict[str, PreparedVolume], paths: subpath.SubPaths
+    def mounts_for(
+        self, pod: Obj, container: Obj, prepared: dict[str, PreparedVolume]
     ) -> list[protocol.Mount]:
+        """The container's volume mounts (subpaths bind-mounted under the pod's directory)."""
         out = []
-        for vm in container.get("volumeMounts") or []:
+        subpaths = self.pod_dir(pod["metadata"]["uid"]) / "volume-subpaths"
+        for index, vm in enumerate(container.get("volumeMounts") or []):
             vol = prepared.get(vm["name"])
             if vol is None:
                 raise ConfigError(f"volume {vm['name']!r} not found")
             host = str(vol.path)
             sub_file = False
             if vm.get("subPath"):
+                target = subpaths / vm["name"] / container["name"] / str(index)
                 try:
-                    host, sub_file = paths.open(vol.path, vm["subPath"])
+                    sub_file = subpath.bind(vol.path, vm["subPath"], target)
                 except subpath.SubPathError as exc:
+                    # The details stay in the log: they describe the host's filesystem.
                     log.info("volume %s: %s", vm["name"], exc)
                     raise ConfigError(
                         f'failed to prepare subPath for volumeMount "{vm["name"]}" of container '
                         f'"{container["name"]}"'
                     ) from None
+                host = str(target)
             propagation = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
                 vm.get("mountPropagation", "None"), "private"
             )
@@ -428,12 +424,33 @@ class VolumeManager:
 
     def cleanup(self, uid: str) -> None:
         """Unmount and remove every volume of a pod (idempotent). Claims' volumes live
-        elsewhere and stay."""
+        elsewhere and stay; subpaths of them are bind-mounted here, so nothing is removed
+        while anything under the pod's directory is still mounted."""
         self._set_up.pop(uid, None)
         base = self.pod_dir(uid)
-        vols = base / "volumes"
-        if vols.exists():
-            for entry in vols.iterdir():
-                if _is_mount(entry):
-                    subprocess.run(["umount", "-l", str(entry)], check=False, capture_output=True)
+        for target in sorted(_mounts_under(base), key=len, reverse=True):
+            try:
+                subpath.unmount(target)
+            except OSError as exc:
+                log.warning("cannot unmount %s: %s", target, exc.strerror)
+        left = _mounts_under(base)
+        if left:
+            log.error(
+                "pod %s: %s still mounted; its directory is kept (remove it by hand once "
+                "unmounted)",
+                uid,
+                ", ".join(left),
+            )
+            return
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _mounts_under(base: Path) -> list[str]:
+    prefix = str(base).rstrip("/") + "/"
+    out = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4].replace("\\040", " ")
+            if target.startswith(prefix):
+                out.append(target)
+    return out
