@@ -381,3 +381,32 @@ async def test_bound_claim_grows(node: Node, client: rest.Client, ns: str) -> No
         return "Resizing" in reasons and "VolumeResizeSuccessful" in reasons
 
     await eventually(reported)
+
+
+async def test_claim_bigger_than_the_node_can_hold_is_refused_and_rescheduled(
+    node: Node, client: rest.Client, ns: str
+) -> None:
+    await client.create(PVC, node.claim("huge", "1000Ti"), ns)
+
+    async def refused() -> tuple[str, str, str] | None:
+        return next(
+            (e for e in await _events(client, ns, "huge") if e[1] == "ProvisioningFailed"), None
+        )
+
+    event = await eventually(refused)
+    assert event[0] == "Warning"
+    assert event[2].startswith(
+        f'failed to provision volume with StorageClass "{node.cls}": not enough free space on '
+        f"node {node.name}: 1000Ti requested, "
+    )
+    # The scheduler is asked to choose again; nothing was made.
+
+    async def released() -> bool:
+        pvc = await client.get(PVC, "huge", ns)
+        return "volume.kubernetes.io/selected-node" not in (
+            pvc["metadata"].get("annotations") or {}
+        )
+
+    await eventually(released)
+    assert (await client.get(PVC, "huge", ns))["status"]["phase"] == "Pending"
+    assert not list(node.agent.storage_dir.glob("pvc-*"))

@@ -230,6 +230,22 @@ class ImageBacking:
         _run("mount", "-o", "loop", str(image), str(path))
 
 
+def free_space(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem of ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    return _available(path)
+
+
+def human(size: int) -> str:
+    """``1.5Gi``-style, as quantities are written."""
+    value = float(size)
+    for unit in ("", "Ki", "Mi", "Gi", "Ti"):
+        if value < 1024 or unit == "Ti":
+            return f"{value:.0f}{unit}" if unit == "" else f"{value:.1f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def _available(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize

@@ -267,6 +267,13 @@ class LocalPathProvisioner:
                 "local-path only supports ReadWriteOnce and ReadWriteOncePod access modes"
             )
         size = int(pvhelpers.requested_storage(claim))
+        free = await asyncio.to_thread(backing_module.free_space, self.storage_dir)
+        if size > free:
+            raise backing_module.BackingError(
+                f"not enough free space on node {self.node_name}: "
+                f"{spec['resources']['requests']['storage']} requested, "
+                f"{backing_module.human(free)} available in {self.storage_dir}"
+            )
         path = self.volume_path(volume_name, claim)
         backing = self.backing_for(storage_class)
         await asyncio.to_thread(backing.create, path, size)
