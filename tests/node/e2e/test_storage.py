@@ -332,3 +332,48 @@ def test_class_nobody_provisions_says_so(cluster: Cluster, ns: str) -> None:
     finally:
         cluster.kubectl("-n", ns, "delete", "pvc", "waiting", "--wait=false", check=False)
         cluster.kubectl("delete", "sc", name, check=False)
+
+
+def test_the_readme_tour(cluster: Cluster, ns: str) -> None:
+    """The commands README.md shows, as a user types them."""
+    cluster.kubectl(
+        "-n",
+        ns,
+        "create",
+        "-f",
+        "-",
+        input="apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\n"
+        "spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+    )
+    overrides = {
+        "spec": {
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+            "containers": [
+                {
+                    "name": "writer",
+                    "image": cluster.image,
+                    "command": ["sh", "-c", "date > /d/when"],
+                    "volumeMounts": [{"name": "d", "mountPath": "/d"}],
+                }
+            ],
+        }
+    }
+    cluster.kubectl(
+        "-n",
+        ns,
+        "run",
+        "writer",
+        f"--image={cluster.image}",
+        "--restart=Never",
+        f"--overrides={json.dumps(overrides)}",
+    )
+    assert finished(cluster, ns, "writer") == "Succeeded"
+    listing = cluster.kubectl("-n", ns, "get", "pvc,pv").stdout
+    assert "persistentvolumeclaim/data" in listing and "Bound" in listing
+    assert "persistentvolume/pvc-" in listing
+    volume = cluster.json("-n", ns, "get", "pvc", "data")["spec"]["volumeName"]
+    described = cluster.kubectl("describe", "pv", volume).stdout
+    assert "pilothouse.io/local-path" in described and "Delete" in described
+    assert f"Claim:            {ns}/data" in described
+    cluster.kubectl("-n", ns, "delete", "pod", "writer")
+    cluster.kubectl("-n", ns, "delete", "pvc", "data", "--timeout=60s")
