@@ -16,9 +16,13 @@ Runs `pilothouse server` with its node agent (one node, this machine), then:
   PersistentVolume created through the API (the same HTTPS client), 100 times in a row;
   and ``baseline_image_ms``: mkfs + loop mount of one image (p50 of 20).
 
-The StatefulSet and encrypted-Secrets figures of issue 13 belong to other parts of the
-work: :func:`statefulset_parallel_50` and :func:`secret_create_throughput` are their
-places, reported as null until filled in.
+* ``statefulset_parallel_50_ready_s``: a StatefulSet of 50 replicas (Parallel, a
+  local-path volumeClaimTemplate) until all are Ready, beside 50 bare pods created at
+  once (``baseline_bare_pods_50_ready_s``) — the StatefulSet work's functions
+  (bench/statefulset_ready.py), run here on a real node.
+
+The encrypted-Secrets figure of issue 13 is measured by bench/encryption.py;
+:func:`secret_create_throughput` is its place here, reported as null.
 
 Needs root (loop devices, and the agent). Usage:
   sudo .venv/bin/python bench/storage.py [--claims 100] [--size 16Mi]
@@ -41,6 +45,7 @@ from typing import Any
 from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
+from pilothouse.node.runtime.images import testimage
 
 PVC = resources.DEFAULT.by_path("", "v1", "persistentvolumeclaims")
 PV = resources.DEFAULT.by_path("", "v1", "persistentvolumes")
@@ -188,11 +193,23 @@ def baseline_image(root: Path, n: int) -> list[float]:
     return out
 
 
-async def statefulset_parallel_50(client: rest.Client, ns: str) -> float | None:
+async def statefulset_parallel_50(client: rest.Client, ns: str) -> dict[str, float]:
     """Seconds until a StatefulSet of 50 replicas (podManagementPolicy: Parallel, a
-    volumeClaimTemplate) is all Ready on one node. The StatefulSet part of issue 13 fills
-    this in; None until then."""
-    return None
+    volumeClaimTemplate of the default local-path class) is all Ready on this node, beside
+    50 bare pods created at once (the StatefulSet work's functions, bench/statefulset_ready.py)."""
+    import statefulset_ready  # bench/: the StatefulSet part's measurement
+
+    command = ["sleep", "3600"]
+    bare = await statefulset_ready.bare_pods_all_ready(
+        client, namespace=ns, count=50, command=command
+    )
+    sts = await statefulset_ready.statefulset_all_ready(
+        client, namespace=ns, replicas=50, command=command, storage_class="local-path"
+    )
+    return {
+        "statefulset_parallel_50_ready_s": sts["seconds_all_ready"],
+        "baseline_bare_pods_50_ready_s": bare["seconds_all_ready"],
+    }
 
 
 async def secret_create_throughput(client: rest.Client, ns: str) -> dict[str, float] | None:
@@ -221,6 +238,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pilothouse-storagebench-") as tmp_s:
         tmp = Path(tmp_s)
         image_ms = baseline_image(tmp, 20)
+        # The busybox image the StatefulSet's pods run, in the node's image store.
+        layout = testimage.build_busybox_oci(tmp / "layout", tag="busybox:1.36")
+        testimage.oci_archive(layout, tmp / "busybox.tar")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pilothouse.cli.main",
+                "images",
+                "import",
+                str(tmp / "busybox.tar"),
+                "--data-dir",
+                str(tmp / "server"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         srv = testing.ServerProcess(tmp / "server", agent=True).start(timeout=60)
         client = rest.Client(config.load_kubeconfig(srv.kubeconfig), max_connections=128)
         try:
@@ -264,13 +298,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 client, watcher, "bench", node, "bench-directory", "dir", n, size
             )
             burst_s, burst_ms = await burst(client, watcher, "bench", node, "local-path", n, size)
-            sts = await statefulset_parallel_50(client, "bench")
+            await client.create(NS, {"metadata": {"name": "bench-sts"}})
+            sts = await statefulset_parallel_50(client, "bench-sts")
             secrets = await secret_create_throughput(client, "bench")
             task.cancel()
+            await client.delete(NS, "bench-sts")
             await client.request(
                 "DELETE", "/api/v1/namespaces/bench/persistentvolumeclaims", body={}
             )
             await wait_gone(client, "bench")
+            await wait_gone(client, "bench-sts")
             for i in range(n):
                 await client.delete(PV, f"bench-baseline-{i}")
         finally:
@@ -291,7 +328,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_image_ms": round(statistics.median(image_ms), 1),
         "image_p50_vs_baseline": round(p50 / (base_p50 + statistics.median(image_ms)), 2),
         "directory_p50_vs_baseline": round(statistics.median(directory) / base_p50, 2),
-        "statefulset_parallel_50_ready_s": sts,
+        **sts,
         "secret_creates_per_s": secrets,
         "claims": n,
         "size": size,
