@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from pilothouse import supervisor
-from pilothouse.api import errors, resources
+from pilothouse.api import errors, pvhelpers, resources
 from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import join, kubernetes_service, watchcache
@@ -31,6 +31,7 @@ from pilothouse.apiserver.admission import (
     pods,
     serviceaccount,
 )
+from pilothouse.apiserver.admission import storage as storage_admission
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
@@ -78,6 +79,8 @@ class ServerConfig:
     # Upstream's --token-auth-file (token,user,uid,"groups") and --anonymous-auth.
     token_auth_file: Path | None = None
     anonymous_auth: bool = True
+    # Create the local-path StorageClass (the default class) when the cluster is new.
+    default_storage_class: bool = True
 
 
 class StartupError(Exception):
@@ -198,13 +201,16 @@ class APIServer:
         )
         allocator = service_strategy.ServiceAllocator()
         # Upstream's order: NamespaceLifecycle, ServiceAccount, NodeRestriction, Priority
-        # and DefaultTolerationSeconds (pods), then the certificate plugins; RBAC's
+        # and DefaultTolerationSeconds (pods), DefaultStorageClass,
+        # StorageObjectInUseProtection and PersistentVolumeClaimResize (storage), then the
+        # certificate plugins; RBAC's
         # escalation checks sit where upstream's RBAC registries make them.
         admission: list[Admission] = [
             namespace_lifecycle.namespace_lifecycle,
             serviceaccount.service_account_admission,
             noderestriction.node_restriction,
             pods.pod_admission,
+            storage_admission.storage_admission,
             allocator,
             *self.identity.admission(),
         ]
@@ -353,6 +359,7 @@ class APIServer:
 
     async def _bootstrap(self) -> None:
         namespaces = self.resource_store("", "v1", "namespaces")
+        first_start = await namespaces.current("", "default") is None
         for name in SYSTEM_NAMESPACES:
             await _ensure(
                 namespaces,
@@ -376,6 +383,10 @@ class APIServer:
                     "description": description,
                 },
             )
+        if first_start and self.config.default_storage_class:
+            # Only a new cluster gets it: a class the user deleted stays deleted.
+            classes = self.resource_store("storage.k8s.io", "v1", "storageclasses")
+            await _ensure(classes, "", pvhelpers.local_path_storage_class())
 
 
 async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:

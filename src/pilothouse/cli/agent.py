@@ -42,6 +42,10 @@ def _primary_address() -> str:
             return "127.0.0.1"
 
 
+def _storage_dir(path: Path | None) -> Path | None:
+    return path.resolve() if path is not None else None
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "agent",
@@ -107,6 +111,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="do not run the service proxy or the routes to other nodes (Services and "
         "pods on other nodes are then unreachable from this node, unless something "
         "else provides them)",
+    )
+    p.add_argument(
+        "--default-local-storage-path",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where local-path volumes live on this node (default: <data-dir>/agent/storage)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
@@ -192,6 +203,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         port=args.port,
         network=network,
         cgroup_root=args.cgroup_root,
+        storage_dir=_storage_dir(args.default_local_storage_path),
     )
     try:
         try:

@@ -22,6 +22,7 @@ import logging
 import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.api import rbac
@@ -53,6 +54,7 @@ class Options:
     agent_dns: node_dns.Settings | None = None  # None: defaults, serving cluster DNS
     # Each controller as its own ServiceAccount (upstream's --use-service-account-credentials).
     use_service_account_credentials: bool = True
+    local_storage_path: Path | None = None  # default: <data dir>/agent/storage
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -151,6 +153,7 @@ class AllInOne:
             tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
             dns=self.options.agent_dns or node_dns.Settings(serve=True),
             network=servicenet.ServiceNetwork.real(),
+            storage_dir=self.options.local_storage_path,
         )
         try:
             await self.agent.start()

@@ -149,6 +149,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="a KubeSchedulerConfiguration file (e.g. to bin-pack with MostAllocated)",
     )
+    p.add_argument(
+        "--disable-local-storage",
+        action="store_true",
+        help="do not create the local-path StorageClass (the default class) in a new cluster",
+    )
+    p.add_argument(
+        "--default-local-storage-path",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where this machine's node keeps local-path volumes "
+        "(default: <data-dir>/agent/storage)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
     p.set_defaults(func=run)
@@ -189,6 +202,7 @@ async def _serve(args: argparse.Namespace) -> int:
         cluster_dns="" if args.disable_dns else args.dns.cluster_dns[0],
         token_auth_file=args.token_auth_file,
         anonymous_auth=args.anonymous_auth == "true",
+        default_storage_class=not args.disable_local_storage,
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
@@ -210,6 +224,11 @@ async def _serve(args: argparse.Namespace) -> int:
         scheduler_config=scheduler_configuration,
         agent=not args.disable_agent,
         agent_dns=args.dns,
+        local_storage_path=(
+            args.default_local_storage_path.resolve()
+            if args.default_local_storage_path is not None
+            else None
+        ),
     )
     cluster = allinone.AllInOne(config, options)
     server = cluster.server

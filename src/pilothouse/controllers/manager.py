@@ -129,6 +129,12 @@ def default_controllers() -> dict[str, Factory]:
         statefulset,
         ttlafterfinished,
     )
+    from pilothouse.controllers.volume import (
+        ephemeral,
+        persistentvolume,
+        pvcprotection,
+        pvprotection,
+    )
 
     return {
         "replicaset": replicaset.ReplicaSetController,
@@ -157,6 +163,10 @@ def default_controllers() -> dict[str, Factory]:
         "csrcleaner": certificates.CSRCleanerController,
         "tokencleaner": bootstraptokens.TokenCleanerController,
         "servicelb": servicelb.ServiceLBController,
+        "persistentvolume-binder": persistentvolume.PersistentVolumeController,
+        "pvc-protection": pvcprotection.PVCProtectionController,
+        "pv-protection": pvprotection.PVProtectionController,
+        "ephemeral-volume": ephemeral.EphemeralVolumeController,
     }
 
 

@@ -38,6 +38,7 @@ from pilothouse.node import dns as node_dns
 from pilothouse.node import logrotate, probe_lateness, prober, servicenet, streaming
 from pilothouse.node import metrics as node_metrics
 from pilothouse.node import status as node_status
+from pilothouse.node.localpath import provisioner as localpath
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
 from pilothouse.node.podsync import NodeInfo, PodSyncer
 from pilothouse.node.runtime import protocol
@@ -130,6 +131,7 @@ class Agent:
         memory_backed_secrets: bool = True,
         network: servicenet.ServiceNetwork | None = None,
         cgroup_root: str = "/pilothouse",
+        storage_dir: Path | None = None,
     ) -> None:
         self.client = client
         # Secret, token and projected volumes on tmpfs, never on disk (off for in-process
@@ -176,6 +178,11 @@ class Agent:
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Local-path volumes live here (k3s: --default-local-storage-path).
+        self.storage_dir = storage_dir or data_dir / "storage"
+        self.provisioner = localpath.LocalPathProvisioner(
+            client, node_name=node_name, storage_dir=self.storage_dir
+        )
         self.pod_cidr = ""
         self.ready = asyncio.Event()
 
@@ -192,6 +199,7 @@ class Agent:
             self.data_dir / "pods",
             node_allocatable=capacity,
             memory_backed_secrets=self.memory_backed_secrets,
+            local_ready=self._local_ready,
         )
         node = NodeInfo(
             name=self.node_name,
@@ -235,6 +243,7 @@ class Agent:
         )
         self.recorder.start()
         self.status.start()
+        self.supervisor.start("local-path-provisioner", self.provisioner.run)
         self.pods.add_handlers(
             on_add=self._pod_changed,
             on_update=lambda _o, n: self._pod_changed(n),
@@ -416,6 +425,10 @@ class Agent:
                 )
 
     # --- pods ---------------------------------------------------------------------------
+    def _local_ready(self, path: Path) -> None:
+        if self.provisioner.owns_path(path):
+            self.provisioner.ensure_ready(path)
+
     def _probe_changed(self, uid: str) -> None:
         if self.workers is not None:
             self.workers.poke(uid)

@@ -22,6 +22,7 @@ from typing import Any
 
 from pilothouse.api import errors, meta
 from pilothouse.client import events
+from pilothouse.node import claim_volumes
 from pilothouse.node import containers as containerconf
 from pilothouse.node import status as node_status
 from pilothouse.node.podsync import PodState, PodSyncer, container_state_from
@@ -133,7 +134,11 @@ class PodWorker:
             return PodState(None)
         lookups = await syncer.lookups(pod)
         try:
-            prepared = syncer.volumes.prepare(pod, lookups)
+            # Files, mounts and fsGroup ownership block: off the event loop.
+            prepared = await asyncio.to_thread(syncer.volumes.prepare, pod, lookups)
+        except claim_volumes.VolumeNotReady as exc:
+            syncer.recorder.event(pod, events.WARNING, "FailedMount", str(exc))
+            return self._report_waiting("", "ContainerCreating", None, retry_in=2.0)
         except containerconf.ConfigError as exc:
             return self._report_waiting(str(exc), "CreateContainerConfigError", None)
         sandbox = await syncer.ensure_sandbox(pod)
@@ -330,7 +335,12 @@ class PodWorker:
                     await self.syncer.runtime.remove_container(s.id)
 
     def _report_waiting(
-        self, message: str, reason: str, sandbox: protocol.Sandbox | None
+        self,
+        message: str,
+        reason: str,
+        sandbox: protocol.Sandbox | None,
+        *,
+        retry_in: float = 5.0,
     ) -> PodState:
         spec = self.pod.get("spec") or {}
         states = [
@@ -338,7 +348,7 @@ class PodWorker:
             for c in spec.get("containers") or []
         ]
         self._status(sandbox, states, [], False)
-        return PodState(sandbox, states, retry_in=5.0, config_error=message)
+        return PodState(sandbox, states, retry_in=retry_in, config_error=message)
 
     def _status(
         self,

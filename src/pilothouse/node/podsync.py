@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 CONFIGMAPS = resources.Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRETS = resources.Resource("", "v1", "Secret", "secrets", True)
+CLAIMS = resources.Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
+PERSISTENT_VOLUMES = resources.Resource("", "v1", "PersistentVolume", "persistentvolumes", False)
 
 
 @dataclass
@@ -138,7 +140,18 @@ class PodSyncer:
                     tokens[key] = await self.tokens.token(pod, projection)
                 except errors.StatusError as exc:
                     tokens[key] = exc
-        return containerconf.Lookups(configmaps=cms, secrets=secrets, tokens=tokens)
+        # Claims (and their volumes) only until the pod's volumes are set up, as the
+        # kubelet reads them: not on every pass.
+        claims = {n: await self._get(CLAIMS, n, ns) for n in self.volumes.claims_to_look_up(pod)}
+        bound = {
+            (c.get("spec") or {}).get("volumeName")
+            for c in claims.values()
+            if c is not None and (c.get("status") or {}).get("phase") == "Bound"
+        }
+        pvs = {n: await self._get(PERSISTENT_VOLUMES, n, "") for n in bound if n}
+        return containerconf.Lookups(
+            configmaps=cms, secrets=secrets, tokens=tokens, claims=claims, volumes=pvs
+        )
 
     def service_env(self, pod: Obj) -> dict[str, str]:
         """Docker-link-style variables for the namespace's Services (enableServiceLinks).
@@ -345,7 +358,7 @@ class PodSyncer:
             service_env=service_env,
             node_allocatable=self.node.allocatable,
         )
-        mounts = self.volumes.mounts_for(container, prepared)
+        mounts = self.volumes.mounts_for(pod, container, prepared)
         mounts += self._termination_log(pod, container)
         config = containerconf.container_config(
             pod_for_env,

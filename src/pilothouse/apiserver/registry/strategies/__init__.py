@@ -14,6 +14,7 @@ from pilothouse.apiserver.registry.strategies import (
     node,
     pod,
     service,
+    storage,
     workload,
 )
 from pilothouse.apiserver.registry.strategy import Strategy
@@ -23,6 +24,7 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("", "namespaces"): namespace.NamespaceStrategy,
     ("", "nodes"): node.NodeStrategy,
     ("", "services"): service.ServiceStrategy,
+    ("", "persistentvolumes"): storage.PersistentVolumeStrategy,
     ("", "endpoints"): workload.CreateOnUpdateStrategy,
     ("", "replicationcontrollers"): workload.GenerationStrategy,
     ("apps", "deployments"): workload.DeploymentStrategy,
