@@ -84,6 +84,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "csrapproving": "certificate-controller",
     "csrcleaner": "certificate-controller",
     "tokencleaner": "token-cleaner",
+    "resourcequota": "resourcequota-controller",
     "endpointslice": "endpointslice-controller",
     "endpoints": "endpoint-controller",
     "servicelb": "service-controller",
@@ -119,6 +120,7 @@ def default_controllers() -> dict[str, Factory]:
         podautoscaler,
         podgc,
         replicaset,
+        resourcequota,
         serviceaccounts,
         statefulset,
         ttlafterfinished,
@@ -146,6 +148,7 @@ def default_controllers() -> dict[str, Factory]:
         "csrapproving": certificates.CSRApprovingController,
         "csrcleaner": certificates.CSRCleanerController,
         "tokencleaner": bootstraptokens.TokenCleanerController,
+        "resourcequota": resourcequota.ResourceQuotaController,
     }
 
 
