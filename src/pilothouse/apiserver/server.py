@@ -413,8 +413,6 @@ class APIServer:
         if self.admission is not None:
             await self.admission.stop()
         await self.supervisor.stop()
-        if self.auditor is not None:
-            await self.auditor.backend.close()
         await self.encryption.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
@@ -423,6 +421,9 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.auditor is not None:
+            # After the last request: what ends during shutdown is still recorded.
+            await self.auditor.backend.close()
         if self.store is not None:
             await self.store.close()
 
