@@ -227,6 +227,8 @@ RESOURCES: tuple[Resource, ...] = (
         "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), sub=("status",)
     ),
     _r("", "v1", "Binding", "bindings", True, verbs=("create",)),
+    _r("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), sub=("status",)),
+    _r("", "v1", "LimitRange", "limitranges", True, ("limits",)),
     # apps/v1
     _r(
         "apps",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pilothouse import heap
-from pilothouse.cli import dnsflags, process
+from pilothouse.cli import admissionflags, dnsflags, process
 
 log = logging.getLogger("pilothouse")
 
@@ -23,6 +23,10 @@ examples:
   pilothouse server --datastore-endpoint https://etcd.example:2379 \
       --datastore-cafile ca.pem --datastore-certfile client.pem --datastore-keyfile client-key.pem
   pilothouse server --encryption-provider-config /etc/ph/encryption.yaml
+  pilothouse server --audit-policy-file /etc/ph/audit.yaml --audit-log-path /var/log/ph/audit.log \
+      --audit-log-maxsize 100 --audit-log-maxbackup 10
+  pilothouse server --enable-admission-plugins AlwaysPullImages \
+      --admission-control-config-file /etc/ph/admission.yaml
 
 Secrets are encrypted at rest by default in a new cluster (the key is in
 DATA_DIR/cred/encryption-config.json; manage it with `pilothouse secrets-encrypt`).
@@ -164,6 +168,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
+    admissionflags.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -203,6 +208,7 @@ async def _serve(args: argparse.Namespace) -> int:
         token_auth_file=args.token_auth_file,
         anonymous_auth=args.anonymous_auth == "true",
         default_storage_class=not args.disable_local_storage,
+        **admissionflags.server_config(args),
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",

@@ -84,6 +84,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "csrapproving": "certificate-controller",
     "csrcleaner": "certificate-controller",
     "tokencleaner": "token-cleaner",
+    "resourcequota": "resourcequota-controller",
     "endpointslice": "endpointslice-controller",
     "endpoints": "endpoint-controller",
     "endpointslicemirroring": "endpointslicemirroring-controller",
@@ -124,6 +125,7 @@ def default_controllers() -> dict[str, Factory]:
         podgc,
         replicaset,
         replicationcontroller,
+        resourcequota,
         serviceaccounts,
         servicelb,
         statefulset,
@@ -167,6 +169,7 @@ def default_controllers() -> dict[str, Factory]:
         "pvc-protection": pvcprotection.PVCProtectionController,
         "pv-protection": pvprotection.PVProtectionController,
         "ephemeral-volume": ephemeral.EphemeralVolumeController,
+        "resourcequota": resourcequota.ResourceQuotaController,
     }
 
 

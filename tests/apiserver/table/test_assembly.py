@@ -175,6 +175,8 @@ def test_default_convertor() -> None:
 # Column names as upstream's AddHandlers defines them; "*" marks priority 1 (wide only).
 COLUMNS = {
     ("", "Namespace"): "Name Status Age",
+    ("", "ResourceQuota"): "Name Age Request Limit",
+    ("", "LimitRange"): "Name Created_At",
     (
         "",
         "Node",

@@ -11,7 +11,7 @@ from typing import Any
 
 from pilothouse.api import errors
 from pilothouse.api.errors import FieldError
-from pilothouse.api.validation import coremisc, meta, names
+from pilothouse.api.validation import coremisc, meta, names, quota
 from pilothouse.api.validation.fields import as_dict, as_int, as_list, as_str, is_int
 
 _GREATER = "cannot be greater than status.replicas"
@@ -203,6 +203,8 @@ def validate_status_update(
     if (group, kind) == ("", "ReplicationController"):
         # Upstream's ValidateReplicationControllerStatus has a ReplicaSet's rules.
         return errs + _replicas_status("ReplicaSet", status, old_status)
+    if (group, kind) == ("", "ResourceQuota"):
+        return errs + quota.validate_resource_quota_status_update(new, old)
     if (group, kind) == ("batch", "Job"):
         errs += _counters(status, ("active", "succeeded", "failed", "ready", "terminating"))
         if is_int(status.get("ready")) and status["ready"] > as_int(status.get("active")):

@@ -41,25 +41,35 @@ def _add_finalizer(obj: Obj, finalizer: str) -> None:
     md["finalizers"] = finalizers
 
 
-async def storage_admission(store: ResourceStore, op: str, obj: Obj) -> None:
-    r = store.resource
-    if r.group != "" or r.plural not in ("persistentvolumes", "persistentvolumeclaims"):
+async def default_storage_class(store: ResourceStore, op: str, obj: Obj) -> None:
+    """DefaultStorageClass: a new claim that names no class gets the default one."""
+    if op != "create" or store.resource.plural != "persistentvolumeclaims":
         return
-    if op == "create":
-        if r.plural == "persistentvolumes":
-            _add_finalizer(obj, pvhelpers.PV_PROTECTION_FINALIZER)
-            return
-        await store.watch_cache.consistent()
-        if not pvhelpers.claim_has_class(obj):
-            default = pvhelpers.default_class(_classes(store).values())
-            if default is not None:
-                obj.setdefault("spec", {})["storageClassName"] = default["metadata"]["name"]
+    await store.watch_cache.consistent()
+    if not pvhelpers.claim_has_class(obj):
+        default = pvhelpers.default_class(_classes(store).values())
+        if default is not None:
+            obj.setdefault("spec", {})["storageClassName"] = default["metadata"]["name"]
+
+
+async def object_in_use_protection(store: ResourceStore, op: str, obj: Obj) -> None:
+    """StorageObjectInUseProtection: every new volume and claim gets its finalizer."""
+    if op != "create":
+        return
+    if store.resource.plural == "persistentvolumes":
+        _add_finalizer(obj, pvhelpers.PV_PROTECTION_FINALIZER)
+    elif store.resource.plural == "persistentvolumeclaims":
         _add_finalizer(obj, pvhelpers.PVC_PROTECTION_FINALIZER)
-    elif op == "update" and r.plural == "persistentvolumeclaims":
-        md = obj.get("metadata") or {}
-        entry = store.cache.objects.get(store.key(md.get("namespace", ""), md.get("name", "")))
-        if entry is not None:
-            _check_resize(store, obj, entry.obj)
+
+
+async def claim_resize(store: ResourceStore, op: str, obj: Obj) -> None:
+    """PersistentVolumeClaimResize: a claim grows only where its class allows it."""
+    if op != "update" or store.resource.plural != "persistentvolumeclaims":
+        return
+    md = obj.get("metadata") or {}
+    entry = store.cache.objects.get(store.key(md.get("namespace", ""), md.get("name", "")))
+    if entry is not None:
+        _check_resize(store, obj, entry.obj)
 
 
 def _check_resize(store: ResourceStore, new: Obj, old: Obj) -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from pilothouse.api import errors, fieldmanager, meta, schema
 from pilothouse.api import patch as patch_engines
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import negotiation
+from pilothouse.apiserver import negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import body, render, subresources
 from pilothouse.apiserver.handlers.options import WriteParams
@@ -125,6 +126,10 @@ async def patch(
             )
     else:
         document, _ = body.parse(raw, negotiation.JSON, find_duplicates=False)
+    audited = requestcontext.auditing()
+    if audited is not None:
+        # The audit log keeps the patch as JSON on one line (YAML apply patches converted).
+        audited.log_request_patch(orjson.dumps(config if is_apply else document))
 
     now = meta.now()
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
-from pilothouse.api import errors, resources, selectors
+from pilothouse.api import defaults, errors, resources, selectors
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import negotiation, watchcache
+from pilothouse.apiserver import negotiation, requestcontext, watchcache
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
@@ -26,6 +27,62 @@ from pilothouse.apiserver.registry.store import ResourceStore
 SubresourceHandler = Callable[
     [web.Request, ResourceStore, request_info.RequestInfo], Awaitable[web.StreamResponse]
 ]
+
+
+def log_request_object(
+    resource: resources.Resource, obj: Obj, subresource: str = "", *, kind: str = ""
+) -> None:
+    """Hand the decoded body to the audit log, defaulted as upstream's decoder leaves it
+    (only when the request is audited: the copy costs)."""
+    ctx = requestcontext.auditing()
+    if ctx is None:
+        return
+    if ctx.audit.keeps_request_object():
+        copy = orjson.loads(orjson.dumps(obj))
+        defaults.apply_defaults(resource.group, resource.version, kind or resource.kind, copy)
+        obj = copy
+    ctx.log_request_object(
+        obj,
+        group=resource.group,
+        version=resource.version,
+        plural=resource.plural,
+        subresource=subresource,
+    )
+
+
+# Subresources that open a stream (upstream's CONNECT verbs), and their options kinds.
+CONNECT_OPTIONS = {
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
+    "proxy": "PodProxyOptions",
+}
+
+
+def connect_options(info: request_info.RequestInfo, query: Any) -> Obj:
+    """The options object of a CONNECT request, as upstream decodes it from the query
+    (what admission sees)."""
+    kind = CONNECT_OPTIONS[info.subresource]
+    if info.resource.plural == "nodes":
+        kind = "NodeProxyOptions"
+    elif info.resource.plural == "services":
+        kind = "ServiceProxyOptions"
+    options: Obj = {"kind": kind, "apiVersion": "v1"}
+    if info.subresource in ("exec", "attach"):
+        for key in ("stdin", "stdout", "stderr", "tty"):
+            if query.get(key) in ("true", "1"):
+                options[key] = True
+        if query.get("container"):
+            options["container"] = query["container"]
+        if info.subresource == "exec":
+            options["command"] = query.getall("command", [])
+    elif info.subresource == "portforward":
+        ports = [int(p) for p in query.getall("ports", []) if p.isdigit()]
+        if ports:
+            options["ports"] = ports
+    elif query.get("path"):
+        options["path"] = query["path"]
+    return options
 
 
 def build_filter(
@@ -93,6 +150,13 @@ class ResourceAPI:
             if handler is None or (store is None and info.subresource != "binding"):
                 raise errors.method_not_allowed("")
             assert store is not None
+            if info.subresource in CONNECT_OPTIONS:
+                await store.connect(
+                    info.namespace,
+                    info.name,
+                    info.subresource,
+                    connect_options(info, request.query),
+                )
             return await handler(request, store, info)
         if store is None:
             # Create-only virtual resources (bindings) are served as subresources.
@@ -207,6 +271,7 @@ class ResourceAPI:
             raise errors.StatusError(
                 404, errors.NOT_FOUND, "the server could not find the requested resource"
             )
+        log_request_object(store.resource, obj)
         created = await store.create(
             info.namespace, obj, dry_run=write.dry_run, manager=patch.manager_name(request, write)
         )
@@ -228,6 +293,7 @@ class ResourceAPI:
             field_validation=write.field_validation,
             warnings=warnings,
         )
+        log_request_object(store.resource, obj)
         updated, created = await store.update(
             info.namespace,
             info.name,
@@ -262,6 +328,7 @@ class ResourceAPI:
                 field_validation=write.field_validation,
                 warnings=warnings,
             )
+            log_request_object(store.resource, obj, "status")
             updated, _ = await store.update(
                 info.namespace,
                 info.name,

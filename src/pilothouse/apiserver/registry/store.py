@@ -27,7 +27,9 @@ import orjson
 
 from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import requestcontext, watchcache
+from pilothouse.apiserver.admission import chain as admission_chain
+from pilothouse.apiserver.admission import interface as admission
 from pilothouse.apiserver.registry import conversion, deletion
 from pilothouse.apiserver.registry.listing import (
     EXPIRED_CONTINUE,
@@ -43,6 +45,8 @@ from pilothouse.storage import interface as storage
 
 GENERATE_NAME_ATTEMPTS = 8
 
+# Registry work a kind needs just before its objects are written, after admission
+# accepted them (a Service's cluster IP and node ports): ``(store, "create"|"update", obj)``.
 Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
 
 
@@ -67,7 +71,8 @@ class ResourceStore:
         strategy: Strategy,
         store: storage.Store,
         cache: watchcache.WatchCache,
-        admission: list[Admission] | None = None,
+        admission: admission_chain.Chain | None = None,
+        before_write: list[Admission] | None = None,
     ) -> None:
         self.resource = resource
         self.strategy = strategy
@@ -75,7 +80,8 @@ class ResourceStore:
         self.watch_cache = cache
         self.cache = cache.resource(resource.storage_prefix)
         self.convert = conversion.for_resource(resource)
-        self.admission = admission or []
+        self.admission = admission
+        self.before_write = before_write or []
 
     # --- helpers ------------------------------------------------------------
     def key(self, namespace: str, name: str) -> str:
@@ -188,8 +194,6 @@ class ResourceStore:
         if md.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         generate = not md.get("name") and bool(md.get("generateName"))
-        if generate:
-            md["name"] = meta.generate_name(str(md["generateName"]))
 
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = meta.now()
@@ -204,9 +208,21 @@ class ResourceStore:
         if manager is not None:
             obj = self._track_fields(None, obj, manager, "")
             md = obj["metadata"]
+        attrs = self._attributes(
+            admission.CREATE, md.get("namespace", ""), md.get("name", ""), obj, None, "", dry_run
+        )
+        if attrs is not None:
+            await self._admit(attrs)
+            md = obj["metadata"]
+        if generate:
+            # After mutating admission, as upstream: plugins refuse with the generateName.
+            md["name"] = meta.generate_name(str(md["generateName"]))
         self._validate(obj, self.strategy.validate(obj))
-        for admit in self.admission:
-            await admit(self, "create", obj)
+        if attrs is not None:
+            attrs.name = md.get("name", "")
+            await self._admission_validate(attrs)
+        for hook in self.before_write:
+            await hook(self, "create", obj)
 
         ns = md.get("namespace", "")
         for attempt in range(GENERATE_NAME_ATTEMPTS):
@@ -230,6 +246,52 @@ class ResourceStore:
             md["resourceVersion"] = str(rev)
             return self.output(obj)
         raise AssertionError("unreachable")
+
+    # --- admission -------------------------------------------------------------
+    async def connect(self, namespace: str, name: str, subresource: str, options: Obj) -> None:
+        """Admission of a CONNECT request (exec, attach, port-forward, proxy): the plugins
+        see the options object; the object itself must exist."""
+        attrs = self._attributes(
+            admission.CONNECT, namespace, name, options, None, subresource, False
+        )
+        if attrs is not None:
+            await self._admit(attrs)
+            await self._admission_validate(attrs)
+
+    def _attributes(
+        self,
+        operation: str,
+        namespace: str,
+        name: str,
+        obj: Obj | None,
+        old: Obj | None,
+        subresource: str,
+        dry_run: bool,
+    ) -> admission.Attributes | None:
+        """The request as admission sees it, or None when no plugin wants it."""
+        if self.admission is None:
+            return None
+        attrs = admission.Attributes(
+            operation=operation,
+            resource=self.resource,
+            namespace=namespace if self.resource.namespaced else "",
+            name=name,
+            obj=obj,
+            old=old,
+            subresource=subresource,
+            dry_run=dry_run,
+            store=self,
+            user=requestcontext.user(),
+        )
+        return attrs if self.admission.wants(attrs) else None
+
+    async def _admit(self, attrs: admission.Attributes) -> None:
+        assert self.admission is not None
+        await self.admission.admit(attrs)
+
+    async def _admission_validate(self, attrs: admission.Attributes) -> None:
+        assert self.admission is not None
+        await self.admission.validate(attrs)
 
     def _validate(self, obj: Obj, errs: builtins.list[errors.FieldError]) -> None:
         if errs:
@@ -359,12 +421,20 @@ class ResourceStore:
             if manager is not None:
                 new = self._track_fields(old, new, manager, subresource)
                 md = new["metadata"]
+            attrs = self._attributes(
+                admission.UPDATE, namespace, name, new, old, subresource, dry_run
+            )
+            if attrs is not None:
+                await self._admit(attrs)
+                md = new.setdefault("metadata", {})
             if subresource == "status":
                 self._validate(new, self.strategy.validate_status_update(new, old))
             elif subresource in ("", "scale"):
                 self._validate(new, self._validate_update(new, old))
-            for admit in self.admission:
-                await admit(self, "update", new)
+            if attrs is not None:
+                await self._admission_validate(attrs)
+            for hook in self.before_write:
+                await hook(self, "update", new)
 
             old_md = old["metadata"]
             md["resourceVersion"] = old_md.get("resourceVersion")
@@ -500,8 +570,12 @@ class ResourceStore:
             old = entry.obj
             self._check_preconditions(old, name, options)
             self.strategy.before_delete(old)
-            for admit in self.admission:
-                await admit(self, "delete", old)
+            attrs = self._attributes(
+                admission.DELETE, namespace, name, None, old, "", options.dry_run
+            )
+            if attrs is not None:
+                await self._admit(attrs)
+                await self._admission_validate(attrs)
             decision = deletion.plan(
                 old,
                 options,
