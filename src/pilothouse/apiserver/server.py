@@ -246,7 +246,10 @@ class APIServer:
             address=self.advertise_address,
             port=self.port,
         )
-        await self.kubernetes_service.reconcile()  # the Service exists before anyone asks
+        try:  # the Service exists before anyone asks, unless admission refuses it
+            await self.kubernetes_service.reconcile()
+        except errors.StatusError as exc:
+            log.warning("the kubernetes Service is not in place yet: %s", exc.message)
         self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
         self._ready = True
         self._write_kubeconfigs()

@@ -576,6 +576,8 @@ class ResourceStore:
             if attrs is not None:
                 await self._admit(attrs)
                 await self._admission_validate(attrs)
+            for hook in self.before_write:  # the Service allocator frees what it held
+                await hook(self, "delete", old)
             decision = deletion.plan(
                 old,
                 options,
