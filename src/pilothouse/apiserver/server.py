@@ -31,6 +31,7 @@ from pilothouse.apiserver.admission import (
     serviceaccount,
 )
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.crd import serving as crd_serving
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
 from pilothouse.apiserver.encryption import manager as encryption_manager
@@ -99,7 +100,9 @@ class APIServer:
         self, config: ServerConfig, *, registry: resources.Registry = resources.DEFAULT
     ) -> None:
         self.config = config
-        self.registry = registry
+        # A registry of our own: the resources of CRDs join it while we run.
+        self.registry = registry.copy()
+        registry = self.registry
         self.store: storage.Store | None = None
         self.cache: watchcache.WatchCache | None = None
         self.stores: dict[resources.Resource, ResourceStore] = {}
@@ -116,6 +119,9 @@ class APIServer:
             user_file=config.encryption_provider_config,
         )
         self.transforming: transform.TransformingStore | None = None
+        self.custom_resources: crd_serving.CustomResources | None = None
+        self.discovery: discovery.Discovery | None = None
+        self.openapi: openapi.OpenAPIV3 | None = None
         self._ready = False
         self.port = config.https_port
         self.advertise_address = config.advertise_address or _local_address()
@@ -216,6 +222,19 @@ class APIServer:
                 admission=admission,
             )
         await self._bootstrap()
+        self.discovery = discovery.Discovery(
+            self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
+        )
+        self.custom_resources = crd_serving.CustomResources(
+            registry=self.registry,
+            stores=self.stores,
+            store=self.store,
+            cache=self.cache,
+            admission=[namespace_lifecycle.namespace_lifecycle],
+        )
+        self.openapi = openapi.OpenAPIV3(self.registry, custom=self.custom_resources)
+        self.custom_resources.changed = self._resources_changed
+        await self.custom_resources.start()
         await self.identity.ensure_policy(self.resource_store)
         self.token = await join.ensure_token(
             cfg.data_dir, self.pki, secrets=self.resource_store("", "v1", "secrets")
@@ -227,9 +246,17 @@ class APIServer:
         self._ready = True
         self._write_kubeconfigs()
 
+    def _resources_changed(self) -> None:
+        if self.discovery is not None:
+            self.discovery.refresh()
+        if self.openapi is not None:
+            self.openapi.refresh()
+
     async def _listen(self) -> None:
         assert self.pki is not None
         assert self.join_service is not None
+        assert self.discovery is not None
+        assert self.openapi is not None
         pdbs = self.resource_store("policy", "v1", "poddisruptionbudgets")
         kubelet_cert, kubelet_key = certs.ensure_client_pair(
             self.pki,
@@ -267,10 +294,8 @@ class APIServer:
         api = app_module.APIApp(
             registry=self.registry,
             resource_api=resource_api,
-            discovery_docs=discovery.Discovery(
-                self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
-            ),
-            openapi_docs=openapi.OpenAPIV3(self.registry),
+            discovery_docs=self.discovery,
+            openapi_docs=self.openapi,
             authenticator=self.identity.authenticator,
             authorizer=self.identity.authorizer,
             extra_routes={
@@ -322,6 +347,8 @@ class APIServer:
     async def stop(self) -> None:
         self._ready = False
         await self.encryption.stop()
+        if self.custom_resources is not None:
+            await self.custom_resources.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
         if self.cache is not None:

@@ -442,7 +442,9 @@ def _metadata(obj: Obj) -> list[FieldError]:
             problems = [*problems, 'must be spec.names.plural+"."+spec.group']
         return problems
 
-    return meta_validation.validate_object_meta(obj, namespaced=False, name_fn=name_fn)
+    return meta_validation.validate_object_meta(
+        obj, namespaced=False, name_fn=name_fn, kube_finalizers=False
+    )
 
 
 def validate_create(obj: Obj) -> list[FieldError]:
@@ -460,7 +462,10 @@ def _status(obj: Obj) -> list[FieldError]:
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    out = [*meta_validation.validate_object_meta_update(new, old), *_spec(new)]
+    out = [
+        *meta_validation.validate_object_meta_update(new, old, kube_finalizers=False),
+        *_spec(new),
+    ]
     spec, old_spec = crds.spec(new), crds.spec(old)
     if crds.is_true(old, crds.ESTABLISHED):
         if spec.get("scope") != old_spec.get("scope"):
@@ -492,4 +497,7 @@ def validate_update(new: Obj, old: Obj) -> list[FieldError]:
 
 
 def validate_status_update(new: Obj, old: Obj) -> list[FieldError]:
-    return [*meta_validation.validate_object_meta_update(new, old), *_status(new)]
+    return [
+        *meta_validation.validate_object_meta_update(new, old, kube_finalizers=False),
+        *_status(new),
+    ]

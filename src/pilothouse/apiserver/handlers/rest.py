@@ -21,6 +21,7 @@ from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
 from pilothouse.apiserver.registry.listing import ListOptions, list_metadata
 from pilothouse.apiserver.registry.store import ResourceStore
+from pilothouse.apiserver.registry.strategy import Strategy
 
 SubresourceHandler = Callable[
     [web.Request, ResourceStore, request_info.RequestInfo], Awaitable[web.StreamResponse]
@@ -28,7 +29,7 @@ SubresourceHandler = Callable[
 
 
 def build_filter(
-    resource: resources.Resource, label_selector: str, field_selector: str, name: str = ""
+    strategy: Strategy, label_selector: str, field_selector: str, name: str = ""
 ) -> watchcache.Filter | None:
     """A predicate for the label and field selectors of a request (None: all)."""
     try:
@@ -36,9 +37,7 @@ def build_filter(
         fields = selectors.parse_field_selector(field_selector) if field_selector else None
         if fields is not None:
             # Aliases (spec.host, regarding.*) become the fields objects carry.
-            fields = selectors.convert_field_selector(
-                resource.group, resource.version, resource.kind, fields
-            )
+            fields = strategy.convert_field_selector(fields)
     except selectors.SelectorError as exc:
         raise errors.bad_request(str(exc)) from None
     if labels is not None and labels.empty:
@@ -47,9 +46,7 @@ def build_filter(
         fields = None
     if labels is None and fields is None and not name:
         return None
-    group, kind = resource.group, resource.kind
-    if group == "events.k8s.io":
-        group = ""  # stored (and selected) as core Events
+    object_fields = strategy.object_fields
 
     def match(obj: Obj) -> bool:
         md = obj.get("metadata") or {}
@@ -57,7 +54,7 @@ def build_filter(
             return False
         if labels is not None and not labels.matches(md.get("labels") or {}):
             return False
-        return fields is None or fields.matches(selectors.object_fields(group, kind, obj))
+        return fields is None or fields.matches(object_fields(obj))
 
     return match
 
@@ -139,7 +136,13 @@ class ResourceAPI:
         params = ListParams.parse(request.query)
         obj = await store.get(info.namespace, info.name)
         return render.response(
-            render.object_body(store.resource, obj, output, include_object=params.include_object),
+            render.object_body(
+                store.resource,
+                obj,
+                output,
+                include_object=params.include_object,
+                printer=store.strategy.printer(),
+            ),
             output,
         )
 
@@ -152,7 +155,7 @@ class ResourceAPI:
     ) -> web.Response:
         output = negotiation.negotiate(request.headers.get("Accept"))
         match = build_filter(
-            store.resource, params.label_selector, params.field_selector, info.name
+            store.strategy, params.label_selector, params.field_selector, info.name
         )
         page = await store.list(
             info.namespace,
@@ -180,7 +183,7 @@ class ResourceAPI:
         if output.media_type != negotiation.JSON:
             output = negotiation.Output(negotiation.JSON, output.form, output.version)
         match = build_filter(
-            store.resource, params.label_selector, params.field_selector, info.name
+            store.strategy, params.label_selector, params.field_selector, info.name
         )
         return await watch.serve(request, store, info.namespace, params, match, output)
 
@@ -198,6 +201,7 @@ class ResourceAPI:
             resource=store.resource,
             field_validation=write.field_validation,
             warnings=warnings,
+            problems=store.strategy.body_problems,
         )
         if not store.resource.namespaced:
             pass
@@ -226,6 +230,7 @@ class ResourceAPI:
             resource=store.resource,
             field_validation=write.field_validation,
             warnings=warnings,
+            problems=store.strategy.body_problems,
         )
         updated, created = await store.update(
             info.namespace,
@@ -260,6 +265,7 @@ class ResourceAPI:
                 resource=store.resource,
                 field_validation=write.field_validation,
                 warnings=warnings,
+                problems=store.strategy.body_problems,
             )
             updated, _ = await store.update(
                 info.namespace,
@@ -300,7 +306,7 @@ class ResourceAPI:
         output = negotiation.negotiate(request.headers.get("Accept"))
         params = ListParams.parse(request.query)
         options = await _delete_options(request)
-        match = build_filter(store.resource, params.label_selector, params.field_selector)
+        match = build_filter(store.strategy, params.label_selector, params.field_selector)
         page = await store.list(info.namespace, ListOptions(match=match))
         deleted: list[Obj] = []
         for entry in page.entries:

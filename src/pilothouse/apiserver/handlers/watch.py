@@ -59,6 +59,7 @@ class _Encoder:
                 list_metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                 include_object=self.include_object,
                 no_headers=not self.first_table,
+                printer=self.store.strategy.printer(),
             )
             body["apiVersion"] = f"meta.k8s.io/{self.output.version}"
             self.first_table = False

@@ -44,6 +44,9 @@ from pilothouse.storage import interface as storage
 GENERATE_NAME_ATTEMPTS = 8
 
 Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
+# Runs after a create or update was stored (not for dry runs), before the request is
+# answered: what must follow a write at once (serving a new CRD's resource).
+AfterWrite = Callable[[Obj], Awaitable[None]]
 
 
 def _strip_rv(obj: Obj) -> bytes:
@@ -68,14 +71,16 @@ class ResourceStore:
         store: storage.Store,
         cache: watchcache.WatchCache,
         admission: list[Admission] | None = None,
+        converter: conversion.Converter | None = None,
     ) -> None:
         self.resource = resource
         self.strategy = strategy
         self.store = store
         self.watch_cache = cache
         self.cache = cache.resource(resource.storage_prefix)
-        self.convert = conversion.for_resource(resource)
+        self.convert = converter if converter is not None else conversion.for_resource(resource)
         self.admission = admission or []
+        self.after_write: list[AfterWrite] = []
 
     # --- helpers ------------------------------------------------------------
     def key(self, namespace: str, name: str) -> str:
@@ -172,6 +177,7 @@ class ResourceStore:
     async def create(
         self, namespace: str, obj: Obj, *, dry_run: bool = False, manager: str | None = None
     ) -> Obj:
+        self.strategy.check_create()
         obj = self.convert.to_storage(obj) if self.convert else obj
         md = obj.get("metadata")
         if md is None:
@@ -228,6 +234,8 @@ class ResourceStore:
                     self.resource.plural, self.resource.group, md["name"]
                 ) from None
             md["resourceVersion"] = str(rev)
+            for hook in self.after_write:
+                await hook(obj)
             return self.output(obj)
         raise AssertionError("unreachable")
 
@@ -410,6 +418,8 @@ class ResourceStore:
             except storage.KeyNotFoundError:
                 raise self._not_found(name) from None
             md["resourceVersion"] = str(rev)
+            for hook in self.after_write:
+                await hook(new)
             return self.output(new), False
 
     def _stale(self, key: str, revision: int) -> bool:
@@ -445,6 +455,8 @@ class ResourceStore:
             api_version=self.resource.api_version,
             subresource=subresource,
             now=meta.now(),
+            status_subresource=self.strategy.status_subresource(),
+            typ=self.strategy.field_type(),
         )
         return self.convert.to_storage(tracked) if self.convert else tracked
 
@@ -501,6 +513,9 @@ class ResourceStore:
             self._check_preconditions(old, name, options)
             for admit in self.admission:
                 await admit(self, "delete", old)
+            prepared = self.strategy.prepare_for_delete(old)
+            if prepared is not None:
+                old = prepared
             decision = deletion.plan(
                 old,
                 options,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pilothouse.api import resources
 from pilothouse.apiserver.registry.strategies import (
     certificates,
+    customresourcedefinition,
     namespace,
     node,
     pod,
@@ -31,6 +32,10 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): workload.GenerationStrategy,
     ("policy", "poddisruptionbudgets"): workload.GenerationStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): certificates.CSRStrategy,
+    (
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+    ): customresourcedefinition.CustomResourceDefinitionStrategy,
 }
 
 
