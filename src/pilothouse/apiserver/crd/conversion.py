@@ -27,7 +27,7 @@ class NoneConverter:
     ) -> None:
         self.storage_api_version = f"{group}/{storage_version}"
         self.api_version = f"{group}/{version}"
-        self.schema = schema if defaulting.has_defaults(schema) else None
+        self.plan = defaulting.Plan(schema) if schema and defaulting.has_defaults(schema) else None
 
     def to_storage(self, obj: Obj) -> Obj:
         if obj.get("apiVersion") == self.storage_api_version:
@@ -37,7 +37,7 @@ class NoneConverter:
         return out
 
     def to_api(self, obj: Obj) -> Obj:
-        if self.schema is None:
+        if self.plan is None or not self.plan.missing(obj):
             if obj.get("apiVersion") == self.api_version:
                 return obj
             out = dict(obj)
@@ -46,7 +46,7 @@ class NoneConverter:
         # Defaulting changes nested values: work on a copy of the cache's object.
         copy = meta.deep_copy(obj)
         copy["apiVersion"] = self.api_version
-        defaulting.apply(copy, self.schema)
+        self.plan.apply(copy)
         return copy
 
 

@@ -63,7 +63,11 @@ class CustomResourceStrategy(Strategy):
         self.selectable = crds.selectable_fields(crd, version)
         self.terminating = crds.is_true(crd, crds.TERMINATING)
         self.cel = rules.Validator(self.schema)
-        self.has_defaults = defaulting.has_defaults(self.schema)
+        self.defaults = (
+            defaulting.Plan(self.schema)
+            if self.schema and defaulting.has_defaults(self.schema)
+            else None
+        )
         self._printer = crd_table.printer(crd, version)
 
     # --- decoding -----------------------------------------------------------
@@ -94,8 +98,8 @@ class CustomResourceStrategy(Strategy):
             )
 
     def default(self, obj: Obj) -> None:
-        if self.has_defaults:
-            defaulting.apply(obj, self.schema)
+        if self.defaults is not None:
+            self.defaults.apply(obj)
 
     def validate(self, obj: Obj) -> list[errors.FieldError]:
         errs = meta_validation.validate_object_meta(
