@@ -34,7 +34,7 @@ class Plan:
     """The defaults of a schema, compiled: only the branches that hold any, so checking
     an object costs a walk of those branches alone (upstream defaults on every read)."""
 
-    __slots__ = ("defaults", "extra", "items", "item_default", "props")
+    __slots__ = ("defaults", "extra", "item_default", "items", "props")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.defaults: dict[str, tuple[Any, bool]] = {}  # key -> (default, nullable)
