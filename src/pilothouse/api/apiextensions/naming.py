@@ -43,47 +43,43 @@ def _used(others: Iterable[Obj], group: str) -> dict[str, set[str]]:
 
 
 def accepted(crd: Obj, others: Iterable[Obj]) -> tuple[dict[str, Any], str, str]:
-    """(accepted names, conflict reason, message): reason "" when every name is free."""
+    """(accepted names, conflict reason, message): reason "" when every name is free.
+
+    As upstream, every name is checked and the last conflict found is the one
+    reported; a name already accepted stays accepted."""
     requested = crds.names(crd)
     previous = crds.accepted_names(crd)
     used = _used(others, str(crds.spec(crd).get("group") or ""))
+    taken_resources = used["plural"] | used["singular"] | used["short"]
+    taken_kinds = used["kind"] | used["listKind"]
     out = dict(previous)
     reason = message = ""
 
-    plural = requested.get("plural")
-    if plural in used["plural"] or plural in used["singular"]:
-        reason, message = "PluralConflict", f'"{plural}" is already in use'
-    else:
-        out["plural"] = plural
-    singular = requested.get("singular")
-    if singular in used["plural"] or singular in used["singular"]:
-        if not reason:
-            reason, message = "SingularConflict", f'"{singular}" is already in use'
-    else:
-        out["singular"] = singular
+    def free(key: str, value: Any, taken: set[str]) -> bool:
+        return value == previous.get(key) or value not in taken
+
+    for key, label in (("plural", "PluralConflict"), ("singular", "SingularConflict")):
+        value = requested.get(key)
+        if free(key, value, taken_resources):
+            out[key] = value
+        else:
+            reason, message = label, f'"{value}" is already in use'
     shorts = list(requested.get("shortNames") or ())
-    taken = [
-        s for s in shorts if s in used["short"] or s in used["plural"] or s in used["singular"]
+    conflicting = [
+        s for s in shorts if s not in (previous.get("shortNames") or ()) and s in taken_resources
     ]
-    if taken:
-        if not reason:
-            reason, message = "ShortNamesConflict", f'"{taken[0]}" is already in use'
+    if conflicting:
+        reason, message = "ShortNamesConflict", f'"{conflicting[0]}" is already in use'
     elif shorts:
         out["shortNames"] = shorts
     else:
         out.pop("shortNames", None)
-    kind = requested.get("kind")
-    if kind in used["kind"] or kind in used["listKind"]:
-        if not reason:
-            reason, message = "KindConflict", f'"{kind}" is already in use'
-    else:
-        out["kind"] = kind
-    list_kind = requested.get("listKind")
-    if list_kind in used["kind"] or list_kind in used["listKind"]:
-        if not reason:
-            reason, message = "ListKindConflict", f'"{list_kind}" is already in use'
-    else:
-        out["listKind"] = list_kind
+    for key, label in (("kind", "KindConflict"), ("listKind", "ListKindConflict")):
+        value = requested.get(key)
+        if free(key, value, taken_kinds):
+            out[key] = value
+        else:
+            reason, message = label, f'"{value}" is already in use'
     categories = list(requested.get("categories") or ())
     if categories:
         out["categories"] = categories

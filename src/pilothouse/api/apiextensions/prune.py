@@ -69,11 +69,8 @@ def _prune(
 
 def _prune_metadata(metadata: dict[str, Any], path: str, out: list[str]) -> None:
     # ObjectMeta is a Go struct upstream: unknown keys cannot survive decoding.
-    problems = builtin_schemas.field_problems(
-        "meta.k8s.io", "v1", "ObjectMeta", metadata, prune=True
-    )
+    problems = builtin_schemas.definition_problems(_OBJECT_META, metadata, prune=True)
     out.extend(f"{path}.{p}" for p in problems.unknown)
-    del problems
 
 
 def prune(

@@ -647,12 +647,7 @@ class _Checker:
         if "default" in s and not root:
             value = copy.deepcopy(s["default"])
             problems = schemavalidate.validate(value, s, f"{path}.default")
-            for p in problems:
-                self.errs.append(
-                    errors.invalid_value(
-                        f"{path}.default", s["default"], p.message()[len(p.field) + 2 :]
-                    )
-                )
+            self.errs.extend(problems)
             if not problems and isinstance(value, dict | list):
                 pruned = copy.deepcopy(value)
                 if prune.prune(

@@ -24,7 +24,7 @@ import orjson
 from pilothouse.api import resources
 from pilothouse.api.apiextensions import crd as crds
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver.handlers import openapi_parts, openapi_paths, openapi_schemas
+from pilothouse.apiserver.handlers import openapi_paths, openapi_schemas
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 REF = openapi_schemas.COMPONENT_PREFIX
@@ -130,7 +130,9 @@ def document(
             name = definition_name(r.group, r.version, kind)
             names[generic] = name
             custom[name] = schema
-    builtin = openapi_schemas.components(ref for ref in refs if ref not in names)
+    roots = {ref for ref in refs if ref not in names}
+    roots |= {META + "ObjectMeta", META + "ListMeta"} if custom else set()
+    builtin = openapi_schemas.components(roots)
     paths = _rewrite(paths, names)
     return paths, {**builtin, **dict(sorted(custom.items()))}
 
@@ -139,6 +141,3 @@ def digest(crd: Obj) -> str:
     """What a CRD's documents depend on (its spec and accepted names)."""
     relevant = {"spec": crds.spec(crd), "names": crds.accepted_names(crd)}
     return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-_ = openapi_parts
