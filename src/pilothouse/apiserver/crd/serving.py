@@ -36,8 +36,9 @@ from pilothouse.api.apiextensions import crd as crds
 from pilothouse.api.apiextensions import naming
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import watchcache
-from pilothouse.apiserver.crd import conversion, finalizer, strategy
+from pilothouse.apiserver.crd import conversion, finalizer, strategy, webhook
 from pilothouse.apiserver.crd import openapi as crd_openapi
+from pilothouse.apiserver.registry.listing import ListOptions
 from pilothouse.apiserver.registry.store import Admission, ResourceStore
 from pilothouse.storage import interface as storage
 
@@ -84,6 +85,7 @@ class CustomResources:
         self._snapshots: dict[str, Obj] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.supervisor = supervision.Supervisor("customresources")
+        self.sessions = webhook.Sessions()
         self._wakeup = asyncio.Event()
         self._pending: set[str] = set()
 
@@ -97,6 +99,7 @@ class CustomResources:
 
     async def stop(self) -> None:
         await self.supervisor.stop()
+        await self.sessions.close()
 
     async def _after_write(self, obj: Obj) -> None:
         name = str(obj["metadata"]["name"])
@@ -127,6 +130,47 @@ class CustomResources:
                 )
         finally:
             self.crds.cache.unwatch(watcher)
+
+    # --- conversion webhooks ------------------------------------------------------
+    async def _resolve_service(self, namespace: str, name: str, port: int) -> tuple[str, int]:
+        """Where a Service's port is reached: a ready endpoint, else its cluster IP
+        (or external name)."""
+        services = self.registry.by_path("", "v1", "services")
+        slices = self.registry.by_path("discovery.k8s.io", "v1", "endpointslices")
+        assert services is not None and slices is not None
+        try:
+            svc = await self.stores[services].get(namespace, name)
+        except errors.StatusError as exc:
+            raise webhook.ResolveError(f'service "{namespace}/{name}" not found') from exc
+        spec = svc.get("spec") or {}
+        ports = spec.get("ports") or []
+        wanted = next((p for p in ports if p.get("port") == port), None)
+        if spec.get("type") == "ExternalName":
+            return str(spec.get("externalName") or ""), port
+        if wanted is not None:
+            page = await self.stores[slices].list(namespace, ListOptions())
+            for entry in page.entries:
+                sl = entry.obj
+                if (sl.get("metadata") or {}).get("labels", {}).get(
+                    "kubernetes.io/service-name"
+                ) != name:
+                    continue
+                target = next(
+                    (
+                        p.get("port")
+                        for p in sl.get("ports") or []
+                        if (p.get("name") or "") == (wanted.get("name") or "")
+                    ),
+                    None,
+                )
+                for ep in sl.get("endpoints") or []:
+                    ready = (ep.get("conditions") or {}).get("ready") is not False
+                    if ready and ep.get("addresses") and isinstance(target, int):
+                        return str(ep["addresses"][0]), target
+        ip = spec.get("clusterIP")
+        if not ip or ip == "None" or wanted is None:
+            raise webhook.ResolveError(f'service "{namespace}/{name}" has no port {port}')
+        return str(ip), port
 
     # --- OpenAPI (handlers.openapi.CustomDocuments) ----------------------------
     def _crd_of(self) -> dict[resources.Resource, Obj]:
@@ -202,17 +246,29 @@ class CustomResources:
         for old in previous:
             self.stores.pop(old, None)
         storage_version = crds.storage_version(crd)
+        strategy_name = crds.conversion(crd).get("strategy")
         for r in wanted:
             schema = crds.schema(crd, r.version)
-            converter = (
-                conversion.NoneConverter(
+            remote: webhook.WebhookConverter | None = None
+            converter: conversion.NoneConverter | None = None
+            if strategy_name == "Webhook" and r.version != storage_version:
+                remote = webhook.WebhookConverter(
+                    crd_name=name,
+                    group=group,
+                    kind=r.kind,
+                    storage_version=storage_version,
+                    version=r.version,
+                    client_config=(crds.conversion(crd).get("webhook") or {}).get("clientConfig")
+                    or {},
+                    sessions=self.sessions,
+                    resolve=self._resolve_service,
+                )
+            elif conversion.needed(
+                storage_version=storage_version, version=r.version, schema=schema
+            ):
+                converter = conversion.NoneConverter(
                     group=group, storage_version=storage_version, version=r.version, schema=schema
                 )
-                if conversion.needed(
-                    storage_version=storage_version, version=r.version, schema=schema
-                )
-                else None
-            )
             self.stores[r] = ResourceStore(
                 resource=r,
                 strategy=strategy.CustomResourceStrategy(r, crd, r.version),
@@ -220,6 +276,7 @@ class CustomResources:
                 cache=self.cache,
                 admission=self.admission,
                 converter=converter,
+                remote=remote,
             )
         self.served[name] = wanted
         self._publish()
@@ -248,7 +305,10 @@ class CustomResources:
         served = self.served.get(name, ())
         left = 0
         if served:
-            store = self.stores.get(served[0])
+            # The storage version's store: deleting through it needs no conversion.
+            stored = crds.storage_version(crd)
+            chosen = next((r for r in served if r.version == stored), served[0])
+            store = self.stores.get(chosen)
             if store is not None:
                 await self._set_terminating(
                     name, "InstanceDeletionInProgress", "CustomResource deletion is in progress"

@@ -167,8 +167,9 @@ class ResourceAPI:
                 resource_version_match=params.resource_version_match,
             ),
         )
+        entries = await store.api_entries(page.entries)
         body_bytes = render.list_body(
-            store, page.entries, list_metadata(page), output, include_object=params.include_object
+            store, entries, list_metadata(page), output, include_object=params.include_object
         )
         return render.response(body_bytes, output)
 

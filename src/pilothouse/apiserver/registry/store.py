@@ -72,6 +72,7 @@ class ResourceStore:
         cache: watchcache.WatchCache,
         admission: list[Admission] | None = None,
         converter: conversion.Converter | None = None,
+        remote: conversion.RemoteConverter | None = None,
     ) -> None:
         self.resource = resource
         self.strategy = strategy
@@ -81,6 +82,8 @@ class ResourceStore:
         self.convert = converter if converter is not None else conversion.for_resource(resource)
         self.admission = admission or []
         self.after_write: list[AfterWrite] = []
+        # Conversion that needs I/O (a CRD's conversion webhook), after ``convert``.
+        self.remote = remote
 
     # --- helpers ------------------------------------------------------------
     def key(self, namespace: str, name: str) -> str:
@@ -99,12 +102,38 @@ class ResourceStore:
         """The object in this resource's version (storage form → API form)."""
         return self.convert.to_api(obj) if self.convert else obj
 
+    async def _out(self, obj: Obj) -> Obj:
+        """:meth:`output`, then the remote conversion if the resource has one."""
+        out = self.output(obj)
+        if self.remote is not None:
+            (out,) = await self.remote.to_api([out])
+        return out
+
+    async def _in(self, obj: Obj) -> Obj:
+        """A request's object in storage form."""
+        obj = self.convert.to_storage(obj) if self.convert else obj
+        if self.remote is not None:
+            obj = await self.remote.to_storage(obj)
+        return obj
+
+    async def api_entries(
+        self, entries: builtins.list[watchcache.Entry]
+    ) -> builtins.list[watchcache.Entry]:
+        """Cached entries converted through the remote conversion (one call for all)."""
+        if self.remote is None or not entries:
+            return entries
+        converted = await self.remote.to_api([self.output(e.obj) for e in entries])
+        return [
+            watchcache.Entry(e.key, obj, e.revision)
+            for e, obj in zip(entries, converted, strict=True)
+        ]
+
     # --- read -----------------------------------------------------------------
     async def get(self, namespace: str, name: str) -> Obj:
         entry = await self.current(namespace, name)
         if entry is None:
             raise self._not_found(name)
-        return self.output(entry.obj)
+        return await self._out(entry.obj)
 
     async def list(self, namespace: str, opts: ListOptions) -> ListPage:
         prefix = self.resource.prefix(namespace)
@@ -178,7 +207,7 @@ class ResourceStore:
         self, namespace: str, obj: Obj, *, dry_run: bool = False, manager: str | None = None
     ) -> Obj:
         self.strategy.check_create()
-        obj = self.convert.to_storage(obj) if self.convert else obj
+        obj = await self._in(obj)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -223,7 +252,7 @@ class ResourceStore:
                     raise errors.already_exists(
                         self.resource.plural, self.resource.group, md["name"]
                     )
-                return self.output(obj)
+                return await self._out(obj)
             try:
                 rev = await self._write(key, obj, None)
             except storage.KeyExistsError:
@@ -236,7 +265,7 @@ class ResourceStore:
             md["resourceVersion"] = str(rev)
             for hook in self.after_write:
                 await hook(obj)
-            return self.output(obj)
+            return await self._out(obj)
         raise AssertionError("unreachable")
 
     def _validate(self, obj: Obj, errs: builtins.list[errors.FieldError]) -> None:
@@ -256,7 +285,7 @@ class ResourceStore:
         manager: str | None = None,
     ) -> tuple[Obj, bool]:
         """PUT: replace the object. Returns (object, created)."""
-        obj = self.convert.to_storage(obj) if self.convert else obj
+        obj = await self._in(obj)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -305,8 +334,8 @@ class ResourceStore:
         and returns the desired object (patches, scale, internal updates)."""
 
         async def wrapped(old: Obj) -> Obj:
-            desired = await mutate(self.output(meta.deep_copy(old)))
-            return self.convert.to_storage(desired) if self.convert else desired
+            desired = await mutate(await self._out(meta.deep_copy(old)))
+            return await self._in(desired)
 
         obj, _ = await self._update(
             namespace,
@@ -384,7 +413,7 @@ class ResourceStore:
             ):
                 # The last finalizer is gone from an object being deleted: delete it.
                 if dry_run:
-                    return self.output(new), False
+                    return await self._out(new), False
                 try:
                     kv = await self.store.delete(key, if_revision=entry.revision)
                 except storage.RevisionMismatchError:
@@ -396,9 +425,9 @@ class ResourceStore:
                 except storage.KeyNotFoundError:
                     raise self._not_found(name) from None
                 md["resourceVersion"] = str(kv.mod_revision)
-                return self.output(new), False
+                return await self._out(new), False
             if new == old and not self._stale(key, entry.revision):
-                return self.output(old), False  # nothing changed: no write, no event
+                return await self._out(old), False  # nothing changed: no write, no event
             if (
                 subresource != "status"  # a status write never bumps the generation
                 and self.strategy.tracks_generation
@@ -406,7 +435,7 @@ class ResourceStore:
             ):
                 md["generation"] = int(old_md.get("generation") or 1) + 1
             if dry_run:
-                return self.output(new), False
+                return await self._out(new), False
             try:
                 rev = await self._write(key, new, entry.revision)
             except storage.RevisionMismatchError:
@@ -420,7 +449,7 @@ class ResourceStore:
             md["resourceVersion"] = str(rev)
             for hook in self.after_write:
                 await hook(new)
-            return self.output(new), False
+            return await self._out(new), False
 
     def _stale(self, key: str, revision: int) -> bool:
         """Whether the stored value was written under an older encryption configuration:
@@ -526,18 +555,18 @@ class ResourceStore:
             if not decision.remove:
                 new = decision.obj
                 if new is None:
-                    return self.output(old), False
+                    return await self._out(old), False
                 self.strategy.mark_deleting(new)
                 if options.dry_run:
-                    return self.output(new), False
+                    return await self._out(new), False
                 try:
                     rev = await self._write(key, new, entry.revision)
                 except (storage.RevisionMismatchError, storage.KeyNotFoundError):
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
-                return self.output(new), False
+                return await self._out(new), False
             if options.dry_run:
-                return self.output(old), True
+                return await self._out(old), True
             try:
                 kv = await self.store.delete(key, if_revision=entry.revision)
             except storage.RevisionMismatchError:
@@ -547,7 +576,7 @@ class ResourceStore:
             # Read-only like ``old``, so only what changes is copied.
             gone = dict(old)
             gone["metadata"] = {**old["metadata"], "resourceVersion": str(kv.mod_revision)}
-            return self.output(gone), True
+            return await self._out(gone), True
 
     def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:
         old_md = old["metadata"]
