@@ -86,8 +86,6 @@ class CustomResources:
         self._locks: dict[str, asyncio.Lock] = {}
         self.supervisor = supervision.Supervisor("customresources")
         self.sessions = webhook.Sessions()
-        self._wakeup = asyncio.Event()
-        self._pending: set[str] = set()
 
     # --- life cycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -117,8 +115,7 @@ class CustomResources:
             retry: float | None = None
             while not watcher.closed:
                 batch = await watcher.next_batch(retry)
-                names = {str(e.obj["metadata"]["name"]) for _, e in batch} | self._pending
-                self._pending = set()
+                names = {str(e.obj["metadata"]["name"]) for _, e in batch}
                 if not batch:
                     names |= {n for n, o in self._snapshots.items() if _terminating(o)}
                 for name in sorted(names):
