@@ -17,7 +17,7 @@ from typing import Any
 
 
 def has_defaults(schema: Mapping[str, Any] | None) -> bool:
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return False
     if "default" in schema:
         return True
@@ -25,8 +25,8 @@ def has_defaults(schema: Mapping[str, Any] | None) -> bool:
         return True
     items = schema.get("items")
     extra = schema.get("additionalProperties")
-    return has_defaults(items if isinstance(items, Mapping) else None) or has_defaults(
-        extra if isinstance(extra, Mapping) else None
+    return has_defaults(items if isinstance(items, dict) else None) or has_defaults(
+        extra if isinstance(extra, dict) else None
     )
 
 
@@ -43,17 +43,17 @@ class Plan:
         self.items: Plan | None = None
         self.item_default: tuple[Any, bool] | None = None
         for key, sub in (schema.get("properties") or {}).items():
-            if not isinstance(sub, Mapping):
+            if not isinstance(sub, dict):
                 continue
             if "default" in sub:
                 self.defaults[key] = (sub["default"], bool(sub.get("nullable")))
             if has_defaults(sub):
                 self.props[key] = Plan(sub)
         extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping) and has_defaults(extra):
+        if isinstance(extra, dict) and has_defaults(extra):
             self.extra = Plan(extra)
         items = schema.get("items")
-        if isinstance(items, Mapping) and has_defaults(items):
+        if isinstance(items, dict) and has_defaults(items):
             self.items = Plan(items)
             if "default" in items:
                 self.item_default = (items["default"], bool(items.get("nullable")))
@@ -98,12 +98,12 @@ class Plan:
 
 def apply(value: Any, schema: Mapping[str, Any] | None) -> None:
     """Set the schema's defaults in ``value`` in place."""
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         for key, sub in props.items():
-            if not isinstance(sub, Mapping) or "default" not in sub:
+            if not isinstance(sub, dict) or "default" not in sub:
                 continue
             if key not in value or (value[key] is None and not sub.get("nullable")):
                 value[key] = copy.deepcopy(sub["default"])
@@ -111,11 +111,11 @@ def apply(value: Any, schema: Mapping[str, Any] | None) -> None:
         for key, item in value.items():
             if key in props:
                 apply(item, props[key])
-            elif isinstance(extra, Mapping):
+            elif isinstance(extra, dict):
                 apply(item, extra)
     elif isinstance(value, list):
         items = schema.get("items")
-        if isinstance(items, Mapping):
+        if isinstance(items, dict):
             for i, item in enumerate(value):
                 if item is None and "default" in items and not items.get("nullable"):
                     value[i] = copy.deepcopy(items["default"])

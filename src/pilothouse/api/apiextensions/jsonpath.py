@@ -168,7 +168,7 @@ def _apply(step: Step, values: list[Any]) -> list[Any]:
     out: list[Any] = []
     for value in values:
         if isinstance(step, _Field):
-            if isinstance(value, Mapping):
+            if isinstance(value, dict):
                 if step.name == "*":
                     out.extend(value[k] for k in sorted(value))
                 elif step.name in value:
@@ -177,7 +177,7 @@ def _apply(step: Step, values: list[Any]) -> list[Any]:
             out.extend(_descend(value, step.name))
         elif isinstance(step, _Index):
             if not isinstance(value, list):
-                if step.wildcard and isinstance(value, Mapping):
+                if step.wildcard and isinstance(value, dict):
                     out.extend(value[k] for k in sorted(value))
                 continue
             if step.wildcard:
@@ -197,7 +197,7 @@ def _apply(step: Step, values: list[Any]) -> list[Any]:
 
 def _descend(value: Any, name: str) -> list[Any]:
     out: list[Any] = []
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         if name in value:
             out.append(value[name])
         for key in sorted(value):
@@ -272,7 +272,7 @@ def simple_steps(path: str) -> list[str]:
 def get_simple(obj: Any, path: str) -> tuple[Any, bool]:
     value = obj
     for name in simple_steps(path):
-        if not isinstance(value, Mapping) or name not in value:
+        if not isinstance(value, dict) or name not in value:
             return None, False
         value = value[name]
     return value, True
@@ -295,7 +295,7 @@ def schema_at(schema: Mapping[str, Any] | None, path: str) -> Mapping[str, Any] 
     """The schema a simple path names (through properties and additionalProperties)."""
     node = schema
     for name in simple_steps(path):
-        if not isinstance(node, Mapping):
+        if not isinstance(node, dict):
             return None
         props = node.get("properties") or {}
         if name in props:

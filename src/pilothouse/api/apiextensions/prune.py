@@ -48,7 +48,7 @@ def _prune(
                 continue
             if key in props:
                 _prune(value[key], props[key], sub_path, out, resource=False)
-            elif isinstance(extra, Mapping):
+            elif isinstance(extra, dict):
                 _prune(value[key], extra, sub_path, out, resource=False)
             elif extra is True or preserve:
                 continue
@@ -60,7 +60,7 @@ def _prune(
         for i, item in enumerate(value):
             _prune(
                 item,
-                items if isinstance(items, Mapping) else None,
+                items if isinstance(items, dict) else None,
                 f"{path}[{i}]",
                 out,
                 resource=False,

@@ -166,12 +166,15 @@ class _Node:
     items: _Node | None = None
     additional: _Node | None = None
     resource_root: bool = False
+    # Whether values need formatted strings turned into CEL types (date-time, …).
+    converts: bool = False
 
 
 def _build(schema: Mapping[str, Any], *, resource_root: bool) -> _Node | None:
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return None
     node = _Node(schema, resource_root=resource_root)
+    node.converts = cel.values.needs_conversion(schema)
     rules = schema.get("x-kubernetes-validations")
     if isinstance(rules, list) and rules:
         env = _environment(schema, resource_root=resource_root)
@@ -181,10 +184,10 @@ def _build(schema: Mapping[str, Any], *, resource_root: bool) -> _Node | None:
         if built is not None:
             node.properties[name] = built
     items = schema.get("items")
-    if isinstance(items, Mapping):
+    if isinstance(items, dict):
         node.items = _build(items, resource_root=bool(items.get("x-kubernetes-embedded-resource")))
     extra = schema.get("additionalProperties")
-    if isinstance(extra, Mapping):
+    if isinstance(extra, dict):
         node.additional = _build(
             extra, resource_root=bool(extra.get("x-kubernetes-embedded-resource"))
         )
@@ -205,7 +208,7 @@ def _self_value(value: Any, node: _Node) -> Any:
             **value,
             "metadata": {k: md[k] for k in ("name", "generateName") if k in md},
         }
-    return cel.values.convert(value, node.schema)
+    return cel.values.convert(value, node.schema) if node.converts else value
 
 
 def _map_key(item: Any, keys: list[str]) -> tuple[Any, ...] | None:

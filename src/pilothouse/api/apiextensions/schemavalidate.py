@@ -172,7 +172,7 @@ class _Validator:
         self.errs.append(errors.invalid_value(path, value, detail))
 
     def validate(self, value: Any, schema: Mapping[str, Any], path: str) -> None:
-        if not isinstance(schema, Mapping):
+        if not isinstance(schema, dict):
             return
         if not self._type(value, schema, path):
             return
@@ -237,7 +237,7 @@ class _Validator:
         for key, sub in value.items():
             if key in props:
                 self.validate(sub, props[key], _child(path, key))
-            elif isinstance(extra, Mapping):
+            elif isinstance(extra, dict):
                 self.validate(sub, extra, _child(path, key))
 
     def _array(self, value: list[Any], schema: Mapping[str, Any], path: str) -> None:
@@ -257,7 +257,7 @@ class _Validator:
                     break
                 seen.append(item)
         items = schema.get("items")
-        if isinstance(items, Mapping):
+        if isinstance(items, dict):
             for i, item in enumerate(value):
                 self.validate(item, items, f"{path}[{i}]")
 
@@ -331,7 +331,7 @@ class _Validator:
                     path, value, f"{name} in body must validate one and only one schema (oneOf)"
                 )
         not_schema = schema.get("not")
-        if isinstance(not_schema, Mapping) and _passes(value, not_schema, path):
+        if isinstance(not_schema, dict) and _passes(value, not_schema, path):
             self.invalid(path, value, f"{name} in body must not validate the schema (not)")
 
 

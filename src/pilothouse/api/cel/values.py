@@ -23,7 +23,7 @@ _FORMATS = frozenset({"date", "date-time", "duration", "byte"})
 
 
 def needs_conversion(schema: Mapping[str, Any] | None) -> bool:
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):
         return False
     if schema.get("type") == "string" and schema.get("format") in _FORMATS:
         return True
@@ -32,8 +32,8 @@ def needs_conversion(schema: Mapping[str, Any] | None) -> bool:
             return True
     items = schema.get("items")
     extra = schema.get("additionalProperties")
-    return needs_conversion(items if isinstance(items, Mapping) else None) or needs_conversion(
-        extra if isinstance(extra, Mapping) else None
+    return needs_conversion(items if isinstance(items, dict) else None) or needs_conversion(
+        extra if isinstance(extra, dict) else None
     )
 
 
@@ -63,10 +63,10 @@ def convert(value: Any, schema: Mapping[str, Any] | None) -> Any:
         extra = schema.get("additionalProperties")
         out = {}
         for k, v in value.items():
-            sub = props.get(k) if k in props else (extra if isinstance(extra, Mapping) else None)
+            sub = props.get(k) if k in props else (extra if isinstance(extra, dict) else None)
             out[k] = convert(v, sub)
         return out
     if isinstance(value, list):
         items = schema.get("items")
-        return [convert(v, items if isinstance(items, Mapping) else None) for v in value]
+        return [convert(v, items if isinstance(items, dict) else None) for v in value]
     return value

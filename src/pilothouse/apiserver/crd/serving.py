@@ -84,6 +84,7 @@ class CustomResources:
         self.served: dict[str, tuple[resources.Resource, ...]] = {}
         self._snapshots: dict[str, Obj] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._holders: dict[str, asyncio.Task[Any] | None] = {}
         self.supervisor = supervision.Supervisor("customresources")
         self.sessions = webhook.Sessions()
 
@@ -101,10 +102,11 @@ class CustomResources:
 
     async def _after_write(self, obj: Obj) -> None:
         name = str(obj["metadata"]["name"])
-        lock = self._locks.get(name)
-        if lock is not None and lock.locked():
-            # Our own reconcile is writing (status, finalizer): the follow loop sees it.
+        if self._holders.get(name) is asyncio.current_task():
+            # This reconcile's own write (status, finalizer): the follow loop sees it.
             return
+        # Otherwise wait for any reconcile in progress (the follow loop may have seen
+        # the write first) and make sure this write is served before it is answered.
         await self.reconcile(name)
 
     async def _follow(self) -> None:
@@ -199,23 +201,30 @@ class CustomResources:
     async def reconcile(self, name: str) -> None:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            entry = await self.crds.current("", name)
-            if entry is None:
-                self._snapshots.pop(name, None)
-                await self._unserve(name)
-                return
-            crd = entry.obj
-            if (
-                not crds.conditions(crd)
-                or not crds.is_true(crd, crds.ESTABLISHED)
-                or _names_changed(crd)
-            ):
-                crd = await self._update_names(name) or crd
-            self._snapshots[name] = crd
-            if crds.is_true(crd, crds.ESTABLISHED):
-                await self._serve(name, crd)
-            if _terminating(crd):
-                await self._cleanup(name, crd)
+            self._holders[name] = asyncio.current_task()
+            try:
+                await self._reconcile(name)
+            finally:
+                self._holders.pop(name, None)
+
+    async def _reconcile(self, name: str) -> None:
+        entry = await self.crds.current("", name)
+        if entry is None:
+            self._snapshots.pop(name, None)
+            await self._unserve(name)
+            return
+        crd = entry.obj
+        if (
+            not crds.conditions(crd)
+            or not crds.is_true(crd, crds.ESTABLISHED)
+            or _names_changed(crd)
+        ):
+            crd = await self._update_names(name) or crd
+        self._snapshots[name] = crd
+        if crds.is_true(crd, crds.ESTABLISHED):
+            await self._serve(name, crd)
+        if _terminating(crd):
+            await self._cleanup(name, crd)
 
     async def _update_names(self, name: str) -> Obj | None:
         others = [
