@@ -2,8 +2,8 @@
 
 * :mod:`.crd` — reading a CRD: versions, schemas, subresources, columns, conditions;
 * :mod:`.defaults` and :mod:`.validation` — upstream's defaulting and validation of
-  CRDs, with :mod:`.structural` for the schema rules (structural schemas, list and
-  map types, defaults, CEL rules compiled at write time);
+  CRDs, with :mod:`.schemarules` for the schema rules (list and map types,
+  defaults, CEL rules compiled at write time) and :mod:`.structural` for structurality;
 * :mod:`.schemavalidate`, :mod:`.prune`, :mod:`.defaulting`, :mod:`.rules` —
   what a custom resource goes through: pruning of unknown fields, defaulting,
   OpenAPI validation with kube-openapi's messages, ``x-kubernetes-validations``;

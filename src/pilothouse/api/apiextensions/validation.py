@@ -20,7 +20,7 @@ from typing import Any
 
 from pilothouse.api import errors
 from pilothouse.api.apiextensions import crd as crds
-from pilothouse.api.apiextensions import jsonpath, structural
+from pilothouse.api.apiextensions import jsonpath, schemarules
 from pilothouse.api.meta import Obj
 from pilothouse.api.validation import meta as meta_validation
 from pilothouse.api.validation import names as name_rules
@@ -325,7 +325,7 @@ def _spec(obj: Obj, *, established: bool = False) -> list[FieldError]:
             out.append(errors.required(f"{where}.schema.openAPIV3Schema", "schemas are required"))
         else:
             out.extend(
-                structural.validate(
+                schemarules.validate(
                     schema, f"{where}.schema.openAPIV3Schema", status_enabled="status" in subs
                 )
             )
