@@ -265,3 +265,35 @@ def test_custom_resources_survive_a_restart(tmp_path: Path, api_client: Any) -> 
         assert body["spec"] == {"size": 3}
         status, listed = api.json("GET", f"/apis/{group}/v1/widgets")
         assert [o["metadata"]["name"] for o in listed["items"]] == ["kept"]
+
+
+def test_deprecated_versions_answer_with_a_warning(api: Any, namespace: str) -> None:
+    group = unique_group()
+    definition = crd(group)
+    v1 = definition["spec"]["versions"][0]
+    definition["spec"]["versions"] = [
+        {**v1, "name": "v1beta1", "storage": False, "deprecated": True},
+        {
+            **v1,
+            "name": "v1alpha1",
+            "storage": False,
+            "deprecated": True,
+            "deprecationWarning": "use v1",
+        },
+        v1,
+    ]
+    assert api.json("POST", CRDS, definition)[0] == 201
+    resp = api.request("GET", f"/apis/{group}/v1beta1/namespaces/{namespace}/widgets")
+    assert resp.status == 200
+    assert resp.headers["Warning"] == f'299 - "{group}/v1beta1 Widget is deprecated"'
+    resp = api.request("GET", f"/apis/{group}/v1alpha1/namespaces/{namespace}/widgets")
+    assert resp.headers["Warning"] == '299 - "use v1"'
+    assert (
+        "Warning"
+        not in api.request("GET", f"/apis/{group}/v1/namespaces/{namespace}/widgets").headers
+    )
+    # Discovery prefers the GA version, then beta, then alpha.
+    _, group_doc = api.json("GET", f"/apis/{group}")
+    assert [v["version"] for v in group_doc["versions"]] == ["v1", "v1beta1", "v1alpha1"]
+    assert group_doc["preferredVersion"]["version"] == "v1"
+    api.request("DELETE", f"{CRDS}/widgets.{group}")

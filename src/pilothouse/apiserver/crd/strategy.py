@@ -69,6 +69,11 @@ class CustomResourceStrategy(Strategy):
             else None
         )
         self._printer = crd_table.printer(crd, version)
+        served = crds.version(crd, version) or {}
+        if served.get("deprecated"):
+            self.deprecation_warning = served.get("deprecationWarning") or (
+                f"{resource.group}/{version} {resource.kind} is deprecated"
+            )
 
     # --- decoding -----------------------------------------------------------
     def body_problems(self, obj: Obj) -> schema.FieldProblems:

@@ -77,6 +77,17 @@ class ResourceAPI:
     async def handle(
         self, request: web.Request, info: request_info.RequestInfo
     ) -> web.StreamResponse:
+        resp = await self._handle(request, info)
+        store = self.stores.get(info.resource)
+        warning = store.strategy.deprecation_warning if store is not None else None
+        if warning and not resp.prepared:
+            # A deprecated version of a custom resource (the CRD's deprecationWarning).
+            resp.headers.add("Warning", f'299 - "{warning}"')
+        return resp
+
+    async def _handle(
+        self, request: web.Request, info: request_info.RequestInfo
+    ) -> web.StreamResponse:
         store = self.stores.get(info.resource)
         method = request.method
         verb_allowed = info.resource.verbs

@@ -33,6 +33,8 @@ class Strategy:
     allow_create_on_update = False
     #: DELETE answers with the deleted object instead of a success Status.
     return_deleted_object = False
+    #: A ``Warning`` header on every answer (deprecated versions of custom resources).
+    deprecation_warning: str | None = None
 
     def __init__(self, resource: resources.Resource) -> None:
         self.resource = resource
