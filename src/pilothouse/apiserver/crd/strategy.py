@@ -160,9 +160,11 @@ class CustomResourceStrategy(Strategy):
         return any(new.get(k) != old.get(k) for k in keys)
 
     # --- field selectors --------------------------------------------------------
-    def convert_field_selector(self, fields: selectors.FieldSelector) -> selectors.FieldSelector:
+    def convert_field_selector(
+        self, fields: selectors.FieldSelector, requested: resources.Resource
+    ) -> selectors.FieldSelector:
         if not self.selectable:
-            return super().convert_field_selector(fields)
+            return super().convert_field_selector(fields, requested)
         allowed = {"metadata.name", "metadata.namespace", *(p.lstrip(".") for p in self.selectable)}
 
         def convert(label: str, value: str) -> tuple[str, str]:
@@ -172,7 +174,7 @@ class CustomResourceStrategy(Strategy):
 
         return fields.transform(convert)
 
-    def object_fields(self, obj: Obj) -> dict[str, str]:
+    def object_fields(self, obj: Obj, requested: resources.Resource) -> dict[str, str]:
         md = obj.get("metadata") or {}
         out = {
             "metadata.name": str(md.get("name") or ""),

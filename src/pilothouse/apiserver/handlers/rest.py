@@ -21,7 +21,6 @@ from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
 from pilothouse.apiserver.registry.listing import ListOptions, list_metadata
 from pilothouse.apiserver.registry.store import ResourceStore
-from pilothouse.apiserver.registry.strategy import Strategy
 
 SubresourceHandler = Callable[
     [web.Request, ResourceStore, request_info.RequestInfo], Awaitable[web.StreamResponse]
@@ -29,7 +28,7 @@ SubresourceHandler = Callable[
 
 
 def build_filter(
-    strategy: Strategy, label_selector: str, field_selector: str, name: str = ""
+    store: ResourceStore, label_selector: str, field_selector: str, name: str = ""
 ) -> watchcache.Filter | None:
     """A predicate for the label and field selectors of a request (None: all)."""
     try:
@@ -37,7 +36,7 @@ def build_filter(
         fields = selectors.parse_field_selector(field_selector) if field_selector else None
         if fields is not None:
             # Aliases (spec.host, regarding.*) become the fields objects carry.
-            fields = strategy.convert_field_selector(fields)
+            fields = store.strategy.convert_field_selector(fields, store.resource)
     except selectors.SelectorError as exc:
         raise errors.bad_request(str(exc)) from None
     if labels is not None and labels.empty:
@@ -46,7 +45,8 @@ def build_filter(
         fields = None
     if labels is None and fields is None and not name:
         return None
-    object_fields = strategy.object_fields
+    object_fields = store.strategy.object_fields
+    requested = store.resource
 
     def match(obj: Obj) -> bool:
         md = obj.get("metadata") or {}
@@ -54,7 +54,7 @@ def build_filter(
             return False
         if labels is not None and not labels.matches(md.get("labels") or {}):
             return False
-        return fields is None or fields.matches(object_fields(obj))
+        return fields is None or fields.matches(object_fields(obj, requested))
 
     return match
 
@@ -165,9 +165,7 @@ class ResourceAPI:
         params: ListParams,
     ) -> web.Response:
         output = negotiation.negotiate(request.headers.get("Accept"))
-        match = build_filter(
-            store.strategy, params.label_selector, params.field_selector, info.name
-        )
+        match = build_filter(store, params.label_selector, params.field_selector, info.name)
         page = await store.list(
             info.namespace,
             ListOptions(
@@ -194,9 +192,7 @@ class ResourceAPI:
         output = negotiation.negotiate(request.headers.get("Accept"))
         if output.media_type != negotiation.JSON:
             output = negotiation.Output(negotiation.JSON, output.form, output.version)
-        match = build_filter(
-            store.strategy, params.label_selector, params.field_selector, info.name
-        )
+        match = build_filter(store, params.label_selector, params.field_selector, info.name)
         return await watch.serve(request, store, info.namespace, params, match, output)
 
     # --- writes ------------------------------------------------------------
@@ -318,7 +314,7 @@ class ResourceAPI:
         output = negotiation.negotiate(request.headers.get("Accept"))
         params = ListParams.parse(request.query)
         options = await _delete_options(request)
-        match = build_filter(store.strategy, params.label_selector, params.field_selector)
+        match = build_filter(store, params.label_selector, params.field_selector)
         page = await store.list(info.namespace, ListOptions(match=match))
         deleted: list[Obj] = []
         for entry in page.entries:

@@ -120,12 +120,16 @@ class Strategy:
         """Whether the kind serves /status, for field ownership (None: built-in table)."""
         return None
 
-    def convert_field_selector(self, fields: selectors.FieldSelector) -> selectors.FieldSelector:
-        r = self.resource
+    def convert_field_selector(
+        self, fields: selectors.FieldSelector, requested: resources.Resource
+    ) -> selectors.FieldSelector:
+        """A request's field selector in stored form. ``requested`` is the resource the
+        request named (events.k8s.io Events accept ``regarding.*``, stored as core)."""
+        r = requested
         return selectors.convert_field_selector(r.group, r.version, r.kind, fields)
 
-    def object_fields(self, obj: Obj) -> dict[str, str]:
-        r = self.resource
+    def object_fields(self, obj: Obj, requested: resources.Resource) -> dict[str, str]:
+        r = requested
         group = "" if r.group == "events.k8s.io" else r.group  # stored as core Events
         return selectors.object_fields(group, r.kind, obj)
 
