@@ -7,7 +7,10 @@ Baselines measured in the same run, so ratios survive a noisy machine:
 * ``baseline_http_noop_rps`` — an aiohttp HTTPS server answering a fixed body,
   driven by the same client at the same concurrency (the ceiling of the HTTP
   stack on this machine);
-* ``baseline_store_creates_per_s`` — the SQLite store alone, same concurrency.
+* ``baseline_store_creates_per_s`` — the SQLite store alone, same concurrency;
+* ``configmap_creates_per_s`` — beside ``custom_resource_creates_per_s``: a CRD's
+  objects (schema with defaults, a CEL rule, printer columns) against ConfigMaps of
+  the same size, alternating rounds in the same server (issue 16: goal ≥ 80 %).
 
 With ``--datastore etcd`` the server runs on a local etcd (Debian's etcd-server,
 fsync on) and the baselines are etcd's own put rate for values of a stored pod's
@@ -64,6 +67,76 @@ POD = {
         ]
     },
 }
+
+
+CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "crontabs.bench.example.com"},
+    "spec": {
+        "group": "bench.example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "x-kubernetes-validations": [
+                                    {"rule": "self.replicas <= self.maxReplicas"}
+                                ],
+                                "properties": {
+                                    "cronSpec": {"type": "string", "maxLength": 64},
+                                    "image": {"type": "string", "maxLength": 256},
+                                    "replicas": {"type": "integer", "minimum": 0},
+                                    "maxReplicas": {"type": "integer", "default": 10},
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {"replicas": {"type": "integer"}},
+                            },
+                        },
+                    }
+                },
+                "additionalPrinterColumns": [
+                    {"name": "Spec", "type": "string", "jsonPath": ".spec.cronSpec"},
+                    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                ],
+            }
+        ],
+    },
+}
+
+
+def crontab(name: str) -> bytes:
+    return json.dumps(
+        {
+            "apiVersion": "bench.example.com/v1",
+            "kind": "CronTab",
+            "metadata": {"name": name, "labels": {"app": "bench", "tier": "web"}},
+            "spec": {"cronSpec": "*/5 * * * *", "image": "busybox:1.36", "replicas": 2},
+        }
+    ).encode()
+
+
+def configmap(name: str) -> bytes:
+    # The same labels and a payload of the same size as the custom resource's spec.
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"app": "bench", "tier": "web"}},
+            "data": {"cronSpec": "*/5 * * * *", "image": "busybox:1.36", "replicas": "2"},
+        }
+    ).encode()
 
 
 def pod(name: str) -> bytes:
@@ -160,6 +233,43 @@ async def namespace_ready(client: Client, namespace: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise RuntimeError(f"namespace {namespace} got no default ServiceAccount")
+
+
+async def bench_custom_resources(client: Client, n: int, concurrency: int) -> dict[str, float]:
+    """Creates of a custom resource (schema, defaults, a CEL rule) beside ConfigMap
+    creates of the same size, in one namespace, alternating rounds so drift in the
+    machine's speed hits both alike."""
+    status, body = await client.request(
+        "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json.dumps(CRD).encode()
+    )
+    if status != 201:
+        raise RuntimeError(f"CRD create failed: {status} {body[:300]!r}")
+    status, _ = await client.request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-cr"}}).encode()
+    )
+    assert status == 201, status
+    paths = {
+        "configmap": ("/api/v1/namespaces/bench-cr/configmaps", configmap),
+        "custom_resource": ("/apis/bench.example.com/v1/namespaces/bench-cr/crontabs", crontab),
+    }
+    elapsed = {k: 0.0 for k in paths}
+    rounds = 10
+    per_round = max(1, n // rounds)
+    for r in range(rounds):
+        # Alternate which kind goes first, so neither always meets a warmer server.
+        order = list(paths.items()) if r % 2 == 0 else list(reversed(paths.items()))
+        for kind, (path, make_body) in order:
+
+            async def make(
+                i: int, path: str = path, make_body: Any = make_body, r: int = r
+            ) -> None:
+                status, body = await client.request("POST", path, make_body(f"o{r}-{i}"))
+                if status != 201:
+                    raise RuntimeError(f"create failed: {status} {body[:300]!r}")
+
+            elapsed[kind] += await run_concurrently(per_round, concurrency, make)
+    total = per_round * rounds
+    return {f"{kind}_creates_per_s": total / seconds for kind, seconds in elapsed.items()}
 
 
 async def bench_latency_at_rate(
@@ -368,6 +478,12 @@ async def server_figures(
         assert srv.proc is not None
         out["idle_rss_mb"] = round(rss_mb(srv.proc.pid), 1)
         out["creates_per_s"] = round(await bench_creates(client, args.creates, args.concurrency), 1)
+        if full:
+            rates = await bench_custom_resources(client, args.creates, args.concurrency)
+            out.update({k: round(v, 1) for k, v in rates.items()})
+            out["custom_resource_vs_configmap"] = round(
+                rates["custom_resource_creates_per_s"] / rates["configmap_creates_per_s"], 3
+            )
         latencies = await bench_latency_at_rate(client, 200.0, 5.0 if args.quick else 15.0)
         out["mutating_p50_ms_at_200rps"] = round(pct(latencies, 50), 2)
         out["mutating_p99_ms_at_200rps"] = round(pct(latencies, 99), 2)

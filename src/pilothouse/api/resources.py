@@ -368,6 +368,18 @@ RESOURCES: tuple[Resource, ...] = (
         ("pdb",),
         sub=("status",),
     ),
+    # apiextensions.k8s.io/v1: CustomResourceDefinitions (their resources join the
+    # registry as Registry.custom while they are established)
+    _r(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        ("api-extensions",),
+        sub=("status",),
+    ),
     # metrics.k8s.io/v1beta1: resource usage read from the node agents on request
     # (what metrics-server serves upstream); ``kubectl top`` reads it.
     _r(
@@ -392,16 +404,44 @@ GROUP_VERSIONS: tuple[tuple[str, str], ...] = tuple(
 
 
 class Registry:
-    """Look-ups over a set of resources (by path, by kind, by any name kubectl accepts)."""
+    """Look-ups over a set of resources (by path, by kind, by any name kubectl accepts).
+
+    The built-in resources are fixed; the resources of CustomResourceDefinitions
+    come and go (:meth:`set_custom`). Every change bumps :attr:`generation`, which
+    discovery and OpenAPI compare to rebuild their documents. One API server owns
+    one registry (:meth:`copy` of :data:`DEFAULT`): custom resources never leak
+    between servers in one process.
+    """
 
     def __init__(self, resources: tuple[Resource, ...] = RESOURCES) -> None:
-        self.resources = resources
+        self.builtin = resources
+        self.custom: tuple[Resource, ...] = ()
+        self.generation = 0
+        self._index()
+
+    def copy(self) -> Registry:
+        """A registry of the same built-in resources and no custom ones."""
+        return Registry(self.builtin)
+
+    def set_custom(self, custom: tuple[Resource, ...]) -> None:
+        """Replace the custom resources (CRDs) served beside the built-in ones."""
+        if custom == self.custom:
+            return
+        self.custom = custom
+        self.generation += 1
+        self._index()
+
+    def _index(self) -> None:
+        self.resources = self.builtin + self.custom
         self._by_path: dict[tuple[str, str, str], Resource] = {}
         self._by_kind: dict[tuple[str, str, str], Resource] = {}
-        for r in resources:
-            self._by_path[(r.group, r.version, r.plural)] = r
+        for r in self.resources:
+            self._by_path.setdefault((r.group, r.version, r.plural), r)
             self._by_kind.setdefault((r.group, r.version, r.kind), r)
-        self.group_versions = tuple(dict.fromkeys((r.group, r.version) for r in resources))
+        self.group_versions = tuple(dict.fromkeys((r.group, r.version) for r in self.resources))
+
+    def is_custom(self, resource: Resource) -> bool:
+        return resource in self.custom
 
     def by_path(self, group: str, version: str, plural: str) -> Resource | None:
         return self._by_path.get((group, version, plural))

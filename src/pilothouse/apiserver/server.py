@@ -33,6 +33,7 @@ from pilothouse.apiserver.audit import auditor as audit_auditor
 from pilothouse.apiserver.audit import backend as audit_backend
 from pilothouse.apiserver.audit import policy as audit_policy
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.crd import serving as crd_serving
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
 from pilothouse.apiserver.encryption import manager as encryption_manager
@@ -111,7 +112,9 @@ class APIServer:
         self, config: ServerConfig, *, registry: resources.Registry = resources.DEFAULT
     ) -> None:
         self.config = config
-        self.registry = registry
+        # A registry of our own: the resources of CRDs join it while we run.
+        self.registry = registry.copy()
+        registry = self.registry
         self.store: storage.Store | None = None
         self.cache: watchcache.WatchCache | None = None
         self.stores: dict[resources.Resource, ResourceStore] = {}
@@ -130,6 +133,9 @@ class APIServer:
         self.transforming: transform.TransformingStore | None = None
         self.admission: admission_chain.Chain | None = None
         self.auditor: audit_auditor.Auditor | None = None
+        self.custom_resources: crd_serving.CustomResources | None = None
+        self.discovery: discovery.Discovery | None = None
+        self.openapi: openapi.OpenAPIV3 | None = None
         self._ready = False
         self.port = config.https_port
         self.supervisor = supervisor.Supervisor("apiserver")
@@ -231,6 +237,20 @@ class APIServer:
             )
         await self.admission.start()
         await self._bootstrap()
+        self.discovery = discovery.Discovery(
+            self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
+        )
+        self.custom_resources = crd_serving.CustomResources(
+            registry=self.registry,
+            stores=self.stores,
+            store=self.store,
+            cache=self.cache,
+            admission=self.admission,
+            before_write=before_write,
+        )
+        self.openapi = openapi.OpenAPIV3(self.registry, custom=self.custom_resources)
+        self.custom_resources.changed = self._resources_changed
+        await self.custom_resources.start()
         await self.identity.ensure_policy(self.resource_store)
         self.token = await join.ensure_token(
             cfg.data_dir, self.pki, secrets=self.resource_store("", "v1", "secrets")
@@ -331,9 +351,17 @@ class APIServer:
                 return s
         raise KeyError(f"{plural}.{group}")
 
+    def _resources_changed(self) -> None:
+        if self.discovery is not None:
+            self.discovery.refresh()
+        if self.openapi is not None:
+            self.openapi.refresh()
+
     async def _listen(self) -> None:
         assert self.pki is not None
         assert self.join_service is not None
+        assert self.discovery is not None
+        assert self.openapi is not None
         pdbs = self.resource_store("policy", "v1", "poddisruptionbudgets")
         kubelet_cert, kubelet_key = certs.ensure_client_pair(
             self.pki,
@@ -371,10 +399,8 @@ class APIServer:
         api = app_module.APIApp(
             registry=self.registry,
             resource_api=resource_api,
-            discovery_docs=discovery.Discovery(
-                self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
-            ),
-            openapi_docs=openapi.OpenAPIV3(self.registry),
+            discovery_docs=self.discovery,
+            openapi_docs=self.openapi,
             authenticator=self.identity.authenticator,
             authorizer=self.identity.authorizer,
             extra_routes={
@@ -429,6 +455,8 @@ class APIServer:
             await self.admission.stop()
         await self.supervisor.stop()
         await self.encryption.stop()
+        if self.custom_resources is not None:
+            await self.custom_resources.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
         if self.cache is not None:

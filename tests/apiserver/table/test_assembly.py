@@ -222,6 +222,8 @@ COLUMNS = {
         "Event",
     ): "Last_Seen Type Reason Object *Subobject *Source Message *First_Seen *Count *Name",
     ("scheduling.k8s.io", "PriorityClass"): "Name Value Global-Default Age PreemptionPolicy",
+    # The API server's default convertor, as upstream serves CRDs (NAME, CREATED AT)
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): "Name Created_At",
     ("policy", "PodDisruptionBudget"): "Name Min_Available Max_Unavailable Allowed_Disruptions Age",
     ("rbac.authorization.k8s.io", "Role"): "Name Created_At",
     ("rbac.authorization.k8s.io", "ClusterRole"): "Name Created_At",

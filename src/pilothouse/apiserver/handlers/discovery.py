@@ -122,26 +122,40 @@ class Discovery:
         self._aggregated: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._build()
 
+    def refresh(self) -> None:
+        """The resource table changed (a CRD): rebuild the documents."""
+        self._build()
+
     def _build(self) -> None:
         reg = self.registry
+        legacy: dict[str, bytes] = {}
+        aggregated: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self._fill(reg, legacy, aggregated)
+        # Swapped whole, so a request never sees half a rebuild.
+        self._legacy, self._aggregated = legacy, aggregated
+
+    def _fill(
+        self,
+        reg: resources.Registry,
+        legacy_out: dict[str, bytes],
+        aggregated_out: dict[tuple[str, str], tuple[bytes, str]],
+    ) -> None:
         api_versions: dict[str, Any] = {"kind": "APIVersions", "versions": ["v1"]}
         if self.server_address:
             api_versions["serverAddressByClientCIDRs"] = [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server_address}
             ]
-        self._legacy["/api"] = _json(api_versions)
-        self._legacy["/api/v1"] = _json(resource_list(reg, "", "v1"))
+        legacy_out["/api"] = _json(api_versions)
+        legacy_out["/api/v1"] = _json(resource_list(reg, "", "v1"))
         groups = []
         for group, versions in reg.groups().items():
             gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
             g = {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
             groups.append(g)
-            self._legacy[f"/apis/{group}"] = _json({"kind": "APIGroup", "apiVersion": "v1", **g})
+            legacy_out[f"/apis/{group}"] = _json({"kind": "APIGroup", "apiVersion": "v1", **g})
             for v in versions:
-                self._legacy[f"/apis/{group}/{v}"] = _json(resource_list(reg, group, v))
-        self._legacy["/apis"] = _json(
-            {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-        )
+                legacy_out[f"/apis/{group}/{v}"] = _json(resource_list(reg, group, v))
+        legacy_out["/apis"] = _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
         for version in ("v2", "v2beta1"):
             core = [
@@ -180,7 +194,7 @@ class Discovery:
                 }
                 raw = _json(doc)
                 etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-                self._aggregated[(path, version)] = (raw, etag)
+                aggregated_out[(path, version)] = (raw, etag)
 
     @staticmethod
     def _wants_aggregated(accept: str) -> str | None:

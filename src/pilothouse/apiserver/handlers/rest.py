@@ -86,7 +86,7 @@ def connect_options(info: request_info.RequestInfo, query: Any) -> Obj:
 
 
 def build_filter(
-    resource: resources.Resource, label_selector: str, field_selector: str, name: str = ""
+    store: ResourceStore, label_selector: str, field_selector: str, name: str = ""
 ) -> watchcache.Filter | None:
     """A predicate for the label and field selectors of a request (None: all)."""
     try:
@@ -94,9 +94,7 @@ def build_filter(
         fields = selectors.parse_field_selector(field_selector) if field_selector else None
         if fields is not None:
             # Aliases (spec.host, regarding.*) become the fields objects carry.
-            fields = selectors.convert_field_selector(
-                resource.group, resource.version, resource.kind, fields
-            )
+            fields = store.strategy.convert_field_selector(fields, store.resource)
     except selectors.SelectorError as exc:
         raise errors.bad_request(str(exc)) from None
     if labels is not None and labels.empty:
@@ -105,9 +103,8 @@ def build_filter(
         fields = None
     if labels is None and fields is None and not name:
         return None
-    group, kind = resource.group, resource.kind
-    if group == "events.k8s.io":
-        group = ""  # stored (and selected) as core Events
+    object_fields = store.strategy.object_fields
+    requested = store.resource
 
     def match(obj: Obj) -> bool:
         md = obj.get("metadata") or {}
@@ -115,7 +112,7 @@ def build_filter(
             return False
         if labels is not None and not labels.matches(md.get("labels") or {}):
             return False
-        return fields is None or fields.matches(selectors.object_fields(group, kind, obj))
+        return fields is None or fields.matches(object_fields(obj, requested))
 
     return match
 
@@ -136,6 +133,17 @@ class ResourceAPI:
         self.patcher = patch.patch
 
     async def handle(
+        self, request: web.Request, info: request_info.RequestInfo
+    ) -> web.StreamResponse:
+        resp = await self._handle(request, info)
+        store = self.stores.get(info.resource)
+        warning = store.strategy.deprecation_warning if store is not None else None
+        if warning and not resp.prepared:
+            # A deprecated version of a custom resource (the CRD's deprecationWarning).
+            resp.headers.add("Warning", f'299 - "{warning}"')
+        return resp
+
+    async def _handle(
         self, request: web.Request, info: request_info.RequestInfo
     ) -> web.StreamResponse:
         store = self.stores.get(info.resource)
@@ -204,7 +212,13 @@ class ResourceAPI:
         params = ListParams.parse(request.query)
         obj = await store.get(info.namespace, info.name)
         return render.response(
-            render.object_body(store.resource, obj, output, include_object=params.include_object),
+            render.object_body(
+                store.resource,
+                obj,
+                output,
+                include_object=params.include_object,
+                printer=store.strategy.printer(),
+            ),
             output,
         )
 
@@ -216,9 +230,7 @@ class ResourceAPI:
         params: ListParams,
     ) -> web.Response:
         output = negotiation.negotiate(request.headers.get("Accept"))
-        match = build_filter(
-            store.resource, params.label_selector, params.field_selector, info.name
-        )
+        match = build_filter(store, params.label_selector, params.field_selector, info.name)
         page = await store.list(
             info.namespace,
             ListOptions(
@@ -229,8 +241,9 @@ class ResourceAPI:
                 resource_version_match=params.resource_version_match,
             ),
         )
+        entries = await store.api_entries(page.entries)
         body_bytes = render.list_body(
-            store, page.entries, list_metadata(page), output, include_object=params.include_object
+            store, entries, list_metadata(page), output, include_object=params.include_object
         )
         return render.response(body_bytes, output)
 
@@ -244,9 +257,7 @@ class ResourceAPI:
         output = negotiation.negotiate(request.headers.get("Accept"))
         if output.media_type != negotiation.JSON:
             output = negotiation.Output(negotiation.JSON, output.form, output.version)
-        match = build_filter(
-            store.resource, params.label_selector, params.field_selector, info.name
-        )
+        match = build_filter(store, params.label_selector, params.field_selector, info.name)
         return await watch.serve(request, store, info.namespace, params, match, output)
 
     # --- writes ------------------------------------------------------------
@@ -263,6 +274,7 @@ class ResourceAPI:
             resource=store.resource,
             field_validation=write.field_validation,
             warnings=warnings,
+            problems=store.strategy.body_problems,
         )
         if not store.resource.namespaced:
             pass
@@ -292,6 +304,7 @@ class ResourceAPI:
             resource=store.resource,
             field_validation=write.field_validation,
             warnings=warnings,
+            problems=store.strategy.body_problems,
         )
         log_request_object(store.resource, obj)
         updated, created = await store.update(
@@ -327,6 +340,7 @@ class ResourceAPI:
                 resource=store.resource,
                 field_validation=write.field_validation,
                 warnings=warnings,
+                problems=store.strategy.body_problems,
             )
             log_request_object(store.resource, obj, "status")
             updated, _ = await store.update(
@@ -370,7 +384,7 @@ class ResourceAPI:
         output = negotiation.negotiate(request.headers.get("Accept"))
         params = ListParams.parse(request.query)
         options = await _delete_options(request)
-        match = build_filter(store.resource, params.label_selector, params.field_selector)
+        match = build_filter(store, params.label_selector, params.field_selector)
         page = await store.list(info.namespace, ListOptions(match=match))
         delete_options = options.to_options()
         for entry in page.entries:

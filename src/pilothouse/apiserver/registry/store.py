@@ -48,6 +48,9 @@ GENERATE_NAME_ATTEMPTS = 8
 # Registry work a kind needs just before its objects are written, after admission
 # accepted them (a Service's cluster IP and node ports): ``(store, "create"|"update", obj)``.
 Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
+# Runs after a create or update was stored (not for dry runs), before the request is
+# answered: what must follow a write at once (serving a new CRD's resource).
+AfterWrite = Callable[[Obj], Awaitable[None]]
 
 
 def _strip_rv(obj: Obj) -> bytes:
@@ -73,15 +76,20 @@ class ResourceStore:
         cache: watchcache.WatchCache,
         admission: admission_chain.Chain | None = None,
         before_write: list[Admission] | None = None,
+        converter: conversion.Converter | None = None,
+        remote: conversion.RemoteConverter | None = None,
     ) -> None:
         self.resource = resource
         self.strategy = strategy
         self.store = store
         self.watch_cache = cache
         self.cache = cache.resource(resource.storage_prefix)
-        self.convert = conversion.for_resource(resource)
+        self.convert = converter if converter is not None else conversion.for_resource(resource)
         self.admission = admission
         self.before_write = before_write or []
+        self.after_write: list[AfterWrite] = []
+        # Conversion that needs I/O (a CRD's conversion webhook), after ``convert``.
+        self.remote = remote
 
     # --- helpers ------------------------------------------------------------
     def key(self, namespace: str, name: str) -> str:
@@ -100,12 +108,38 @@ class ResourceStore:
         """The object in this resource's version (storage form → API form)."""
         return self.convert.to_api(obj) if self.convert else obj
 
+    async def _out(self, obj: Obj) -> Obj:
+        """:meth:`output`, then the remote conversion if the resource has one."""
+        out = self.output(obj)
+        if self.remote is not None:
+            (out,) = await self.remote.to_api([out])
+        return out
+
+    async def _in(self, obj: Obj) -> Obj:
+        """A request's object in storage form."""
+        obj = self.convert.to_storage(obj) if self.convert else obj
+        if self.remote is not None:
+            obj = await self.remote.to_storage(obj)
+        return obj
+
+    async def api_entries(
+        self, entries: builtins.list[watchcache.Entry]
+    ) -> builtins.list[watchcache.Entry]:
+        """Cached entries converted through the remote conversion (one call for all)."""
+        if self.remote is None or not entries:
+            return entries
+        converted = await self.remote.to_api([self.output(e.obj) for e in entries])
+        return [
+            watchcache.Entry(e.key, obj, e.revision)
+            for e, obj in zip(entries, converted, strict=True)
+        ]
+
     # --- read -----------------------------------------------------------------
     async def get(self, namespace: str, name: str) -> Obj:
         entry = await self.current(namespace, name)
         if entry is None:
             raise self._not_found(name)
-        return self.output(entry.obj)
+        return await self._out(entry.obj)
 
     async def list(self, namespace: str, opts: ListOptions) -> ListPage:
         prefix = self.resource.prefix(namespace)
@@ -178,7 +212,8 @@ class ResourceStore:
     async def create(
         self, namespace: str, obj: Obj, *, dry_run: bool = False, manager: str | None = None
     ) -> Obj:
-        obj = self.convert.to_storage(obj) if self.convert else obj
+        self.strategy.check_create()
+        obj = await self._in(obj)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -233,7 +268,7 @@ class ResourceStore:
                     raise errors.already_exists(
                         self.resource.plural, self.resource.group, md["name"]
                     )
-                return self.output(obj)
+                return await self._out(obj)
             try:
                 rev = await self._write(key, obj, None)
             except storage.KeyExistsError:
@@ -244,7 +279,9 @@ class ResourceStore:
                     self.resource.plural, self.resource.group, md["name"]
                 ) from None
             md["resourceVersion"] = str(rev)
-            return self.output(obj)
+            for after in self.after_write:
+                await after(obj)
+            return await self._out(obj)
         raise AssertionError("unreachable")
 
     # --- admission -------------------------------------------------------------
@@ -310,7 +347,7 @@ class ResourceStore:
         manager: str | None = None,
     ) -> tuple[Obj, bool]:
         """PUT: replace the object. Returns (object, created)."""
-        obj = self.convert.to_storage(obj) if self.convert else obj
+        obj = await self._in(obj)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -359,8 +396,8 @@ class ResourceStore:
         and returns the desired object (patches, scale, internal updates)."""
 
         async def wrapped(old: Obj) -> Obj:
-            desired = await mutate(self.output(meta.deep_copy(old)))
-            return self.convert.to_storage(desired) if self.convert else desired
+            desired = await mutate(await self._out(meta.deep_copy(old)))
+            return await self._in(desired)
 
         obj, _ = await self._update(
             namespace,
@@ -446,7 +483,7 @@ class ResourceStore:
             ):
                 # The last finalizer is gone from an object being deleted: delete it.
                 if dry_run:
-                    return self.output(new), False
+                    return await self._out(new), False
                 try:
                     kv = await self.store.delete(key, if_revision=entry.revision)
                 except storage.RevisionMismatchError:
@@ -458,9 +495,9 @@ class ResourceStore:
                 except storage.KeyNotFoundError:
                     raise self._not_found(name) from None
                 md["resourceVersion"] = str(kv.mod_revision)
-                return self.output(new), False
+                return await self._out(new), False
             if new == old and not self._stale(key, entry.revision):
-                return self.output(old), False  # nothing changed: no write, no event
+                return await self._out(old), False  # nothing changed: no write, no event
             if (
                 subresource != "status"  # a status write never bumps the generation
                 and self.strategy.tracks_generation
@@ -468,7 +505,7 @@ class ResourceStore:
             ):
                 md["generation"] = int(old_md.get("generation") or 1) + 1
             if dry_run:
-                return self.output(new), False
+                return await self._out(new), False
             try:
                 rev = await self._write(key, new, entry.revision)
             except storage.RevisionMismatchError:
@@ -480,7 +517,9 @@ class ResourceStore:
             except storage.KeyNotFoundError:
                 raise self._not_found(name) from None
             md["resourceVersion"] = str(rev)
-            return self.output(new), False
+            for after in self.after_write:
+                await after(new)
+            return await self._out(new), False
 
     def _stale(self, key: str, revision: int) -> bool:
         """Whether the stored value was written under an older encryption configuration:
@@ -515,6 +554,8 @@ class ResourceStore:
             api_version=self.resource.api_version,
             subresource=subresource,
             now=meta.now(),
+            status_subresource=self.strategy.status_subresource(),
+            typ=self.strategy.field_type(),
         )
         return self.convert.to_storage(tracked) if self.convert else tracked
 
@@ -578,6 +619,9 @@ class ResourceStore:
                 await self._admission_validate(attrs)
             for hook in self.before_write:  # the Service allocator frees what it held
                 await hook(self, "delete", old)
+            prepared = self.strategy.prepare_for_delete(old)
+            if prepared is not None:
+                old = prepared
             decision = deletion.plan(
                 old,
                 options,
@@ -589,18 +633,18 @@ class ResourceStore:
             if not decision.remove:
                 new = decision.obj
                 if new is None:
-                    return self.output(old), False
+                    return await self._out(old), False
                 self.strategy.mark_deleting(new)
                 if options.dry_run:
-                    return self.output(new), False
+                    return await self._out(new), False
                 try:
                     rev = await self._write(key, new, entry.revision)
                 except (storage.RevisionMismatchError, storage.KeyNotFoundError):
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
-                return self.output(new), False
+                return await self._out(new), False
             if options.dry_run:
-                return self.output(old), True
+                return await self._out(old), True
             try:
                 kv = await self.store.delete(key, if_revision=entry.revision)
             except storage.RevisionMismatchError:
@@ -610,7 +654,7 @@ class ResourceStore:
             # Read-only like ``old``, so only what changes is copied.
             gone = dict(old)
             gone["metadata"] = {**old["metadata"], "resourceVersion": str(kv.mod_revision)}
-            return self.output(gone), True
+            return await self._out(gone), True
 
     def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:
         """Upstream's BeforeDelete checks: a conflict named after the kind."""

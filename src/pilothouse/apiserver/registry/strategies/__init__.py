@@ -10,6 +10,7 @@ from pilothouse.api import resources
 from pilothouse.apiserver.registry import deletion
 from pilothouse.apiserver.registry.strategies import (
     certificates,
+    customresourcedefinition,
     namespace,
     node,
     pod,
@@ -35,6 +36,10 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): workload.GenerationStrategy,
     ("policy", "poddisruptionbudgets"): workload.GenerationStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): certificates.CSRStrategy,
+    (
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+    ): customresourcedefinition.CustomResourceDefinitionStrategy,
 }
 
 
