@@ -30,6 +30,7 @@ from pilothouse.apiserver.admission import (
     pods,
     serviceaccount,
 )
+from pilothouse.apiserver.aggregator import aggregator as aggregator_module
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
@@ -116,6 +117,7 @@ class APIServer:
             user_file=config.encryption_provider_config,
         )
         self.transforming: transform.TransformingStore | None = None
+        self.aggregator: aggregator_module.Aggregator | None = None
         self._ready = False
         self.port = config.https_port
         self.advertise_address = config.advertise_address or _local_address()
@@ -264,13 +266,28 @@ class APIServer:
                 **streaming.subresources(self.node_proxy),
             },
         )
+        discovery_docs = discovery.Discovery(
+            self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
+        )
+        openapi_docs = openapi.OpenAPIV3(self.registry)
+        assert self.cache is not None
+        self.aggregator = aggregator_module.Aggregator(
+            registry=self.registry,
+            cache=self.cache,
+            api_services=self.resource_store("apiregistration.k8s.io", "v1", "apiservices"),
+            config_maps=self.resource_store("", "v1", "configmaps"),
+            pki_dir=self.pki.directory,
+            client_ca=self.pki.ca_cert.read_bytes(),
+            discovery_docs=discovery_docs,
+            openapi_docs=openapi_docs,
+        )
+        await self.aggregator.start()
         api = app_module.APIApp(
             registry=self.registry,
             resource_api=resource_api,
-            discovery_docs=discovery.Discovery(
-                self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
-            ),
-            openapi_docs=openapi.OpenAPIV3(self.registry),
+            discovery_docs=discovery_docs,
+            openapi_docs=openapi_docs,
+            aggregated=self.aggregator.route,
             authenticator=self.identity.authenticator,
             authorizer=self.identity.authorizer,
             extra_routes={
@@ -322,6 +339,8 @@ class APIServer:
     async def stop(self) -> None:
         self._ready = False
         await self.encryption.stop()
+        if self.aggregator is not None:
+            await self.aggregator.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
         if self.cache is not None:
