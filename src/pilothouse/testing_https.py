@@ -87,7 +87,15 @@ class HTTPSServer:
         asyncio.set_event_loop(self.loop)
 
         async def boot() -> None:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            # Handlers are cancelled when their client goes, as a Go server's request
+            # context is: a watch the aggregator dropped ends at once.
+            self._runner = web.AppRunner(
+                self.app,
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=1.0,
+                handler_cancellation=True,
+            )
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl)
             await site.start()

@@ -74,7 +74,7 @@ class Aggregator:
             self.services, client_cert=(str(files.client_cert), str(files.client_key))
         )
         self.proxy = proxy.Proxy(clients=self.clients, services=self.services)
-        await registration.register_local(self.api_services, self.registry)
+        local = await registration.register_local(self.api_services, self.registry)
         await self._ensure_authentication_configmap(files.ca_cert.read_bytes())
         self.extensions = discovery.ExtensionDiscovery(
             cache=self.cache,
@@ -92,6 +92,10 @@ class Aggregator:
             clients=self.clients,
             changed=extensions.poke,
         )
+        # Local APIServices are Available before the first request (upstream holds
+        # /readyz until they are: its autoregister-completion check).
+        for name in local:
+            await self.availability.sync(name)
         self._children.start("apiservice-availability", self.availability.run)
         self._children.start("apiservice-discovery", extensions.run)
 

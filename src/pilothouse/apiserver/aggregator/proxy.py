@@ -16,6 +16,7 @@ is a 503 too, saying why.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import urllib.parse
 from typing import Any
@@ -31,6 +32,8 @@ from pilothouse.apiserver.webhook import client, resolver
 log = logging.getLogger(__name__)
 
 DISCOVERY_TIMEOUT = 5.0
+# How often a quiet proxied stream checks that its client is still there.
+_CLIENT_CHECK = 1.0
 UNAVAILABLE = "the server is currently unable to handle the request"
 
 # Headers that describe one hop, or carry credentials meant for this server.
@@ -155,9 +158,26 @@ class Proxy:
                     response.headers.add(key, value)
             await response.prepare(request)
             try:
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                if await _stream(request, upstream, response):
+                    await response.write_eof()
+            except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
                 log.info("proxied response from %s/%s ended: %s", namespace, name, exc)
-            await response.write_eof()
             return response
+
+
+async def _stream(
+    request: web.Request, upstream: aiohttp.ClientResponse, response: web.StreamResponse
+) -> bool:
+    """Copy the answer as it arrives; False when the client went first (a watch the
+    client dropped must not hold a connection to the extension server until it ends)."""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(upstream.content.readany(), _CLIENT_CHECK)
+        except TimeoutError:
+            if request.transport is None or request.transport.is_closing():
+                upstream.close()  # not released to the pool: the stream is cut
+                return False
+            continue
+        if not chunk:
+            return True
+        await response.write(chunk)
