@@ -137,7 +137,8 @@ def allow(request: Review, **extra: Any) -> Review:
     return {"uid": request["uid"], "allowed": True, **extra}
 
 
-def deny(request: Review, message: str, *, code: int = 403, reason: str = "") -> Review:
+def deny(request: Review, message: str, *, code: int = 403, reason: str = "Forbidden") -> Review:
+    """A refusal as controller-runtime's ``admission.Denied`` words it (403 Forbidden)."""
     status: dict[str, Any] = {"code": code, "message": message}
     if reason:
         status["reason"] = reason

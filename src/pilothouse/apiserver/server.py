@@ -30,6 +30,7 @@ from pilothouse.apiserver.admission import (
     pods,
     serviceaccount,
 )
+from pilothouse.apiserver.admission.webhook import plugins as webhook_plugins
 from pilothouse.apiserver.aggregator import aggregator as aggregator_module
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.encryption import config as encryption_config
@@ -118,6 +119,7 @@ class APIServer:
         )
         self.transforming: transform.TransformingStore | None = None
         self.aggregator: aggregator_module.Aggregator | None = None
+        self.webhooks: webhook_plugins.Webhooks | None = None
         self._ready = False
         self.port = config.https_port
         self.advertise_address = config.advertise_address or _local_address()
@@ -196,6 +198,7 @@ class APIServer:
             anonymous=cfg.anonymous_auth,
         )
         allocator = service_strategy.ServiceAllocator()
+        self.webhooks = webhook_plugins.Webhooks(cache=self.cache, registry=self.registry)
         # Upstream's order: NamespaceLifecycle, ServiceAccount, NodeRestriction, Priority
         # and DefaultTolerationSeconds (pods), then the certificate plugins; RBAC's
         # escalation checks sit where upstream's RBAC registries make them.
@@ -206,6 +209,9 @@ class APIServer:
             pods.pod_admission,
             allocator,
             *self.identity.admission(),
+            # Upstream's place: after the built-in plugins (ResourceQuota would follow).
+            self.webhooks.mutating_hook,
+            self.webhooks.validating_hook,
         ]
         for r in self.registry.resources:
             if "list" not in r.verbs or not r.stored:
@@ -341,6 +347,8 @@ class APIServer:
         await self.encryption.stop()
         if self.aggregator is not None:
             await self.aggregator.stop()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self.node_proxy is not None:
             await self.node_proxy.close()
         if self.cache is not None:

@@ -9,14 +9,18 @@ functions at the end turn the chain's view of a request into that one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pilothouse.api import resources
+from pilothouse.api import errors, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import watchcache
 from pilothouse.apiserver.admission.webhook import dispatch, hooks, matching
 from pilothouse.apiserver.authn import user as user_module
+from pilothouse.apiserver.authz import attributes
 from pilothouse.apiserver.webhook import client, resolver
+
+if TYPE_CHECKING:
+    from pilothouse.apiserver.registry.store import ResourceStore
 
 MUTATING = "MutatingAdmissionWebhook"
 VALIDATING = "ValidatingAdmissionWebhook"
@@ -79,6 +83,58 @@ class Webhooks:
 
     async def close(self) -> None:
         await self.clients.close()
+
+    # --- as registry hooks ``(store, "create"|"update"|"delete", obj)`` ---------------
+    async def _request(self, store: ResourceStore, operation: str, obj: Obj) -> matching.Request:
+        md = obj.get("metadata") or {}
+        namespace, name = str(md.get("namespace") or ""), str(md.get("name") or "")
+        op = operation.upper()
+        old: Obj | None = None
+        if op == "UPDATE":
+            entry = await store.current(namespace, name)
+            old = entry.obj if entry is not None else None
+        asked = attributes.current()
+        subresource = ""
+        if asked is not None and asked.resource == store.resource.plural:
+            subresource = asked.subresource
+        return request_for(
+            operation=op,
+            resource=store.resource,
+            subresource=subresource,
+            namespace=namespace,
+            name=name,
+            obj=None if op == "DELETE" else obj,
+            old=obj if op == "DELETE" else old,
+            dry_run=False,
+        )
+
+    async def mutating_hook(self, store: ResourceStore, operation: str, obj: Obj) -> None:
+        """MutatingAdmissionWebhook where the registry runs admission after validation:
+        a changed object is validated again before it is stored."""
+        if not self.wants_mutating():
+            return
+        request = await self._request(store, operation, obj)
+        if request.obj is None:
+            await self.mutate(request)
+            return
+        before = request.obj
+        await self.mutate(request)
+        if request.obj is not before and request.obj != before:
+            assert request.obj is not None
+            replace_in_place(obj, request.obj)
+            if request.old is None:
+                problems = store.strategy.validate(obj)
+            else:
+                problems = store.strategy.validate_update(obj, request.old)
+            if problems:
+                raise errors.invalid(
+                    store.resource.kind, store.resource.group, request.name, problems
+                )
+
+    async def validating_hook(self, store: ResourceStore, operation: str, obj: Obj) -> None:
+        if not self.wants_validating():
+            return
+        await self.validate(await self._request(store, operation, obj))
 
 
 def current_user() -> dict[str, Any]:
