@@ -330,7 +330,7 @@ def test_broken_webhooks_fail_closed_or_open(
 
 
 def test_invalid_configurations(env: tuple[Kubectl, testing_https.HTTPSServer, str]) -> None:
-    k, hooks, _ = env
+    k, _, _ = env
     bad = configuration(
         "ValidatingWebhookConfiguration",
         "bad-config",
