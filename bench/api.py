@@ -20,8 +20,11 @@ from RBAC — ``edit`` bound to a group the user is in — with 1,000 other Role
 in the cluster. The goal: the RBAC user's create rate and p99 within 10 % of the
 admin's.
 
+With ``--webhook`` pod creates with one validating webhook on the path are measured
+beside the same creates without it (``bench/webhooks.py``; goal ≥ 50 %).
+
 Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick] [--datastore etcd]
-                           [--rbac]
+                           [--rbac] [--webhook]
 """
 
 from __future__ import annotations
@@ -604,6 +607,12 @@ async def bench_latency_existing(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.webhook:
+        import webhooks
+
+        args.rounds = 2 if args.quick else 4
+        args.creates = min(args.creates, 300 if args.quick else 2000)
+        return await webhooks.main_async(args)
     if args.rbac:
         with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
             figures = await rbac_figures(args, Path(tmp) / "data")
@@ -682,6 +691,11 @@ def main() -> None:
         "--rbac",
         action="store_true",
         help="an RBAC user (edit through a group, 1,000 other RoleBindings) beside the admin",
+    )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="pod creates with one validating webhook on the path beside the same without",
     )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
