@@ -28,8 +28,11 @@ log (the baseline), with every request recorded at level Metadata, and at level
 RequestResponse (request and response bodies in every event), each writing JSON lines
 to a file in blocking mode, as kube-apiserver's log backend does by default.
 
+With ``--webhook`` pod creates with one validating webhook on the path are measured
+beside the same creates without it (``bench/webhooks.py``; goal ≥ 50 %).
+
 Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick] [--datastore etcd]
-                           [--rbac] [--audit [--repeat 3]]
+                           [--rbac] [--audit [--repeat 3]] [--webhook]
 """
 
 from __future__ import annotations
@@ -807,6 +810,12 @@ async def main_audit(args: argparse.Namespace) -> dict[str, Any]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.audit:
         return await main_audit(args)
+    if args.webhook:
+        import webhooks
+
+        args.rounds = 2 if args.quick else 4
+        args.creates = min(args.creates, 300 if args.quick else 2000)
+        return await webhooks.main_async(args)
     if args.rbac:
         with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
             figures = await rbac_figures(args, Path(tmp) / "data")
@@ -893,6 +902,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="--audit: rounds to take medians of (default 3)"
+    )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="pod creates with one validating webhook on the path beside the same without",
     )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))

@@ -125,6 +125,8 @@ def schema_name(group: str, version: str, kind: str) -> str:
         package = "io.k8s.apimachinery.pkg.apis.meta"
     elif group == "metrics.k8s.io":
         package = "io.k8s.metrics.pkg.apis.metrics"
+    elif group == "apiregistration.k8s.io":
+        package = "io.k8s.kube-aggregator.pkg.apis.apiregistration"
     else:
         short = group.removesuffix(".k8s.io").replace(".", "")
         if group == "events.k8s.io":
@@ -378,6 +380,50 @@ RESOURCES: tuple[Resource, ...] = (
         False,
         ("crd", "crds"),
         ("api-extensions",),
+        sub=("status",),
+    ),
+    # admissionregistration.k8s.io/v1: admission webhooks and policies (issue 16)
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        False,
+        categories=("api-extensions",),
+    ),
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        False,
+        categories=("api-extensions",),
+        sub=("status",),
+    ),
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        False,
+        categories=("api-extensions",),
+    ),
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+        categories=("api-extensions",),
+    ),
+    # apiregistration.k8s.io/v1: APIServices, local or proxied to an extension server
+    _r(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        False,
+        categories=("api-extensions",),
         sub=("status",),
     ),
     # metrics.k8s.io/v1beta1: resource usage read from the node agents on request

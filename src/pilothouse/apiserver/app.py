@@ -151,6 +151,7 @@ class APIApp:
         extra_routes: dict[str, Handler] | None = None,
         api_services: dict[tuple[str, str], ResourceHandler] | None = None,
         middlewares: list[typedefs.Middleware] | None = None,
+        aggregated: Callable[[str], Handler | None] | None = None,
     ) -> None:
         self.registry = registry
         self.resource_api = resource_api
@@ -162,6 +163,8 @@ class APIApp:
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
         self.middlewares = middlewares or []  # outermost, before error handling (metrics)
+        # Paths another API server answers (APIServices with a Service): the aggregator.
+        self.aggregated = aggregated
         # Upstream writes /version indented and without a trailing newline
         # (responsewriters.WriteRawJSON), unlike API objects.
         self._version = orjson.dumps(version_info(), option=orjson.OPT_INDENT_2)
@@ -223,6 +226,10 @@ class APIApp:
         extra = self.extra_routes.get(path)
         if extra is not None:
             return await extra(request)
+        if self.aggregated is not None:
+            proxied = self.aggregated(path)
+            if proxied is not None:
+                return await proxied(request)
         try:
             info = request_info.parse(path, self.registry)
         except request_info.NotAResource:

@@ -29,6 +29,7 @@ from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import config as admission_config
 from pilothouse.apiserver.admission import plugins as admission_plugins
 from pilothouse.apiserver.admission import podsecurity, priority, resourcequota
+from pilothouse.apiserver.aggregator import aggregator as aggregator_module
 from pilothouse.apiserver.audit import auditor as audit_auditor
 from pilothouse.apiserver.audit import backend as audit_backend
 from pilothouse.apiserver.audit import policy as audit_policy
@@ -136,6 +137,7 @@ class APIServer:
         self.custom_resources: crd_serving.CustomResources | None = None
         self.discovery: discovery.Discovery | None = None
         self.openapi: openapi.OpenAPIV3 | None = None
+        self.aggregator: aggregator_module.Aggregator | None = None
         self._ready = False
         self.port = config.https_port
         self.supervisor = supervisor.Supervisor("apiserver")
@@ -396,11 +398,25 @@ class APIServer:
                 **streaming.subresources(self.node_proxy),
             },
         )
+        assert self.cache is not None
+        assert self.discovery is not None and self.openapi is not None
+        self.aggregator = aggregator_module.Aggregator(
+            registry=self.registry,
+            cache=self.cache,
+            api_services=self.resource_store("apiregistration.k8s.io", "v1", "apiservices"),
+            config_maps=self.resource_store("", "v1", "configmaps"),
+            pki_dir=self.pki.directory,
+            client_ca=self.pki.ca_cert.read_bytes(),
+            discovery_docs=self.discovery,
+            openapi_docs=self.openapi,
+        )
+        await self.aggregator.start()
         api = app_module.APIApp(
             registry=self.registry,
             resource_api=resource_api,
             discovery_docs=self.discovery,
             openapi_docs=self.openapi,
+            aggregated=self.aggregator.route,
             authenticator=self.identity.authenticator,
             authorizer=self.identity.authorizer,
             extra_routes={
@@ -457,6 +473,8 @@ class APIServer:
         await self.encryption.stop()
         if self.custom_resources is not None:
             await self.custom_resources.stop()
+        if self.aggregator is not None:
+            await self.aggregator.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
         if self.cache is not None:

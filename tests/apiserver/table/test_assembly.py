@@ -225,6 +225,13 @@ COLUMNS = {
     # The API server's default convertor, as upstream serves CRDs (NAME, CREATED AT)
     ("apiextensions.k8s.io", "CustomResourceDefinition"): "Name Created_At",
     ("policy", "PodDisruptionBudget"): "Name Min_Available Max_Unavailable Allowed_Disruptions Age",
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): "Name Webhooks Age",
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): "Name Webhooks Age",
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): "Name Validations ParamKind Age",
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): (
+        "Name PolicyName ParamRef Age"
+    ),
+    ("apiregistration.k8s.io", "APIService"): "Name Service Available Age",
     ("rbac.authorization.k8s.io", "Role"): "Name Created_At",
     ("rbac.authorization.k8s.io", "ClusterRole"): "Name Created_At",
     (

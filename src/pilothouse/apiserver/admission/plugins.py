@@ -19,6 +19,7 @@ from pilothouse.apiserver.admission import (
 )
 from pilothouse.apiserver.admission.chain import Deps, Factory
 from pilothouse.apiserver.admission.interface import CREATE, UPDATE, FunctionPlugin, Plugin
+from pilothouse.apiserver.admission.webhook import plugins as webhook_plugins
 
 
 def _service_account(deps: Deps) -> Plugin:
@@ -76,6 +77,10 @@ def _claim_resize(deps: Deps) -> Plugin:
     )
 
 
+def _webhooks(deps: Deps) -> webhook_plugins.Webhooks:
+    return webhook_plugins.Webhooks(cache=deps.cache, registry=deps.registry)
+
+
 def factories() -> dict[str, Factory]:
     return {
         "AlwaysAdmit": simple.AlwaysAdmit,
@@ -99,6 +104,12 @@ def factories() -> dict[str, Factory]:
             deps.authorizer
         ),
         "DenyServiceExternalIPs": simple.DenyServiceExternalIPs,
+        "MutatingAdmissionWebhook": lambda deps: webhook_plugins.MutatingWebhookPlugin(
+            _webhooks(deps)
+        ),
+        "ValidatingAdmissionWebhook": lambda deps: webhook_plugins.ValidatingWebhookPlugin(
+            _webhooks(deps)
+        ),
         "ResourceQuota": resourcequota.ResourceQuota,
         "AlwaysDeny": simple.AlwaysDeny,
     }

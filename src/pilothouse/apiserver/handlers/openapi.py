@@ -114,6 +114,17 @@ class _Doc:
         self.gzipped: bytes | None = None
 
 
+class ExternalDocuments(Protocol):
+    """Documents of group-versions other API servers serve behind this one
+    (aggregated APIServices): listed in the index and served as fetched."""
+
+    generation: int
+
+    def openapi_paths(self) -> dict[str, str]: ...
+
+    def openapi_document(self, path: str) -> tuple[bytes, str] | None: ...
+
+
 class OpenAPIV3:
     """The ``/openapi/v3`` index and documents for a resource table."""
 
@@ -122,6 +133,8 @@ class OpenAPIV3:
     ) -> None:
         self.registry = registry
         self.custom = custom
+        self.external: ExternalDocuments | None = None
+        self._external_generation = -1
         self._lock = threading.Lock()
         self._docs: dict[str, _Doc] = {}
         self._index: tuple[bytes, str] | None = None
@@ -201,16 +214,24 @@ class OpenAPIV3:
     # --- hashes and caching ------------------------------------------------------
 
     def _ensure_hashes(self) -> None:
+        external = self.external
+        if external is not None and external.generation != self._external_generation:
+            self._index = None
+            self._external_generation = external.generation
         if self._index is not None:
             return
         inputs = _inputs_digest()
         for path, doc in self._docs.items():
             digest = hashlib.sha512(inputs + f"\0{path}\0{doc.key}".encode())
             doc.etag = digest.hexdigest().upper()
+        hashes = {path: doc.etag for path, doc in self._docs.items()}
+        if external is not None:
+            for path, etag in external.openapi_paths().items():
+                hashes.setdefault(path, etag)
         index = {
             "paths": {
-                path: {"serverRelativeURL": f"{PREFIX}/{path}?hash={self._docs[path].etag}"}
-                for path in sorted(self._docs)
+                path: {"serverRelativeURL": f"{PREFIX}/{path}?hash={hashes[path]}"}
+                for path in sorted(hashes)
             }
         }
         body = orjson.dumps(index)
@@ -263,6 +284,11 @@ class OpenAPIV3:
     async def handle_document(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info.get("path", "").strip("/")
         doc = self._get(path)
+        if doc is None and self.external is not None:
+            fetched = self.external.openapi_document(path)
+            if fetched is not None:
+                doc = _Doc(path, None)
+                doc.body, doc.etag = fetched
         if doc is None or doc.body is None:
             return _status(
                 errors.StatusError(

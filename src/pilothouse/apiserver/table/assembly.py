@@ -26,6 +26,7 @@ from pilothouse.apiserver.table import (
     core,
     docs,
     events,
+    extensions,
     other,
     pods,
     timefmt,
@@ -42,6 +43,7 @@ PRINTERS: Mapping[tuple[str, str], Printer] = MappingProxyType(
         **other.PRINTERS,
         **autoscaling.PRINTERS,
         **access.PRINTERS,
+        **extensions.PRINTERS,
     }
 )
 """Printers by (API group, kind)."""
