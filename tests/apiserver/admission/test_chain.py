@@ -36,6 +36,8 @@ def test_default_plugins_run_in_upstreams_order() -> None:
         "CertificateApproval",
         "CertificateSigning",
         "CertificateSubjectRestriction",
+        "MutatingAdmissionWebhook",
+        "ValidatingAdmissionWebhook",
         "ResourceQuota",
     ]
 
@@ -59,6 +61,8 @@ def test_enabled_plugins_take_their_place_in_the_order() -> None:
         "CertificateApproval",
         "CertificateSubjectRestriction",
         "DenyServiceExternalIPs",
+        "MutatingAdmissionWebhook",
+        "ValidatingAdmissionWebhook",
         "ResourceQuota",
         "AlwaysDeny",
     ]
