@@ -38,6 +38,7 @@ from pilothouse.node.runtime.images import (
     unpack,
 )
 from pilothouse.node.runtime.images import pull as pullmod
+from pilothouse.node.runtime.images import registries as registriesmod
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class ImageStore:
     """Images pulled from registries or imported from archives, with shared unpacked layers.
 
     ``insecure_registries`` are reached over plain http (registries on this machine
-    always are). ``in_use`` returns layer directories that containers use: those are
-    never garbage-collected, even when no image refers to them any more.
+    always are). ``registries`` (a registries.yaml, re-read when it changes) names
+    mirrors, rewrites, credentials and TLS per registry. ``in_use`` returns layer
+    directories that containers use: those are never garbage-collected, even when no
+    image refers to them any more.
     """
 
     def __init__(
@@ -71,8 +74,10 @@ class ImageStore:
         in_use: Callable[[], Iterable[Path]] | None = None,
         platform: mediatypes.Platform | None = None,
         keep_layer_blobs: bool = False,
+        registries: registriesmod.RegistriesFile | None = None,
     ) -> None:
         self.root = root
+        self.registries = registries
         root.mkdir(parents=True, exist_ok=True)
         self.blobs = content.BlobStore(root / "blobs")
         self.layers = layers.LayerStore(root / "layers")
