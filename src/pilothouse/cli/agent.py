@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from pilothouse import heap
-from pilothouse.cli import dnsflags, process
+from pilothouse.cli import dnsflags, nodeflags, process
 from pilothouse.client import config, rest
 from pilothouse.node import agent, bootstrap, setup
+from pilothouse.node.runtime.images import registries
 
 EPILOG = """\
 example:
@@ -21,6 +22,11 @@ example:
 The token's first part pins the cluster's CA, so the agent never talks to a
 server that is not yours. After the first join the node's certificates live in
 <data-dir>/agent/pki and the token is no longer needed.
+
+  # eviction thresholds, image GC, log limits … in one KubeletConfiguration file
+  pilothouse agent --server … --config /etc/pilothouse/kubelet.yaml
+  # pull docker.io images from a mirror on the LAN (k3s' registries.yaml format)
+  pilothouse agent --server … --private-registry /etc/pilothouse/registries.yaml
 """
 
 
@@ -66,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
+    nodeflags.add_arguments(p, config_flag="--config")
     p.set_defaults(func=run)
 
 
@@ -81,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     try:
-        args.dns = dnsflags.settings(args)
+        args.node_config = nodeflags.load_config(args)
+        args.dns = nodeflags.merge_dns(dnsflags.settings(args), args, args.node_config)
     except ValueError as exc:
         print(f"pilothouse agent: {exc}", file=sys.stderr)
         return 2
@@ -130,9 +138,18 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         node_name=name,
         address=address,
         data_dir=data_dir,
-        runtime_factory=setup.runtime_factory(data_dir, runtime=args.runtime),
+        runtime_factory=setup.runtime_factory(
+            data_dir,
+            runtime=args.runtime,
+            registries=registries.RegistriesFile(
+                nodeflags.registries_path(args, args.data_dir.resolve()),
+                default_endpoint=not args.disable_default_registry_endpoint,
+            ),
+        ),
         tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
         dns=args.dns,
+        config=args.node_config,
+        port=args.node_config.port,
     )
     try:
         try:

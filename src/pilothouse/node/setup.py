@@ -15,6 +15,7 @@ from pilothouse.node import host
 from pilothouse.node.runtime import protocol
 from pilothouse.node.runtime.crun import CrunRuntime
 from pilothouse.node.runtime.images import ImageStore
+from pilothouse.node.runtime.images import registries as registriesmod
 
 
 class HostNotReady(Exception):
@@ -33,11 +34,18 @@ def check_host(runtime: str = "crun") -> host.HostReport:
     return report
 
 
-def runtime_factory(data_dir: Path, *, runtime: str = "crun") -> Callable[[str], protocol.Runtime]:
-    """A factory the agent calls with its pod CIDR once the cluster has assigned it."""
+def runtime_factory(
+    data_dir: Path,
+    *,
+    runtime: str = "crun",
+    registries: registriesmod.RegistriesFile | None = None,
+) -> Callable[[str], protocol.Runtime]:
+    """A factory the agent calls with its pod CIDR once the cluster has assigned it.
+
+    ``registries`` is the registries.yaml pulls follow (mirrors, credentials, TLS)."""
 
     def make(pod_cidr: str) -> protocol.Runtime:
-        images = ImageStore(data_dir / "images")
+        images = ImageStore(data_dir / "images", registries=registries)
         rt = CrunRuntime(
             data_dir / "runtime",
             images=images,

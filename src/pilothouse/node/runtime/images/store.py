@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ class ImageStore:
             user=cfg.get("User") or "",
             exposed_ports=tuple(sorted(cfg.get("ExposedPorts") or {})),
             labels=dict(cfg.get("Labels") or {}),
+            pulled_at=record.pulled,
         )
 
     # --- pulling -------------------------------------------------------------------------
@@ -214,6 +216,7 @@ class ImageStore:
             architecture=str(config.get("architecture", "")),
             os=str(config.get("os", "")),
             created=str(config.get("created", "")),
+            pulled=time.time(),
         )
         chains = record.chain_ids
         with self.layers.pinned(chains):
@@ -328,6 +331,7 @@ class ImageStore:
                     orphans.append(other)
             existing = records.get(record.id)
             if existing is not None:
+                record.pulled = existing.pulled or record.pulled  # when it first came
                 record.repo_tags = _union(existing.repo_tags, record.repo_tags)
                 record.repo_digests = _union(existing.repo_digests, record.repo_digests)
             records[record.id] = record
