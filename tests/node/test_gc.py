@@ -43,7 +43,7 @@ class Containers:
                 image_id=image_id,
                 image_ref=image_id,
                 state="exited",
-            )  # fmt: skip
+            )
             for i, image_id in enumerate(self.image_ids)
         ]
 

@@ -132,7 +132,7 @@ def test_bad_files_are_refused_with_upstreams_words(body: str, message: str) -> 
 def test_not_a_kubelet_configuration() -> None:
     with pytest.raises(kc.ConfigError, match='no kind "Config" is registered for version "v1"'):
         kc.parse("apiVersion: v1\nkind: Config\n", source="k.yaml")
-    with pytest.raises(kc.ConfigError, match="failed to decode: .* at line 4, column 1"):
+    with pytest.raises(kc.ConfigError, match=r"failed to decode: .* at line 4, column 1"):
         kc.parse(HEADER + "maxPods: [\n", source="k.yaml")
 
 
