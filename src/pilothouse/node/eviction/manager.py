@@ -37,6 +37,7 @@ from pilothouse.client import events
 from pilothouse.node.eviction import helpers
 from pilothouse.node.eviction import summary as summarymod
 from pilothouse.node.kubeletconfig import Threshold
+from pilothouse.node.runtime import protocol
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class EvictionManager:
             evicted: list[Obj] = []
             try:
                 evicted = await self.synchronize()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, protocol.RuntimeError_) as exc:
                 log.error("Eviction manager: failed to synchronize: %s", exc)
             if evicted:
                 await self._wait_cleanup(evicted)
