@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -115,6 +116,7 @@ async def push_cold_images(registry: Registry, tmp: Path, n: int) -> list[str]:
 def skopeo_copies(registry: Registry, names: list[str], tmp: Path) -> list[float]:
     """``skopeo copy`` of each image from the registry into a directory: the baseline."""
     out = []
+    tmp.mkdir(parents=True, exist_ok=True)  # skopeo makes the last directory only
     for name in names:
         dest = tmp / f"skopeo-{name.replace(':', '-')}"
         t0 = time.perf_counter()
@@ -288,11 +290,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 cold.append((await asyncio.wait_for(fut, 120) - t0) * 1000)
             skopeo = skopeo_copies(registry, cold_names, tmp / "skopeo")
             watcher.task.cancel()
-            await client.delete(NS, "bench")
-            deadline = time.monotonic() + 120
-            while (await client.list(PODS, "bench"))["items"] and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
         finally:
+            # Whatever happened, the pods go before the agent stops: containers outlive it.
+            with contextlib.suppress(Exception):
+                await client.delete(NS, "bench")
+                deadline = time.monotonic() + 120
+                while (await client.list(PODS, "bench"))["items"] and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
             await client.close()
             agent.terminate()
             agent.wait(30)

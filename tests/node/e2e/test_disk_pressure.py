@@ -159,7 +159,9 @@ def test_image_gc_frees_the_image_filesystem_down_to_the_low_threshold(
 ) -> None:
     c = disk_cluster
     c.run(ns, "user", ["sleep", "3600"])  # busybox:latest, pulled through the mirror: in use
-    busybox = next(i for i, tags in stored(c).items() if "docker.io/library/busybox:latest" in tags)
+    busybox = next(
+        iid for iid, tags in stored(c).items() if "docker.io/library/busybox:latest" in tags
+    )
     imported: list[str] = []
     for i in range(7):
         layout = testimage.write_oci_layout(
@@ -171,7 +173,7 @@ def test_image_gc_frees_the_image_filesystem_down_to_the_low_threshold(
             check=True, capture_output=True,
         )  # fmt: skip
         imported.append(
-            next(i for i, tags in stored(c).items() if f"docker.io/gc/img{i}:1" in tags)
+            next(iid for iid, tags in stored(c).items() if f"docker.io/gc/img{i}:1" in tags)
         )
         time.sleep(1.1)  # each arrives at its own second: the LRU order is the import order
         if usage_percent(c.images) >= 60:
