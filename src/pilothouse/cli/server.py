@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pilothouse import heap
-from pilothouse.cli import admissionflags, dnsflags, process
+from pilothouse.cli import admissionflags, dnsflags, nodeflags, process
 
 log = logging.getLogger("pilothouse")
 
@@ -27,6 +27,8 @@ examples:
       --audit-log-maxsize 100 --audit-log-maxbackup 10
   pilothouse server --enable-admission-plugins AlwaysPullImages \
       --admission-control-config-file /etc/ph/admission.yaml
+  pilothouse server --kubelet-config kubelet.yaml      # eviction, image GC, log limits …
+  pilothouse server --private-registry registries.yaml # mirrors for docker.io & co.
 
 Secrets are encrypted at rest by default in a new cluster (the key is in
 DATA_DIR/cred/encryption-config.json; manage it with `pilothouse secrets-encrypt`).
@@ -169,13 +171,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
     admissionflags.add_arguments(p)
+    nodeflags.add_arguments(p, config_flag="--kubelet-config")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     process.setup_logging(args.verbose)
     try:
-        args.dns = dnsflags.settings(args)
+        args.node_config = nodeflags.load_config(args)
+        args.dns = nodeflags.merge_dns(dnsflags.settings(args), args, args.node_config)
     except ValueError as exc:
         print(f"pilothouse server: {exc}", file=sys.stderr)
         return 2
@@ -235,6 +239,9 @@ async def _serve(args: argparse.Namespace) -> int:
             if args.default_local_storage_path is not None
             else None
         ),
+        agent_config=args.node_config,
+        agent_registries=nodeflags.registries_path(args, args.data_dir.resolve()),
+        agent_default_registry_endpoint=not args.disable_default_registry_endpoint,
     )
     cluster = allinone.AllInOne(config, options)
     server = cluster.server

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,11 @@ class PodSyncer:
         self.start_times: dict[str, str] = {}
         self.prober: prober.ProbeManager | None = None
         self.tokens = tokens.TokenManager(client)
+        # Whether a new pod may run here (the eviction manager's admission under pressure):
+        # (admitted, reason, message).
+        self.admit: Callable[[Obj], tuple[bool, str, str]] | None = None
+        # Told of each image a container is made from (image GC's "last used").
+        self.image_used: Callable[[str], None] | None = None
 
     # --- lookups ------------------------------------------------------------------------
     async def _get(self, resource: resources.Resource, name: str, namespace: str) -> Obj | None:
@@ -350,6 +356,8 @@ class PodSyncer:
         kind = "initContainers" if init else "containers"
         path = f"spec.{kind}{{{container['name']}}}"
         image = await self.ensure_image(pod, container)
+        if self.image_used is not None:
+            self.image_used(image.id)
         pod_for_env = _with_ips(pod, sandbox, self.node.address)
         env = containerconf.environment(
             pod_for_env,
