@@ -1,0 +1,396 @@
+"""ValidatingAdmissionPolicy evaluation on a hand-filled watch cache: matching, params,
+variables, match conditions, messages, actions, audit annotations, failure policies."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from pilothouse.api import defaults, errors, resources
+from pilothouse.apiserver import watchcache
+from pilothouse.apiserver.admission.policy import evaluate, policies
+from pilothouse.apiserver.admission.webhook import matching
+
+REGISTRY = resources.DEFAULT
+DEPLOYMENTS = REGISTRY.by_path("apps", "v1", "deployments")
+assert DEPLOYMENTS is not None
+CONFIGMAPS = "/registry/configmaps/"
+PREFIXES = (policies.POLICIES, policies.BINDINGS, "/registry/namespaces/", CONFIGMAPS)
+
+
+class Cache:
+    def __init__(self) -> None:
+        self.caches = {p: watchcache.ResourceCache(p, 0) for p in PREFIXES}
+        self.revision = 1
+
+    def put(self, prefix: str, key: str, obj: dict[str, Any]) -> None:
+        self.revision += 1
+        cache = self.caches[prefix]
+        entry = watchcache.Entry(prefix + key, obj, self.revision)
+        cache.apply(watchcache.WatchEvent(watchcache.ADDED, entry, None))
+
+    def drop(self, prefix: str, key: str) -> None:
+        self.revision += 1
+        cache = self.caches[prefix]
+        entry = watchcache.Entry(prefix + key, {}, self.revision)
+        cache.apply(watchcache.WatchEvent(watchcache.DELETED, entry, None))
+
+
+def policy(name: str = "p", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": ["apps"],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["deployments"],
+                }
+            ]
+        },
+        "validations": [{"expression": "object.spec.replicas <= 5"}],
+    }
+    body.update(spec)
+    obj = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+    defaults.apply_defaults("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", obj)
+    return obj
+
+
+def binding(name: str = "b", policy_name: str = "p", **spec: Any) -> dict[str, Any]:
+    obj = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": policy_name, "validationActions": ["Deny"], **spec},
+    }
+    defaults.apply_defaults(
+        "admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", obj
+    )
+    return obj
+
+
+def deployment(
+    name: str = "web", replicas: int = 3, namespace: str = "dev", **labels: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"replicas": replicas},
+    }
+
+
+def request(
+    obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any] | None = None
+) -> matching.Request:
+    warnings: list[str] = []
+    annotations: dict[str, str] = {}
+    req = matching.Request(
+        operation=operation,
+        resource=DEPLOYMENTS,
+        subresource="",
+        namespace=obj["metadata"]["namespace"],
+        name=obj["metadata"]["name"],
+        obj=obj,
+        old=old,
+        user={"username": "alice", "groups": ["dev"]},
+        warn=warnings.append,
+        annotate=annotations.__setitem__,
+    )
+    req.warnings = warnings  # type: ignore[attr-defined]
+    req.annotations = annotations  # type: ignore[attr-defined]
+    return req
+
+
+@pytest.fixture
+def cache() -> Cache:
+    c = Cache()
+    c.put("/registry/namespaces/", "dev", {"metadata": {"name": "dev", "labels": {"env": "dev"}}})
+    c.put(
+        "/registry/namespaces/", "prod", {"metadata": {"name": "prod", "labels": {"env": "prod"}}}
+    )
+    return c
+
+
+def run(cache: Cache, req: matching.Request) -> errors.StatusError | None:
+    source = policies.Source(cache)  # type: ignore[arg-type]
+    evaluator = evaluate.Evaluator(
+        cache=cache,  # type: ignore[arg-type]
+        registry=REGISTRY,
+        namespace=lambda n: (
+            e.obj
+            if (e := cache.caches["/registry/namespaces/"].objects.get("/registry/namespaces/" + n))
+            else None
+        ),
+    )
+    try:
+        evaluator.validate(req, source.policies())
+    except errors.StatusError as exc:
+        return exc
+    return None
+
+
+def test_deny_with_upstream_status(cache: Cache) -> None:
+    cache.put(policies.POLICIES, "p", policy())
+    assert run(cache, request(deployment(replicas=6))) is None, "no binding: not in effect"
+    cache.put(policies.BINDINGS, "b", binding())
+    denied = run(cache, request(deployment(replicas=6)))
+    assert denied is not None
+    message = "ValidatingAdmissionPolicy 'p' with binding 'b' denied request: failed expression: object.spec.replicas <= 5"
+    assert denied.status() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'deployments.apps "web" is forbidden: {message}',
+        "reason": "Invalid",
+        "code": 422,
+        "details": {
+            "name": "web",
+            "group": "apps",
+            "kind": "deployments",
+            "causes": [{"message": message}],
+        },
+    }
+    assert run(cache, request(deployment(replicas=5))) is None
+
+
+def test_messages_reasons_and_actions(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(
+            validations=[
+                {
+                    "expression": "object.spec.replicas <= 5",
+                    "message": "  too many  ",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "object.metadata.name != 'forbidden'",
+                    "messageExpression": "'name ' + object.metadata.name + ' is taken'",
+                },
+                {"expression": "object.spec.replicas != 4", "messageExpression": "'two\\nlines'"},
+            ]
+        ),
+    )
+    cache.put(policies.BINDINGS, "b", binding(validationActions=["Warn", "Audit"]))
+    req = request(deployment(name="forbidden", replicas=6))
+    assert run(cache, req) is None
+    assert req.warnings == [  # type: ignore[attr-defined]
+        "Validation failed for ValidatingAdmissionPolicy 'p' with binding 'b': too many",
+        "Validation failed for ValidatingAdmissionPolicy 'p' with binding 'b': name forbidden is taken",
+    ]
+    failure = json.loads(req.annotations[evaluate.VALIDATION_FAILURE])  # type: ignore[attr-defined]
+    assert failure == [
+        {
+            "message": "name forbidden is taken",
+            "policy": "p",
+            "binding": "b",
+            "expressionIndex": 1,
+            "validationActions": ["Warn", "Audit"],
+        }
+    ]
+    cache.put(policies.BINDINGS, "b", binding())
+    denied = run(cache, request(deployment(replicas=6)))
+    assert denied is not None and (denied.code, denied.reason) == (403, "Forbidden")
+    multi = run(cache, request(deployment(replicas=4)))
+    assert multi is not None and multi.message.endswith(
+        "denied request: failed expression: object.spec.replicas != 4"
+    ), "a message expression with a line break falls back"
+
+
+def test_params_by_name_and_selector(cache: Cache) -> None:
+    spec = {
+        "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+        "validations": [
+            {
+                "expression": "object.spec.replicas <= int(params.data.max)",
+                "messageExpression": "'over ' + params.metadata.name",
+            }
+        ],
+    }
+    cache.put(policies.POLICIES, "p", policy(**spec))
+    cache.put(
+        policies.BINDINGS,
+        "b",
+        binding(paramRef={"name": "limit", "parameterNotFoundAction": "Allow"}),
+    )
+    assert run(cache, request(deployment(replicas=50))) is None, "no param, Allow: skipped"
+    cache.put(
+        policies.BINDINGS,
+        "b",
+        binding(paramRef={"name": "limit", "parameterNotFoundAction": "Deny"}),
+    )
+    missing = run(cache, request(deployment(replicas=1)))
+    assert missing is not None and missing.message.endswith(
+        "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
+    )
+    cache.put(
+        CONFIGMAPS,
+        "dev/limit",
+        {
+            "metadata": {"name": "limit", "namespace": "dev", "labels": {"kind": "limit"}},
+            "data": {"max": "3"},
+        },
+    )
+    cache.put(
+        CONFIGMAPS,
+        "dev/strict",
+        {
+            "metadata": {"name": "strict", "namespace": "dev", "labels": {"kind": "limit"}},
+            "data": {"max": "1"},
+        },
+    )
+    assert run(cache, request(deployment(replicas=3))) is None
+    over = run(cache, request(deployment(replicas=4)))
+    assert over is not None and over.message.endswith("denied request: over limit")
+    cache.put(
+        policies.BINDINGS,
+        "b",
+        binding(
+            paramRef={
+                "selector": {"matchLabels": {"kind": "limit"}},
+                "parameterNotFoundAction": "Deny",
+            }
+        ),
+    )
+    strict = run(cache, request(deployment(replicas=2)))
+    assert strict is not None and strict.message.endswith("denied request: over strict"), (
+        "every selected param checks"
+    )
+    # A namespaced param kind needs a namespace: a cluster-scoped request cannot have one.
+    cache.put(
+        policies.BINDINGS,
+        "b",
+        binding(paramRef={"name": "limit", "namespace": "dev", "parameterNotFoundAction": "Deny"}),
+    )
+    assert run(cache, request(deployment(replicas=3, namespace="prod"))) is None
+
+
+def test_variables_match_conditions_and_request(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(
+            matchConditions=[
+                {
+                    "name": "not-system",
+                    "expression": "!request.userInfo.username.startsWith('system:')",
+                }
+            ],
+            variables=[
+                {"name": "replicas", "expression": "object.spec.replicas"},
+                {"name": "doubled", "expression": "variables.replicas * 2"},
+            ],
+            validations=[
+                {"expression": "variables.doubled <= 10"},
+                {
+                    "expression": "request.operation != 'UPDATE' || object.spec.replicas >= oldObject.spec.replicas",
+                    "message": "no scaling down",
+                },
+                {
+                    "expression": "namespaceObject.metadata.labels.env != 'prod' || variables.replicas >= 2",
+                    "message": "prod needs two",
+                },
+            ],
+        ),
+    )
+    cache.put(policies.BINDINGS, "b", binding())
+    assert run(cache, request(deployment(replicas=5))) is None
+    assert run(cache, request(deployment(replicas=6))) is not None
+    down = run(
+        cache, request(deployment(replicas=2), operation="UPDATE", old=deployment(replicas=3))
+    )
+    assert down is not None and down.message.endswith("denied request: no scaling down")
+    prod = run(cache, request(deployment(replicas=1, namespace="prod")))
+    assert prod is not None and prod.message.endswith("denied request: prod needs two")
+    system = request(deployment(replicas=9))
+    system.user = {"username": "system:admin"}
+    assert run(cache, system) is None, "the match condition excludes system users"
+
+
+def test_evaluation_errors_follow_the_failure_policy(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES, "p", policy(validations=[{"expression": "object.spec.nothing > 1"}])
+    )
+    cache.put(policies.BINDINGS, "b", binding())
+    failed = run(cache, request(deployment()))
+    assert failed is not None
+    assert failed.message.endswith(
+        "denied request: expression 'object.spec.nothing > 1' resulted in error: no such key: nothing"
+    )
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(failurePolicy="Ignore", validations=[{"expression": "object.spec.nothing > 1"}]),
+    )
+    assert run(cache, request(deployment())) is None
+
+
+def test_matching_excludes_names_and_selectors(cache: Cache) -> None:
+    spec = copy.deepcopy(policy()["spec"])
+    spec["matchConstraints"]["excludeResourceRules"] = [
+        {
+            "apiGroups": ["apps"],
+            "apiVersions": ["v1"],
+            "operations": ["*"],
+            "resources": ["deployments"],
+            "resourceNames": ["exempt"],
+        }
+    ]
+    cache.put(policies.POLICIES, "p", policy(**spec))
+    cache.put(
+        policies.BINDINGS,
+        "b",
+        binding(
+            matchResources={
+                "namespaceSelector": {"matchLabels": {"env": "dev"}},
+                "objectSelector": {
+                    "matchExpressions": [{"key": "skip", "operator": "DoesNotExist"}]
+                },
+            }
+        ),
+    )
+    assert run(cache, request(deployment(replicas=9))) is not None
+    assert run(cache, request(deployment(name="exempt", replicas=9))) is None
+    assert run(cache, request(deployment(replicas=9, namespace="prod"))) is None
+    assert run(cache, request(deployment(replicas=9, skip="yes"))) is None
+
+
+def test_audit_annotations(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(
+            validations=[],
+            auditAnnotations=[
+                {
+                    "key": "replicas",
+                    "valueExpression": "'replicas: ' + string(object.spec.replicas)",
+                },
+                {"key": "nothing", "valueExpression": "null"},
+                {
+                    "key": "wrong",
+                    "valueExpression": "object.spec.replicas > 100 ? object.spec.replicas : null",
+                },
+            ],
+        ),
+    )
+    cache.put(policies.BINDINGS, "b", binding())
+    req = request(deployment(replicas=3))
+    assert run(cache, req) is None
+    assert req.annotations == {"p/replicas": "replicas: 3"}  # type: ignore[attr-defined]
+    wrong = run(cache, request(deployment(replicas=101)))
+    assert wrong is not None and wrong.message.endswith(
+        "denied request: valueExpression 'object.spec.replicas > 100 ? object.spec.replicas : null' resulted in "
+        "unsupported return type: int. Return type must be either string or null."
+    )

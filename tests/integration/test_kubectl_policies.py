@@ -1,0 +1,302 @@
+"""ValidatingAdmissionPolicy with the real kubectl (issue 16's "what it must show"):
+a policy refuses Deployments with more than 5 replicas, with upstream's message; its
+parameterised, warning and auditing forms; bad policies refused with CEL's words."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pilothouse import testing
+
+pytestmark = pytest.mark.kubectl
+
+Kubectl = Any
+
+
+@pytest.fixture(scope="module")
+def k(kubectl_as: type) -> Iterator[Kubectl]:
+    with (
+        tempfile.TemporaryDirectory(prefix="pilothouse-policies-") as tmp,
+        testing.server_thread(Path(tmp) / "data") as srv,
+    ):
+        yield kubectl_as(srv.kubeconfig)
+
+
+def apply(k: Kubectl, *objs: dict[str, Any]) -> None:
+    for obj in objs:
+        k("apply", "-f", "-", input=json.dumps(obj))
+
+
+def namespace(k: Kubectl, test: str) -> str:
+    name = "t-" + uuid.uuid4().hex[:8]
+    k(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"test": test}},
+            }
+        ),
+    )
+    return name
+
+
+def policy(name: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": ["apps"],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["deployments"],
+                }
+            ]
+        },
+        "validations": [{"expression": "object.spec.replicas <= 5"}],
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def binding(name: str, policy_name: str, test: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "policyName": policy_name,
+        "validationActions": ["Deny"],
+        "matchResources": {"namespaceSelector": {"matchLabels": {"test": test}}},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def deployment(name: str, replicas: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
+            },
+        }
+    )
+
+
+def test_policy_refuses_deployments_with_more_than_five_replicas(k: Kubectl) -> None:
+    test = "max-" + uuid.uuid4().hex[:6]
+    ns = namespace(k, test)
+    apply(
+        k,
+        policy(f"{test}.example.com"),
+        binding(f"{test}-binding.example.com", f"{test}.example.com", test),
+    )
+    table = k("get", "validatingadmissionpolicies", f"{test}.example.com").stdout.splitlines()
+    assert table[0].split() == ["NAME", "VALIDATIONS", "PARAMKIND", "AGE"]
+    assert table[1].split()[:3] == [f"{test}.example.com", "1", "<unset>"]
+    bindings = k(
+        "get", "validatingadmissionpolicybindings", f"{test}-binding.example.com"
+    ).stdout.splitlines()
+    assert bindings[0].split() == ["NAME", "POLICYNAME", "PARAMREF", "AGE"]
+    assert bindings[1].split()[:3] == [
+        f"{test}-binding.example.com",
+        f"{test}.example.com",
+        "<unset>",
+    ]
+
+    refused = k("apply", "-n", ns, "-f", "-", input=deployment("big", 6), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"The deployments \"big\" is invalid: : ValidatingAdmissionPolicy '{test}.example.com' "
+        f"with binding '{test}-binding.example.com' denied request: failed expression: "
+        "object.spec.replicas <= 5"
+    )
+    created = k("create", "deployment", "small", "--image=busybox", "--replicas=5", "-n", ns)
+    assert created.stdout.strip() == "deployment.apps/small created"
+    patched = k(
+        "patch", "deployment", "small", "-n", ns, "-p", '{"spec":{"replicas":7}}', check=False
+    )
+    assert patched.returncode == 1
+    assert "denied request: failed expression: object.spec.replicas <= 5" in patched.stderr
+    assert (
+        k("get", "deployment", "small", "-n", ns, "-o", "jsonpath={.spec.replicas}").stdout == "5"
+    )
+    # Namespaces the binding does not select are not checked.
+    other = namespace(k, "none")
+    k("apply", "-n", other, "-f", "-", input=deployment("big", 6))
+
+
+def test_params_messages_and_warnings(k: Kubectl) -> None:
+    test = "params-" + uuid.uuid4().hex[:6]
+    ns = namespace(k, test)
+    apply(
+        k,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "limits", "namespace": ns},
+            "data": {"maxReplicas": "3"},
+        },
+        policy(
+            f"{test}.example.com",
+            paramKind={"apiVersion": "v1", "kind": "ConfigMap"},
+            variables=[{"name": "limit", "expression": "int(params.data.maxReplicas)"}],
+            validations=[
+                {
+                    "expression": "object.spec.replicas <= variables.limit",
+                    "messageExpression": "'replicas ' + string(object.spec.replicas) + ' over the limit of ' + string(variables.limit)",
+                    "reason": "Forbidden",
+                }
+            ],
+        ),
+        binding(
+            f"{test}-deny.example.com",
+            f"{test}.example.com",
+            test,
+            paramRef={"name": "limits", "parameterNotFoundAction": "Deny"},
+        ),
+    )
+    refused = k("apply", "-n", ns, "-f", "-", input=deployment("four", 4), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        'Error from server (Forbidden): error when creating "STDIN": deployments.apps "four" is '
+        f"forbidden: ValidatingAdmissionPolicy '{test}.example.com' with binding "
+        f"'{test}-deny.example.com' denied request: replicas 4 over the limit of 3"
+    )
+    k("apply", "-n", ns, "-f", "-", input=deployment("three", 3))
+
+    # Without the param, parameterNotFoundAction Deny refuses everything it binds.
+    k("delete", "configmap", "limits", "-n", ns)
+    missing = k("apply", "-n", ns, "-f", "-", input=deployment("two", 2), check=False)
+    assert missing.returncode == 1
+    assert (
+        f"ValidatingAdmissionPolicy '{test}.example.com' with binding '{test}-deny.example.com' "
+        "denied request: failed to configure binding: no params found for policy binding with "
+        "`Deny` parameterNotFoundAction"
+    ) in missing.stderr
+
+    # Warn instead of Deny: the write goes through, kubectl prints the warning.
+    apply(
+        k,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "limits", "namespace": ns},
+            "data": {"maxReplicas": "1"},
+        },
+        binding(
+            f"{test}-deny.example.com",
+            f"{test}.example.com",
+            test,
+            paramRef={"name": "limits", "parameterNotFoundAction": "Deny"},
+            validationActions=["Warn", "Audit"],
+        ),
+    )
+    warned = k("apply", "-n", ns, "-f", "-", input=deployment("five", 2))
+    assert warned.stdout.strip() == "deployment.apps/five created"
+    assert warned.stderr.strip() == (
+        f"Warning: Validation failed for ValidatingAdmissionPolicy '{test}.example.com' with "
+        f"binding '{test}-deny.example.com': replicas 2 over the limit of 1"
+    )
+    # Audit only: nothing is said, nothing refused.
+    apply(
+        k,
+        binding(
+            f"{test}-deny.example.com",
+            f"{test}.example.com",
+            test,
+            paramRef={"name": "limits", "parameterNotFoundAction": "Deny"},
+            validationActions=["Audit"],
+        ),
+    )
+    audited = k("apply", "-n", ns, "-f", "-", input=deployment("six", 2))
+    assert (audited.stdout.strip(), audited.stderr.strip()) == (
+        "deployment.apps/six created",
+        "",
+    )
+
+
+def test_invalid_policies_are_refused_with_cel_s_words(k: Kubectl) -> None:
+    bad = policy(
+        "bad.example.com",
+        validations=[
+            {"expression": "object.spec.replicas <="},
+            {"expression": "request.operaton == 'CREATE'"},
+        ],
+    )
+    refused = k("apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        'The ValidatingAdmissionPolicy "bad.example.com" is invalid: \n'
+        '* spec.validations[0].expression: Invalid value: "object.spec.replicas <=": '
+        "compilation failed: ERROR: <input>:1:"
+    )
+    assert "undefined field 'operaton'" in refused.stderr
+    no_actions = binding("b.example.com", "p", "x", validationActions=[])
+    refused = k("apply", "-f", "-", input=json.dumps(no_actions), check=False)
+    assert refused.stderr.strip() == (
+        'The ValidatingAdmissionPolicyBinding "b.example.com" is invalid: '
+        "spec.validationActions: Required value: at least one validation action is required"
+    )
+
+
+def test_type_checking_warnings_in_status(cluster_kubectl: Kubectl) -> None:
+    """The status controller (in the controller manager) checks expressions against the
+    schemas of the kinds the policy matches."""
+    import time
+
+    name = "typed-" + uuid.uuid4().hex[:6] + ".example.com"
+    bad = policy(name, validations=[{"expression": "object.spec.replica > 1"}])
+    cluster_kubectl("apply", "-f", "-", input=json.dumps(bad))
+    deadline = time.monotonic() + 20
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = json.loads(
+            cluster_kubectl("get", "validatingadmissionpolicy", name, "-o", "json").stdout
+        ).get("status", {})
+        if status.get("observedGeneration") == 1:
+            break
+        time.sleep(0.1)
+    assert status["typeChecking"]["expressionWarnings"] == [
+        {
+            "fieldRef": "spec.validations[0].expression",
+            "warning": "apps/v1, Kind=Deployment: compilation failed: ERROR: <input>:1:12: "
+            "undefined field 'replica'\n | object.spec.replica > 1\n | ...........^\n",
+        }
+    ]
+    fixed = policy(name, validations=[{"expression": "object.spec.replicas > 1"}])
+    cluster_kubectl("apply", "-f", "-", input=json.dumps(fixed))
+    while time.monotonic() < deadline + 20:
+        status = json.loads(
+            cluster_kubectl("get", "validatingadmissionpolicy", name, "-o", "json").stdout
+        ).get("status", {})
+        if status.get("observedGeneration") == 2:
+            break
+        time.sleep(0.1)
+    assert status["typeChecking"] == {}
+    cluster_kubectl("delete", "validatingadmissionpolicy", name)
