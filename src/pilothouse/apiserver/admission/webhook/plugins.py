@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pilothouse.api import resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import requestcontext, watchcache
 from pilothouse.apiserver.admission.interface import (
     CONNECT,
     CREATE,
@@ -115,6 +115,8 @@ class _WebhookPlugin(Plugin):
             obj=None if deleting else a.obj,
             old=a.old,
             dry_run=a.dry_run,
+            warn=requestcontext.add_warning,
+            annotate=requestcontext.add_annotation,
         )
 
     async def stop(self) -> None:
