@@ -120,6 +120,8 @@ def webhook(
 def compile_config(
     *webhooks: dict[str, Any], mutating: bool, name: str = "config"
 ) -> list[hooks.Hook]:
+    from pilothouse.apiserver.admission.webhook import plugins
+
     kind = "MutatingWebhookConfiguration" if mutating else "ValidatingWebhookConfiguration"
     config = {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -128,7 +130,7 @@ def compile_config(
         "webhooks": copy.deepcopy(list(webhooks)),
     }
     defaults.apply_defaults("admissionregistration.k8s.io", "v1", kind, config)
-    return hooks.compile_hooks(config, mutating=mutating)
+    return hooks.compile_hooks(config, mutating=mutating, conditions=plugins.compile_conditions)
 
 
 def pod(name: str = "web", namespace: str = "team-a", **labels: str) -> dict[str, Any]:
@@ -734,3 +736,37 @@ def test_exempt_kinds() -> None:
     request = matching.Request("CREATE", vwc, "", "", "x", {"metadata": {"name": "x"}})
     assert request.is_exempt()
     assert not create(pod()).is_exempt()
+
+
+async def test_match_conditions(recorder: Recorder, server: testing_https.HTTPSServer) -> None:
+    recorder.add("/ok", testing_https.allow)
+    server.start()
+    d = make_dispatcher(server)
+    conditions = [
+        {"name": "checked-only", "expression": "object.metadata.name.startsWith('check-')"},
+        {"name": "not-alice", "expression": "request.userInfo.username != 'bob'"},
+    ]
+    found = compile_config(
+        webhook("cond.example.com", server, "/ok", matchConditions=conditions), mutating=False
+    )
+    assert d.invocations(create(pod("check-me")), found)
+    assert not d.invocations(create(pod("other")), found)
+    broken = [{"name": "broken", "expression": "object.spec.nothing.here == 1"}]
+    failing = compile_config(
+        webhook("broken.example.com", server, "/ok", matchConditions=broken), mutating=False
+    )
+    with pytest.raises(errors.StatusError) as caught:
+        d.invocations(create(pod("x")), failing)
+    assert (caught.value.code, caught.value.message) == (
+        403,
+        "pods \"x\" is forbidden: expression 'object.spec.nothing.here == 1' resulted in error: "
+        "no such key: nothing",
+    )
+    ignoring = compile_config(
+        webhook(
+            "broken.example.com", server, "/ok", matchConditions=broken, failurePolicy="Ignore"
+        ),
+        mutating=False,
+    )
+    assert not d.invocations(create(pod("x")), ignoring)
+    await d.clients.close()

@@ -104,14 +104,15 @@ class Dispatcher:
             "object": request.versioned(request.obj, invocation.resource),
             "oldObject": request.versioned(request.old, invocation.resource),
             "request": review.request_fields(request, invocation),
+            "namespaceObject": None,
         }
         problems = []
-        for name, program in compiled.programs:
+        for _, program in compiled.programs:
             try:
                 if not program(activation):
                     return False
-            except Exception as exc:  # an evaluation error of the user's expression
-                problems.append(f"failed to evaluate match condition {name!r}: {exc}")
+            except ValueError as exc:  # the user's expression failed to evaluate
+                problems.append(str(exc))
         if problems:
             if hook.ignores_failures:
                 return False

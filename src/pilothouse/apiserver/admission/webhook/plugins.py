@@ -38,6 +38,34 @@ VALIDATING = "ValidatingAdmissionWebhook"
 _NAMESPACES = "/registry/namespaces/"
 
 
+def compile_conditions(conditions: list[dict[str, Any]]) -> hooks.CompiledConditions:
+    """Webhook match conditions in admission's CEL environment (no params)."""
+    from pilothouse.api import admission_cel, cel  # the CEL engine: only when needed
+
+    env = admission_cel.environment(params=False)
+    programs: list[tuple[str, hooks.ConditionProgram]] = []
+    for condition in conditions:
+        name = str(condition.get("name") or "")
+        compiled = admission_cel.compile_expression(
+            str(condition.get("expression") or ""), admission_cel.CONDITION, env
+        )
+        if compiled.program is None:
+            return hooks.CompiledConditions((), f"compilation error: {compiled.error}")
+        program = compiled.program
+
+        def run(activation: dict[str, Any], program: cel.Program = program) -> bool:
+            try:
+                return program.evaluate(activation) is True
+            except cel.EvaluationError as exc:
+                # Upstream's CEL filter words evaluation errors this way.
+                raise ValueError(
+                    f"expression '{program.expression}' resulted in error: {exc.message}"
+                ) from None
+
+        programs.append((name, run))
+    return hooks.CompiledConditions(tuple(programs))
+
+
 class Webhooks:
     """The webhooks of this server: sources, dispatcher, connections."""
 
@@ -46,7 +74,7 @@ class Webhooks:
         *,
         cache: watchcache.WatchCache,
         registry: resources.Registry,
-        conditions: hooks.ConditionCompiler | None = None,
+        conditions: hooks.ConditionCompiler | None = compile_conditions,
     ) -> None:
         self.cache = cache
         self.mutating = hooks.Source(cache, mutating=True, conditions=conditions)
