@@ -394,3 +394,95 @@ def test_audit_annotations(cache: Cache) -> None:
         "denied request: valueExpression 'object.spec.replicas > 100 ? object.spec.replicas : null' resulted in "
         "unsupported return type: int. Return type must be either string or null."
     )
+
+
+def test_unknown_param_kind_is_the_policys_configuration_error(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(paramKind={"apiVersion": "example.com/v1", "kind": "Limit"}),
+    )
+    cache.put(policies.BINDINGS, "b", binding(paramRef={"name": "x"}))
+    denied = run(cache, request(deployment()))
+    assert denied is not None and (denied.code, denied.reason) == (422, "Invalid")
+    assert denied.message == (
+        "deployments.apps \"web\" is forbidden: ValidatingAdmissionPolicy 'p' denied request: "
+        "failed to configure policy: failed to find resource referenced by paramKind: "
+        "'example.com/v1, Kind=Limit'"
+    ), "no binding in the message: the policy itself cannot be used"
+    other = request(deployment())
+    other.operation = "DELETE"
+    assert run(cache, other) is None, "requests the policy does not match are not refused"
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(paramKind={"apiVersion": "v1", "kind": "Limit"}, failurePolicy="Ignore"),
+    )
+    assert run(cache, request(deployment())) is None, "Ignore: the policy is skipped"
+    cache.put(policies.POLICIES, "p", policy(paramKind={"apiVersion": "v1", "kind": "Limit"}))
+    core = run(cache, request(deployment()))
+    assert core is not None and core.message.endswith("paramKind: '/v1, Kind=Limit'"), (
+        "Go's GroupVersionKind.String() for the core group"
+    )
+
+
+def test_match_conditions_false_wins_then_errors_aggregate(cache: Cache) -> None:
+    broken = {"name": "broken", "expression": "object.spec.nothing == 1"}
+    also = {"name": "also", "expression": "object.spec.missing == 2"}
+    no = {"name": "no", "expression": "object.metadata.name == 'other'"}
+    cache.put(policies.BINDINGS, "b", binding())
+    cache.put(policies.POLICIES, "p", policy(matchConditions=[broken, no]))
+    assert run(cache, request(deployment(replicas=9))) is None, "a false condition skips"
+    cache.put(policies.POLICIES, "p", policy(matchConditions=[broken]))
+    one = run(cache, request(deployment(replicas=1)))
+    assert one is not None and one.message.endswith(
+        "denied request: expression 'object.spec.nothing == 1' resulted in error: "
+        "no such key: nothing"
+    )
+    cache.put(policies.POLICIES, "p", policy(matchConditions=[broken, also]))
+    both = run(cache, request(deployment(replicas=1)))
+    assert both is not None and both.message.endswith(
+        "denied request: [expression 'object.spec.nothing == 1' resulted in error: no such key: "
+        "nothing, expression 'object.spec.missing == 2' resulted in error: no such key: missing]"
+    )
+    cache.put(
+        policies.POLICIES, "p", policy(matchConditions=[broken, also], failurePolicy="Ignore")
+    )
+    assert run(cache, request(deployment(replicas=9))) is None, "Ignore: not evaluated"
+
+
+def test_delete_sees_the_old_object_and_request(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(
+            matchConstraints={
+                "resourceRules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "operations": ["DELETE"],
+                        "resources": ["deployments"],
+                    }
+                ]
+            },
+            validations=[
+                {
+                    "expression": "object == null && (!has(oldObject.metadata.labels.keep) "
+                    "|| oldObject.metadata.labels.keep != 'yes')",
+                    "messageExpression": "request.userInfo.username + ' may not delete ' "
+                    "+ request.name",
+                }
+            ],
+        ),
+    )
+    cache.put(policies.BINDINGS, "b", binding())
+    gone = request(deployment(), operation="DELETE", old=deployment())
+    gone.obj = None
+    assert run(cache, gone) is None
+    kept = request(deployment(keep="yes"), operation="DELETE", old=deployment(keep="yes"))
+    kept.obj = None
+    denied = run(cache, kept)
+    assert denied is not None and denied.message.endswith(
+        "denied request: alice may not delete web"
+    )
