@@ -282,25 +282,32 @@ class Evaluator:
             request.subresource,
             matched.kind,
         )
-        activation: dict[str, Any] = {
-            "object": request.versioned(request.obj, matched.resource),
-            "oldObject": request.versioned(request.old, matched.resource),
-            "request": review.request_fields(request, invocation),
-            "namespaceObject": self._namespace_object(request),
-        }
-        if policy.param_kind is not None:
-            activation["params"] = param
+        reads = policy.reads
+        inputs: dict[str, Any] = {}
+        if "object" in reads:
+            inputs["object"] = request.versioned(request.obj, matched.resource)
+        if "oldObject" in reads:
+            inputs["oldObject"] = request.versioned(request.old, matched.resource)
+        if "request" in reads:
+            inputs["request"] = review.request_fields(request, invocation)
+        if "namespaceObject" in reads:
+            inputs["namespaceObject"] = self._namespace_object(request)
+        if "params" in reads:
+            inputs["params"] = param
+        # Converted for the engine once: every expression of the policy reads it.
+        activation = cel.Activation(inputs)
         if policy.variables:
             values: dict[str, Any] = {}
             for name, expr in policy.variables:
                 program = expr.compiled.program
                 if program is None:
                     continue
+                activation.set("variables", values)
                 try:
-                    values[name] = program.evaluate({**activation, "variables": values})
+                    values[name] = program.evaluate(activation)
                 except cel.EvaluationError:
                     continue
-            activation["variables"] = values
+            activation.set("variables", values)
         # Upstream's matchconditions.Matcher: any condition that is false skips the
         # policy, even after another failed to evaluate; only then do the errors count
         # (several as one aggregate), refusing under Fail and skipping under Ignore.
@@ -352,7 +359,7 @@ class Evaluator:
                 audit.append((key, value[:MAX_AUDIT_VALUE]))
         return Outcome(decisions, audit, audit_errors)
 
-    def _message(self, validation: policies.Validation, activation: dict[str, Any]) -> str:
+    def _message(self, validation: policies.Validation, activation: cel.Activation) -> str:
         if validation.message_expression is not None:
             program = validation.message_expression.compiled.program
             if program is not None:
@@ -409,7 +416,7 @@ class _Failure:
     message: str
 
 
-def _run(expr: policies.Expression, activation: dict[str, Any]) -> Any:
+def _run(expr: policies.Expression, activation: cel.Activation) -> Any:
     """The value of an expression, or a _Failure worded as upstream's filter words it."""
     program = expr.compiled.program
     if program is None:

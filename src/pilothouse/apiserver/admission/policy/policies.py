@@ -9,6 +9,7 @@ policy or a binding changed (the caches' last events say so).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,9 @@ class Policy:
     variables: tuple[tuple[str, Expression], ...]
     validations: tuple[Validation, ...]
     audit_annotations: tuple[tuple[str, Expression], ...]
+    # The inputs (object, request, namespaceObject, params…) some expression reads:
+    # only those are prepared and converted for the engine.
+    reads: frozenset[str] = frozenset()
     bindings: tuple[Binding, ...] = field(default=())
 
     @property
@@ -138,6 +142,18 @@ def compile_policy(obj: dict[str, Any], revision: int) -> Policy:
         if isinstance(a, dict)
     )
     constraints = spec.get("matchConstraints")
+    expressions = [e for _, e in match_conditions] + [e for _, e in variables]
+    expressions += [e for _, e in audit]
+    for validation in validations:
+        expressions.append(validation.expression)
+        if validation.message_expression is not None:
+            expressions.append(validation.message_expression)
+    reads = frozenset(
+        name
+        for e in expressions
+        if e.compiled.program is not None
+        for name in e.compiled.program.variables
+    )
     return Policy(
         name=str((obj.get("metadata") or {}).get("name") or ""),
         revision=revision,
@@ -150,6 +166,7 @@ def compile_policy(obj: dict[str, Any], revision: int) -> Policy:
         variables=tuple(variables),
         validations=tuple(validations),
         audit_annotations=audit,
+        reads=reads,
     )
 
 
@@ -213,15 +230,4 @@ class Source:
 
 
 def _with_bindings(policy: Policy, bindings: tuple[Binding, ...]) -> Policy:
-    return Policy(
-        name=policy.name,
-        revision=policy.revision,
-        failure_policy=policy.failure_policy,
-        param_kind=policy.param_kind,
-        match=policy.match,
-        match_conditions=policy.match_conditions,
-        variables=policy.variables,
-        validations=policy.validations,
-        audit_annotations=policy.audit_annotations,
-        bindings=bindings,
-    )
+    return dataclasses.replace(policy, bindings=bindings)
