@@ -371,7 +371,7 @@ class Evaluator:
                     message = value.strip()
                     if (
                         message
-                        and len(message) <= cel.MAX_EVALUATED_MESSAGE_EXPRESSION_SIZE_BYTES
+                        and len(message.encode()) <= cel.MAX_EVALUATED_MESSAGE_EXPRESSION_SIZE_BYTES
                         and "\n" not in message
                     ):
                         return message
