@@ -25,12 +25,12 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel as engine
 
-from pilothouse.api.cel import checker, cost, library, syntax, unparse
+from pilothouse.api.cel import checker, cost, library, paths, syntax, unparse
 from pilothouse.api.cel import types as t
 from pilothouse.api.cel.library import declarations
 
@@ -72,6 +72,8 @@ class Program:
     estimated_cost: int  # upstream's static estimate (an upper bound)
     _program: Any
     _functions: dict[str, Any]
+    # What of each variable it reads (:mod:`.paths`): callers may convert only that.
+    reads: Mapping[str, paths.Paths] = field(default_factory=dict)
 
     def evaluate(self, activation: Mapping[str, Any] | Activation) -> Any:
         """The value of the expression; raises :class:`EvaluationError`."""
@@ -228,4 +230,5 @@ class Environment:
             estimated_cost=cost.estimate(checked),
             _program=compiled,
             _functions=_used(self._implementations, set(compiled.functions())),
+            reads=paths.read_paths(checked.root, checked.variables),
         )

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from pilothouse.api import cel, errors, resources
+from pilothouse.api.cel import paths as cel_paths
 from pilothouse.api.meta import Obj
 from pilothouse.api.selectors import error as selector_error
 from pilothouse.api.selectors import labels as label_selectors
@@ -282,18 +283,22 @@ class Evaluator:
             request.subresource,
             matched.kind,
         )
+        # Only what the policy's expressions read is prepared, and of the objects only
+        # the fields they select (cel.paths): converting for the engine is the cost.
         reads = policy.reads
         inputs: dict[str, Any] = {}
         if "object" in reads:
-            inputs["object"] = request.versioned(request.obj, matched.resource)
+            obj = request.versioned(request.obj, matched.resource)
+            inputs["object"] = cel_paths.prune(obj, reads["object"])
         if "oldObject" in reads:
-            inputs["oldObject"] = request.versioned(request.old, matched.resource)
+            old = request.versioned(request.old, matched.resource)
+            inputs["oldObject"] = cel_paths.prune(old, reads["oldObject"])
         if "request" in reads:
             inputs["request"] = review.request_fields(request, invocation)
         if "namespaceObject" in reads:
             inputs["namespaceObject"] = self._namespace_object(request)
         if "params" in reads:
-            inputs["params"] = param
+            inputs["params"] = cel_paths.prune(param, reads["params"])
         # Converted for the engine once: every expression of the policy reads it.
         activation = cel.Activation(inputs)
         if policy.variables:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pilothouse.api import admission_cel, cel
+from pilothouse.api.cel import paths as cel_paths
 from pilothouse.api.cel import types as cel_types
 from pilothouse.apiserver import watchcache
 from pilothouse.apiserver.admission.webhook import hooks as webhook_hooks
@@ -79,9 +80,9 @@ class Policy:
     variables: tuple[tuple[str, Expression], ...]
     validations: tuple[Validation, ...]
     audit_annotations: tuple[tuple[str, Expression], ...]
-    # The inputs (object, request, namespaceObject, params…) some expression reads:
-    # only those are prepared and converted for the engine.
-    reads: frozenset[str] = frozenset()
+    # The inputs (object, request, namespaceObject, params…) its expressions read, and
+    # what of each: only that is prepared and converted for the engine.
+    reads: dict[str, cel_paths.Paths] = field(default_factory=dict)
     bindings: tuple[Binding, ...] = field(default=())
 
     @property
@@ -148,12 +149,11 @@ def compile_policy(obj: dict[str, Any], revision: int) -> Policy:
         expressions.append(validation.expression)
         if validation.message_expression is not None:
             expressions.append(validation.message_expression)
-    reads = frozenset(
-        name
-        for e in expressions
-        if e.compiled.program is not None
-        for name in e.compiled.program.variables
-    )
+    reads: dict[str, cel_paths.Paths] = {}
+    for e in expressions:
+        if e.compiled.program is not None:
+            for name, read in e.compiled.program.reads.items():
+                reads[name] = cel_paths.merge(reads[name], read) if name in reads else read
     return Policy(
         name=str((obj.get("metadata") or {}).get("name") or ""),
         revision=revision,
