@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pilothouse import testing
+from pilothouse.apiserver.audit import backend
 
 pytestmark = pytest.mark.kubectl
 
@@ -300,3 +301,69 @@ def test_type_checking_warnings_in_status(cluster_kubectl: Kubectl) -> None:
         time.sleep(0.1)
     assert status["typeChecking"] == {}
     cluster_kubectl("delete", "validatingadmissionpolicy", name)
+
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  namespaces: [audited]
+"""
+
+
+def test_audit_action_annotates_the_audit_event(
+    kubectl_as: type, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tmp = tmp_path_factory.mktemp("policy-audit")
+    (tmp / "policy.yaml").write_text(AUDIT_POLICY)
+    log = tmp / "audit.log"
+    with testing.server_thread(
+        tmp / "data",
+        audit_policy_file=tmp / "policy.yaml",
+        audit_log=backend.Options(path=str(log)),
+    ) as srv:
+        k = kubectl_as(srv.kubeconfig)
+        k("create", "namespace", "audited")
+        k("label", "namespace", "audited", "test=audited")
+        apply(
+            k,
+            policy(
+                "audit.example.com",
+                auditAnnotations=[
+                    {
+                        "key": "replicas",
+                        "valueExpression": "'replicas: ' + string(object.spec.replicas)",
+                    }
+                ],
+            ),
+            binding(
+                "audit-binding.example.com",
+                "audit.example.com",
+                "audited",
+                validationActions=["Audit"],
+            ),
+        )
+        created = k("apply", "-n", "audited", "-f", "-", input=deployment("big", 7))
+        assert (created.stdout.strip(), created.stderr.strip()) == (
+            "deployment.apps/big created",
+            "",
+        )
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    (event,) = [
+        e
+        for e in events
+        if e["verb"] == "create" and (e.get("objectRef") or {}).get("resource") == "deployments"
+    ]
+    annotations = event["annotations"]
+    assert json.loads(annotations["validation.policy.admission.k8s.io/validation_failure"]) == [
+        {
+            "message": "failed expression: object.spec.replicas <= 5",
+            "policy": "audit.example.com",
+            "binding": "audit-binding.example.com",
+            "expressionIndex": 0,
+            "validationActions": ["Audit"],
+        }
+    ]
+    assert annotations["audit.example.com/replicas"] == "replicas: 7"
