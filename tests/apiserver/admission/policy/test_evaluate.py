@@ -486,3 +486,59 @@ def test_delete_sees_the_old_object_and_request(cache: Cache) -> None:
     assert denied is not None and denied.message.endswith(
         "denied request: alice may not delete web"
     )
+
+
+def test_match_policy_equivalent_sees_the_rules_version(cache: Cache) -> None:
+    v2 = REGISTRY.by_path("autoscaling", "v2", "horizontalpodautoscalers")
+    assert v2 is not None
+    rules = [
+        {
+            "apiGroups": ["autoscaling"],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["horizontalpodautoscalers"],
+        }
+    ]
+    validations = [
+        {
+            # Only autoscaling/v1 has targetCPUUtilizationPercentage.
+            "expression": "object.spec.targetCPUUtilizationPercentage <= 80",
+            "messageExpression": "request.kind.version + ' ' + request.requestKind.version",
+        }
+    ]
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(matchConstraints={"resourceRules": rules}, validations=validations),
+    )
+    cache.put(policies.BINDINGS, "b", binding())
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "dev"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 90},
+                    },
+                }
+            ],
+        },
+    }
+    req = request(hpa)
+    req.resource = v2
+    denied = run(cache, req)
+    assert denied is not None and denied.message.endswith("denied request: v1 v2"), (
+        "matched through autoscaling/v1: the object in v1, the request says both"
+    )
+    exact = copy.deepcopy(policy(matchConstraints={"resourceRules": rules}))
+    exact["spec"]["matchConstraints"]["matchPolicy"] = "Exact"
+    exact["spec"]["validations"] = validations
+    cache.put(policies.POLICIES, "p", exact)
+    assert run(cache, req) is None, "Exact: a v2 write is not a v1 rule's business"
