@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,8 +270,6 @@ def test_invalid_policies_are_refused_with_cel_s_words(k: Kubectl) -> None:
 def test_type_checking_warnings_in_status(cluster_kubectl: Kubectl) -> None:
     """The status controller (in the controller manager) checks expressions against the
     schemas of the kinds the policy matches."""
-    import time
-
     name = "typed-" + uuid.uuid4().hex[:6] + ".example.com"
     bad = policy(name, validations=[{"expression": "object.spec.replica > 1"}])
     cluster_kubectl("apply", "-f", "-", input=json.dumps(bad))
@@ -367,3 +366,50 @@ def test_audit_action_annotates_the_audit_event(
         }
     ]
     assert annotations["audit.example.com/replicas"] == "replicas: 7"
+
+
+def test_authorizer_in_expressions_asks_rbac(k: Kubectl) -> None:
+    test = "authz-" + uuid.uuid4().hex[:6]
+    ns = namespace(k, test)
+    apply(
+        k,
+        policy(
+            f"{test}.example.com",
+            validations=[
+                {
+                    # The request's user (the admin) may; the namespace's default
+                    # ServiceAccount has no rights at all under RBAC.
+                    "expression": "authorizer.requestResource.check('create').allowed()",
+                    "message": "the user may not create this",
+                },
+                {
+                    "expression": "authorizer.serviceAccount(object.metadata.namespace, "
+                    "'default').group('').resource('secrets').namespace(object.metadata.namespace)"
+                    ".check('list').allowed()",
+                    "messageExpression": "'default may not list secrets in ' "
+                    "+ object.metadata.namespace",
+                },
+            ],
+        ),
+        binding(f"{test}-binding.example.com", f"{test}.example.com", test),
+    )
+    refused = k("apply", "-n", ns, "-f", "-", input=deployment("web", 1), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith(f"denied request: default may not list secrets in {ns}")
+    k(
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=admin",
+        f"--serviceaccount={ns}:default",
+        "-n",
+        ns,
+    )
+    # RBAC sees the new binding through its watch, as upstream's does: retry a little.
+    deadline = time.monotonic() + 10
+    while True:
+        created = k("apply", "-n", ns, "-f", "-", input=deployment("web", 1), check=False)
+        if created.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert created.stdout.strip() == "deployment.apps/web created", created.stderr

@@ -13,8 +13,9 @@ Compile errors carry upstream's words (``compilation failed: ERROR: <input>:1:8:
 undefined field 'replica'`` and the caret lines) — validation of policies and webhook
 configurations reports them, the plugins refuse to run what does not compile.
 
-Missing from upstream's environment: the ``authorizer`` library (``authorizer.group(…)
-.resource(…).check(…)``); an expression using it does not compile here.
+Policies also get ``authorizer`` and ``authorizer.requestResource`` (Kubernetes'
+authz library, :mod:`pilothouse.api.cel.library.authz`); webhook match conditions do
+not yet (the webhook dispatcher has no authorizer to hand the engine).
 
 No I/O here: part of the bottom ``api`` layer. Environments are built once and shared.
 """
@@ -112,7 +113,7 @@ class Compiled:
 
 
 @functools.cache
-def base_environment(*, params: bool) -> cel.Environment:
+def base_environment(*, params: bool, authorizer: bool = True) -> cel.Environment:
     variables: dict[str, t.Type] = {
         "object": cel.DYN,
         "oldObject": cel.DYN,
@@ -121,6 +122,9 @@ def base_environment(*, params: bool) -> cel.Environment:
     }
     if params:
         variables["params"] = cel.DYN
+    if authorizer:
+        variables["authorizer"] = t.AUTHORIZER
+        variables["authorizer.requestResource"] = t.RESOURCE_CHECK
     return cel.Environment(variables)
 
 
@@ -130,10 +134,12 @@ def environment(
     variables: Mapping[str, t.Type] | None = None,
     object_type: t.Type | None = None,
     params_type: t.Type | None = None,
+    authorizer: bool = True,
 ) -> cel.Environment:
     """An environment for one policy (variables typed), or for type checking against a
-    kind's schema (``object_type``)."""
-    env = base_environment(params=params)
+    kind's schema (``object_type``). ``authorizer``: whether the caller can hand the
+    engine an authorizer (policies can; the webhooks' match conditions cannot yet)."""
+    env = base_environment(params=params, authorizer=authorizer)
     extra: dict[str, t.Type] = {}
     if variables is not None:
         extra["variables"] = _object(variables)
@@ -191,4 +197,5 @@ class Checker:
 
 def check(expression: str, what: str, params: bool) -> str | None:
     """A lone expression (a webhook's match condition): ``None`` when it compiles."""
-    return compile_expression(expression, what, environment(params=params)).error or None
+    env = environment(params=params, authorizer=False)
+    return compile_expression(expression, what, env).error or None

@@ -24,7 +24,7 @@ import collections
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,12 @@ class Activation:
 
     def set(self, name: str, value: Any) -> None:
         self._context.add_variable(name, value)
+
+    def add_function(self, name: str, function: Callable[..., Any]) -> None:
+        """A function of the caller's own under ``name``, ahead of the library's (the
+        admission plugin's ``check``, which asks its authorizer)."""
+        self._context.add_function(name, function)
+        self._functions.add(name)
 
     def evaluate(self, program: Program) -> Any:
         for name, function in program._functions.items():

@@ -109,7 +109,7 @@ def factories() -> dict[str, Factory]:
             _webhooks(deps)
         ),
         "ValidatingAdmissionPolicy": lambda deps: policy_plugin.ValidatingAdmissionPolicy(
-            cache=deps.cache, registry=deps.registry
+            cache=deps.cache, registry=deps.registry, authorizer=deps.authorizer
         ),
         "ValidatingAdmissionWebhook": lambda deps: webhook_plugins.ValidatingWebhookPlugin(
             _webhooks(deps)

@@ -120,11 +120,12 @@ def cache() -> Cache:
     return c
 
 
-def run(cache: Cache, req: matching.Request) -> errors.StatusError | None:
+def run(cache: Cache, req: matching.Request, authorizer: Any = None) -> errors.StatusError | None:
     source = policies.Source(cache)  # type: ignore[arg-type]
     evaluator = evaluate.Evaluator(
         cache=cache,  # type: ignore[arg-type]
         registry=REGISTRY,
+        authorizer=authorizer,
         namespace=lambda n: (
             e.obj
             if (e := cache.caches["/registry/namespaces/"].objects.get("/registry/namespaces/" + n))
@@ -542,3 +543,76 @@ def test_match_policy_equivalent_sees_the_rules_version(cache: Cache) -> None:
     exact["spec"]["validations"] = validations
     cache.put(policies.POLICIES, "p", exact)
     assert run(cache, req) is None, "Exact: a v2 write is not a v1 rule's business"
+
+
+class FakeAuthorizer:
+    """Allows alice to read secrets in dev, and nothing else; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
+    def authorize(self, a: Any) -> tuple[bool, str]:
+        self.asked.append(a)
+        if a.user.name == "alice" and a.resource == "secrets" and a.namespace == "dev":
+            return True, "alice reads dev's secrets"
+        return False, ""
+
+
+def test_authorizer_checks_ask_the_servers_authorizer(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(
+            validations=[
+                {
+                    "expression": "authorizer.group('').resource('secrets')"
+                    ".namespace(object.metadata.namespace).check('get').allowed()",
+                    "messageExpression": "'secrets: ' + authorizer.group('').resource('secrets')"
+                    ".namespace(object.metadata.namespace).check('get').reason()",
+                },
+                {
+                    "expression": "!authorizer.serviceAccount('dev', 'builder').group('apps')"
+                    ".resource('deployments').check('delete').allowed()",
+                    "message": "the builder may not delete deployments",
+                },
+                {
+                    "expression": "!authorizer.requestResource.subresource('scale')"
+                    ".check('update').allowed()",
+                    "message": "scale allowed",
+                },
+            ]
+        ),
+    )
+    cache.put(policies.BINDINGS, "b", binding())
+    fake = FakeAuthorizer()
+    assert run(cache, request(deployment()), fake) is None, "alice may read dev's secrets"
+    secrets, builder, scale = fake.asked
+    assert (secrets.verb, secrets.resource_request, secrets.api_group, secrets.namespace) == (
+        "get",
+        True,
+        "",
+        "dev",
+    )
+    assert secrets.api_version == "*" and secrets.user.groups == ("dev",)
+    assert builder.user.name == "system:serviceaccount:dev:builder"
+    assert builder.user.groups == ("system:serviceaccounts", "system:serviceaccounts:dev")
+    assert (scale.api_group, scale.api_version, scale.resource, scale.subresource) == (
+        "apps",
+        "v1",
+        "deployments",
+        "scale",
+    )
+    assert (scale.namespace, scale.name) == ("dev", "web")
+    denied = run(cache, request(deployment(namespace="prod")), FakeAuthorizer())
+    assert denied is not None and denied.message.endswith("denied request: secrets:"), (
+        "trimmed, as upstream"
+    )
+
+
+def test_authorizer_is_not_offered_to_webhook_match_conditions() -> None:
+    from pilothouse.api import admission_cel
+
+    problem = admission_cel.check(
+        "authorizer.path('/x').check('get').allowed()", "condition", False
+    )
+    assert problem is not None and "undeclared reference to 'authorizer'" in problem

@@ -23,20 +23,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pilothouse.api import cel, errors, resources
 from pilothouse.api.cel import paths as cel_paths
+from pilothouse.api.cel.library import authz as cel_authz
 from pilothouse.api.meta import Obj
 from pilothouse.api.selectors import error as selector_error
 from pilothouse.api.selectors import labels as label_selectors
 from pilothouse.apiserver import watchcache
+from pilothouse.apiserver.admission.policy import authorizer as policy_authorizer
 from pilothouse.apiserver.admission.policy import matching, policies
 from pilothouse.apiserver.admission.webhook import matching as webhook_matching
 from pilothouse.apiserver.admission.webhook import review
 from pilothouse.apiserver.registry import conversion
+
+if TYPE_CHECKING:
+    from pilothouse.apiserver.authz.authorizer import Authorizer
 
 VALIDATION_FAILURE = "validation.policy.admission.k8s.io/validation_failure"
 MAX_AUDIT_VALUE = 10 * 1024
@@ -101,10 +106,13 @@ class Evaluator:
         cache: watchcache.WatchCache,
         registry: resources.Registry,
         namespace: Callable[[str], Obj | None],
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.cache = cache
         self.registry = registry
         self.namespace = namespace
+        # The server's authorizer, for the ``authorizer`` of expressions (None: off).
+        self.authorizer = authorizer
 
     def _namespace_labels(self, name: str) -> dict[str, str] | None:
         obj = self.namespace(name)
@@ -299,8 +307,14 @@ class Evaluator:
             inputs["namespaceObject"] = self._namespace_object(request)
         if "params" in reads:
             inputs["params"] = cel_paths.prune(param, reads["params"])
+        if "authorizer" in reads:
+            inputs["authorizer"] = policy_authorizer.variable(request)
         # Converted for the engine once: every expression of the policy reads it.
         activation = cel.Activation(inputs)
+        if "authorizer" in reads:
+            activation.add_function(
+                "check", cel_authz.checker(policy_authorizer.decider(self.authorizer))
+            )
         if policy.variables:
             values: dict[str, Any] = {}
             for name, expr in policy.variables:

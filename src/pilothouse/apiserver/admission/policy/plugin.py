@@ -12,6 +12,8 @@ context (:mod:`pilothouse.apiserver.requestcontext`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pilothouse.api import resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import requestcontext, watchcache
@@ -27,6 +29,9 @@ from pilothouse.apiserver.admission.policy import evaluate, policies
 from pilothouse.apiserver.admission.webhook import matching
 from pilothouse.apiserver.admission.webhook import plugins as webhook_plugins
 
+if TYPE_CHECKING:
+    from pilothouse.apiserver.authz.authorizer import Authorizer
+
 NAME = "ValidatingAdmissionPolicy"
 _NAMESPACES = "/registry/namespaces/"
 _ADMISSION_GROUP = "admissionregistration.k8s.io"
@@ -38,11 +43,17 @@ class ValidatingAdmissionPolicy(Plugin):
     name = NAME
     operations = frozenset({CREATE, UPDATE, DELETE, CONNECT})
 
-    def __init__(self, *, cache: watchcache.WatchCache, registry: resources.Registry) -> None:
+    def __init__(
+        self,
+        *,
+        cache: watchcache.WatchCache,
+        registry: resources.Registry,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         self.cache = cache
         self.source = policies.Source(cache)
         self.evaluator = evaluate.Evaluator(
-            cache=cache, registry=registry, namespace=self._namespace
+            cache=cache, registry=registry, namespace=self._namespace, authorizer=authorizer
         )
 
     def handles(self, resource: resources.Resource, subresource: str, operation: str) -> bool:

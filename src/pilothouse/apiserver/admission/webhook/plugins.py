@@ -42,7 +42,7 @@ def compile_conditions(conditions: list[dict[str, Any]]) -> hooks.CompiledCondit
     """Webhook match conditions in admission's CEL environment (no params)."""
     from pilothouse.api import admission_cel, cel  # the CEL engine: only when needed
 
-    env = admission_cel.environment(params=False)
+    env = admission_cel.environment(params=False, authorizer=False)
     programs: list[tuple[str, hooks.ConditionProgram]] = []
     for condition in conditions:
         name = str(condition.get("name") or "")
