@@ -142,6 +142,8 @@ def implementations() -> dict[str, Callable[..., Any]]:
         "subresource": authz.subresource,
         "namespace": authz.namespace,
         "name": authz.name,
+        "fieldSelector": authz.field_selector,
+        "labelSelector": authz.label_selector,
         "check": authz.no_authorizer,
         "allowed": authz.allowed,
         "reason": authz.reason,

@@ -5,6 +5,7 @@ gives a decision with ``allowed()``, ``reason()``, ``errored()`` and ``error()``
 ``authorizer.path('/healthz').check('get')`` checks a non-resource URL;
 ``authorizer.serviceAccount('ns', 'sa')`` asks for another user;
 ``authorizer.requestResource`` is the request's own resource, ready to ``check``.
+Resource checks ask for API version ``*``, as upstream's do.
 
 The builders are pure: each value is an opaque map (:mod:`.opaque`) carrying the user
 and what has been named so far, as JSON. Only ``check`` asks a real authorizer, so it
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pilothouse.api.cel.library import opaque
+from pilothouse.api.validation import names
 
 AUTHORIZER = "\x00kubernetes.authorization.Authorizer"
 PATH_CHECK = "\x00kubernetes.authorization.PathCheck"
@@ -56,6 +58,8 @@ def authorizer(user: dict[str, Any], request_resource: dict[str, str]) -> dict[s
 def path(value: Any, text: Any) -> dict[str, str]:
     if not isinstance(text, str):
         raise opaque.NoSuchOverload()
+    if not text.strip():
+        raise ValueError("path must not be empty")
     return _wrap(PATH_CHECK, {"user": _state(AUTHORIZER, value)["user"], "path": text})
 
 
@@ -70,6 +74,10 @@ def service_account(value: Any, namespace: Any, name: Any) -> dict[str, Any]:
     if not isinstance(namespace, str) or not isinstance(name, str):
         raise opaque.NoSuchOverload()
     _state(AUTHORIZER, value)
+    if names.is_dns1123_subdomain(name):
+        raise ValueError("Invalid service account name")
+    if names.is_dns1123_label(namespace):
+        raise ValueError("Invalid service account namespace")
     user = {
         "username": f"system:serviceaccount:{namespace}:{name}",
         "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
@@ -80,6 +88,8 @@ def service_account(value: Any, namespace: Any, name: Any) -> dict[str, Any]:
 def resource(value: Any, name: Any) -> dict[str, str]:
     if not isinstance(name, str):
         raise opaque.NoSuchOverload()
+    if not name.strip():
+        raise ValueError("resource must not be empty")
     state = _state(GROUP_CHECK, value)
     return _wrap(
         RESOURCE_CHECK,
@@ -106,6 +116,9 @@ def _setter(key: str) -> Callable[[Any, Any], dict[str, str]]:
 subresource = _setter("subresource")
 namespace = _setter("namespace")
 name = _setter("name")
+# AuthorizeWithSelectors (beta, on in 1.32): carried to the authorizer, which may use them.
+field_selector = _setter("fieldSelector")
+label_selector = _setter("labelSelector")
 
 
 def checker(decide: Decide) -> Callable[[Any, Any], dict[str, str]]:
@@ -119,7 +132,9 @@ def checker(decide: Decide) -> Callable[[Any, Any], dict[str, str]]:
         else:
             asked = {**_state(PATH_CHECK, value), "verb": verb, "resourceRequest": False}
         decision, text = decide(asked)
-        return _wrap(DECISION, {"decision": decision, "text": text})
+        if decision == "error":
+            return _wrap(DECISION, {"decision": "deny", "reason": "", "error": text})
+        return _wrap(DECISION, {"decision": decision, "reason": text, "error": ""})
 
     return check
 
@@ -134,14 +149,12 @@ def allowed(value: Any) -> bool:
 
 
 def reason(value: Any) -> str:
-    state = _state(DECISION, value)
-    return str(state["text"]) if state["decision"] != "error" else ""
+    return str(_state(DECISION, value)["reason"])
 
 
 def errored(value: Any) -> bool:
-    return bool(_state(DECISION, value)["decision"] == "error")
+    return bool(_state(DECISION, value)["error"])
 
 
 def error(value: Any) -> str:
-    state = _state(DECISION, value)
-    return str(state["text"]) if state["decision"] == "error" else ""
+    return str(_state(DECISION, value)["error"])

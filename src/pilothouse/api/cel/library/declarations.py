@@ -287,6 +287,8 @@ def kubernetes() -> Functions:
         "subresource": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
         "namespace": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
         "name": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
+        "fieldSelector": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
+        "labelSelector": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
         "check": [
             _m(t.RESOURCE_CHECK, s, result=t.DECISION),
             _m(t.PATH_CHECK, s, result=t.DECISION),

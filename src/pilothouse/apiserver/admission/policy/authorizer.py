@@ -31,7 +31,6 @@ def variable(request: matching.Request) -> dict[str, Any]:
         request.user,
         {
             "group": resource.group,
-            "version": resource.version,
             "resource": resource.plural,
             "subresource": request.subresource,
             "namespace": request.namespace,
@@ -69,7 +68,7 @@ def decider(authorizer: Authorizer | None) -> authz.Decide:
                 resource_request=bool(asked["resourceRequest"]),
                 path=str(asked.get("path") or ""),
                 api_group=str(asked.get("group") or ""),
-                api_version=str(asked.get("version") or "*"),
+                api_version="*",  # as upstream's library asks
                 namespace=str(asked.get("namespace") or ""),
                 resource=str(asked.get("resource") or ""),
                 subresource=str(asked.get("subresource") or ""),
