@@ -13,9 +13,9 @@ Compile errors carry upstream's words (``compilation failed: ERROR: <input>:1:8:
 undefined field 'replica'`` and the caret lines) — validation of policies and webhook
 configurations reports them, the plugins refuse to run what does not compile.
 
-Policies also get ``authorizer`` and ``authorizer.requestResource`` (Kubernetes'
-authz library, :mod:`pilothouse.api.cel.library.authz`); webhook match conditions do
-not yet (the webhook dispatcher has no authorizer to hand the engine).
+Both get ``authorizer`` and ``authorizer.requestResource`` (Kubernetes' authz library,
+:mod:`pilothouse.api.cel.library.authz`); the admission plugins hand the engine the
+``check`` that asks the server's authorizer.
 
 No I/O here: part of the bottom ``api`` layer. Environments are built once and shared.
 """
@@ -137,8 +137,8 @@ def environment(
     authorizer: bool = True,
 ) -> cel.Environment:
     """An environment for one policy (variables typed), or for type checking against a
-    kind's schema (``object_type``). ``authorizer``: whether the caller can hand the
-    engine an authorizer (policies can; the webhooks' match conditions cannot yet)."""
+    kind's schema (``object_type``). ``authorizer``: whether ``authorizer`` is declared
+    (it is wherever upstream declares it; off only for tests of its absence)."""
     env = base_environment(params=params, authorizer=authorizer)
     extra: dict[str, t.Type] = {}
     if variables is not None:
@@ -197,5 +197,4 @@ class Checker:
 
 def check(expression: str, what: str, params: bool) -> str | None:
     """A lone expression (a webhook's match condition): ``None`` when it compiles."""
-    env = environment(params=params, authorizer=False)
-    return compile_expression(expression, what, env).error or None
+    return compile_expression(expression, what, environment(params=params)).error or None

@@ -79,7 +79,9 @@ def _claim_resize(deps: Deps) -> Plugin:
 
 
 def _webhooks(deps: Deps) -> webhook_plugins.Webhooks:
-    return webhook_plugins.Webhooks(cache=deps.cache, registry=deps.registry)
+    return webhook_plugins.Webhooks(
+        cache=deps.cache, registry=deps.registry, authorizer=deps.authorizer
+    )
 
 
 def factories() -> dict[str, Factory]:

@@ -607,12 +607,3 @@ def test_authorizer_checks_ask_the_servers_authorizer(cache: Cache) -> None:
     assert denied is not None and denied.message.endswith("denied request: secrets:"), (
         "trimmed, as upstream"
     )
-
-
-def test_authorizer_is_not_offered_to_webhook_match_conditions() -> None:
-    from pilothouse.api import admission_cel
-
-    problem = admission_cel.check(
-        "authorizer.path('/x').check('get').allowed()", "condition", False
-    )
-    assert problem is not None and "undeclared reference to 'authorizer'" in problem

@@ -770,3 +770,53 @@ async def test_match_conditions(recorder: Recorder, server: testing_https.HTTPSS
     )
     assert not d.invocations(create(pod("x")), ignoring)
     await d.clients.close()
+
+
+async def test_match_conditions_ask_the_authorizer(
+    recorder: Recorder, server: testing_https.HTTPSServer
+) -> None:
+    from pilothouse.apiserver.admission.webhook import plugins
+
+    class OnlyAdmins:
+        """Allows the group ``admins`` to delete pods, and nothing else."""
+
+        def authorize(self, a: Any) -> tuple[bool, str]:
+            return "admins" in a.user.groups and a.verb == "delete", ""
+
+    recorder.add("/ok", testing_https.allow)
+    server.start()
+    d = make_dispatcher(server)
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "config"},
+        "webhooks": [
+            webhook(
+                "non-admins.example.com",
+                server,
+                "/ok",
+                matchConditions=[
+                    {
+                        "name": "not-admins",
+                        "expression": "!authorizer.group('').resource('pods')"
+                        ".namespace(request.namespace).check('delete').allowed()",
+                    }
+                ],
+            )
+        ],
+    }
+    defaults.apply_defaults(
+        "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", config
+    )
+    found = hooks.compile_hooks(
+        config,
+        mutating=False,
+        conditions=lambda c: plugins.compile_conditions(c, authorizer=OnlyAdmins()),  # type: ignore[arg-type]
+    )
+    admin = create(pod("a"))
+    admin.user = {"username": "root", "groups": ["admins"]}
+    assert not d.invocations(admin, found), "admins are not the webhook's business"
+    someone = create(pod("b"))
+    someone.user = {"username": "bob", "groups": ["dev"]}
+    assert d.invocations(someone, found)
+    await d.clients.close()

@@ -34,7 +34,7 @@ from pilothouse.api.meta import Obj
 from pilothouse.api.selectors import error as selector_error
 from pilothouse.api.selectors import labels as label_selectors
 from pilothouse.apiserver import watchcache
-from pilothouse.apiserver.admission.policy import authorizer as policy_authorizer
+from pilothouse.apiserver.admission import celauthorizer
 from pilothouse.apiserver.admission.policy import matching, policies
 from pilothouse.apiserver.admission.webhook import matching as webhook_matching
 from pilothouse.apiserver.admission.webhook import review
@@ -308,12 +308,12 @@ class Evaluator:
         if "params" in reads:
             inputs["params"] = cel_paths.prune(param, reads["params"])
         if "authorizer" in reads:
-            inputs["authorizer"] = policy_authorizer.variable(request)
+            inputs["authorizer"] = celauthorizer.variable(request)
         # Converted for the engine once: every expression of the policy reads it.
         activation = cel.Activation(inputs)
         if "authorizer" in reads:
             activation.add_function(
-                "check", cel_authz.checker(policy_authorizer.decider(self.authorizer))
+                "check", cel_authz.checker(celauthorizer.decider(self.authorizer))
             )
         if policy.variables:
             values: dict[str, Any] = {}

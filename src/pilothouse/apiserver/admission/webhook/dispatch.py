@@ -31,6 +31,7 @@ from pilothouse.api import defaults, errors, resources, schema
 from pilothouse.api.meta import Obj
 from pilothouse.api.patch import errors as patch_errors
 from pilothouse.api.patch import jsonpatch
+from pilothouse.apiserver.admission import celauthorizer
 from pilothouse.apiserver.admission.webhook import hooks as hooks_module
 from pilothouse.apiserver.admission.webhook import matching, review
 from pilothouse.apiserver.webhook import client
@@ -105,6 +106,7 @@ class Dispatcher:
             "oldObject": request.versioned(request.old, invocation.resource),
             "request": review.request_fields(request, invocation),
             "namespaceObject": None,
+            "authorizer": celauthorizer.variable(request),
         }
         problems = []
         for _, program in compiled.programs:

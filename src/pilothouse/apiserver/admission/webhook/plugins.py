@@ -12,12 +12,14 @@ request into the webhooks' one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.api import resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import requestcontext, watchcache
+from pilothouse.apiserver.admission import celauthorizer
 from pilothouse.apiserver.admission.interface import (
     CONNECT,
     CREATE,
@@ -31,18 +33,22 @@ from pilothouse.apiserver.authn import user as user_module
 from pilothouse.apiserver.webhook import client, resolver
 
 if TYPE_CHECKING:
-    pass
+    from pilothouse.apiserver.authz.authorizer import Authorizer
 
 MUTATING = "MutatingAdmissionWebhook"
 VALIDATING = "ValidatingAdmissionWebhook"
 _NAMESPACES = "/registry/namespaces/"
 
 
-def compile_conditions(conditions: list[dict[str, Any]]) -> hooks.CompiledConditions:
-    """Webhook match conditions in admission's CEL environment (no params)."""
+def compile_conditions(
+    conditions: list[dict[str, Any]], *, authorizer: Authorizer | None = None
+) -> hooks.CompiledConditions:
+    """Webhook match conditions in admission's CEL environment (no params); their
+    ``authorizer`` asks ``authorizer`` (None: authorization is off, all allowed)."""
     from pilothouse.api import admission_cel, cel  # the CEL engine: only when needed
+    from pilothouse.api.cel.library import authz
 
-    env = admission_cel.environment(params=False, authorizer=False)
+    env = admission_cel.environment(params=False)
     programs: list[tuple[str, hooks.ConditionProgram]] = []
     for condition in conditions:
         name = str(condition.get("name") or "")
@@ -53,7 +59,11 @@ def compile_conditions(conditions: list[dict[str, Any]]) -> hooks.CompiledCondit
             return hooks.CompiledConditions((), f"compilation error: {compiled.error}")
         program = compiled.program
 
-        def run(activation: dict[str, Any], program: cel.Program = program) -> bool:
+        def run(inputs: dict[str, Any], program: cel.Program = program) -> bool:
+            activation: dict[str, Any] | cel.Activation = inputs
+            if "authorizer" in program.variables:
+                activation = cel.Activation(inputs)
+                activation.add_function("check", authz.checker(celauthorizer.decider(authorizer)))
             try:
                 return program.evaluate(activation) is True
             except cel.EvaluationError as exc:
@@ -74,8 +84,11 @@ class Webhooks:
         *,
         cache: watchcache.WatchCache,
         registry: resources.Registry,
-        conditions: hooks.ConditionCompiler | None = compile_conditions,
+        conditions: hooks.ConditionCompiler | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
+        if conditions is None:
+            conditions = functools.partial(compile_conditions, authorizer=authorizer)
         self.cache = cache
         self.mutating = hooks.Source(cache, mutating=True, conditions=conditions)
         self.validating = hooks.Source(cache, mutating=False, conditions=conditions)

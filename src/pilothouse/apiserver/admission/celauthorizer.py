@@ -1,4 +1,5 @@
-"""The ``authorizer`` of a policy's CEL expressions, answered by this server's authorizer.
+"""The ``authorizer`` of admission's CEL expressions (ValidatingAdmissionPolicy, webhook
+match conditions), answered by this server's authorizer.
 
 Upstream's ``authorizer`` variable asks the API server's authorizer (RBAC, Node …)
 whether the request's user — or a service account named with
@@ -15,11 +16,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.api.cel.library import authz
-from pilothouse.apiserver.admission.webhook import matching
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.apiserver.authz import attributes as attrs_module
 
 if TYPE_CHECKING:
+    from pilothouse.apiserver.admission.webhook import matching
     from pilothouse.apiserver.authz.authorizer import Authorizer
 
 
