@@ -9,8 +9,12 @@ Upstream's ``k8s.io/apiserver/pkg/admission/plugin/policy/validating``, in parts
 - :mod:`evaluate`: params (``paramKind``/``paramRef``), variables, match conditions,
   validations and their messages, audit annotations, and what each
   ``validationActions`` entry (Deny, Warn, Audit) makes of a failure;
-- :mod:`typechecking`: the policy's ``status.typeChecking`` warnings, from its
-  expressions checked against the schemas of the kinds it matches.
+- :mod:`plugin`: the admission chain's ``ValidatingAdmissionPolicy`` plugin.
+
+The policy's ``status.typeChecking`` is written by the
+``validatingadmissionpolicy-status`` controller (:mod:`pilothouse.api.admission_typecheck`),
+as upstream's kube-controller-manager does; the ``authorizer`` of expressions is
+:mod:`pilothouse.apiserver.admission.celauthorizer`.
 
 Requests are evaluated concurrently; compiled policies are immutable and shared.
 """

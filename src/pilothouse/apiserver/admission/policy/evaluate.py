@@ -14,9 +14,13 @@ to evaluate, or a binding whose params cannot be found, follows the policy's
 (``ValidatingAdmissionPolicy 'p' with binding 'b' denied request: failed
 expression: …``).
 
-Variables are evaluated eagerly, in order (the engine has no lazy attributes): one
-that fails is left out, so an expression reading it fails with ``no such key``.
-Runtime cost budgets are not enforced.
+What the expressions read is prepared once per policy and param and converted for
+the engine once (``cel.Activation``), objects pruned to the fields the expressions
+select (``cel.paths``). Variables are evaluated eagerly, in order (the engine has no
+lazy attributes): one that fails is left out, so an expression reading it fails with
+``no such key``. Runtime cost budgets are not enforced. Concurrency: an
+:class:`Evaluator` keeps no per-request state; each evaluation builds its own
+activation.
 """
 
 from __future__ import annotations
