@@ -413,3 +413,72 @@ def test_authorizer_in_expressions_asks_rbac(k: Kubectl) -> None:
             break
         time.sleep(0.2)
     assert created.stdout.strip() == "deployment.apps/web created", created.stderr
+
+
+def test_custom_resource_params(k: Kubectl) -> None:
+    test = "crparams-" + uuid.uuid4().hex[:6]
+    group = f"{test}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"replicalimits.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": "replicalimits",
+                "singular": "replicalimit",
+                "kind": "ReplicaLimit",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"maxReplicas": {"type": "integer"}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    apply(k, crd)
+    k("wait", "--for=condition=Established", f"crd/replicalimits.{group}", "--timeout=30s")
+    ns = namespace(k, test)
+    limit = {
+        "apiVersion": f"{group}/v1",
+        "kind": "ReplicaLimit",
+        "metadata": {"name": "limit", "namespace": ns},
+        "maxReplicas": 2,
+    }
+    apply(
+        k,
+        limit,
+        policy(
+            f"{test}.example.com",
+            paramKind={"apiVersion": f"{group}/v1", "kind": "ReplicaLimit"},
+            validations=[
+                {
+                    "expression": "object.spec.replicas <= params.maxReplicas",
+                    "messageExpression": "'at most ' + string(params.maxReplicas) + ' replicas'",
+                }
+            ],
+        ),
+        binding(
+            f"{test}-binding.example.com",
+            f"{test}.example.com",
+            test,
+            paramRef={"name": "limit", "parameterNotFoundAction": "Deny"},
+        ),
+    )
+    refused = k("apply", "-n", ns, "-f", "-", input=deployment("three", 3), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("denied request: at most 2 replicas")
+    k("apply", "-n", ns, "-f", "-", input=deployment("two", 2))
+    # The policy goes first: with its paramKind gone it would refuse every Deployment
+    # its matchConstraints match ("failed to configure policy"), as upstream's does.
+    k("delete", "validatingadmissionpolicy", f"{test}.example.com")
+    k("delete", "crd", f"replicalimits.{group}")
