@@ -607,3 +607,38 @@ def test_authorizer_checks_ask_the_servers_authorizer(cache: Cache) -> None:
     assert denied is not None and denied.message.endswith("denied request: secrets:"), (
         "trimmed, as upstream"
     )
+
+
+def test_a_failed_variable_fails_only_what_reads_it(cache: Cache) -> None:
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(
+            variables=[
+                {"name": "bad", "expression": "object.spec.nothing"},
+                {"name": "worse", "expression": "variables.bad + 1"},
+                {"name": "replicas", "expression": "object.spec.replicas"},
+            ],
+            validations=[
+                {"expression": "variables.replicas <= 5"},
+                {"expression": "variables.worse > 1"},
+            ],
+        ),
+    )
+    cache.put(policies.BINDINGS, "b", binding())
+    denied = run(cache, request(deployment(replicas=3)))
+    assert denied is not None and denied.message.endswith(
+        "denied request: expression 'variables.worse > 1' resulted in error: no such key: nothing"
+    ), "the error of the variable at the root, as upstream's lazy variables give it"
+    cache.put(
+        policies.POLICIES,
+        "p",
+        policy(
+            variables=[
+                {"name": "bad", "expression": "object.spec.nothing"},
+                {"name": "replicas", "expression": "object.spec.replicas"},
+            ],
+            validations=[{"expression": "variables.replicas <= 5"}],
+        ),
+    )
+    assert run(cache, request(deployment(replicas=3))) is None, "an unread failure is no error"

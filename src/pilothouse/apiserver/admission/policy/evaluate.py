@@ -17,8 +17,9 @@ expression: …``).
 What the expressions read is prepared once per policy and param and converted for
 the engine once (``cel.Activation``), objects pruned to the fields the expressions
 select (``cel.paths``). Variables are evaluated eagerly, in order (the engine has no
-lazy attributes): one that fails is left out, so an expression reading it fails with
-``no such key``. Runtime cost budgets are not enforced. Concurrency: an
+lazy attributes); one that fails is left out and its error is what an expression
+reading it fails with, as upstream's lazy ones give. Runtime cost budgets are not
+enforced. Concurrency: an
 :class:`Evaluator` keeps no per-request state; each evaluation builds its own
 activation.
 """
@@ -319,24 +320,26 @@ class Evaluator:
             activation.add_function(
                 "check", cel_authz.checker(celauthorizer.decider(self.authorizer))
             )
+        # Upstream's variables are lazy: one that fails fails only the expressions that
+        # read it, with its own error. Here they are evaluated in order and a failed one
+        # left out; its error replaces the "no such key" of whatever reads it.
+        failed: dict[str, str] = {}
         if policy.variables:
             values: dict[str, Any] = {}
             for name, expr in policy.variables:
-                program = expr.compiled.program
-                if program is None:
-                    continue
                 activation.set("variables", values)
-                try:
-                    values[name] = program.evaluate(activation)
-                except cel.EvaluationError:
-                    continue
+                outcome = _run(expr, activation, failed)
+                if isinstance(outcome, _Failure):
+                    failed[name] = outcome.cause
+                else:
+                    values[name] = outcome
             activation.set("variables", values)
         # Upstream's matchconditions.Matcher: any condition that is false skips the
         # policy, even after another failed to evaluate; only then do the errors count
         # (several as one aggregate), refusing under Fail and skipping under Ignore.
         failures: list[str] = []
         for _, expr in policy.match_conditions:
-            outcome = _run(expr, activation)
+            outcome = _run(expr, activation, failed)
             if isinstance(outcome, _Failure):
                 failures.append(outcome.message)
             elif outcome is False:
@@ -346,7 +349,7 @@ class Evaluator:
             return Outcome([Decision(message)] if on_error else [], [], [])
         decisions: list[Decision] = []
         for index, validation in enumerate(policy.validations):
-            outcome = _run(validation.expression, activation)
+            outcome = _run(validation.expression, activation, failed)
             if isinstance(outcome, _Failure):
                 if on_error:
                     decisions.append(Decision(outcome.message, index=index))
@@ -363,7 +366,7 @@ class Evaluator:
         audit: list[tuple[str, str]] = []
         audit_errors: list[str] = []
         for key, expr in policy.audit_annotations:
-            outcome = _run(expr, activation)
+            outcome = _run(expr, activation, failed)
             if isinstance(outcome, _Failure):
                 if on_error:
                     audit_errors.append(outcome.message)
@@ -437,17 +440,24 @@ def _unknown_param_kind(param_kind: tuple[str, str]) -> str:
 @dataclass(frozen=True, slots=True)
 class _Failure:
     message: str
+    cause: str = ""  # the evaluation error alone (what a failed variable passes on)
 
 
-def _run(expr: policies.Expression, activation: cel.Activation) -> Any:
-    """The value of an expression, or a _Failure worded as upstream's filter words it."""
+def _run(expr: policies.Expression, activation: cel.Activation, failed: dict[str, str]) -> Any:
+    """The value of an expression, or a _Failure worded as upstream's filter words it
+    (``failed``: the errors of the variables that could not be evaluated)."""
     program = expr.compiled.program
     if program is None:
-        return _Failure(f"compilation error: {expr.compiled.error}")
+        cause = f"compilation error: {expr.compiled.error}"
+        return _Failure(cause, cause)
     try:
         return program.evaluate(activation)
     except cel.EvaluationError as exc:
-        return _Failure(f"expression '{expr.text}' resulted in error: {exc.message}")
+        cause = exc.message
+        missing = cause.removeprefix("no such key: ")
+        if missing != cause and missing in failed and "variables" in program.variables:
+            cause = failed[missing]
+        return _Failure(f"expression '{expr.text}' resulted in error: {cause}", cause)
 
 
 def _cel_type(value: Any) -> str:
