@@ -5,10 +5,10 @@ Upstream's ``authorizer`` variable asks the API server's authorizer (RBAC, Node 
 whether the request's user — or a service account named with
 ``authorizer.serviceAccount(ns, name)`` — may do something: ``check`` builds
 ``authorizer.Attributes`` from what the expression named and takes the authorizer's
-decision, ``allow`` or ``deny`` with its reason. Within one request every answer is
-remembered (upstream's caching authorizer), so a policy asking the same thing for
-several params asks once. The authorizer is synchronous: no I/O, as RBAC reads its
-index in memory.
+decision, ``allow`` or ``deny`` with its reason. Within one evaluation (a policy
+with one param, a webhook's match conditions) every answer is remembered, as
+upstream's caching authorizer does, so expressions asking the same thing ask once.
+The authorizer is synchronous: no I/O, as RBAC reads its index in memory.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _user(info: dict[str, Any]) -> user_module.UserInfo:
 
 
 def decider(authorizer: Authorizer | None) -> authz.Decide:
-    """``check``'s decisions for one request, remembered per question."""
+    """``check``'s decisions for one evaluation, remembered per question."""
     seen: dict[str, tuple[str, str]] = {}
 
     def decide(asked: dict[str, Any]) -> tuple[str, str]:
