@@ -482,3 +482,77 @@ def test_custom_resource_params(k: Kubectl) -> None:
     # its matchConstraints match ("failed to configure policy"), as upstream's does.
     k("delete", "validatingadmissionpolicy", f"{test}.example.com")
     k("delete", "crd", f"replicalimits.{group}")
+
+
+def test_type_checking_against_a_custom_resources_schema(cluster_kubectl: Kubectl) -> None:
+    """Custom resources' schemas come from the server's discovery and OpenAPI v3, as
+    upstream's status controller finds them."""
+    test = "typedcr-" + uuid.uuid4().hex[:6]
+    group = f"{test}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"limits.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "limits", "singular": "limit", "kind": "Limit"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"max": {"type": "integer"}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    apply(cluster_kubectl, crd)
+    cluster_kubectl("wait", "--for=condition=Established", f"crd/limits.{group}", "--timeout=30s")
+    name = f"{test}.example.com"
+    typed = policy(
+        name,
+        matchConstraints={
+            "resourceRules": [
+                {
+                    "apiGroups": [group],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE"],
+                    "resources": ["limits"],
+                }
+            ]
+        },
+        validations=[
+            {"expression": "object.spec.maxx <= 5"},
+            {"expression": "object.spec.max <= 5 && object.metadata.name != ''"},
+        ],
+    )
+    apply(cluster_kubectl, typed)
+    deadline = time.monotonic() + 20
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = json.loads(
+            cluster_kubectl("get", "validatingadmissionpolicy", name, "-o", "json").stdout
+        ).get("status", {})
+        if status.get("observedGeneration") == 1:
+            break
+        time.sleep(0.1)
+    assert status["typeChecking"]["expressionWarnings"] == [
+        {
+            "fieldRef": "spec.validations[0].expression",
+            "warning": f"{group}/v1, Kind=Limit: compilation failed: ERROR: <input>:1:12: "
+            "undefined field 'maxx'\n | object.spec.maxx <= 5\n | ...........^\n",
+        }
+    ]
+    cluster_kubectl("delete", "validatingadmissionpolicy", name)
+    cluster_kubectl("delete", "crd", f"limits.{group}")

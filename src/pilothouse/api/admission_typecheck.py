@@ -8,8 +8,10 @@ typed by its ``paramKind``'s schema. What fails to compile is reported in
 ``warning: apps/v1, Kind=Deployment: compilation failed: ERROR: …``). Warnings never
 change what the policy does: at admission ``object`` is ``dyn``.
 
-Schemas are the built-in kinds' (:mod:`pilothouse.api.schema`); kinds without one
-(custom resources) are skipped, as upstream skips kinds its resolver cannot find.
+Schemas are the built-in kinds' (:mod:`pilothouse.api.schema`), and for custom
+resources what the caller found (:class:`Schemas`: the status controller reads the
+server's discovery and OpenAPI v3, as upstream's resolver does); kinds found nowhere
+are skipped, as upstream skips kinds its resolver cannot find.
 
 No I/O here: part of the bottom ``api`` layer.
 """
@@ -17,7 +19,8 @@ No I/O here: part of the bottom ``api`` layer.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from pilothouse.api import admission_cel, cel, resources, schema
 from pilothouse.api.cel import types as cel_types
@@ -26,11 +29,25 @@ MAX_TYPES = 10
 _MAX_DEPTH = 24
 
 
-def _plain(node: dict[str, Any], depth: int) -> dict[str, Any]:
-    """A kubernetes-validate schema as the structural schema CEL types are made from."""
+Resolve = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Schemas(Protocol):
+    """Kinds the built-in schemas do not know (custom resources), as the caller found
+    them (upstream's resolver asks discovery and ``/openapi/v3``)."""
+
+    def kind_for(self, group: str, version: str, plural: str) -> str | None: ...
+
+    def schema_for(
+        self, group: str, version: str, kind: str
+    ) -> tuple[dict[str, Any], Resolve] | None: ...
+
+
+def _plain(node: dict[str, Any], depth: int, resolve: Resolve = schema.resolve) -> dict[str, Any]:
+    """An OpenAPI schema as the structural schema CEL types are made from."""
     if depth > _MAX_DEPTH:
         return {"x-kubernetes-preserve-unknown-fields": True}
-    node = schema.resolve(node) if "$ref" in node else node
+    node = resolve(node) if "$ref" in node else node
     if "oneOf" in node or "anyOf" in node:
         return {"x-kubernetes-int-or-string": True}  # IntOrString and friends: dyn
     out: dict[str, Any] = {}
@@ -44,16 +61,16 @@ def _plain(node: dict[str, Any], depth: int) -> dict[str, Any]:
             out[key] = node[key]
     if isinstance(node.get("properties"), dict):
         out["properties"] = {
-            name: _plain(sub, depth + 1)
+            name: _plain(sub, depth + 1, resolve)
             for name, sub in node["properties"].items()
             if isinstance(sub, dict)
         }
         out.setdefault("type", "object")
     if isinstance(node.get("items"), dict):
-        out["items"] = _plain(node["items"], depth + 1)
+        out["items"] = _plain(node["items"], depth + 1, resolve)
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):
-        out["additionalProperties"] = _plain(extra, depth + 1)
+        out["additionalProperties"] = _plain(extra, depth + 1, resolve)
     if (
         out.get("type") == "object"
         and "properties" not in out
@@ -77,8 +94,17 @@ def gvk_string(group: str, version: str, kind: str) -> str:
     return f"{group}/{version}, Kind={kind}"
 
 
+def _type_of(group: str, version: str, kind: str, schemas: Schemas | None) -> cel_types.Type | None:
+    found = kind_type(group, version, kind)
+    if found is None and schemas is not None:
+        custom = schemas.schema_for(group, version, kind)
+        if custom is not None:
+            found = cel.from_schema(_plain(custom[0], 0, custom[1]))
+    return found
+
+
 def types_to_check(
-    policy: dict[str, Any], registry: resources.Registry
+    policy: dict[str, Any], registry: resources.Registry, schemas: Schemas | None = None
 ) -> list[tuple[str, str, str]]:
     match = ((policy.get("spec") or {}).get("matchConstraints")) or {}
     found: set[tuple[str, str, str]] = set()
@@ -92,18 +118,27 @@ def types_to_check(
             for version in sorted(versions):
                 for plural in sorted(plurals):
                     resource = registry.by_path(group, version, plural)
-                    if resource is None:
+                    if resource is not None:
+                        found.add((resource.group, resource.version, resource.kind))
+                    elif schemas is not None:
+                        kind = schemas.kind_for(group, version, plural)
+                        if kind is None:
+                            continue
+                        found.add((group, version, kind))
+                    else:
                         continue
-                    found.add((resource.group, resource.version, resource.kind))
                     if len(found) == MAX_TYPES:
                         return sorted(found)
     return sorted(found)
 
 
-def check(policy: dict[str, Any], registry: resources.Registry) -> list[dict[str, str]]:
-    """The policy's ``expressionWarnings`` (empty: everything type-checks)."""
+def check(
+    policy: dict[str, Any], registry: resources.Registry, schemas: Schemas | None = None
+) -> list[dict[str, str]]:
+    """The policy's ``expressionWarnings`` (empty: everything type-checks); kinds the
+    built-in schemas lack are looked up in ``schemas``."""
     spec = policy.get("spec") or {}
-    kinds = [(gvk, kind_type(*gvk)) for gvk in types_to_check(policy, registry)]
+    kinds = [(gvk, _type_of(*gvk, schemas)) for gvk in types_to_check(policy, registry, schemas)]
     typed = [(gvk, t) for gvk, t in kinds if t is not None]
     if not typed:
         return []
@@ -112,7 +147,7 @@ def check(policy: dict[str, Any], registry: resources.Registry) -> list[dict[str
     params_type: cel_types.Type | None = None
     if isinstance(param_kind, dict):
         group, _, version = str(param_kind.get("apiVersion") or "").rpartition("/")
-        params_type = kind_type(group, version, str(param_kind.get("kind") or ""))
+        params_type = _type_of(group, version, str(param_kind.get("kind") or ""), schemas)
 
     def checker_for(object_type: cel_types.Type) -> admission_cel.Checker:
         checker = admission_cel.Checker()
