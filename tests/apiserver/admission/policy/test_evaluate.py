@@ -642,3 +642,13 @@ def test_a_failed_variable_fails_only_what_reads_it(cache: Cache) -> None:
         ),
     )
     assert run(cache, request(deployment(replicas=3))) is None, "an unread failure is no error"
+
+
+def test_a_missing_namespace_is_not_found(cache: Cache) -> None:
+    cache.put(policies.POLICIES, "p", policy())
+    cache.put(policies.BINDINGS, "b", binding())
+    missing = run(cache, request(deployment(namespace="gone")))
+    assert missing is not None and (missing.code, missing.message) == (
+        404,
+        'namespaces "gone" not found',
+    )

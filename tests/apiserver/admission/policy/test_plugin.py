@@ -31,6 +31,9 @@ async def cache() -> AsyncIterator[watchcache.WatchCache]:
     prefixes = [r.storage_prefix for r in REGISTRY.resources if r.stored]
     wc = watchcache.WatchCache(store, prefixes)
     await wc.start()
+    # The namespace the tests write in (policies look it up, as upstream's do).
+    await _store(wc, "", "namespaces").create("", {"metadata": {"name": "ns"}})
+    await wc.consistent()
     yield wc
     await wc.stop()
     await store.close()

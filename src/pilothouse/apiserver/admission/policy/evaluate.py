@@ -178,6 +178,7 @@ class Evaluator:
                 except ConfigError as exc:
                     config_error(policy, binding.name, str(exc))
                     continue
+                self._require_namespace(request)
                 for param in params:
                     outcome = self.evaluate(policy, matched, request, param)
                     for decision in outcome.decisions:
@@ -404,6 +405,13 @@ class Evaluator:
         if validation.message.strip():
             return validation.message.strip()
         return f"failed expression: {validation.expression.text.strip()}"
+
+    def _require_namespace(self, request: webhook_matching.Request) -> None:
+        """Upstream looks the request's Namespace up once a binding applies, and answers
+        its lister's NotFound when it is not there."""
+        name = request.namespace
+        if name and request.kind != ("", "v1", "Namespace") and self.namespace(name) is None:
+            raise errors.not_found("namespaces", "", name)
 
     def _namespace_object(self, request: webhook_matching.Request) -> Obj | None:
         name = request.namespace
