@@ -26,7 +26,7 @@ from google.protobuf import (  # type: ignore[import-untyped]
 )
 
 from pilothouse.api import resources
-from pilothouse.apiserver.handlers import openapi, openapi_v2
+from pilothouse.apiserver.handlers import openapi, openapi_v2, openapi_v2_convert
 
 PROTO_ACCEPT = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 
@@ -484,3 +484,63 @@ def test_negotiation_follows_preference() -> None:
     assert negotiate(f"application/json;q=0.9, {PROTO_ACCEPT}") == openapi_v2.PROTOBUF
     assert negotiate("text/html, */*;q=0.1") == "application/json"
     assert negotiate("text/plain") is None
+
+
+def test_custom_resource_schemas_take_the_v2_shapes_kubectl_parses() -> None:
+    converted = openapi_v2_convert.schema(
+        {
+            "type": "object",
+            "required": ["note", "size"],
+            "properties": {
+                "size": {"type": "integer", "minimum": 0},
+                "note": {"type": "string", "nullable": True},
+                "port": {
+                    "x-kubernetes-int-or-string": True,
+                    "anyOf": [{"type": "integer"}, {"type": "string"}],
+                },
+                "extra": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "properties": {"a": {"type": "string"}},
+                },
+                "raw": {"type": "array"},
+                "meta": {
+                    "allOf": [{"$ref": "#/components/schemas/io.k8s.X"}],
+                    "description": "d",
+                },
+            },
+        }
+    )
+    assert converted == {
+        "type": "object",
+        "required": ["size"],  # a nullable field is never required in v2
+        "properties": {
+            "size": {"type": "integer", "minimum": 0},
+            "note": {},
+            "port": {"x-kubernetes-int-or-string": True},
+            "extra": {"x-kubernetes-preserve-unknown-fields": True},
+            "raw": {},
+            "meta": {"$ref": "#/definitions/io.k8s.X", "description": "d"},
+        },
+    }
+
+
+def test_dangling_references_do_not_break_the_document() -> None:
+    doc = openapi_v2_convert.document(
+        [
+            {
+                "components": {
+                    "schemas": {
+                        "a.A": {
+                            "type": "object",
+                            "properties": {
+                                "b": {"$ref": "#/components/schemas/missing.B", "description": "x"}
+                            },
+                        }
+                    }
+                }
+            }
+        ],
+        version="v",
+    )
+    assert doc["definitions"]["a.A"]["properties"]["b"] == {"description": "x"}

@@ -19,8 +19,9 @@ the resources of the group-version and this package's own source. It changes
 exactly when a document can.
 
 kubectl 1.32 uses these documents to decide that the server validates fields
-(``fieldValidation`` on the kind's PATCH operation; otherwise it wants OpenAPI v2
-protobuf, which is not served, and fails), for ``kubectl explain`` (schemas found
+(``fieldValidation`` on the kind's PATCH operation; otherwise it validates
+client-side from ``/openapi/v2``, served by :mod:`openapi_v2` from these documents
+merged), for ``kubectl explain`` (schemas found
 through the GVK of the resource's GET operation) and for strategic-merge patches
 in client-side ``apply``.
 """
