@@ -18,7 +18,7 @@ ARGS ?=
 # suite drives (local registry, etcd for the HA path).
 APT_PACKAGES := ca-certificates iproute2 iptables nftables conntrack crun runc conmon \
 	containernetworking-plugins util-linux zstd busybox-static
-APT_TEST_PACKAGES := docker-registry etcd-server
+APT_TEST_PACKAGES := docker-registry etcd-server chromium chromium-driver
 
 .PHONY: install install-test up test lint typecheck importlint unit bench clean help
 

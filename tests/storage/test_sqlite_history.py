@@ -27,7 +27,7 @@ def compacted_past(store: sqlite.SQLiteStore, rev: int) -> Callable[[], Awaitabl
 
 
 async def test_every_revision_with_its_origin_and_the_delete(db: pathlib.Path) -> None:
-    store = sqlite.SQLiteStore(db, compact_interval=0)
+    store = sqlite.SQLiteStore(db, compact_interval=0, history_retention=3600)
     await store.start()
     try:
         assert isinstance(store, history.HistoryStore)
@@ -104,7 +104,7 @@ async def test_history_off_writes_no_history_and_compacts_as_before(db: pathlib.
 async def test_history_through_encryption_is_decrypted(db: pathlib.Path) -> None:
     chain = [encrypt.keyed("aescbc", "key1", bytes(range(32)))]
     identity = value.PrefixTransformer(b"", value.IDENTITY, "identity")
-    inner = sqlite.SQLiteStore(db, compact_interval=0)
+    inner = sqlite.SQLiteStore(db, compact_interval=0, history_retention=3600)
     store = transform.TransformingStore(
         inner, transformers={"/registry/secrets/": value.PrefixTransformers([*chain, identity])}
     )

@@ -48,6 +48,7 @@ from pilothouse.apiserver.handlers import history as history_handler
 from pilothouse.apiserver.registry import strategies
 from pilothouse.apiserver.registry.store import Admission, ResourceStore
 from pilothouse.apiserver.registry.strategies import service as service_strategy
+from pilothouse.dashboard import pages as dashboard_pages
 from pilothouse.storage import factory, transform
 from pilothouse.storage import history as storage_history
 from pilothouse.storage import interface as storage
@@ -301,6 +302,7 @@ class APIServer:
                 (resource_metrics.GROUP, resource_metrics.VERSION): metrics_api.handle,
                 **self.identity.api_services(),
             },
+            static_routes={dashboard_pages.PREFIX: dashboard_pages.Pages().handle},
             history_api=history_handler.HistoryAPI(
                 registry=self.registry, stores=self.stores, backend=self.store
             ),

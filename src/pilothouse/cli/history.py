@@ -118,8 +118,9 @@ def resolve(kind: str, registry: resources.Registry = resources.DEFAULT) -> reso
     return matches[0]
 
 
-def _kubeconfig(args: argparse.Namespace) -> client_config.ClusterConfig:
-    path = args.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+def kubeconfig_for(given: str) -> client_config.ClusterConfig:
+    """The cluster of ``--kubeconfig``, else ``$KUBECONFIG``, else the local server's."""
+    path = given or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
     if not path:
         path = str(kubectl.kubeconfig_path())
         if not Path(path).exists():
@@ -140,7 +141,7 @@ async def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.object!r}: name the object as KIND/NAME, e.g. deployment/web")
     resource = resolve(kind)
     namespace = (args.namespace or "default") if resource.namespaced else ""
-    config = _kubeconfig(args).with_user_agent("pilothouse-history")
+    config = kubeconfig_for(args.kubeconfig).with_user_agent("pilothouse-history")
     async with rest.Client(config) as client:
         doc = await client.request("GET", history_path(resource, namespace, name))
     revisions: list[dict[str, Any]] = doc.get("revisions") or []

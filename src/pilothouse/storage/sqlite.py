@@ -166,7 +166,7 @@ class SQLiteStore:
         watch_chunk: int = 1000,
         reader_threads: int = 2,
         checkpoint_after: int = 10_000,
-        history_retention: float = history.DEFAULT_RETENTION,
+        history_retention: float = 0.0,
     ) -> None:
         self.path = path
         self._retention = max(0.0, history_retention)

@@ -1,0 +1,58 @@
+"""A real browser for the dashboard's tests and benchmark: Debian's chromium, headless,
+driven through its chromedriver with selenium (a test dependency, imported here only).
+
+Nothing is downloaded: the browser and the driver are the Debian packages
+(``make install-test`` installs them) at fixed paths. One browser per caller; the
+caller quits it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+CHROMIUM = os.environ.get("PILOTHOUSE_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("PILOTHOUSE_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+def available() -> str:
+    """Why no browser can run here ("" when one can)."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not (os.path.exists(path) or shutil.which(path)):
+            return (
+                f"{path} is missing: run `make install-test` (Debian's chromium, chromium-driver)"
+            )
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed: run `make install-test`"
+    return ""
+
+
+def chromium(*, width: int = 1400, height: int = 1000, dark: bool = False) -> Any:
+    """A headless chromium that accepts the test server's own CA-less certificate."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # tests run as root in CI; the sandbox refuses root
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-component-update",
+    ):
+        options.add_argument(arg)
+    if dark:
+        options.add_argument("--force-dark-mode")
+        options.add_argument("--blink-settings=preferredColorScheme=0")
+    options.accept_insecure_certs = True
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=CHROMEDRIVER)
+    return webdriver.Chrome(options=options, service=service)
