@@ -94,13 +94,15 @@ export async function listPage(r, namespace, { limit, cont, labelSelector, field
   return { items: list.items || [], cont: list.metadata.continue || "", rv: list.metadata.resourceVersion };
 }
 
-// Every object, read in pages of 500 (as kubectl does), and the list's revision.
-export async function listAll(r, namespace, opts = {}) {
+// Every object and the list's revision: in pages of ``chunk`` (500, as kubectl reads),
+// or with ``chunk: 0`` in one answer, which the API server serves from its watch cache
+// (a continued list is read from the store at the first page's revision).
+export async function listAll(r, namespace, { chunk = 500, ...opts } = {}) {
   let items = [];
   let cont = "";
   let rv = "";
   do {
-    const page = await listPage(r, namespace, { ...opts, limit: 500, cont });
+    const page = await listPage(r, namespace, { ...opts, limit: chunk, cont });
     items = items.concat(page.items);
     cont = page.cont;
     rv = rv || page.rv;
@@ -146,7 +148,12 @@ export async function watch(r, namespace, rv, onEvent, { signal, onRelist, label
             continue;
           }
           from = ev.object.metadata.resourceVersion || from;
-          if (ev.type !== "BOOKMARK") onEvent(ev.type, ev.object);
+          if (ev.type === "BOOKMARK") continue;
+          try {
+            onEvent(ev.type, ev.object);
+          } catch (err) {
+            console.error("watch event handler failed", err); // one bad event, not the stream
+          }
         }
       }
     } catch (e) {

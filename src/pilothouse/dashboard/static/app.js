@@ -57,12 +57,16 @@ async function start() {
   if (user === "system:anonymous") return login("");
   text(document.getElementById("whoami"), user);
   document.getElementById("logout").hidden = !api.session.token;
-  await loadNamespaces();
+  // The page first; the namespace menu fills in beside it.
+  const chosen = localStorage.getItem(NS_KEY) || "";
+  if (chosen) nsSelect.append(h("option", { value: chosen }, chosen));
+  nsSelect.value = chosen;
   route();
+  loadNamespaces();
 }
 
 async function loadNamespaces() {
-  const chosen = localStorage.getItem(NS_KEY) || "";
+  const chosen = nsSelect.value;
   try {
     const list = await api.listAll(api.R.namespaces, "");
     nsSelect.replaceChildren(h("option", { value: "" }, "All namespaces"),

@@ -23,7 +23,8 @@ export async function overview({ main, signal }) {
   const grid = h("div", { class: "nodes", role: "list", "aria-label": "Nodes" });
   const summary = h("p", { class: "muted" });
   main.replaceChildren(h("h1", {}, "Cluster overview"), summary, grid);
-  const [nodes, pods] = await Promise.all([api.listAll(api.R.nodes, ""), api.listAll(api.R.pods, "")]);
+  // Every pod counts towards its node's bars: one list, from the server's watch cache.
+  const [nodes, pods] = await Promise.all([api.listAll(api.R.nodes, ""), api.listAll(api.R.pods, "", { chunk: 0 })]);
   const cards = new Map();
   const contributions = new Map(); // pod uid -> {node, cpu, memory}
   const usage = new Map();
