@@ -23,17 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import (
-    NoSuchElementException,
-    StaleElementReferenceException,
-    TimeoutException,
-)
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from pilothouse import testing
 from pilothouse.api import errors, resources
 from pilothouse.client import config, rest
+from pilothouse.dashboard.browser import load, log_in, ready, wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.kubectl, pytest.mark.slow]
 
@@ -68,33 +63,6 @@ def admin_token(server: testing.ServerThread) -> str:
         f"--serviceaccount=kube-system:{name}",
     )
     return kubectl(server, "create", "token", name, "-n", "kube-system").strip()
-
-
-def wait(driver: Any, check: Any, timeout: float = 30, what: str = "") -> Any:
-    try:
-        return WebDriverWait(
-            driver,
-            timeout,
-            poll_frequency=0.1,
-            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
-        ).until(lambda d: check(d))
-    except TimeoutException:
-        logs = "\n".join(str(e) for e in driver.get_log("browser"))
-        shot = SCREENSHOTS.parent / "failed.png"
-        driver.save_screenshot(str(shot))
-        raise AssertionError(f"timed out waiting for {what} (screenshot {shot})\n{logs}") from None
-
-
-def ready(driver: Any, page: str) -> bool:
-    return bool(driver.execute_script("return document.body.dataset.ready") == page)
-
-
-def log_in(driver: Any, url: str, token: str) -> None:
-    load(driver, url + "/ui/")
-    wait(driver, lambda d: ready(d, "login"), what="the login form")
-    driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.ID, "login").click()
-    wait(driver, lambda d: ready(d, "overview"), what="the overview after logging in")
 
 
 def shot(driver: Any, name: str) -> None:
@@ -219,7 +187,7 @@ def test_the_dashboard_flow(cluster: testing.ServerThread, browser: Any) -> None
     scaled[0].find_element(By.TAG_NAME, "button").click()
     diff = browser.find_element(By.ID, "history-diff").text
     assert "-   replicas: 1" in diff and "+   replicas: 3" in diff, diff
-    assert [li.text.split()[1] for li in entries][0] == "created"
+    assert entries[0].text.split()[1] == "created"
     shot(browser, "history")
     assert browser.execute_script("return window.notReloaded") is True
 
@@ -288,17 +256,6 @@ async def _many_pods(server: testing.ServerThread, ns: str, count: int) -> None:
                 await client.create(PODS, pod, namespace=ns)
 
         await asyncio.gather(*(one(i) for i in range(count)))
-
-
-def load(driver: Any, url: str) -> None:
-    """Navigate afresh. Chromium abandons a load when the machine's network changes
-    (ERR_NETWORK_CHANGED: other tests add and remove interfaces here), so retry."""
-    for _ in range(5):
-        driver.get("about:blank")
-        driver.get(url)
-        if not driver.current_url.startswith("chrome-error:"):
-            return
-    raise AssertionError(f"chromium could not load {url}")
 
 
 def _navigation_ms(driver: Any, url: str, page: str) -> float:

@@ -56,3 +56,49 @@ def chromium(*, width: int = 1400, height: int = 1000, dark: bool = False) -> An
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=CHROMEDRIVER)
     return webdriver.Chrome(options=options, service=service)
+
+
+def wait(driver: Any, check: Any, timeout: float = 30, what: str = "") -> Any:
+    """Poll ``check(driver)`` until truthy; on timeout fail with the browser's console."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        TimeoutException,
+    )
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    try:
+        return WebDriverWait(driver, timeout, 0.1, ignored_exceptions=ignored).until(check)
+    except TimeoutException:
+        logs = "\n".join(str(e) for e in driver.get_log("browser"))
+        raise AssertionError(f"timed out waiting for {what}\n{logs}") from None
+
+
+def ready(driver: Any, page: str) -> bool:
+    """Whether the dashboard says it has rendered ``page`` (``body[data-ready]``)."""
+    return bool(driver.execute_script("return document.body.dataset.ready") == page)
+
+
+def load(driver: Any, url: str) -> None:
+    """Navigate afresh. Chromium abandons a load when the machine's network changes
+    (ERR_NETWORK_CHANGED: on a shared machine other tests add and remove interfaces),
+    so a load that ends on chromium's error page is retried."""
+    ours = "return !!(document.getElementById('theme') || document.getElementById('done'))"
+    for _ in range(5):
+        driver.get("about:blank")
+        driver.get(url)
+        if driver.execute_script(ours):
+            return
+    raise AssertionError(f"chromium could not load {url}")
+
+
+def log_in(driver: Any, url: str, token: str) -> None:
+    """Open ``url``/ui/ and log in with a bearer token."""
+    from selenium.webdriver.common.by import By
+
+    load(driver, url + "/ui/")
+    wait(driver, lambda d: ready(d, "login"), what="the login form")
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.ID, "login").click()
+    wait(driver, lambda d: ready(d, "overview"), what="the overview after logging in")
