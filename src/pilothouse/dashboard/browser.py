@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from typing import Any
 
 CHROMIUM = os.environ.get("PILOTHOUSE_CHROMIUM", "/usr/bin/chromium")
@@ -85,12 +86,13 @@ def load(driver: Any, url: str) -> None:
     (ERR_NETWORK_CHANGED: on a shared machine other tests add and remove interfaces),
     so a load that ends on chromium's error page is retried."""
     ours = "return !!(document.getElementById('theme') || document.getElementById('done'))"
-    for _ in range(5):
+    for _ in range(20):
         driver.get("about:blank")
         driver.get(url)
         if driver.execute_script(ours):
             return
-    raise AssertionError(f"chromium could not load {url}")
+        time.sleep(0.5)  # the interfaces are still changing: let them settle
+    raise AssertionError(f"chromium could not load {url} (20 tries)")
 
 
 def log_in(driver: Any, url: str, token: str) -> None:

@@ -75,7 +75,11 @@ class DashboardProxy:
         )
         app = web.Application(middlewares=[self._loopback_only], client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Watches, followed logs and exec sessions never end by themselves: on stop, give
+        # them a second and close them, rather than aiohttp's default minute.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
