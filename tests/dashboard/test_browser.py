@@ -191,6 +191,66 @@ def test_the_dashboard_flow(cluster: testing.ServerThread, browser: Any) -> None
     shot(browser, "history")
     assert browser.execute_script("return window.notReloaded") is True
 
+    # YAML edit through server-side apply: a field another manager owns is a conflict,
+    # shown with its manager, until the user forces it.
+    kubectl(cluster, "set", "image", "deployment/web", "web=busybox:1.37", "-n", ns)
+    browser.execute_script(
+        "location.hash = arguments[0]", f"#/yaml/apis/apps/v1/namespaces/{ns}/deployments/web"
+    )
+    wait(browser, lambda d: ready(d, "yaml"), what="the Deployment's YAML")
+    editor = browser.find_element(By.ID, "yaml-editor")
+    text = editor.get_attribute("value")
+    assert "image: busybox:1.37" in text and "managedFields" not in text and "status:" not in text
+    browser.execute_script(
+        "arguments[0].value = arguments[1]", editor, text.replace("busybox:1.37", "busybox:1.38")
+    )
+    browser.find_element(By.ID, "apply").click()
+    wait(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#apply-result .conflicts"),
+        what="the conflict",
+    )
+    conflict = browser.find_element(By.CSS_SELECTOR, "#apply-result .conflicts").text
+    assert (
+        'conflict with "kubectl-set"' in conflict and ".spec.template.spec.containers" in conflict
+    )
+    shot(browser, "yaml-conflict")
+    browser.find_element(By.ID, "force-apply").click()
+    wait(
+        browser,
+        lambda d: "applied" in d.find_element(By.ID, "apply-result").text,
+        what="the forced apply",
+    )
+    image = "{.spec.template.spec.containers[0].image}"
+    assert (
+        kubectl(cluster, "get", "deploy/web", "-n", ns, "-o", f"jsonpath={image}") == "busybox:1.38"
+    )
+
+    # Undo goes back to the previous revision's template; Restart stamps restartedAt.
+    browser.find_element(By.CSS_SELECTOR, "#nav a[data-page=workloads]").click()
+    wait(browser, lambda d: ready(d, "workloads"), what="the workloads page")
+
+    def revision() -> str:
+        path = "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        return kubectl(cluster, "get", "deploy/web", "-n", ns, "-o", f"jsonpath={path}")
+
+    wait(browser, lambda d: revision() == "3", what="the third rollout revision")
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-name=web][data-namespace={ns}]")
+    row.find_element(By.XPATH, ".//button[text()='Undo']").click()
+    wait(
+        browser,
+        lambda d: "rolled back to revision 2" in d.find_element(By.ID, "toast").text,
+        what="undo",
+    )
+    assert (
+        kubectl(cluster, "get", "deploy/web", "-n", ns, "-o", f"jsonpath={image}") == "busybox:1.37"
+    )
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-name=web][data-namespace={ns}]")
+    row.find_element(By.XPATH, ".//button[text()='Restart']").click()
+    wait(browser, lambda d: "restarted" in d.find_element(By.ID, "toast").text, what="restart")
+    restarted = "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}"
+    assert kubectl(cluster, "get", "deploy/web", "-n", ns, "-o", f"jsonpath={restarted}")
+
     # Events stream and dark mode, for the screenshots.
     browser.find_element(By.CSS_SELECTOR, "#nav a[data-page=events]").click()
     wait(browser, lambda d: ready(d, "events"), what="the events page")

@@ -26,11 +26,23 @@ function headers(extra) {
   return h;
 }
 
-export async function request(method, path, { body, type, signal, params } = {}) {
+// Requests that may be sent again when the network drops them (a laptop changing
+// networks, an interface coming up): reads, and server-side apply, which is idempotent.
+export async function request(method, path, { body, type, signal, params, idempotent } = {}) {
   const url = params ? `${path}?${new URLSearchParams(params)}` : path;
   const init = { method, headers: headers(type ? { "Content-Type": type } : {}), signal };
   if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
-  const resp = await fetch(url, init);
+  const retries = (idempotent ?? method === "GET") ? 3 : 0;
+  let resp;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      resp = await fetch(url, init);
+      break;
+    } catch (e) {
+      if (attempt >= retries || (signal && signal.aborted)) throw e;
+      await sleep(300 * (attempt + 1));
+    }
+  }
   const text = await resp.text();
   let data = null;
   if (text) {

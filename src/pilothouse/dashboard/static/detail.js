@@ -178,7 +178,7 @@ export async function yaml({ main, signal, path, ns }) {
       const r = await api.resourceFor(m.apiVersion, m.kind);
       const target = api.resourcePath(r, m.namespace || ns || "default", m.name);
       const obj = await api.request("PATCH", target, {
-        body: area.value, type: "application/apply-patch+yaml",
+        body: area.value, type: "application/apply-patch+yaml", idempotent: true,
         params: { fieldManager: MANAGER, force: force ? "true" : "false", fieldValidation: "Strict" },
       });
       result.replaceChildren(h("p", { class: "status-Complete" }, `${r.plural}/${obj.metadata.name} applied (resourceVersion ${obj.metadata.resourceVersion})`), " ",

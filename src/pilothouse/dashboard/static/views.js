@@ -148,7 +148,7 @@ export async function workloads({ main, ns, signal }) {
     const phase = done ? "Complete" : "Progressing";
     const pct = want ? Math.round((Math.min(updated, ready) / want) * 100) : 100;
     const images = ((spec.template || {}).spec || {}).containers || [];
-    const scaleInput = h("input", { type: "number", min: 0, value: want, "aria-label": `Replicas of ${d.metadata.name}`, style: "width:5em" });
+    const old = rows.get(uid);
     const cells = [
       h("td", {}, h("a", { href: `#/pods?selector=${encodeURIComponent(selectorOf(d))}&ns=${encodeURIComponent(d.metadata.namespace)}` }, d.metadata.name)),
       h("td", {}, d.metadata.namespace),
@@ -160,23 +160,28 @@ export async function workloads({ main, ns, signal }) {
         progressing && progressing.status === "False" ? h("div", { class: "reason" }, progressing.message) : null),
       h("td", {}, images.map((c) => c.image).join(", ")),
       h("td", {}, api.age(d.metadata.creationTimestamp)),
-      h("td", {},
-        scaleInput, " ",
-        h("button", { type: "button", onclick: () => scale(d, scaleInput.value), "aria-label": `Scale ${d.metadata.name}` }, "Scale"), " ",
-        h("button", { type: "button", onclick: () => restart(d), "aria-label": `Restart ${d.metadata.name}` }, "Restart"), " ",
-        h("button", { type: "button", onclick: () => undo(d), "aria-label": `Undo the rollout of ${d.metadata.name}` }, "Undo"), " ",
-        ...objectLinks("Deployment", api.R.deployments, d)),
     ];
-    const old = rows.get(uid);
     if (old) {
-      // Keep a number being typed: replace every cell but the actions while focused.
-      const focused = old.contains(document.activeElement);
-      [...old.children].forEach((td, i) => { if (!(focused && i === 6)) td.replaceWith(cells[i]); });
-    } else {
-      const tr = h("tr", { tabindex: 0, dataset: { name: d.metadata.name, namespace: d.metadata.namespace } }, ...cells);
-      rows.set(uid, tr);
-      body.append(tr);
+      // Only the cells whose text changed; the actions stay (and act on the latest object).
+      old.latest = d;
+      [...old.children].slice(0, cells.length).forEach((td, i) => {
+        if (td.textContent !== cells[i].textContent || i === 3) td.replaceWith(cells[i]);
+      });
+      const input = old.querySelector("input[type=number]");
+      if (input && document.activeElement !== input) input.value = want;
+      return;
     }
+    const tr = h("tr", { tabindex: 0, dataset: { name: d.metadata.name, namespace: d.metadata.namespace } }, ...cells);
+    tr.latest = d;
+    const scaleInput = h("input", { type: "number", min: 0, value: want, "aria-label": `Replicas of ${d.metadata.name}`, style: "width:5em" });
+    tr.append(h("td", {},
+      scaleInput, " ",
+      h("button", { type: "button", onclick: () => scale(tr.latest, scaleInput.value), "aria-label": `Scale ${d.metadata.name}` }, "Scale"), " ",
+      h("button", { type: "button", onclick: () => restart(tr.latest), "aria-label": `Restart ${d.metadata.name}` }, "Restart"), " ",
+      h("button", { type: "button", onclick: () => undo(tr.latest), "aria-label": `Undo the rollout of ${d.metadata.name}` }, "Undo"), " ",
+      ...objectLinks("Deployment", api.R.deployments, d)));
+    rows.set(uid, tr);
+    body.append(tr);
   };
   const list = await api.listAll(api.R.deployments, ns);
   list.items.forEach(render);
