@@ -54,7 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("object", metavar="KIND/NAME", help="e.g. deployment/web, secret/db, no/n1")
-    p.add_argument("-n", "--namespace", default="", help="namespace (default: the context's)")
+    p.add_argument(
+        "-n", "--namespace", default="", help="namespace of a namespaced object (default: default)"
+    )
     p.add_argument(
         "--diff",
         nargs="*",
