@@ -50,6 +50,19 @@ def kubectl(server: testing.ServerThread, *args: str) -> str:
     return proc.stdout
 
 
+def kubectl_input(server: testing.ServerThread, text: str, *args: str) -> str:
+    proc = subprocess.run(
+        ["kubectl", *args],
+        input=text,
+        env={**os.environ, "KUBECONFIG": str(server.kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def admin_token(server: testing.ServerThread) -> str:
     """A ServiceAccount bound to cluster-admin: what a person logs in with."""
     name = "dash-" + uuid.uuid4().hex[:6]
@@ -250,6 +263,51 @@ def test_the_dashboard_flow(cluster: testing.ServerThread, browser: Any) -> None
     wait(browser, lambda d: "restarted" in d.find_element(By.ID, "toast").text, what="restart")
     restarted = "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}"
     assert kubectl(cluster, "get", "deploy/web", "-n", ns, "-o", f"jsonpath={restarted}")
+
+    # A StatefulSet is a workload too: its rollout, and Undo through its ControllerRevisions.
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "db", "image": "busybox:1.36"}]},
+            },
+        },
+    }
+    kubectl_input(cluster, json.dumps(sts), "apply", "-f", "-")
+    selector = f"tr[data-kind=StatefulSet][data-name=db][data-namespace={ns}]"
+    wait(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, f"{selector} td[data-ready]").text == "1/1",
+        what="the StatefulSet ready on the workloads page",
+    )
+    kubectl(cluster, "set", "image", "statefulset/db", "db=busybox:1.37", "-n", ns)
+    wait(
+        browser,
+        lambda d: "busybox:1.37" in d.find_element(By.CSS_SELECTOR, selector).text,
+        what="1.37",
+    )
+    browser.find_element(By.CSS_SELECTOR, selector).find_element(
+        By.XPATH, ".//button[text()='Undo']"
+    ).click()
+    wait(
+        browser,
+        lambda d: (
+            "statefulsets.apps/db rolled back to revision 1" in d.find_element(By.ID, "toast").text
+        ),
+        what="sts undo",
+    )
+    wait(
+        browser,
+        lambda d: "busybox:1.36" in d.find_element(By.CSS_SELECTOR, selector).text,
+        what="1.36 again",
+    )
+    shot(browser, "workloads")
 
     # Events stream and dark mode, for the screenshots.
     browser.find_element(By.CSS_SELECTOR, "#nav a[data-page=events]").click()

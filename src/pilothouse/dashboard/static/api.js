@@ -73,6 +73,7 @@ export const R = {
   replicasets: { group: "apps", version: "v1", plural: "replicasets", kind: "ReplicaSet", namespaced: true },
   statefulsets: { group: "apps", version: "v1", plural: "statefulsets", kind: "StatefulSet", namespaced: true },
   daemonsets: { group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true },
+  controllerrevisions: { group: "apps", version: "v1", plural: "controllerrevisions", kind: "ControllerRevision", namespaced: true },
 };
 
 // The resource of an apiVersion and kind, from discovery (one request per group-version).

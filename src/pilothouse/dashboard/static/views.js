@@ -125,71 +125,112 @@ export async function overview({ main, signal }) {
 
 // --- workloads ---------------------------------------------------------------------
 
+// Each kind of workload: how far its rollout is, and what its buttons may do.
+const WORKLOADS = [
+  {
+    r: api.R.deployments, kind: "Deployment", scalable: true, undo: undoDeployment,
+    state: (d) => {
+      const st = d.status || {};
+      const want = (d.spec || {}).replicas ?? 1;
+      const updated = st.updatedReplicas || 0;
+      const available = st.availableReplicas || 0;
+      const done = updated === want && (st.replicas || 0) === want && available === want;
+      return { want, ready: st.readyReplicas || 0, updated, available, done };
+    },
+  },
+  {
+    r: api.R.statefulsets, kind: "StatefulSet", scalable: true, undo: undoFromRevision,
+    state: (d) => {
+      const st = d.status || {};
+      const want = (d.spec || {}).replicas ?? 1;
+      const ready = st.readyReplicas || 0;
+      const done = ready === want && (st.updatedReplicas || 0) === want && (!st.updateRevision || st.updateRevision === st.currentRevision);
+      return { want, ready, updated: st.updatedReplicas || 0, available: st.availableReplicas || 0, done };
+    },
+  },
+  {
+    r: api.R.daemonsets, kind: "DaemonSet", scalable: false, undo: undoFromRevision,
+    state: (d) => {
+      const st = d.status || {};
+      const want = st.desiredNumberScheduled || 0;
+      const updated = st.updatedNumberScheduled || 0;
+      const available = st.numberAvailable || 0;
+      return { want, ready: st.numberReady || 0, updated, available, done: updated === want && available === want };
+    },
+  },
+];
+
 export async function workloads({ main, ns, signal }) {
   const body = h("tbody");
   rowKeys(body);
   main.replaceChildren(
     h("h1", {}, "Workloads"),
     h("div", { class: "toolbar" }, h("a", { href: "#/new" }, "Create from YAML…")),
-    h("table", { "aria-label": "Deployments" },
-      h("caption", { class: "muted" }, ns ? `Deployments in ${ns}` : "Deployments in all namespaces"),
-      h("thead", {}, h("tr", {}, ...["Name", "Namespace", "Ready", "Rollout", "Images", "Age", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+    h("table", { "aria-label": "Workloads" },
+      h("caption", { class: "muted" }, `Deployments, StatefulSets and DaemonSets ${ns ? `in ${ns}` : "in all namespaces"}`),
+      h("thead", {}, h("tr", {}, ...["Kind", "Name", "Namespace", "Ready", "Rollout", "Images", "Age", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
       body));
   const rows = new Map();
-  const render = (d) => {
+  const render = (w, d) => {
     const uid = d.metadata.uid;
+    const name = d.metadata.name;
     const spec = d.spec || {};
-    const st = d.status || {};
-    const want = spec.replicas ?? 1;
-    const ready = st.readyReplicas || 0;
-    const updated = st.updatedReplicas || 0;
-    const progressing = (st.conditions || []).find((c) => c.type === "Progressing");
-    const done = updated === want && (st.replicas || 0) === want && (st.availableReplicas || 0) === want && (st.observedGeneration || 0) >= (d.metadata.generation || 0);
+    const { want, ready, updated, available, done: rolled } = w.state(d);
+    const done = rolled && ((d.status || {}).observedGeneration || 0) >= (d.metadata.generation || 0);
+    const progressing = ((d.status || {}).conditions || []).find((c) => c.type === "Progressing");
     const phase = done ? "Complete" : "Progressing";
     const pct = want ? Math.round((Math.min(updated, ready) / want) * 100) : 100;
     const images = ((spec.template || {}).spec || {}).containers || [];
-    const old = rows.get(uid);
     const cells = [
-      h("td", {}, h("a", { href: `#/pods?selector=${encodeURIComponent(selectorOf(d))}&ns=${encodeURIComponent(d.metadata.namespace)}` }, d.metadata.name)),
+      h("td", {}, w.kind),
+      h("td", {}, h("a", { href: `#/pods?selector=${encodeURIComponent(selectorOf(d))}&ns=${encodeURIComponent(d.metadata.namespace)}` }, name)),
       h("td", {}, d.metadata.namespace),
       h("td", { dataset: { ready: `${ready}/${want}` } }, `${ready}/${want}`),
       h("td", {},
-        h("div", { class: "progress", role: "progressbar", "aria-label": `Rollout of ${d.metadata.name}`, "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct },
+        h("div", { class: "progress", role: "progressbar", "aria-label": `Rollout of ${w.kind} ${name}`, "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct },
           h("span", { style: `width:${pct}%` })),
-        h("span", { class: `status-${phase}` }, `${phase}: ${updated} updated, ${st.availableReplicas || 0} available`),
+        h("span", { class: `status-${phase}` }, `${phase}: ${updated} updated, ${available} available`),
         progressing && progressing.status === "False" ? h("div", { class: "reason" }, progressing.message) : null),
       h("td", {}, images.map((c) => c.image).join(", ")),
       h("td", {}, api.age(d.metadata.creationTimestamp)),
     ];
+    const old = rows.get(uid);
     if (old) {
       // Only the cells whose text changed; the actions stay (and act on the latest object).
       old.latest = d;
       [...old.children].slice(0, cells.length).forEach((td, i) => {
-        if (td.textContent !== cells[i].textContent || i === 3) td.replaceWith(cells[i]);
+        if (td.textContent !== cells[i].textContent || i === 4) td.replaceWith(cells[i]);
       });
       const input = old.querySelector("input[type=number]");
       if (input && document.activeElement !== input) input.value = want;
       return;
     }
-    const tr = h("tr", { tabindex: 0, dataset: { name: d.metadata.name, namespace: d.metadata.namespace } }, ...cells);
+    const tr = h("tr", { tabindex: 0, dataset: { kind: w.kind, name, namespace: d.metadata.namespace } }, ...cells);
     tr.latest = d;
-    const scaleInput = h("input", { type: "number", min: 0, value: want, "aria-label": `Replicas of ${d.metadata.name}`, style: "width:5em" });
-    tr.append(h("td", {},
-      scaleInput, " ",
-      h("button", { type: "button", onclick: () => scale(tr.latest, scaleInput.value), "aria-label": `Scale ${d.metadata.name}` }, "Scale"), " ",
-      h("button", { type: "button", onclick: () => restart(tr.latest), "aria-label": `Restart ${d.metadata.name}` }, "Restart"), " ",
-      h("button", { type: "button", onclick: () => undo(tr.latest), "aria-label": `Undo the rollout of ${d.metadata.name}` }, "Undo"), " ",
-      ...objectLinks("Deployment", api.R.deployments, d)));
+    const actions = h("td", {});
+    if (w.scalable) {
+      const input = h("input", { type: "number", min: 0, value: want, "aria-label": `Replicas of ${w.kind} ${name}`, style: "width:5em" });
+      actions.append(input, " ",
+        h("button", { type: "button", onclick: () => scale(w, tr.latest, input.value), "aria-label": `Scale ${w.kind} ${name}` }, "Scale"), " ");
+    }
+    actions.append(
+      h("button", { type: "button", onclick: () => restart(w, tr.latest), "aria-label": `Restart ${w.kind} ${name}` }, "Restart"), " ",
+      h("button", { type: "button", onclick: () => w.undo(w, tr.latest), "aria-label": `Undo the rollout of ${w.kind} ${name}` }, "Undo"), " ",
+      ...objectLinks(w.kind, w.r, d));
+    tr.append(actions);
     rows.set(uid, tr);
     body.append(tr);
   };
-  const list = await api.listAll(api.R.deployments, ns);
-  list.items.forEach(render);
+  const lists = await Promise.all(WORKLOADS.map((w) => api.listAll(w.r, ns).catch(() => null)));
+  WORKLOADS.forEach((w, i) => { if (lists[i]) lists[i].items.forEach((d) => render(w, d)); });
   document.body.dataset.ready = "workloads";
-  api.watch(api.R.deployments, ns, list.rv, (type, d) => {
-    if (type === "DELETED") { const tr = rows.get(d.metadata.uid); if (tr) tr.remove(); rows.delete(d.metadata.uid); return; }
-    render(d);
-  }, { signal });
+  WORKLOADS.forEach((w, i) => {
+    if (!lists[i]) return; // not served, or not ours to list
+    api.watch(w.r, ns, lists[i].rv, (type, d) => {
+      if (type === "DELETED") { const tr = rows.get(d.metadata.uid); if (tr) tr.remove(); rows.delete(d.metadata.uid); return; }
+      render(w, d);
+    }, { signal });
+  });
 }
 
 function selectorOf(d) {
@@ -197,30 +238,33 @@ function selectorOf(d) {
   return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",");
 }
 
-async function scale(d, value) {
+const qualified = (w, d) => `${w.r.plural}.${w.r.group}/${d.metadata.name}`;
+
+async function scale(w, d, value) {
   const replicas = Number(value);
   if (!Number.isInteger(replicas) || replicas < 0) return toast("Replicas must be a whole number, 0 or more");
   try {
-    await api.request("PATCH", api.resourcePath(api.R.deployments, d.metadata.namespace, d.metadata.name, "scale"), {
+    await api.request("PATCH", api.resourcePath(w.r, d.metadata.namespace, d.metadata.name, "scale"), {
       body: { spec: { replicas } }, type: "application/merge-patch+json", params: { fieldManager: MANAGER },
     });
-    toast(`deployment.apps/${d.metadata.name} scaled to ${replicas}`);
+    toast(`${w.kind.toLowerCase()}.apps/${d.metadata.name} scaled to ${replicas}`);
   } catch (e) { toast(`Scale failed: ${e.message}`); }
 }
 
-async function restart(d) {
+// kubectl rollout restart: a new restartedAt annotation on the pod template.
+async function restart(w, d) {
   const patch = { spec: { template: { metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": new Date().toISOString() } } } } };
   try {
-    await api.request("PATCH", api.resourcePath(api.R.deployments, d.metadata.namespace, d.metadata.name), {
+    await api.request("PATCH", api.resourcePath(w.r, d.metadata.namespace, d.metadata.name), {
       body: patch, type: "application/strategic-merge-patch+json", params: { fieldManager: MANAGER },
     });
-    toast(`deployment.apps/${d.metadata.name} restarted`);
+    toast(`${w.kind.toLowerCase()}.apps/${d.metadata.name} restarted`);
   } catch (e) { toast(`Restart failed: ${e.message}`); }
 }
 
-// kubectl rollout undo: the ReplicaSet this Deployment owns with the newest revision
+// kubectl rollout undo of a Deployment: the ReplicaSet it owns with the newest revision
 // before the current one; its pod template becomes the Deployment's.
-async function undo(d) {
+async function undoDeployment(w, d) {
   const ns = d.metadata.namespace;
   try {
     const sets = await api.listAll(api.R.replicasets, ns, { labelSelector: selectorOf(d) });
@@ -231,11 +275,29 @@ async function undo(d) {
     if (!previous) return toast("no rollout history found");
     const template = structuredClone(previous.spec.template);
     if (template.metadata && template.metadata.labels) delete template.metadata.labels["pod-template-hash"];
-    await api.request("PATCH", api.resourcePath(api.R.deployments, ns, d.metadata.name), {
+    await api.request("PATCH", api.resourcePath(w.r, ns, d.metadata.name), {
       body: [{ op: "replace", path: "/spec/template", value: template }], type: "application/json-patch+json",
       params: { fieldManager: MANAGER },
     });
-    toast(`deployment.apps/${d.metadata.name} rolled back to revision ${rev(previous)}`);
+    toast(`${qualified(w, d)} rolled back to revision ${rev(previous)}`);
+  } catch (e) { toast(`Undo failed: ${e.message}`); }
+}
+
+// kubectl rollout undo of a StatefulSet or DaemonSet: the ControllerRevision before the
+// newest one it owns; its data is a strategic merge patch that puts that template back.
+async function undoFromRevision(w, d) {
+  const ns = d.metadata.namespace;
+  try {
+    const revs = await api.listAll(api.R.controllerrevisions, ns, { labelSelector: selectorOf(d) });
+    const owned = revs.items
+      .filter((r) => (r.metadata.ownerReferences || []).some((o) => o.uid === d.metadata.uid && o.controller))
+      .sort((a, b) => (b.revision || 0) - (a.revision || 0));
+    if (owned.length < 2) return toast("no rollout history found");
+    const previous = owned[1];
+    await api.request("PATCH", api.resourcePath(w.r, ns, d.metadata.name), {
+      body: previous.data, type: "application/strategic-merge-patch+json", params: { fieldManager: MANAGER },
+    });
+    toast(`${qualified(w, d)} rolled back to revision ${previous.revision}`);
   } catch (e) { toast(`Undo failed: ${e.message}`); }
 }
 
