@@ -126,7 +126,7 @@ def test_the_dashboard_flow(cluster: testing.ServerThread, browser: Any) -> None
     assert "Ready" in card.text
     cpu = card.find_element(By.CSS_SELECTOR, "[data-meter=cpu] [role=meter]")
     before = float(cpu.get_attribute("aria-valuenow"))
-    assert float(cpu.get_attribute("aria-valuemax")) > 0
+    assert float(cpu.get_attribute("aria-valuemax")) == 32  # the hollow node's allocatable
     browser.execute_script("window.notReloaded = true")
 
     # Create a Deployment through the YAML editor (server-side apply).
@@ -177,7 +177,44 @@ def test_the_dashboard_flow(cluster: testing.ServerThread, browser: Any) -> None
         lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-pod^=web-]")) == 3,
         what="3 pods",
     )
+    # A pod that fits nowhere: the scheduler's reason, live, on its row.
+    greedy = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "greedy", "namespace": ns},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "busybox:1.36", "resources": {"requests": {"cpu": "64"}}}
+            ]
+        },
+    }
+    kubectl_input(cluster, json.dumps(greedy), "apply", "-f", "-")
+    wait(
+        browser,
+        lambda d: (
+            "Insufficient cpu"
+            in d.find_element(By.CSS_SELECTOR, "tr[data-pod=greedy] .reason").text
+        ),
+        what="the scheduler's reason on the Pending pod",
+    )
+    reason = browser.find_element(By.CSS_SELECTOR, "tr[data-pod=greedy] .reason").text
+    assert reason == (
+        "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are"
+        " available: 1 Preemption is not helpful for scheduling.."  # upstream's words, both dots
+    ), reason
     shot(browser, "pods")
+    # Search on the server: a label selector.
+    search = browser.find_element(By.ID, "search")
+    search.clear()
+    search.send_keys("app=web\n")
+    wait(
+        browser,
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, "tbody tr")) == 3
+            and not d.find_elements(By.CSS_SELECTOR, "tr[data-pod=greedy]")
+        ),
+        what="the label selector's pods only",
+    )
     assert browser.execute_script("return window.notReloaded") is True
 
     # The bars on the overview now hold the three pods' requests (250m each).
@@ -187,6 +224,15 @@ def test_the_dashboard_flow(cluster: testing.ServerThread, browser: Any) -> None
         By.CSS_SELECTOR, "[data-node=hollow-0] [data-meter=cpu] [role=meter]"
     )
     assert float(cpu.get_attribute("aria-valuenow")) == pytest.approx(before + 0.75)
+    # The bar is drawn to scale: requested over allocatable (32 CPUs on a hollow node).
+    total = float(cpu.get_attribute("aria-valuemax"))
+    assert total == 32
+    drawn = browser.execute_script(
+        "const b = arguments[0]; return b.querySelector('.req').getBoundingClientRect().width"
+        " / b.getBoundingClientRect().width",
+        cpu,
+    )
+    assert drawn == pytest.approx((before + 0.75) / total, abs=0.01)
     shot(browser, "overview")
 
     # The history shows the scale, by the dashboard through /scale, with its diff.

@@ -126,6 +126,13 @@ def test_the_dashboard_with_real_pods(cluster: Cluster, ns: str, browser: Any) -
         )
         > 0
     )
+    # Usage from metrics.k8s.io beside the requests, once the agent has measured.
+    wait(
+        browser,
+        lambda d: "used" in d.find_element(By.CSS_SELECTOR, "[data-node] [data-meter=memory]").text,
+        60,
+        "memory usage on the node's bar",
+    )
     browser.execute_script("window.notReloaded = true")
 
     browser.find_element(By.CSS_SELECTOR, "#nav a[data-page=new]").click()

@@ -48,24 +48,22 @@ export function rowKeys(tbody) {
 
 // A labelled meter: requested (and used) of allocatable, as a bar.
 export function meter(label, { requested, used, total, format }) {
-  const pct = (v) => (total > 0 ? Math.min(100, (v / total) * 100) : 0);
-  const req = h("span", { class: "req", style: `width:${pct(requested)}%` });
-  const use = h("span", { class: "use", style: `width:${pct(used || 0)}%` });
-  const words = h("span", {}, describe(requested, used, total, format));
-  const bar = h("div", {
-    class: "bar", role: "meter", "aria-label": `${label} requested`, "aria-valuemin": 0,
-    "aria-valuemax": Math.round(total * 1000) / 1000, "aria-valuenow": Math.round(requested * 1000) / 1000,
-    "aria-valuetext": words.textContent,
-  }, req, use);
+  const req = h("span", { class: "req" });
+  const use = h("span", { class: "use" });
+  const words = h("span", {});
+  const bar = h("div", { class: "bar", role: "meter", "aria-label": `${label} requested`, "aria-valuemin": 0 }, req, use);
   const el = h("div", { class: "meter", dataset: { meter: label.toLowerCase() } },
     h("div", { class: "label" }, h("strong", {}, label), words), bar);
   el.update = (next) => {
+    const pct = (v) => (next.total > 0 ? Math.min(100, (v / next.total) * 100) : 0);
     req.style.width = `${pct(next.requested)}%`;
     use.style.width = `${pct(next.used || 0)}%`;
-    text(words, describe(next.requested, next.used, next.total, format));
+    text(words, describe(next.requested, next.used, next.total, next.format));
+    bar.setAttribute("aria-valuemax", Math.round(next.total * 1000) / 1000);
     bar.setAttribute("aria-valuenow", Math.round(next.requested * 1000) / 1000);
     bar.setAttribute("aria-valuetext", words.textContent);
   };
+  el.update({ requested, used, total, format });
   return el;
 }
 
