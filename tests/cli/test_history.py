@@ -272,3 +272,17 @@ def test_pick_at_by_time() -> None:
     assert history.pick_at(revs, "9")["object"] == {"v": 2}
     with pytest.raises(history.UsageError, match="did not exist yet"):
         history.pick_at(revs, "4")
+
+
+def test_history_retention_flag() -> None:
+    import argparse
+
+    from pilothouse.cli import server
+
+    assert server._retention("24h") == 86400.0
+    assert server._retention("90m") == 5400.0
+    assert server._retention("0") == 0.0
+    with pytest.raises(argparse.ArgumentTypeError, match="write it as 24h, 90m, 7d"):
+        server._retention("a day")
+    with pytest.raises(argparse.ArgumentTypeError, match="0 turns history off"):
+        server._retention("-5m")
