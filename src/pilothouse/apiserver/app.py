@@ -19,7 +19,7 @@ from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import negotiation
+from pilothouse.apiserver import negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
@@ -93,8 +93,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except storage.StoreError as exc:
         return status_response(store_status(exc))
-    except Exception:
+    except Exception as exc:
         log.exception("internal error serving %s %s", request.method, request.path_qs)
+        ctx = request.get(requestcontext.CONTEXT_KEY)
+        if ctx is not None:
+            ctx.panic = exc  # the audit log records this request's stage as Panic
         return status_response(
             errors.internal("an unexpected error happened; the server log has details")
         )
@@ -151,6 +154,7 @@ class APIApp:
         history_api: history.HistoryAPI | None = None,
         static_routes: dict[str, Handler] | None = None,
         middlewares: list[typedefs.Middleware] | None = None,
+        aggregated: Callable[[str], Handler | None] | None = None,
     ) -> None:
         self.registry = registry
         self.resource_api = resource_api
@@ -167,6 +171,8 @@ class APIApp:
         # with the token the user logs in with.
         self.static_routes = static_routes or {}
         self.middlewares = middlewares or []  # outermost, before error handling (metrics)
+        # Paths another API server answers (APIServices with a Service): the aggregator.
+        self.aggregated = aggregated
         # Upstream writes /version indented and without a trailing newline
         # (responsewriters.WriteRawJSON), unlike API objects.
         self._version = orjson.dumps(version_info(), option=orjson.OPT_INDENT_2)
@@ -176,6 +182,7 @@ class APIApp:
             middlewares=(*self.middlewares, error_middleware, self._auth_middleware),
             client_max_size=4 * 1024 * 1024,
         )
+        app.on_response_prepare.append(requestcontext.on_response_prepare)
         self.openapi.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
@@ -186,9 +193,21 @@ class APIApp:
         path = _route_path(request)
         if path in UNAUTHENTICATED_PATHS or self._static_route(path) is not None:
             return await handler(request)
-        user = self.authenticator.authenticate(transport=request.transport, headers=request.headers)
+        ctx = request.get(requestcontext.CONTEXT_KEY)
+        try:
+            user = self.authenticator.authenticate(
+                transport=request.transport, headers=request.headers
+            )
+        except errors.StatusError:
+            if ctx is not None:
+                ctx.unauthenticated()  # audited as a failed authentication
+            raise
+        if ctx is not None:
+            ctx.authenticated(user)  # the audit log starts here, with who asked
         if impersonation.requested(request.headers):
             user = impersonation.impersonate(user, request.headers, self.authorizer)
+            if ctx is not None:
+                ctx.impersonating(user)
         history_of = history.object_path(path)
         if history_of is not None:
             # An object's history is authorized exactly as a GET of the object.
@@ -196,6 +215,10 @@ class APIApp:
         else:
             attrs = attributes.from_request(user, request.method, path, request.query)
         allowed, reason = self.authorizer.authorize(attrs)
+        requestcontext.add_annotation(
+            "authorization.k8s.io/decision", "allow" if allowed else "forbid"
+        )
+        requestcontext.add_annotation("authorization.k8s.io/reason", reason)
         if not allowed:
             raise authz.forbidden(attrs, reason)
         request[USER_KEY] = user
@@ -221,6 +244,10 @@ class APIApp:
         history_of = history.object_path(path)
         if history_of is not None and self.history_api is not None:
             return await self.history_api.handle(request, history_of)
+        if self.aggregated is not None:
+            proxied = self.aggregated(path)
+            if proxied is not None:
+                return await proxied(request)
         try:
             info = request_info.parse(path, self.registry)
         except request_info.NotAResource:

@@ -77,7 +77,11 @@ class HistoryAPI:
         revisions = await backend.history(store.key(info.namespace, info.name))
         if not revisions:
             raise errors.not_found(info.resource.plural, info.resource.group, info.name)
-        body = self._render(info, store, revisions, retention=backend.history_retention)
+        objects = [store.output(orjson.loads(rev.kv.value)) for rev in revisions]
+        if store.remote is not None:
+            # A custom resource converted by its webhook: every revision in one call.
+            objects = await store.remote.to_api(objects)
+        body = self._render(info, revisions, objects, retention=backend.history_retention)
         return web.Response(
             body=orjson.dumps(body) + b"\n", content_type="application/json", status=200
         )
@@ -85,14 +89,13 @@ class HistoryAPI:
     def _render(
         self,
         info: request_info.RequestInfo,
-        store: ResourceStore,
         revisions: list[history.Revision],
+        objects: list[Any],
         *,
         retention: float,
     ) -> dict[str, Any]:
         items = []
-        for rev in revisions:
-            obj = store.output(orjson.loads(rev.kv.value))
+        for rev, obj in zip(revisions, objects, strict=True):
             obj.setdefault("metadata", {})["resourceVersion"] = str(rev.kv.mod_revision)
             items.append(
                 {
