@@ -338,6 +338,13 @@ def test_the_dashboard_flow(cluster: testing.ServerThread, browser: Any) -> None
         lambda d: "busybox:1.37" in d.find_element(By.CSS_SELECTOR, selector).text,
         what="1.37",
     )
+    # Undo needs the controller to have recorded the new template as revision 2.
+    revisions = ["get", "controllerrevisions", "-n", ns, "-l", "app=db", "-o", "name"]
+    wait(
+        browser,
+        lambda d: len(kubectl(cluster, *revisions).split()) == 2,
+        what="the StatefulSet's second ControllerRevision",
+    )
     browser.find_element(By.CSS_SELECTOR, selector).find_element(
         By.XPATH, ".//button[text()='Undo']"
     ).click()
