@@ -16,12 +16,13 @@ ARGS ?=
 # stale UDP flows of a Service whose endpoints went away; busybox-static for
 # `pilothouse images busybox`, a first image without a registry) and that the test
 # suite drives (local registry, etcd for the HA path, skopeo as the image-copy baseline
-# of bench/pod_startup.py). APT_TEST_DEBS are only downloaded, never installed: the
+# of bench/pod_startup.py, chromium and its driver for the dashboard's browser tests).
+# APT_TEST_DEBS are only downloaded, never installed: the
 # tests build stand-in container images from them (an nginx for the python client's
 # e2e suite).
 APT_PACKAGES := ca-certificates iproute2 iptables nftables conntrack crun runc conmon \
 	containernetworking-plugins util-linux zstd busybox-static
-APT_TEST_PACKAGES := docker-registry etcd-server skopeo python3-minimal
+APT_TEST_PACKAGES := docker-registry etcd-server skopeo python3-minimal chromium chromium-driver
 APT_TEST_DEBS := nginx nginx-common
 DEB_CACHE := .cache/debs
 

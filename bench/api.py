@@ -23,6 +23,14 @@ from RBAC — ``edit`` bound to a group the user is in — with 1,000 other Role
 in the cluster. The goal: the RBAC user's create rate and p99 within 10 % of the
 admin's.
 
+With ``--history`` the cost of object history (issue 20) is measured: one server
+keeping every revision for the default 24 h and one with ``--history-retention 0``,
+interleaved (off, on, off, on) in the same run: creates per second, then updates per
+second (a merge patch of a label on existing pods, each a new revision), and the disk
+each 1,000 pod updates take (the SQLite file after VACUUM, before and after the
+updates; with history off after the compaction upstream's compactor would run). The
+goal: with history on, at least 90 % of the write throughput without.
+
 With ``--audit`` the same server is measured three times in one run: without an audit
 log (the baseline), with every request recorded at level Metadata, and at level
 RequestResponse (request and response bodies in every event), each writing JSON lines
@@ -34,6 +42,7 @@ neither (``bench/webhooks.py``; goal for the webhook ≥ 50 %).
 
 Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick] [--datastore etcd]
                            [--rbac] [--audit [--repeat 3]] [--webhook]
+                           [--history [--updates 3000]]
 """
 
 from __future__ import annotations
@@ -728,6 +737,100 @@ async def bench_latency_existing(
     return latencies
 
 
+async def bench_updates(
+    client: Client, n: int, concurrency: int, pods: int, namespace: str
+) -> float:
+    """Merge patches of a label on ``pods`` existing pods, ``n`` in all; per second."""
+
+    async def make(i: int) -> None:
+        body = json.dumps({"metadata": {"labels": {"round": str(i)}}}).encode()
+        status, answer = await client.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/p{i % pods}",
+            body,
+            **{"Content-Type": "application/merge-patch+json"},
+        )
+        if status != 200:
+            raise RuntimeError(f"update failed: {status} {answer[:200]!r}")
+
+    return n / await run_concurrently(n, concurrency, make)
+
+
+def vacuumed_size(db: Path, *, compact: bool) -> int:
+    """The store's size on disk once written compactly, optionally after compacting
+    every revision no live key needs (what history off keeps)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        if compact:
+            conn.execute(
+                "DELETE FROM log WHERE deleted = 1 OR revision NOT IN (SELECT revision FROM latest)"
+            )
+            conn.commit()
+        conn.execute("VACUUM")
+    return db.stat().st_size
+
+
+async def history_round(data: Path, args: argparse.Namespace, *, keep: bool) -> dict[str, float]:
+    retention = [] if keep else ["--history-retention", "0"]
+    srv = testing.ServerProcess(
+        data, extra_args=["--disable-scheduler", "--disable-controller-manager", *retention]
+    ).start(timeout=60)
+    pods = 1000
+    try:
+        client = Client(srv.url, data, args.concurrency)
+        creates = await bench_creates(client, pods, args.concurrency, namespace="bench-history")
+        await client.request("POST", "/api/v1/namespaces", b'{"metadata":{"name":"warm"}}')
+        srv_db = data / "db" / "state.db"
+        await client.close()
+    finally:
+        srv.stop()
+    before = vacuumed_size(srv_db, compact=not keep)
+    srv = testing.ServerProcess(
+        data, extra_args=["--disable-scheduler", "--disable-controller-manager", *retention]
+    ).start(timeout=60)
+    try:
+        client = Client(srv.url, data, args.concurrency)
+        updates = await bench_updates(client, args.updates, args.concurrency, pods, "bench-history")
+        await client.close()
+    finally:
+        srv.stop()
+    after = vacuumed_size(srv_db, compact=not keep)
+    return {
+        "creates_per_s": creates,
+        "updates_per_s": updates,
+        "bytes_per_1000_updates": (after - before) / args.updates * 1000,
+    }
+
+
+async def history_figures(args: argparse.Namespace) -> dict[str, Any]:
+    rounds: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
+        for i, keep in enumerate((False, True, False, True)):
+            rounds[keep].append(await history_round(Path(tmp) / f"data-{i}", args, keep=keep))
+
+    def best(keep: bool, key: str) -> float:
+        return max(r[key] for r in rounds[keep])
+
+    def mean(keep: bool, key: str) -> float:
+        return statistics.mean(r[key] for r in rounds[keep])
+
+    return {
+        "history_off_creates_per_s": round(best(False, "creates_per_s"), 1),
+        "history_on_creates_per_s": round(best(True, "creates_per_s"), 1),
+        "history_off_updates_per_s": round(best(False, "updates_per_s"), 1),
+        "history_on_updates_per_s": round(best(True, "updates_per_s"), 1),
+        "creates_on_vs_off": round(best(True, "creates_per_s") / best(False, "creates_per_s"), 3),
+        "updates_on_vs_off": round(best(True, "updates_per_s") / best(False, "updates_per_s"), 3),
+        "history_on_bytes_per_1000_pod_updates": round(mean(True, "bytes_per_1000_updates")),
+        "history_off_bytes_per_1000_pod_updates": round(mean(False, "bytes_per_1000_updates")),
+        "rounds": {"off": rounds[False], "on": rounds[True]},
+        "updates": args.updates,
+        "concurrency": args.concurrency,
+        "cpus": os.cpu_count(),
+    }
+
+
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -809,6 +912,8 @@ async def main_audit(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.history:
+        return await history_figures(args)
     if args.audit:
         return await main_audit(args)
     if args.webhook:
@@ -896,6 +1001,12 @@ def main() -> None:
         action="store_true",
         help="an RBAC user (edit through a group, 1,000 other RoleBindings) beside the admin",
     )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="object history kept (24 h) beside --history-retention 0: throughput and disk",
+    )
+    parser.add_argument("--updates", type=int, default=3000, help="pod updates for --history")
     parser.add_argument(
         "--audit",
         action="store_true",

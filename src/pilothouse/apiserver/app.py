@@ -25,7 +25,8 @@ from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.apiserver.authz import attributes, impersonation
 from pilothouse.apiserver.authz import authorizer as authz
-from pilothouse.apiserver.handlers import discovery, openapi, rest
+from pilothouse.apiserver.handlers import discovery, history, openapi, rest
+from pilothouse.apiserver.registry import write_origin
 from pilothouse.storage import interface as storage
 from pilothouse.storage import value as storage_value
 
@@ -150,6 +151,8 @@ class APIApp:
         ready: Callable[[], bool],
         extra_routes: dict[str, Handler] | None = None,
         api_services: dict[tuple[str, str], ResourceHandler] | None = None,
+        history_api: history.HistoryAPI | None = None,
+        static_routes: dict[str, Handler] | None = None,
         middlewares: list[typedefs.Middleware] | None = None,
         aggregated: Callable[[str], Handler | None] | None = None,
     ) -> None:
@@ -162,6 +165,11 @@ class APIApp:
         self.ready = ready
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
+        self.history_api = history_api
+        # Path prefix -> handler for public static pages (the dashboard's /ui/): served
+        # before authentication, as they hold no data; the pages then call the API
+        # with the token the user logs in with.
+        self.static_routes = static_routes or {}
         self.middlewares = middlewares or []  # outermost, before error handling (metrics)
         # Paths another API server answers (APIServices with a Service): the aggregator.
         self.aggregated = aggregated
@@ -183,7 +191,7 @@ class APIApp:
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Authenticate, impersonate, authorize — then serve as that user."""
         path = _route_path(request)
-        if path in UNAUTHENTICATED_PATHS:
+        if path in UNAUTHENTICATED_PATHS or self._static_route(path) is not None:
             return await handler(request)
         ctx = request.get(requestcontext.CONTEXT_KEY)
         try:
@@ -200,7 +208,12 @@ class APIApp:
             user = impersonation.impersonate(user, request.headers, self.authorizer)
             if ctx is not None:
                 ctx.impersonating(user)
-        attrs = attributes.from_request(user, request.method, path, request.query)
+        history_of = history.object_path(path)
+        if history_of is not None:
+            # An object's history is authorized exactly as a GET of the object.
+            attrs = attributes.from_request(user, "GET", history_of, {})
+        else:
+            attrs = attributes.from_request(user, request.method, path, request.query)
         allowed, reason = self.authorizer.authorize(attrs)
         requestcontext.add_annotation(
             "authorization.k8s.io/decision", "allow" if allowed else "forbid"
@@ -211,9 +224,11 @@ class APIApp:
         request[USER_KEY] = user
         token = user_module.set_current(user)
         attrs_token = attributes.set_current(attrs)
+        origin_token = write_origin.begin_request(request.method, request.query, request.headers)
         try:
             return await handler(request)
         finally:
+            write_origin.end_request(origin_token)
             attributes.reset_current(attrs_token)
             user_module.reset_current(token)
 
@@ -223,9 +238,12 @@ class APIApp:
             return self._health(request, path)
         if path == "/version":
             return web.Response(body=self._version, content_type="application/json")
-        extra = self.extra_routes.get(path)
+        extra = self.extra_routes.get(path) or self._static_route(path)
         if extra is not None:
             return await extra(request)
+        history_of = history.object_path(path)
+        if history_of is not None and self.history_api is not None:
+            return await self.history_api.handle(request, history_of)
         if self.aggregated is not None:
             proxied = self.aggregated(path)
             if proxied is not None:
@@ -244,6 +262,12 @@ class APIApp:
                 )
             return await served(request, info)
         return await self.resource_api.handle(request, info)
+
+    def _static_route(self, path: str) -> Handler | None:
+        for prefix, handler in self.static_routes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return handler
+        return None
 
     def _health(self, request: web.Request, path: str) -> web.Response:
         ok = path != "/readyz" or self.ready()

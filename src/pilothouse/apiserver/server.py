@@ -47,10 +47,13 @@ from pilothouse.apiserver.handlers import (
     streaming,
     subresources,
 )
+from pilothouse.apiserver.handlers import history as history_handler
 from pilothouse.apiserver.registry import strategies
 from pilothouse.apiserver.registry.store import Admission, ResourceStore
 from pilothouse.apiserver.registry.strategies import service as service_strategy
+from pilothouse.dashboard import pages as dashboard_pages
 from pilothouse.storage import factory, transform
+from pilothouse.storage import history as storage_history
 from pilothouse.storage import interface as storage
 from pilothouse.storage import value as values
 
@@ -69,6 +72,8 @@ class ServerConfig:
     write_kubeconfig: Path | None = None
     advertise_address: str = ""
     compact_interval: float = 300.0
+    # Seconds of object history the store keeps (pilothouse history, the dashboard).
+    history_retention: float = storage_history.DEFAULT_RETENTION
     extra_sans: list[str] = field(default_factory=list)
     # Upstream's --encryption-provider-config; None: pilothouse manages the file.
     encryption_provider_config: Path | None = None
@@ -183,6 +188,7 @@ class APIServer:
             cfg.datastore_endpoint or "sqlite://",
             data_dir=cfg.data_dir,
             compact_interval=cfg.compact_interval,
+            history_retention=cfg.history_retention,
             tls=factory.TLSFiles(
                 cafile=cfg.datastore_cafile,
                 certfile=cfg.datastore_certfile,
@@ -430,6 +436,10 @@ class APIServer:
                 (resource_metrics.GROUP, resource_metrics.VERSION): metrics_api.handle,
                 **self.identity.api_services(),
             },
+            static_routes={dashboard_pages.PREFIX: dashboard_pages.Pages().handle},
+            history_api=history_handler.HistoryAPI(
+                registry=self.registry, stores=self.stores, backend=self.store
+            ),
             middlewares=[self.metrics.middleware, requestcontext.Requests(self.auditor).middleware],
             ready=self.is_ready,
         )

@@ -22,6 +22,8 @@ SUBCOMMANDS = {
     "secrets-encrypt": "pilothouse.cli.secrets_encrypt",
     "kubeconfig": "pilothouse.cli.kubeconfig",
     "token": "pilothouse.cli.token",
+    "history": "pilothouse.cli.history",
+    "dashboard": "pilothouse.cli.dashboard",
 }
 
 DESCRIPTION = """\
@@ -46,6 +48,10 @@ scheduler and a node agent in one process, or as separate pieces.
                              a kubeconfig for a person, from an approved CSR
   pilothouse token create|list|delete
                              bootstrap tokens that join nodes
+  pilothouse history KIND/NAME [-n NS] [--diff] [--at TIME|RV]
+                             every stored revision of an object, who wrote it, diffs
+  pilothouse dashboard [--port N] [--no-browser]
+                             the web dashboard on 127.0.0.1 with your kubeconfig
 
 Start with `pilothouse server --help`.
 """

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pilothouse import heap
-from pilothouse.cli import admissionflags, dnsflags, nodeflags, process
+from pilothouse.cli import admissionflags, dnsflags, kubeconfig, nodeflags, process
 
 log = logging.getLogger("pilothouse")
 
@@ -156,6 +156,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a KubeSchedulerConfiguration file (e.g. to bin-pack with MostAllocated)",
     )
     p.add_argument(
+        "--history-retention",
+        type=_retention,
+        default=24 * 3600,
+        metavar="DURATION",
+        help="how long the store keeps every revision of every object for `pilothouse "
+        "history` and the dashboard's timeline, e.g. 24h, 90m, 7d; 0 keeps only the latest "
+        "version (and compacts as upstream does) (default: 24h)",
+    )
+    p.add_argument(
         "--disable-local-storage",
         action="store_true",
         help="do not create the local-path StorageClass (the default class) in a new cluster",
@@ -211,6 +220,7 @@ async def _serve(args: argparse.Namespace) -> int:
         cluster_dns="" if args.disable_dns else args.dns.cluster_dns[0],
         token_auth_file=args.token_auth_file,
         anonymous_auth=args.anonymous_auth == "true",
+        history_retention=args.history_retention,
         default_storage_class=not args.disable_local_storage,
         **admissionflags.server_config(args),
     )
@@ -284,3 +294,16 @@ async def _serve(args: argparse.Namespace) -> int:
     await cluster.stop()
     print("pilothouse: stopped", flush=True)
     return 0
+
+
+def _retention(text: str) -> float:
+    """``--history-retention``: a duration (``24h``, ``90m``, ``7d``, seconds) → seconds."""
+    try:
+        seconds = kubeconfig.parse_duration(text)
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: write it as 24h, 90m, 7d or a number of seconds"
+        ) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError("a retention cannot be negative; 0 turns history off")
+    return float(seconds)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pathlib
 
-from pilothouse.storage import memory, sqlite
+from pilothouse.storage import history, memory, sqlite
 from pilothouse.storage.interface import Store
 
 ACCEPTED = "sqlite://, sqlite:///ABSOLUTE/PATH.db, http(s)://ETCD:2379[,…] or memory://"
@@ -44,6 +44,7 @@ def open_store(
     *,
     data_dir: pathlib.Path,
     compact_interval: float = 300.0,
+    history_retention: float = history.DEFAULT_RETENTION,
     tls: TLSFiles | None = None,
     prefix: str = "",
 ) -> Store:
@@ -63,10 +64,16 @@ def open_store(
     if scheme == "sqlite":
         if not rest:
             return sqlite.SQLiteStore(
-                data_dir / "db" / "state.db", compact_interval=compact_interval
+                data_dir / "db" / "state.db",
+                compact_interval=compact_interval,
+                history_retention=history_retention,
             )
         if rest.startswith("/"):
-            return sqlite.SQLiteStore(pathlib.Path(rest), compact_interval=compact_interval)
+            return sqlite.SQLiteStore(
+                pathlib.Path(rest),
+                compact_interval=compact_interval,
+                history_retention=history_retention,
+            )
         raise ValueError(
             f"datastore endpoint {endpoint!r}: the SQLite path must be absolute"
             f" (sqlite:///ABSOLUTE/PATH.db); use {ACCEPTED}"

@@ -22,15 +22,17 @@ point to start a watch from.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections.abc
 import functools
 import logging
 import pathlib
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from pilothouse.storage import sqlite_reader, sqlite_writer
+from pilothouse.storage import history, sqlite_reader, sqlite_writer
 from pilothouse.storage.interface import (
     CompactedError,
     Event,
@@ -149,7 +151,9 @@ class SQLiteStore:
     ``max_batch`` writes per transaction, ``compact_chunk`` revisions scanned per
     compaction transaction, ``watch_chunk`` rows per catch-up read, ``reader_threads``
     and ``checkpoint_after`` (rows a compaction must remove before the WAL is
-    truncated). A write whose caller is cancelled may still be applied.
+    truncated), ``history_retention`` seconds of object history to keep (0: none;
+    see :mod:`~pilothouse.storage.history`). A write whose caller is cancelled may
+    still be applied.
     """
 
     def __init__(
@@ -162,8 +166,10 @@ class SQLiteStore:
         watch_chunk: int = 1000,
         reader_threads: int = 2,
         checkpoint_after: int = 10_000,
+        history_retention: float = 0.0,
     ) -> None:
         self.path = path
+        self._retention = max(0.0, history_retention)
         self._compact_interval = compact_interval
         self._max_batch = max_batch
         self._compact_chunk = compact_chunk
@@ -194,6 +200,7 @@ class SQLiteStore:
             on_commit=self._on_commit,
             on_job_done=sqlite_writer.settle,
             max_batch=self._max_batch,
+            keep_history=self._retention > 0,
         )
         state = await writer.start()
         self._writer = writer
@@ -266,7 +273,8 @@ class SQLiteStore:
         writer = self._live_writer()
         assert self._loop is not None
         future = self._loop.create_future()
-        writer.submit(sqlite_writer.Op(kind, key, value, if_revision, future))
+        origin = history.current_origin() if self._retention else None
+        writer.submit(sqlite_writer.Op(kind, key, value, if_revision, future, origin))
         return future
 
     async def create(self, key: str, value: bytes) -> int:
@@ -368,6 +376,20 @@ class SQLiteStore:
             limit=self._watch_chunk,
         )
 
+    # -- history -------------------------------------------------------------------
+
+    @property
+    def history_retention(self) -> float:
+        return self._retention
+
+    async def history(self, key: str) -> builtins.list[history.Revision]:
+        return await self._live_readers().run(sqlite_reader.read_history, key)
+
+    async def _retained_from(self) -> int:
+        """The newest revision older than the retention window: compaction may reach it."""
+        cutoff = time.time() - self._retention
+        return await self._live_readers().run(sqlite_reader.read_revision_at_time, cutoff)
+
     # -- compaction ----------------------------------------------------------------
 
     async def _run_job(self, run: Callable[[], T]) -> T:
@@ -396,11 +418,15 @@ class SQLiteStore:
 
     async def _compact_periodically(self) -> None:
         """Like the API server's compactor: every interval, compact to the revision that
-        was current at the previous tick, so clients get that long to catch up."""
+        was current at the previous tick, so clients get that long to catch up — and,
+        while history is kept, never past a revision younger than the retention window."""
         previous = 0  # at start: only finish a compaction that a crash interrupted
         while True:
             try:
-                await self.compact(previous)
+                target = previous
+                if self._retention and target:
+                    target = min(target, await self._retained_from())
+                await self.compact(target)
             except StoreClosedError:
                 return
             except Exception:

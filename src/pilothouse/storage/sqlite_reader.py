@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Concatenate, ParamSpec, TypeVar, cast
 
-from pilothouse.storage import sqlite_writer
+from pilothouse.storage import history, sqlite_writer
 from pilothouse.storage.interface import (
     CompactedError,
     Event,
@@ -81,6 +81,15 @@ _EVENTS = (
     " WHERE g.revision > ? AND g.revision <= ? AND +g.key >= ? AND +g.key < ?"
     " ORDER BY g.revision LIMIT ?"
 )
+
+# Every retained row of one key, off the (key, revision) index, with its origin.
+_HISTORY = (
+    "SELECT g.revision, g.value, g.create_revision, g.deleted,"
+    " h.time, h.user, h.manager, h.operation, h.subresource"
+    " FROM log AS g LEFT JOIN history AS h ON h.revision = g.revision"
+    " WHERE g.key = ? ORDER BY g.revision"
+)
+_REVISION_AT_TIME = "SELECT coalesce(max(revision), 0) FROM history WHERE time <= ?"
 
 
 def _upper_bound(prefix: str) -> str | bytes:
@@ -152,6 +161,23 @@ def read_events(
         events.append(Event(EventType.DELETE if deleted else EventType.UPDATE, kv, prev))
     reached = events[-1].revision if len(rows) == limit else upto
     return events, reached
+
+
+def read_history(conn: sqlite3.Connection, key: str) -> list[history.Revision]:
+    """Every retained revision of ``key``, oldest first."""
+    with _snapshot(conn):
+        rows = conn.execute(_HISTORY, (key,)).fetchall()
+    out: list[history.Revision] = []
+    for revision, value, create_revision, deleted, at, user, manager, operation, sub in rows:
+        origin = history.WriteOrigin(user or "", manager or "", operation or "", sub or "")
+        kv = KeyValue(key, value, create_revision, revision)
+        out.append(history.Revision(kv, bool(deleted), at or 0.0, origin))
+    return out
+
+
+def read_revision_at_time(conn: sqlite3.Connection, cutoff: float) -> int:
+    """The newest revision committed at or before ``cutoff`` (0: none known)."""
+    return cast(int, conn.execute(_REVISION_AT_TIME, (cutoff,)).fetchone()[0])
 
 
 class Readers:

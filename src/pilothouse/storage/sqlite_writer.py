@@ -26,6 +26,10 @@ Schema (``SCHEMA_VERSION`` 1):
 * ``meta``: the schema version, the compacted revision and how far compaction
   has actually removed rows (``compact_progress``), so an interrupted compaction
   resumes after a restart.
+* ``history``: when each revision was committed and who wrote it (user, field
+  manager, operation, subresource), written in the same transaction as its log
+  row while history is kept, and removed with it by a trigger when compaction
+  removes that row (see :mod:`~pilothouse.storage.history`).
 
 Revisions are assigned here, consecutively. The last revision is recovered at
 open as the larger of the newest log row and the compacted revision: compaction
@@ -45,9 +49,11 @@ import pathlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from pilothouse.storage import history
 from pilothouse.storage.interface import (
     Event,
     EventType,
@@ -82,9 +88,25 @@ CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Object history (storage/history.py): when each revision was committed and who
+-- wrote it, while history is kept. A row goes when its log row goes (the trigger).
+CREATE TABLE IF NOT EXISTS history (
+    revision INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    user TEXT NOT NULL,
+    manager TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    subresource TEXT NOT NULL
+);
 INSERT OR IGNORE INTO meta (name, value)
     VALUES ('schema_version', {SCHEMA_VERSION}), ('compacted', 0), ('compact_progress', 0);
 """
+
+# Run on its own: its body holds a ";", which the schema's split would cut.
+_HISTORY_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS history_follows_log AFTER DELETE ON log"
+    " BEGIN DELETE FROM history WHERE revision = OLD.revision; END"
+)
 
 _LOAD_ONE = (
     "SELECT l.key, g.value, g.create_revision, l.revision FROM latest AS l"
@@ -98,6 +120,10 @@ _LOAD_MANY = (
 )
 _INSERT_LOG = (
     "INSERT INTO log (revision, key, value, create_revision, prev_revision, deleted)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO history (revision, time, user, manager, operation, subresource)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_LATEST = "INSERT OR REPLACE INTO latest (key, revision) VALUES (?, ?)"
@@ -115,6 +141,9 @@ _DELETE_TOMBSTONES = "DELETE FROM log WHERE revision > ? AND revision <= ? AND d
 _SET_META = "UPDATE meta SET value = ? WHERE name = ?"
 
 
+_NO_ORIGIN = history.WriteOrigin()
+
+
 class Op(NamedTuple):
     """A write queued for the writer thread."""
 
@@ -123,6 +152,7 @@ class Op(NamedTuple):
     value: bytes
     if_revision: int
     future: asyncio.Future[Any]
+    origin: history.WriteOrigin | None = None
 
 
 class Job(NamedTuple):
@@ -188,8 +218,10 @@ class Writer:
         on_commit: CommitCallback,
         on_job_done: JobCallback,
         max_batch: int = 1000,
+        keep_history: bool = False,
     ) -> None:
         self._path = path
+        self._keep_history = keep_history
         self._loop = loop
         self._on_commit = on_commit
         self._on_job_done = on_job_done
@@ -316,6 +348,7 @@ class Writer:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            conn.execute(_HISTORY_TRIGGER)
             meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
             if meta["schema_version"] != SCHEMA_VERSION:
                 raise StoreError(
@@ -352,13 +385,16 @@ class Writer:
         assert conn is not None
         base = rev = self.revision
         rows: list[tuple[int, str, bytes, int, int, int]] = []
+        origins: list[tuple[int, float, str, str, str, str]] = []
+        keep_history, now = self._keep_history, time.time()
         events: list[Event] = []
         results: list[Result] = []
         try:
             with _transaction(conn):
                 state = self._load(ops)
-                for kind, key, value, if_revision, future in ops:
+                for kind, key, value, if_revision, future, origin in ops:
                     cur = state.get(key)
+                    written = rev
                     if kind == CREATE:
                         if cur is not None:
                             results.append((future, None, KeyExistsError(key)))
@@ -387,8 +423,13 @@ class Writer:
                         events.append(Event(EventType.DELETE, kv, cur))
                         state[key] = None
                         results.append((future, kv, None))
+                    if keep_history and rev != written:
+                        o = origin or _NO_ORIGIN
+                        origins.append((rev, now, o.user, o.manager, o.operation, o.subresource))
                 if rows:
                     conn.executemany(_INSERT_LOG, rows)
+                    if origins:
+                        conn.executemany(_INSERT_HISTORY, origins)
                     # Only each key's final state matters to the index.
                     conn.executemany(
                         _UPSERT_LATEST,

@@ -26,6 +26,7 @@ import collections
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.storage import history
 from pilothouse.storage import interface as storage
 from pilothouse.storage import value as values
 
@@ -229,6 +230,19 @@ class TransformingStore:
         except storage.RevisionMismatchError as exc:
             raise storage.RevisionMismatchError(key, self._decode(exc.current)) from None
         return self._decode(kv)
+
+    async def history(self, key: str) -> builtins.list[history.Revision]:
+        """The backend's history of ``key`` with every value decrypted (see
+        :mod:`~pilothouse.storage.history`); raises AttributeError without one."""
+        inner = self.inner
+        if not isinstance(inner, history.HistoryStore):
+            raise AttributeError("history")
+        out = []
+        for rev in await inner.history(key):
+            plain, _ = self.decode_value(key, rev.kv.value)
+            kv = storage.KeyValue(key, plain, rev.kv.create_revision, rev.kv.mod_revision)
+            out.append(history.Revision(kv, rev.deleted, rev.time, rev.origin))
+        return out
 
     async def compact(self, revision: int) -> int:
         return await self.inner.compact(revision)

@@ -30,7 +30,7 @@ from pilothouse.api.meta import Obj
 from pilothouse.apiserver import requestcontext, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import interface as admission
-from pilothouse.apiserver.registry import conversion, deletion
+from pilothouse.apiserver.registry import conversion, deletion, write_origin
 from pilothouse.apiserver.registry.listing import (
     EXPIRED_CONTINUE,
     ListOptions,
@@ -41,6 +41,7 @@ from pilothouse.apiserver.registry.listing import (
     too_large_rv,
 )
 from pilothouse.apiserver.registry.strategy import Strategy
+from pilothouse.storage import history
 from pilothouse.storage import interface as storage
 
 GENERATE_NAME_ATTEMPTS = 8
@@ -270,7 +271,7 @@ class ResourceStore:
                     )
                 return await self._out(obj)
             try:
-                rev = await self._write(key, obj, None)
+                rev = await self._write(key, obj, None, old=None)
             except storage.KeyExistsError:
                 if generate and attempt + 1 < GENERATE_NAME_ATTEMPTS:
                     md["name"] = meta.generate_name(str(md["generateName"]))
@@ -485,7 +486,7 @@ class ResourceStore:
                 if dry_run:
                     return await self._out(new), False
                 try:
-                    kv = await self.store.delete(key, if_revision=entry.revision)
+                    kv = await self._delete(key, entry.revision, old=old)
                 except storage.RevisionMismatchError:
                     if requested_rv > 0:
                         raise errors.stale_update(
@@ -507,7 +508,7 @@ class ResourceStore:
             if dry_run:
                 return await self._out(new), False
             try:
-                rev = await self._write(key, new, entry.revision)
+                rev = await self._write(key, new, entry.revision, old=old)
             except storage.RevisionMismatchError:
                 if requested_rv > 0:
                     raise errors.stale_update(
@@ -528,7 +529,11 @@ class ResourceStore:
         needs_rewrite = getattr(self.store, "needs_rewrite", None)
         return bool(needs_rewrite is not None and needs_rewrite(key, revision))
 
-    async def _write(self, key: str, obj: Obj, if_revision: int | None) -> int:
+    async def _delete(self, key: str, if_revision: int, *, old: Obj) -> storage.KeyValue:
+        with history.writing_as(write_origin.origin(old, None, deleting=True)):
+            return await self.store.delete(key, if_revision=if_revision)
+
+    async def _write(self, key: str, obj: Obj, if_revision: int | None, *, old: Obj | None) -> int:
         """Create (``if_revision`` None) or update ``key``.
 
         The watch cache adopts ``obj`` itself when the write's event arrives, instead
@@ -538,9 +543,10 @@ class ResourceStore:
         value = _strip_rv(obj)
         self.watch_cache.writing(key, value, obj)
         try:
-            if if_revision is None:
-                return await self.store.create(key, value)
-            return await self.store.update(key, value, if_revision=if_revision)
+            with history.writing_as(write_origin.origin(old, obj)):
+                if if_revision is None:
+                    return await self.store.create(key, value)
+                return await self.store.update(key, value, if_revision=if_revision)
         finally:
             self.watch_cache.not_written(key, value)
 
@@ -638,7 +644,7 @@ class ResourceStore:
                 if options.dry_run:
                     return await self._out(new), False
                 try:
-                    rev = await self._write(key, new, entry.revision)
+                    rev = await self._write(key, new, entry.revision, old=old)
                 except (storage.RevisionMismatchError, storage.KeyNotFoundError):
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
@@ -646,7 +652,7 @@ class ResourceStore:
             if options.dry_run:
                 return await self._out(old), True
             try:
-                kv = await self.store.delete(key, if_revision=entry.revision)
+                kv = await self._delete(key, entry.revision, old=old)
             except storage.RevisionMismatchError:
                 continue
             except storage.KeyNotFoundError:
