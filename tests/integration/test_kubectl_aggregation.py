@@ -221,6 +221,16 @@ def test_extension_server_behind_an_apiservice(
     assert 'unknown field "spec.referenz"' in refused.stderr, refused.stderr
     explained = k("explain", "flunders.spec", *cached).stdout
     assert "reference" in explained and "The name of another flunder." in explained
+    # /openapi/v2 merges the extension server's document too (converted from its v3).
+    swagger = json.loads(k("get", "--raw", "/openapi/v2").stdout)
+    flunder_gvk = swagger["definitions"][testing_apiserver.SCHEMA][
+        "x-kubernetes-group-version-kind"
+    ]
+    assert flunder_gvk == [
+        {"group": "wardle.example.com", "kind": "Flunder", "version": "v1alpha1"}
+    ]
+    v2_explained = k("explain", "flunders.spec", "--output=plaintext-openapiv2", *cached).stdout
+    assert "The name of another flunder." in v2_explained
 
     # The extension server knew who asked, from the front proxy; no credentials leaked.
     proxied = [r for r in api.requests if r.path.endswith("/ponds/flunders") and r.method == "POST"]

@@ -348,3 +348,62 @@ def test_server_side_apply_sends_an_apply_patch(server: FakeServer, kubectl: Kub
     }
     value, duplicates = decode.decode_yaml(patch["body"], find_duplicates=True)
     assert value["spec"]["replicas"] == 2 and duplicates == []
+
+
+# --- kind: List, validated client-side against /openapi/v2 ------------------------------
+
+CONFIG_MAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: fast
+"""
+
+
+def _list_of(*manifests: str) -> str:
+    items = [yaml.safe_load(m) for m in manifests]
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+
+
+@pytest.mark.parametrize("verb", ["create", "apply"])
+def test_a_list_is_validated_with_openapi_v2_and_created(
+    server: FakeServer, kubectl: Kubectl, verb: str
+) -> None:
+    done = kubectl(verb, "-f", "-", stdin=_list_of(CONFIG_MAP, DEPLOYMENT))
+    assert done.returncode == 0, done.stderr
+    action = "created"
+    assert f"configmap/settings {action}" in done.stdout
+    assert f"deployment.apps/web {action}" in done.stdout
+    v2 = [r for r in server.requests if r["path"] == "/openapi/v2"]
+    assert v2, "kubectl validated the List without OpenAPI v2"
+    posts = [r["path"] for r in server.requests if r["method"] == "POST"]
+    assert posts == [
+        "/api/v1/namespaces/default/configmaps",
+        "/apis/apps/v1/namespaces/default/deployments",
+    ]
+
+
+def test_a_list_with_a_misspelt_field_fails_client_side(
+    server: FakeServer, kubectl: Kubectl
+) -> None:
+    bad = DEPLOYMENT.replace("  replicas: 2", "  replicaz: 2")
+    done = kubectl("create", "-f", "-", stdin=_list_of(CONFIG_MAP, bad))
+    assert done.returncode == 1
+    assert (
+        'error validating "STDIN": error validating data: ValidationError(Deployment.spec): '
+        'unknown field "replicaz" in io.k8s.api.apps.v1.DeploymentSpec; if you choose to '
+        "ignore these errors, turn validation off with --validate=false"
+    ) in done.stderr
+    assert not any(r["method"] == "POST" for r in server.requests)
+
+
+def test_explain_with_plaintext_openapiv2(server: FakeServer, kubectl: Kubectl) -> None:
+    done = kubectl("explain", "deployment.spec", "--output=plaintext-openapiv2")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("KIND:     Deployment\nVERSION:  apps/v1\n\nRESOURCE: spec <Object>\n")
+    assert "   replicas\t<integer>" in out.splitlines()
+    assert "   template\t<Object> -required-" in out.splitlines()
+    assert any(r["path"] == "/openapi/v2" for r in server.requests)

@@ -19,8 +19,9 @@ the resources of the group-version and this package's own source. It changes
 exactly when a document can.
 
 kubectl 1.32 uses these documents to decide that the server validates fields
-(``fieldValidation`` on the kind's PATCH operation; otherwise it wants OpenAPI v2
-protobuf, which is not served, and fails), for ``kubectl explain`` (schemas found
+(``fieldValidation`` on the kind's PATCH operation; otherwise it validates
+client-side from ``/openapi/v2``, served by :mod:`openapi_v2` from these documents
+merged), for ``kubectl explain`` (schemas found
 through the GVK of the resource's GET operation) and for strategic-merge patches
 in client-side ``apply``.
 """
@@ -40,7 +41,12 @@ import orjson
 from aiohttp import web
 
 from pilothouse.api import errors, resources, schema
-from pilothouse.apiserver.handlers import openapi_parts, openapi_paths, openapi_schemas
+from pilothouse.apiserver.handlers import (
+    openapi_parts,
+    openapi_paths,
+    openapi_schemas,
+    openapi_v2,
+)
 
 PREFIX = "/openapi/v3"
 JSON = "application/json"
@@ -138,12 +144,34 @@ class OpenAPIV3:
         self._lock = threading.Lock()
         self._docs: dict[str, _Doc] = {}
         self._index: tuple[bytes, str] | None = None
+        self._generation = 0
         self._build_table()
+        # /openapi/v2 is these documents merged, rebuilt when they change.
+        self.v2 = openapi_v2.OpenAPIV2(self)
 
     def refresh(self) -> None:
         """The resources or a CRD changed: documents are rebuilt on next request."""
         with self._lock:
             self._build_table()
+            self._generation += 1
+
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever a document may have (a CRD, the table, an aggregated API)."""
+        external = self.external
+        return self._generation, external.generation if external is not None else -1
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every group-version document as a dict, aggregated ones included (for v2)."""
+        with self._lock:
+            builders = [doc.build for doc in self._docs.values()]
+        out = [build() for build in builders]
+        external = self.external
+        if external is not None:
+            for path in external.openapi_paths():
+                fetched = external.openapi_document(path)
+                if fetched is not None:
+                    out.append(orjson.loads(fetched[0]))
+        return out
 
     def _build_table(self) -> None:
         registry = self.registry
@@ -271,6 +299,7 @@ class OpenAPIV3:
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register ``GET /openapi/v3`` and ``GET /openapi/v3/{path}``."""
         router.add_get(PREFIX, self.handle_index)
+        self.v2.add_routes(router)
         router.add_get(PREFIX + "/{path:.*}", self.handle_document)
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
