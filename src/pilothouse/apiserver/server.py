@@ -22,8 +22,8 @@ from aiohttp import web
 from pilothouse import supervisor
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
+from pilothouse.apiserver import bootstrap, join, kubernetes_service, watchcache
 from pilothouse.apiserver import identity as identity_module
-from pilothouse.apiserver import join, kubernetes_service, watchcache
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import (
     namespace_lifecycle,
@@ -32,6 +32,8 @@ from pilothouse.apiserver.admission import (
     serviceaccount,
 )
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.authn import bootstrap as authn_bootstrap
+from pilothouse.apiserver.authn import serviceaccount as sa_tokens
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
 from pilothouse.apiserver.encryption import manager as encryption_manager
@@ -78,6 +80,11 @@ class ServerConfig:
     # Upstream's --token-auth-file (token,user,uid,"groups") and --anonymous-auth.
     token_auth_file: Path | None = None
     anonymous_auth: bool = True
+    # Joining a cluster on a shared datastore (k3s's --token and --server): the cluster's
+    # token (its passphrase unlocks the bootstrap data) and, optionally, a server of it
+    # whose CA must be the one found in the datastore.
+    token: str = ""
+    server: str = ""
 
 
 class StartupError(Exception):
@@ -122,6 +129,7 @@ class APIServer:
         self.supervisor = supervisor.Supervisor("apiserver")
         self.kubernetes_service: kubernetes_service.KubernetesServiceReconciler | None = None
         self.advertise_address = config.advertise_address or _local_address()
+        self._passphrase = ""
 
     # --- addresses ---------------------------------------------------------------
     @property
@@ -146,16 +154,6 @@ class APIServer:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pki = await asyncio.to_thread(
-            certs.ensure_pki,
-            cfg.data_dir,
-            hostnames=[socket.gethostname()],
-            ips=[self.advertise_address, *cfg.extra_sans],
-        )
-        try:
-            transformers = self.encryption.load()
-        except encryption_config.ConfigError as exc:
-            raise StartupError(f"cannot use the encryption configuration: {exc}") from None
         backend = factory.open_store(
             cfg.datastore_endpoint or "sqlite://",
             data_dir=cfg.data_dir,
@@ -167,12 +165,22 @@ class APIServer:
             ),
             prefix=cfg.datastore_prefix,
         )
+        # The store first: on a shared datastore the cluster's CA and keys come from it.
+        await backend.start()
+        try:
+            new_cluster = not (await backend.list("/registry/", limit=1)).items
+            self.pki = await self._shared_files(backend, new_cluster=new_cluster)
+            transformers = self.encryption.load()
+        except encryption_config.ConfigError as exc:
+            await backend.close()
+            raise StartupError(f"cannot use the encryption configuration: {exc}") from None
+        except (bootstrap.BootstrapError, StartupError) as exc:
+            await backend.close()
+            raise StartupError(str(exc)) from None
         # Encryption sits between the store and everything that reads it, the
         # watch cache included: nothing above this line sees ciphertext.
         self.transforming = transform.TransformingStore(backend, transformers=transformers)
         self.store = self.metrics.instrument(self.transforming)
-        await self.store.start()
-        new_cluster = not (await backend.list("/registry/", limit=1)).items
         await self.encryption.attach(self.transforming, new_cluster=new_cluster)
         prefixes = sorted(
             {r.storage_prefix for r in self.registry.resources if r.stored and "list" in r.verbs}
@@ -221,8 +229,14 @@ class APIServer:
         await self._bootstrap()
         await self.identity.ensure_policy(self.resource_store)
         self.token = await join.ensure_token(
-            cfg.data_dir, self.pki, secrets=self.resource_store("", "v1", "secrets")
+            cfg.data_dir,
+            self.pki,
+            secrets=self.resource_store("", "v1", "secrets"),
+            join_secret=self._passphrase,
         )
+        if self.shared_datastore:
+            # What changed here since the bootstrap data was written (secrets-encrypt).
+            await bootstrap.publish(backend, cfg.data_dir, passphrase=self._passphrase)
         self.join_service = join.JoinService(
             pki=self.pki, token=self.token, authenticator=self.identity.authenticator
         )
@@ -238,6 +252,66 @@ class APIServer:
         self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
         self._ready = True
         self._write_kubeconfigs()
+
+    @property
+    def shared_datastore(self) -> bool:
+        """Several servers may share the datastore (etcd): bootstrap data lives there."""
+        return factory.is_shared(self.config.datastore_endpoint)
+
+    async def _shared_files(self, backend: storage.Store, *, new_cluster: bool) -> certs.PKI:
+        """The PKI (and, on a shared datastore, the cluster's CA, signing key and encryption
+        configuration, taken from the bootstrap data or made and published by the first
+        server; see :mod:`bootstrap`)."""
+        cfg = self.config
+        self._passphrase = join.parse_token(cfg.token)[1] if cfg.token else ""
+        token_file = cfg.data_dir / "token"
+        if not self._passphrase and token_file.exists():
+            self._passphrase = join.parse_token(token_file.read_text().strip())[1]
+        if cfg.token and token_file.exists():
+            kept = join.parse_token(token_file.read_text().strip())[1]
+            if kept != self._passphrase:
+                raise StartupError(
+                    f"--token is not the token this server was started with ({token_file});"
+                    " a server's token cannot change. Pass the token in that file, or start"
+                    " with an empty --data-dir"
+                )
+
+        def ensure() -> certs.PKI:
+            return certs.ensure_pki(
+                cfg.data_dir,
+                hostnames=[socket.gethostname()],
+                ips=[self.advertise_address, *cfg.extra_sans],
+            )
+
+        if not self.shared_datastore:
+            return await asyncio.to_thread(ensure)
+        if not self._passphrase:
+            self._passphrase = authn_bootstrap.new_token()
+
+        def generate() -> None:
+            pki = ensure()
+            sa_tokens.SigningKey.ensure(pki.directory)
+            if new_cluster:
+                self.encryption.create_for_new_cluster()
+
+        await bootstrap.join_or_found(
+            backend, cfg.data_dir, passphrase=self._passphrase, generate=generate
+        )
+        pki = await asyncio.to_thread(ensure)
+        digest = join.parse_token(cfg.token)[0] if cfg.token else ""
+        ca = pki.ca_cert.read_bytes()
+        if digest and digest != join.ca_hash(ca):
+            raise StartupError(
+                "the token's CA hash does not match the cluster CA in the datastore: the token"
+                " is from another cluster. Use the token in <data-dir>/token of a server of"
+                " this cluster"
+            )
+        if cfg.server:
+            try:
+                await join.check_server_ca(cfg.server, ca)
+            except ValueError as exc:
+                raise StartupError(str(exc)) from None
+        return pki
 
     async def _listen(self) -> None:
         assert self.pki is not None

@@ -164,13 +164,21 @@ class Encryption:
         if not self.managed:
             return
         if self.config is None and new_cluster:
-            self._install(managed_config([new_key(set())], enabled=True))
-            self.state = State(stage=START)
-            self._save_state()
-            log.info("secrets encryption enabled for the new cluster (%s)", self.managed_file)
+            self.create_for_new_cluster()
         if self.state.stage in (REENCRYPT_REQUEST, REENCRYPT_ACTIVE):
             log.info("resuming the re-encryption of Secrets a previous run left unfinished")
             self._start_job(remove_old_keys=self.state.remove_old_keys)
+
+    def create_for_new_cluster(self) -> None:
+        """Write the managed configuration a new cluster starts with (Secrets under a fresh
+        AES-CBC key); the first server on a shared datastore does it before it publishes
+        the cluster's bootstrap data, so every server encrypts alike from the first write."""
+        if not self.managed or self.managed_file.exists():
+            return
+        self._install(managed_config([new_key(set())], enabled=True))
+        self.state = State(stage=START)
+        self._save_state()
+        log.info("secrets encryption enabled for the new cluster (%s)", self.managed_file)
 
     def explain(self, exc: values.TransformError) -> str:
         """What to tell the user when stored data cannot be read at start."""
