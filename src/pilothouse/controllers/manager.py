@@ -7,7 +7,7 @@ its own ServiceAccount (``SERVICE_ACCOUNTS``, upstream's names), so it holds onl
 its ``system:controller:<name>`` role; the informers use the manager's client. The
 list of controllers is explicit. With
 ``leader_elect`` (several servers on one etcd), only the holder of the
-``pilothouse-controller-manager`` Lease runs them; a single SQLite server
+``kube-controller-manager`` Lease runs them; a single SQLite server
 skips the election.
 """
 
@@ -28,7 +28,7 @@ from pilothouse.controllers import base, credentials
 
 log = logging.getLogger(__name__)
 
-LEASE_NAME = "pilothouse-controller-manager"
+LEASE_NAME = "kube-controller-manager"  # upstream's name (RBAC grants it by name)
 
 
 @dataclass
