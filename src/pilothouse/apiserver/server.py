@@ -22,7 +22,7 @@ from aiohttp import web
 from pilothouse import supervisor
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
-from pilothouse.apiserver import bootstrap, join, kubernetes_service, watchcache
+from pilothouse.apiserver import bootstrap, join, kubernetes_service, masterleases, watchcache
 from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import (
@@ -247,6 +247,7 @@ class APIServer:
             slices=self.resource_store("discovery.k8s.io", "v1", "endpointslices"),
             address=self.advertise_address,
             port=self.port,
+            leases=masterleases.MasterLeases(self.store),
         )
         await self.kubernetes_service.reconcile()  # the Service exists before anyone asks
         self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
@@ -408,6 +409,11 @@ class APIServer:
     async def stop(self) -> None:
         self._ready = False
         await self.supervisor.stop()
+        if self.kubernetes_service is not None:
+            try:
+                await self.kubernetes_service.remove_self()
+            except (errors.StatusError, storage.StoreError) as exc:
+                log.warning("could not take this server out of the kubernetes Endpoints: %s", exc)
         await self.encryption.stop()
         if self.node_proxy is not None:
             await self.node_proxy.close()
