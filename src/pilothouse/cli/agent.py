@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from pilothouse import heap
 from pilothouse.cli import dnsflags, process
 from pilothouse.client import config, rest
-from pilothouse.node import agent, bootstrap, servicenet, setup
+from pilothouse.node import agent, apiserverlb, bootstrap, servicenet, setup
 
 EPILOG = """\
 example:
@@ -26,6 +27,10 @@ example:
 The token's first part pins the cluster's CA, so the agent never talks to a
 server that is not yours. After the first join the node's certificates live in
 <data-dir>/agent/pki and the token is no longer needed.
+
+With several servers, the agent keeps their list (the kubernetes Endpoints, saved in
+<data-dir>/agent/apiservers.json) and reaches the API through a load balancer of its
+own on 127.0.0.1, which moves to a live server when one dies; pods keep running.
 
 The agent runs the node's service proxy (nftables table pilothouse-proxy) and
 routes every other node's pod CIDR via that node's address (host-gw: all nodes
@@ -58,6 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--token-file", type=Path, default=None, help="read the join token from this file"
+    )
+    p.add_argument(
+        "--disable-apiserver-lb",
+        action="store_true",
+        help="talk to --server only; by default the agent proxies to every live server of the "
+        "cluster (the kubernetes Endpoints) through 127.0.0.1 and fails over between them",
     )
     p.add_argument("--node-name", default="", help="this node's name (default: the host name)")
     p.add_argument("--address", default="", help="this node's address (default: the primary IP)")
@@ -166,9 +177,18 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         except bootstrap.JoinError as exc:
             print(f"pilothouse agent: {exc}", file=sys.stderr)
             return 1
-    client = rest.Client(
-        config.load_kubeconfig(identity.kubeconfig).with_user_agent(f"pilothouse-agent/{name}")
+    cluster = config.load_kubeconfig(identity.kubeconfig).with_user_agent(
+        f"pilothouse-agent/{name}"
     )
+    lb = None
+    if not args.disable_apiserver_lb:
+        # Every server of the cluster, not only --server (k3s's agent load balancer).
+        lb = apiserverlb.LoadBalancer(args.server, state_file=data_dir / "apiservers.json")
+        await lb.start()
+        cluster = dataclasses.replace(cluster, server=lb.url)
+    client = rest.Client(cluster)
+    if lb is not None:
+        lb.follow(client)
     network = None
     if not args.disable_proxy:
         network = servicenet.ServiceNetwork.real(
@@ -207,3 +227,5 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
     finally:
         await node.stop()
         await client.close()
+        if lb is not None:
+            await lb.close()
