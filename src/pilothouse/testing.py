@@ -126,8 +126,10 @@ class ServerProcess:
         port: int | None = None,
         extra_args: list[str] | None = None,
         agent: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
         self.data_dir = data_dir
+        self.host = host  # the address it binds and advertises (a dev cluster's LAN address)
         self.port = port or free_port()
         self.extra_args = extra_args or []
         self.agent = agent
@@ -140,7 +142,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         log = self.log_path.open("ab")
@@ -153,11 +155,11 @@ class ServerProcess:
                 "--data-dir",
                 str(self.data_dir),
                 "--bind-address",
-                "127.0.0.1",
+                self.host,
                 "--https-port",
                 str(self.port),
                 "--advertise-address",
-                "127.0.0.1",
+                self.host,
                 *([] if self.agent else ["--disable-agent"]),
                 *self.extra_args,
             ],
@@ -172,7 +174,7 @@ class ServerProcess:
                 raise RuntimeError(
                     f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
                 )
-            if self.kubeconfig.exists() and _port_open(self.port):
+            if self.kubeconfig.exists() and _port_open(self.port, self.host):
                 return self
             time.sleep(0.02)
         raise TimeoutError(
@@ -200,10 +202,10 @@ class ServerProcess:
         self.stop()
 
 
-def _port_open(port: int) -> bool:
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 @contextlib.contextmanager

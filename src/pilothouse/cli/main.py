@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "secrets-encrypt": "pilothouse.cli.secrets_encrypt",
     "kubeconfig": "pilothouse.cli.kubeconfig",
     "token": "pilothouse.cli.token",
+    "dev": "pilothouse.cli.dev",
 }
 
 DESCRIPTION = """\
@@ -46,6 +47,8 @@ scheduler and a node agent in one process, or as separate pieces.
                              a kubeconfig for a person, from an approved CSR
   pilothouse token create|list|delete
                              bootstrap tokens that join nodes
+  pilothouse dev cluster --servers 3 --agents 2
+                             a multi-machine cluster on this machine (network namespaces)
 
 Start with `pilothouse server --help`.
 """
