@@ -201,7 +201,9 @@ class ControllerManager:
     async def run(self) -> None:
         """Run until cancelled."""
         if self.leader_elect:
-            elector = leaderelection.LeaderElector(self.client, name=LEASE_NAME, clock=self.clock)
+            elector = leaderelection.LeaderElector(
+                self.client, name=LEASE_NAME, clock=self.clock, release_on_cancel=True
+            )
             while True:
                 await elector.run(self._run_controllers)
                 log.warning("controller manager lost leadership; campaigning again")

@@ -246,7 +246,9 @@ class Scheduler:
     async def run(self) -> None:
         """Schedule until cancelled (while leading, with leader election)."""
         if self.leader_elect:
-            elector = leaderelection.LeaderElector(self.client, name=LEASE_NAME, clock=self.clock)
+            elector = leaderelection.LeaderElector(
+                self.client, name=LEASE_NAME, clock=self.clock, release_on_cancel=True
+            )
             while True:
                 await elector.run(self._run)
                 log.warning("scheduler lost leadership; campaigning again")
