@@ -286,6 +286,9 @@ class APIServer:
 
         if not self.shared_datastore:
             return await asyncio.to_thread(ensure)
+        # --server is checked on the first join only: a server restarting later must not
+        # depend on the one it joined through being up (k3s's rule too).
+        first_join = not (cfg.data_dir / bootstrap.CA_CERT).exists()
         if not self._passphrase:
             self._passphrase = authn_bootstrap.new_token()
 
@@ -307,7 +310,7 @@ class APIServer:
                 " is from another cluster. Use the token in <data-dir>/token of a server of"
                 " this cluster"
             )
-        if cfg.server:
+        if cfg.server and first_join:
             try:
                 await join.check_server_ca(cfg.server, ca)
             except ValueError as exc:
