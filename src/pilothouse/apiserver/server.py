@@ -8,7 +8,6 @@ the listening socket — so the first request already sees a complete cache.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -22,7 +21,14 @@ from aiohttp import web
 from pilothouse import supervisor
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
-from pilothouse.apiserver import bootstrap, join, kubernetes_service, masterleases, watchcache
+from pilothouse.apiserver import (
+    bootstrap,
+    join,
+    kubernetes_service,
+    masterleases,
+    startup,
+    watchcache,
+)
 from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import (
@@ -32,8 +38,6 @@ from pilothouse.apiserver.admission import (
     serviceaccount,
 )
 from pilothouse.apiserver.auth import certs
-from pilothouse.apiserver.authn import bootstrap as authn_bootstrap
-from pilothouse.apiserver.authn import serviceaccount as sa_tokens
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
 from pilothouse.apiserver.encryption import manager as encryption_manager
@@ -130,6 +134,7 @@ class APIServer:
         self.kubernetes_service: kubernetes_service.KubernetesServiceReconciler | None = None
         self.advertise_address = config.advertise_address or _local_address()
         self._passphrase = ""
+        self._backend: storage.Store | None = None
 
     # --- addresses ---------------------------------------------------------------
     @property
@@ -150,6 +155,11 @@ class APIServer:
     def is_ready(self) -> bool:
         return self._ready
 
+    def datastore_ok(self) -> bool:
+        """The backend's own health where it has one (etcd: its watch is up)."""
+        healthy = getattr(self._backend, "healthy", None)
+        return bool(healthy()) if healthy is not None else True
+
     # --- life cycle --------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
@@ -166,10 +176,17 @@ class APIServer:
             prefix=cfg.datastore_prefix,
         )
         # The store first: on a shared datastore the cluster's CA and keys come from it.
-        await backend.start()
+        self._backend = backend
+        await self._start_backend(backend)
         try:
             new_cluster = not (await backend.list("/registry/", limit=1)).items
-            self.pki = await self._shared_files(backend, new_cluster=new_cluster)
+            self.pki, self._passphrase = await startup.shared_files(
+                backend,
+                config=cfg,
+                advertise_address=self.advertise_address,
+                encryption=self.encryption,
+                new_cluster=new_cluster,
+            )
             transformers = self.encryption.load()
         except encryption_config.ConfigError as exc:
             await backend.close()
@@ -234,7 +251,7 @@ class APIServer:
             secrets=self.resource_store("", "v1", "secrets"),
             join_secret=self._passphrase,
         )
-        if self.shared_datastore:
+        if factory.is_shared(cfg.datastore_endpoint):
             # What changed here since the bootstrap data was written (secrets-encrypt).
             await bootstrap.publish(backend, cfg.data_dir, passphrase=self._passphrase)
         self.join_service = join.JoinService(
@@ -254,68 +271,26 @@ class APIServer:
         self._ready = True
         self._write_kubeconfigs()
 
-    @property
-    def shared_datastore(self) -> bool:
-        """Several servers may share the datastore (etcd): bootstrap data lives there."""
-        return factory.is_shared(self.config.datastore_endpoint)
-
-    async def _shared_files(self, backend: storage.Store, *, new_cluster: bool) -> certs.PKI:
-        """The PKI (and, on a shared datastore, the cluster's CA, signing key and encryption
-        configuration, taken from the bootstrap data or made and published by the first
-        server; see :mod:`bootstrap`)."""
-        cfg = self.config
-        self._passphrase = join.parse_token(cfg.token)[1] if cfg.token else ""
-        token_file = cfg.data_dir / "token"
-        if not self._passphrase and token_file.exists():
-            self._passphrase = join.parse_token(token_file.read_text().strip())[1]
-        if cfg.token and token_file.exists():
-            kept = join.parse_token(token_file.read_text().strip())[1]
-            if kept != self._passphrase:
-                raise StartupError(
-                    f"--token is not the token this server was started with ({token_file});"
-                    " a server's token cannot change. Pass the token in that file, or start"
-                    " with an empty --data-dir"
-                )
-
-        def ensure() -> certs.PKI:
-            return certs.ensure_pki(
-                cfg.data_dir,
-                hostnames=[socket.gethostname()],
-                ips=[self.advertise_address, *cfg.extra_sans],
+    async def _start_backend(self, backend: storage.Store) -> None:
+        """Start the store; while it waits for its datastore, a server that has run before
+        answers on its port (``/readyz`` false, ``/livez`` true), as a load balancer or a
+        service manager expects of a server that is up but not ready."""
+        pki = certs.PKI.at(self.config.data_dir / "pki")
+        waiting = None
+        shared = factory.is_shared(self.config.datastore_endpoint)
+        if shared and pki.server_cert.exists() and pki.server_key.exists():
+            waiting = startup.StartingListener(
+                host=self.config.bind_address,
+                port=self.config.https_port,
+                ssl=pki.ssl_server_context(require_client_cert=False),
+                what=self.config.datastore_endpoint,
             )
-
-        if not self.shared_datastore:
-            return await asyncio.to_thread(ensure)
-        # --server is checked on the first join only: a server restarting later must not
-        # depend on the one it joined through being up (k3s's rule too).
-        first_join = not (cfg.data_dir / bootstrap.CA_CERT).exists()
-        if not self._passphrase:
-            self._passphrase = authn_bootstrap.new_token()
-
-        def generate() -> None:
-            pki = ensure()
-            sa_tokens.SigningKey.ensure(pki.directory)
-            if new_cluster:
-                self.encryption.create_for_new_cluster()
-
-        await bootstrap.join_or_found(
-            backend, cfg.data_dir, passphrase=self._passphrase, generate=generate
-        )
-        pki = await asyncio.to_thread(ensure)
-        digest = join.parse_token(cfg.token)[0] if cfg.token else ""
-        ca = pki.ca_cert.read_bytes()
-        if digest and digest != join.ca_hash(ca):
-            raise StartupError(
-                "the token's CA hash does not match the cluster CA in the datastore: the token"
-                " is from another cluster. Use the token in <data-dir>/token of a server of"
-                " this cluster"
-            )
-        if cfg.server and first_join:
-            try:
-                await join.check_server_ca(cfg.server, ca)
-            except ValueError as exc:
-                raise StartupError(str(exc)) from None
-        return pki
+            await waiting.start()
+        try:
+            await backend.start()
+        finally:
+            if waiting is not None:
+                await waiting.stop()
 
     async def _listen(self) -> None:
         assert self.pki is not None
@@ -376,6 +351,7 @@ class APIServer:
             },
             middlewares=[self.metrics.middleware],
             ready=self.is_ready,
+            datastore_ok=self.datastore_ok,
         )
         self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)
         await self._runner.setup()

@@ -170,6 +170,11 @@ class EtcdStore:
     def current_revision(self) -> int:
         return self._revision
 
+    def healthy(self) -> bool:
+        """Whether the feeder's watch is established (``/readyz``'s etcd check): False
+        from a failed watch until a member of etcd takes the watch again."""
+        return self._feeding.is_set()
+
     def compacted_revision(self) -> int:
         return self._compacted
 
@@ -221,9 +226,11 @@ class EtcdStore:
                         self._advance(int(response.header.revision))
             except grpc.aio.AioRpcError as exc:
                 log.warning("etcd watch at %s failed: %s; resuming", endpoint, exc.details())
+                self._feeding.clear()
                 self.client.watch_failed(endpoint)
             except storage.StoreError as exc:
                 log.warning("etcd watch at %s ended: %s; resuming", endpoint, exc)
+                self._feeding.clear()
                 self.client.watch_failed(endpoint)
             finally:
                 call.cancel()

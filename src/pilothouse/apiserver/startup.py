@@ -1,0 +1,150 @@
+"""What the API server does before its store is open: its files, and its port.
+
+* :func:`shared_files` gives the server its PKI. On a datastore one process owns
+  (SQLite, memory) that is the data dir's own, made on first start; on a shared one
+  (etcd) the cluster's CA, ServiceAccount key and encryption configuration come from
+  the bootstrap data in the datastore, or are made by the first server and published
+  there (:mod:`bootstrap`), and the token and ``--server`` are checked against them.
+* :class:`StartingListener` answers on the server's port while the store waits for
+  its datastore (etcd not reachable yet): ``/livez`` and ``/healthz`` ok — the process
+  is up and retrying, nothing to restart — ``/readyz`` 503 with upstream's
+  ``[-]etcd failed``, anything else a 503 Status saying what it waits for.
+
+Both run once at start, before the real listener exists; the starting listener is
+one aiohttp site on the event loop, stopped before the real one binds the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from pilothouse.api import errors
+from pilothouse.apiserver import bootstrap, join
+from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.authn import bootstrap as bootstrap_tokens
+from pilothouse.apiserver.authn import serviceaccount
+from pilothouse.storage import factory
+from pilothouse.storage import interface as storage
+
+if TYPE_CHECKING:
+    from pilothouse.apiserver.encryption import manager as encryption_manager
+    from pilothouse.apiserver.server import ServerConfig
+
+
+async def shared_files(
+    backend: storage.Store,
+    *,
+    config: ServerConfig,
+    advertise_address: str,
+    encryption: encryption_manager.Encryption,
+    new_cluster: bool,
+) -> tuple[certs.PKI, str]:
+    """(the PKI, the join token's passphrase — "" for a new single-process cluster, which
+    then makes one). Raises :class:`bootstrap.BootstrapError` with what to do."""
+    passphrase = join.parse_token(config.token)[1] if config.token else ""
+    token_file = config.data_dir / "token"
+    if token_file.exists():
+        kept = join.parse_token(token_file.read_text().strip())[1]
+        if config.token and kept != passphrase:
+            raise bootstrap.BootstrapError(
+                f"--token is not the token this server was started with ({token_file}); a"
+                " server's token cannot change. Pass the token in that file, or start with an"
+                " empty --data-dir"
+            )
+        passphrase = kept
+
+    def ensure() -> certs.PKI:
+        return certs.ensure_pki(
+            config.data_dir,
+            hostnames=[socket.gethostname()],
+            ips=[advertise_address, *config.extra_sans],
+        )
+
+    if not factory.is_shared(config.datastore_endpoint):
+        return await asyncio.to_thread(ensure), passphrase
+    # --server is checked on the first join only: a server restarting later must not
+    # depend on the one it joined through being up (k3s's rule too).
+    first_join = not (config.data_dir / bootstrap.CA_CERT).exists()
+    passphrase = passphrase or bootstrap_tokens.new_token()
+
+    def generate() -> None:
+        pki = ensure()
+        serviceaccount.SigningKey.ensure(pki.directory)
+        if new_cluster:
+            encryption.create_for_new_cluster()
+
+    await bootstrap.join_or_found(
+        backend, config.data_dir, passphrase=passphrase, generate=generate
+    )
+    pki = await asyncio.to_thread(ensure)
+    ca = pki.ca_cert.read_bytes()
+    digest = join.parse_token(config.token)[0] if config.token else ""
+    if digest and digest != join.ca_hash(ca):
+        raise bootstrap.BootstrapError(
+            "the token's CA hash does not match the cluster CA in the datastore: the token is"
+            " from another cluster. Use the token in <data-dir>/token of a server of this"
+            " cluster"
+        )
+    if config.server and first_join:
+        try:
+            await join.check_server_ca(config.server, ca)
+        except ValueError as exc:
+            raise bootstrap.BootstrapError(str(exc)) from None
+    return pki, passphrase
+
+
+class StartingListener:
+    """The server's port while its store waits for the datastore (see the module doc)."""
+
+    def __init__(self, *, host: str, port: int, ssl: ssl.SSLContext, what: str) -> None:
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.what = what
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        if path in ("/livez", "/healthz") or path.endswith("/ping"):
+            return web.Response(text="ok", content_type="text/plain")
+        if path == "/readyz":
+            text = (
+                "[+]ping ok\n[+]log ok\n[-]etcd failed\nreadyz check failed\n"
+                if "verbose" in request.query
+                else "[-]etcd failed: the datastore is not reachable\nreadyz check failed"
+            )
+            return web.Response(text=text, status=503, content_type="text/plain")
+        status = errors.service_unavailable(
+            f"the server is starting: waiting for its datastore ({self.what}) to answer"
+        )
+        return web.Response(
+            body=orjson.dumps(status.status()) + b"\n",
+            status=503,
+            content_type="application/json",
+            headers={"Retry-After": "1"},
+        )
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.host or None, self.port, ssl_context=self.ssl, reuse_address=True
+        )
+        try:
+            await site.start()
+        except OSError:
+            # The port is taken: the real listener will say so; nothing to answer meanwhile.
+            await self.stop()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
