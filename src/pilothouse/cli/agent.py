@@ -12,7 +12,7 @@ from pathlib import Path
 from pilothouse import heap
 from pilothouse.cli import dnsflags, process
 from pilothouse.client import config, rest
-from pilothouse.node import agent, apiserverlb, bootstrap, servicenet, setup
+from pilothouse.node import agent, apiserverlb, bootstrap, nodeshutdown, servicenet, setup
 
 EPILOG = """\
 example:
@@ -47,6 +47,20 @@ def _primary_address() -> str:
             return "127.0.0.1"
 
 
+def _duration(text: str) -> float:
+    """``30s``, ``2m``, ``1h`` or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 30s, 2m, or seconds)"
+        ) from None
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "agent",
@@ -69,6 +83,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="talk to --server only; by default the agent proxies to every live server of the "
         "cluster (the kubernetes Endpoints) through 127.0.0.1 and fails over between them",
+    )
+    p.add_argument(
+        "--shutdown-grace-period",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="graceful node shutdown (kubelet's shutdownGracePeriod): when the agent is stopped "
+        "while the machine shuts down, report the node NotReady and stop every pod within this "
+        "time (30s, 2m), reporting it Failed so it is replaced elsewhere (default: 0, off)",
     )
     p.add_argument("--node-name", default="", help="this node's name (default: the host name)")
     p.add_argument("--address", default="", help="this node's address (default: the primary IP)")
@@ -222,6 +245,13 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         print(f"pilothouse agent: node {name} is ready (pod CIDR {node.pod_cidr})", flush=True)
         heap.settle()
         await process.until_signalled()
+        grace = args.shutdown_grace_period
+        if grace > 0 and await asyncio.to_thread(nodeshutdown.host_shutting_down):
+            print(
+                f"pilothouse agent: the machine is shutting down: stopping pods (within {grace:g}s)",
+                flush=True,
+            )
+            await node.shut_down(grace_period=grace)
         print("pilothouse agent: stopping (containers keep running)", flush=True)
         return 0
     finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import ssl
@@ -35,7 +36,7 @@ from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, informer, rest
 from pilothouse.dns import nodelocal
 from pilothouse.node import dns as node_dns
-from pilothouse.node import logrotate, probe_lateness, prober, servicenet, streaming
+from pilothouse.node import logrotate, nodeshutdown, probe_lateness, prober, servicenet, streaming
 from pilothouse.node import metrics as node_metrics
 from pilothouse.node import status as node_status
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
@@ -292,6 +293,15 @@ class Agent:
             self.pod_cidr,
             self.runtime.name,
         )
+
+    async def shut_down(self, *, grace_period: float) -> None:
+        """Graceful node shutdown (:mod:`nodeshutdown`), before :meth:`stop`: the node
+        NotReady, then every pod stopped and reported Failed within ``grace_period``."""
+        await nodeshutdown.report_node(self.client, self.node_name)
+        if self.workers is not None:
+            kill = functools.partial(nodeshutdown.kill_for_shutdown, grace_period=grace_period)
+            await self.workers.shut_down(kill, within=grace_period + 2)
+        await self.status.flush(5.0)
 
     async def stop(self) -> None:
         """Stop the agent; running containers keep running (they outlive it)."""

@@ -68,6 +68,8 @@ class PodWorker:
         self.started = syncer.start_times.setdefault(self.uid, meta.now())
         self._next_wait = RESYNC_S
         self._announced: dict[str, str] = {}  # container → the exit we announced a back-off for
+        # Set when the node shuts down (nodeshutdown): the next step stops the pod with it.
+        self.shutdown: Callable[[PodWorker], Awaitable[None]] | None = None
 
     def update(self, pod: Obj | None) -> None:
         if pod is None:
@@ -109,6 +111,10 @@ class PodWorker:
         return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
 
     async def _step(self) -> None:
+        if self.shutdown is not None and not self.should_terminate():
+            await self.shutdown(self)
+            self.state = TERMINATED
+            return
         if self.state == SYNCING:
             if self.should_terminate():
                 self.state = TERMINATING
@@ -435,6 +441,7 @@ class PodWorkers:
         self.report = report
         self.confirm_deleted = confirm_deleted
         self.workers: dict[str, PodWorker] = {}
+        self.shutdown: Callable[[PodWorker], Awaitable[None]] | None = None
 
     def update(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
@@ -447,6 +454,7 @@ class PodWorkers:
                 confirm_deleted=self.confirm_deleted,
                 on_done=self._done,
             )
+            worker.shutdown = self.shutdown
             self.workers[uid] = worker
             worker.start()
         else:
@@ -464,6 +472,19 @@ class PodWorkers:
 
     def _done(self, uid: str) -> None:
         self.workers.pop(uid, None)
+
+    async def shut_down(
+        self, kill: Callable[[PodWorker], Awaitable[None]], *, within: float
+    ) -> None:
+        """The node is shutting down: every worker runs ``kill`` on its pod, at once;
+        wait up to ``within`` seconds for all of them."""
+        self.shutdown = kill
+        for worker in self.workers.values():
+            worker.shutdown = kill
+            worker.poke()
+        tasks = [w.task for w in self.workers.values() if w.task is not None and not w.task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=within)
 
     async def stop(self, *, release_within: float = 5.0) -> None:
         """Stop every worker; running pods keep running (the next start adopts them).
