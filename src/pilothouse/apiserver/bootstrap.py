@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +244,28 @@ async def publish(store: storage.Store, data_dir: Path, *, passphrase: str) -> N
         except storage.RevisionMismatchError:
             continue
     raise BootstrapError("the bootstrap data kept changing under this server; start it again")
+
+
+async def fetch(store: storage.Store, *, passphrase: str) -> Files | None:
+    """The cluster's shared files as the datastore has them now."""
+    found = await store.get(key_for(passphrase))
+    return unseal(found.value, passphrase) if found is not None else None
+
+
+async def publish_file(store: storage.Store, *, passphrase: str, rel: str, data: bytes) -> None:
+    """Put one shared file (the encryption configuration a server just changed) into the
+    bootstrap data, stamped now, before that server starts using it."""
+    key = key_for(passphrase)
+    for _ in range(10):
+        found = await store.get(key)
+        if found is None:
+            raise BootstrapError(f"the bootstrap data at {key} is gone; restart the servers")
+        files = unseal(found.value, passphrase)
+        files.content[rel] = data
+        files.updated[rel] = time.time()
+        try:
+            await store.update(key, seal(files, passphrase), if_revision=found.mod_revision)
+            return
+        except storage.RevisionMismatchError:
+            continue
+    raise BootstrapError("the bootstrap data kept changing; try again")

@@ -197,6 +197,13 @@ class APIServer:
         # Encryption sits between the store and everything that reads it, the
         # watch cache included: nothing above this line sees ciphertext.
         self.transforming = transform.TransformingStore(backend, transformers=transformers)
+        shared = None
+        if factory.is_shared(cfg.datastore_endpoint):
+            shared = startup.SharedEncryption(
+                backend, passphrase=self._passphrase, encryption=self.encryption
+            )
+            self.encryption.publish = shared.publish
+            self.transforming.on_unreadable = shared.refresh
         self.store = self.metrics.instrument(self.transforming)
         await self.encryption.attach(self.transforming, new_cluster=new_cluster)
         prefixes = sorted(
@@ -268,6 +275,8 @@ class APIServer:
         )
         await self.kubernetes_service.reconcile()  # the Service exists before anyone asks
         self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
+        if shared is not None:
+            self.supervisor.start("shared-encryption", shared.run)
         self._ready = True
         self._write_kubeconfigs()
 

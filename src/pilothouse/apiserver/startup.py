@@ -17,6 +17,7 @@ one aiohttp site on the event loop, stopped before the real one binds the port.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ from pilothouse.storage import interface as storage
 if TYPE_CHECKING:
     from pilothouse.apiserver.encryption import manager as encryption_manager
     from pilothouse.apiserver.server import ServerConfig
+
+log = logging.getLogger(__name__)
 
 
 async def shared_files(
@@ -148,3 +151,48 @@ class StartingListener:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class SharedEncryption:
+    """The encryption configuration kept the same on every server of a shared datastore.
+
+    A server that changes it (``secrets-encrypt``) stores it in the bootstrap data
+    *before* it starts writing under it (:meth:`publish`, the manager's hook); the
+    others take it when they next look (:meth:`run`, every ``interval`` seconds) or at
+    once when they meet a value they cannot read (:meth:`refresh`, the transforming
+    store's hook) — so no server ever finds a Secret it has no key for.
+    """
+
+    def __init__(
+        self,
+        backend: storage.Store,
+        *,
+        passphrase: str,
+        encryption: encryption_manager.Encryption,
+        interval: float = 2.0,
+    ) -> None:
+        self.backend = backend
+        self.passphrase = passphrase
+        self.encryption = encryption
+        self.interval = interval
+        self._lock = asyncio.Lock()
+
+    async def publish(self, data: bytes) -> None:
+        await bootstrap.publish_file(
+            self.backend, passphrase=self.passphrase, rel=bootstrap.ENCRYPTION_CONFIG, data=data
+        )
+
+    async def refresh(self) -> bool:
+        """Take the cluster's configuration if it differs from ours; True if it did."""
+        async with self._lock:
+            files = await bootstrap.fetch(self.backend, passphrase=self.passphrase)
+            data = files.content.get(bootstrap.ENCRYPTION_CONFIG) if files else None
+            return data is not None and self.encryption.adopt(data)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except (storage.StoreError, bootstrap.BootstrapError) as exc:
+                log.warning("could not read the cluster's encryption configuration: %s", exc)
