@@ -145,6 +145,9 @@ class ServerProcess:
         return f"https://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        # Ready is what this start prints, not an open port: a restarted server on a
+        # shared datastore answers on its port (503) while it starts.
+        seen = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -174,7 +177,11 @@ class ServerProcess:
                 raise RuntimeError(
                     f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
                 )
-            if self.kubeconfig.exists() and _port_open(self.port, self.host):
+            if (
+                self.kubeconfig.exists()
+                and _port_open(self.port, self.host)
+                and b"API server ready at" in _tail(self.log_path, seen)
+            ):
                 return self
             time.sleep(0.02)
         raise TimeoutError(
@@ -200,6 +207,12 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _tail(path: Path, offset: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read()
 
 
 def _port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -135,6 +135,8 @@ class APIServer:
         self.advertise_address = config.advertise_address or _local_address()
         self._passphrase = ""
         self._backend: storage.Store | None = None
+        self._listen_sock: socket.socket | None = None
+        self._starting: startup.StartingListener | None = None
 
     # --- addresses ---------------------------------------------------------------
     @property
@@ -281,25 +283,38 @@ class APIServer:
         self._write_kubeconfigs()
 
     async def _start_backend(self, backend: storage.Store) -> None:
-        """Start the store; while it waits for its datastore, a server that has run before
-        answers on its port (``/readyz`` false, ``/livez`` true), as a load balancer or a
-        service manager expects of a server that is up but not ready."""
+        """Start the store; until the API listens, a server that has run before answers on
+        its port (``/readyz`` false, ``/livez`` true, the API a 503) — as a load balancer
+        or a service manager expects of a server that is up but not ready. The listening
+        socket is made once and handed to the API when it starts: no moment refuses."""
         pki = certs.PKI.at(self.config.data_dir / "pki")
-        waiting = None
         shared = factory.is_shared(self.config.datastore_endpoint)
         if shared and pki.server_cert.exists() and pki.server_key.exists():
-            waiting = startup.StartingListener(
-                host=self.config.bind_address,
-                port=self.config.https_port,
-                ssl=pki.ssl_server_context(require_client_cert=False),
-                what=self.config.datastore_endpoint,
-            )
-            await waiting.start()
+            try:
+                self._listen_sock = startup.listening_socket(
+                    self.config.bind_address, self.config.https_port
+                )
+            except OSError:
+                self._listen_sock = None  # the API's own listener will say what is wrong
+            if self._listen_sock is not None:
+                self._starting = startup.StartingListener(
+                    sock=self._listen_sock.dup(),
+                    ssl=pki.ssl_server_context(require_client_cert=False),
+                    what=self.config.datastore_endpoint,
+                )
+                await self._starting.start()
         try:
             await backend.start()
-        finally:
-            if waiting is not None:
-                await waiting.stop()
+        except BaseException:
+            await self._stop_starting()
+            raise
+        if self._starting is not None:
+            self._starting.datastore_up = True
+
+    async def _stop_starting(self) -> None:
+        if self._starting is not None:
+            await self._starting.stop()
+            self._starting = None
 
     async def _listen(self) -> None:
         assert self.pki is not None
@@ -364,14 +379,21 @@ class APIServer:
         )
         self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            self.config.bind_address or None,
-            self.config.https_port,
-            ssl_context=self.pki.ssl_server_context(require_client_cert=False),
-            backlog=1024,
-            reuse_address=True,
-        )
+        site: web.BaseSite
+        ssl_context = self.pki.ssl_server_context(require_client_cert=False)
+        if self._listen_sock is not None:
+            # Connections queue on the socket while the starting listener hands over.
+            await self._stop_starting()
+            site = web.SockSite(self._runner, self._listen_sock, ssl_context=ssl_context)
+        else:
+            site = web.TCPSite(
+                self._runner,
+                self.config.bind_address or None,
+                self.config.https_port,
+                ssl_context=ssl_context,
+                backlog=1024,
+                reuse_address=True,
+            )
         await site.start()
         # Components inside this process (controllers, scheduler, agent) talk to
         # the API over a private Unix socket: same HTTP API, no TLS.
@@ -396,6 +418,7 @@ class APIServer:
 
     async def stop(self) -> None:
         self._ready = False
+        await self._stop_starting()
         await self.supervisor.stop()
         if self.kubernetes_service is not None:
             try:

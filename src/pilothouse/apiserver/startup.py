@@ -102,29 +102,50 @@ async def shared_files(
     return pki, passphrase
 
 
-class StartingListener:
-    """The server's port while its store waits for the datastore (see the module doc)."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The API's TCP socket, bound and listening (raises OSError: the port is taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host or "0.0.0.0", port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
-    def __init__(self, *, host: str, port: int, ssl: ssl.SSLContext, what: str) -> None:
-        self.host = host
-        self.port = port
+
+class StartingListener:
+    """The server's port while it starts (see the module doc), on a copy of the API's
+    own listening socket: stopping it closes only the copy."""
+
+    def __init__(self, *, sock: socket.socket, ssl: ssl.SSLContext, what: str) -> None:
+        self.sock = sock
         self.ssl = ssl
         self.what = what
+        self.datastore_up = False  # set once the store is open (the rest is loading)
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         if path in ("/livez", "/healthz") or path.endswith("/ping"):
             return web.Response(text="ok", content_type="text/plain")
+        up = self.datastore_up
         if path == "/readyz":
-            text = (
-                "[+]ping ok\n[+]log ok\n[-]etcd failed\nreadyz check failed\n"
-                if "verbose" in request.query
-                else "[-]etcd failed: the datastore is not reachable\nreadyz check failed"
-            )
+            failed = "informer-sync" if up else "etcd"
+            reason = "not ready yet" if up else "the datastore is not reachable"
+            if "verbose" in request.query:
+                etcd = "[+]etcd ok\n" if up else ""
+                text = f"[+]ping ok\n[+]log ok\n{etcd}[-]{failed} failed\nreadyz check failed\n"
+            else:
+                text = f"[-]{failed} failed: {reason}\nreadyz check failed"
             return web.Response(text=text, status=503, content_type="text/plain")
         status = errors.service_unavailable(
-            f"the server is starting: waiting for its datastore ({self.what}) to answer"
+            "the server is starting: loading its caches"
+            if up
+            else f"the server is starting: waiting for its datastore ({self.what}) to answer"
         )
         return web.Response(
             body=orjson.dumps(status.status()) + b"\n",
@@ -138,19 +159,13 @@ class StartingListener:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.host or None, self.port, ssl_context=self.ssl, reuse_address=True
-        )
-        try:
-            await site.start()
-        except OSError:
-            # The port is taken: the real listener will say so; nothing to answer meanwhile.
-            await self.stop()
+        await web.SockSite(self._runner, self.sock, ssl_context=self.ssl).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.sock.close()
 
 
 class SharedEncryption:
