@@ -7,7 +7,7 @@ Built from the dev hosts of :mod:`pilothouse.devhosts`:
   ``etcd``, on loopback ports of this machine) as the datastore; one server alone
   keeps the embedded SQLite;
 * ``servers`` API servers as processes of this machine, each on an address of its
-  own on the LAN (10.99.0.200, .201, …) and the same port, as separate machines
+  own on the LAN (10.99.0.201, .202, …) and the same port, as separate machines
   would be: the first founds the cluster, the others join with its token and
   ``--server`` — nothing copied by hand;
 * ``agents`` dev hosts (network namespaces at 10.99.0.2, .3, …), each running
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pilothouse import devhosts, testing
 
-SERVER_ADDRESS_BASE = 200  # servers at 10.99.0.200 and up; agents at .2 and up
+SERVER_ADDRESS_BASE = 200  # servers at 10.99.0.201 and up; agents at .2 and up
 
 
 class DevClusterError(Exception):

@@ -14,7 +14,7 @@ examples:
   sudo pilothouse dev cluster --servers 3 --agents 2
   sudo pilothouse dev cluster --agents 1 --data-dir /tmp/ph-dev --remove-data
 
-Servers get addresses 10.99.0.200, .201, … on the bridge phlan0 (port 6443); agents
+Servers get addresses 10.99.0.201, .202, … on the bridge phlan0 (port 6443); agents
 run in network namespaces phhost-agent-N at 10.99.0.2, .3, …; with more than one
 server an etcd cluster (up to three members, on loopback) is the datastore. When it
 is up, the command prints the kubeconfig; then try
