@@ -123,3 +123,15 @@ def test_the_list_comes_from_the_endpoints_and_is_kept(tmp_path: Path) -> None:
     lb.set_servers(["10.99.0.3:6443"])
     assert lb.servers == ["10.99.0.3:6443", "10.99.0.9:6443"]
     assert apiserverlb.host_port("https://[fd00::1]:6443") == "[fd00::1]:6443"
+
+
+async def test_with_nowhere_to_go_connections_are_left_open() -> None:
+    a = await Upstream("a").start()
+    async with balancer(a, check_interval=0.05) as lb:
+        name, reader, writer = await greet(lb)
+        assert name == "a"
+        a.stop_listening()  # unanswered checks, but no other server: keep what works
+        await asyncio.sleep(0.5)
+        writer.write(b"still\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"still\n"
+        writer.close()

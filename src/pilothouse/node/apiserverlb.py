@@ -7,8 +7,8 @@ own on ``127.0.0.1`` (TLS passes through untouched: the servers' certificates na
 verifies whichever answers). The proxy sends new connections to the *current*
 server; when dialling it fails, it tries the others in order and the first that
 answers becomes current. A health check dials the current server every
-``check_interval`` seconds and, when it stops answering, moves on and closes the
-connections still open to it, so the agent's watches reconnect at once instead of
+``check_interval`` seconds and, when it misses twice in a row, moves on and closes
+the connections still open to it (if there is another server to move to), so the agent's watches reconnect at once instead of
 waiting for TCP to notice. Pods never notice: the agent process keeps running, its
 informers re-list or resume through the new server.
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 ENDPOINTS = resources.Resource("", "v1", "Endpoints", "endpoints", True)
 DIAL_TIMEOUT = 3.0
 CHECK_INTERVAL = 2.0
+FAILED_CHECKS = 2  # health checks missed in a row before the server counts as dead
 COPY_CHUNK = 64 * 1024
 
 
@@ -118,10 +119,15 @@ class LoadBalancer:
             self._switch_from(self.current)
 
     def _switch_from(self, failed: str) -> None:
-        """Make the server after ``failed`` current, and drop connections to ``failed``."""
+        """Make the server after ``failed`` current, and drop connections to ``failed``
+        — unless there is no other server to go to: then the connections are left to
+        end by themselves (a slow server is better than none)."""
         if failed == self.current:
             i = self.servers.index(failed) if failed in self.servers else -1
-            self.current = self.servers[(i + 1) % len(self.servers)]
+            following = self.servers[(i + 1) % len(self.servers)]
+            if following == failed:
+                return
+            self.current = following
             log.warning("API server %s is not answering; using %s", failed, self.current)
         for writer in self._open.pop(failed, set()):
             writer.close()
@@ -182,14 +188,20 @@ class LoadBalancer:
                 w.close()
 
     async def _check(self) -> None:
+        misses = 0
         while True:
             await asyncio.sleep(self.check_interval)
             server = self.current
             dialled = await self._dial(server)
             if dialled is not None:
                 dialled[1].close()
+                misses = 0
                 continue
-            self._switch_from(server)
+            # Two misses in a row: one slow dial on a loaded machine is not a dead server.
+            misses += 1
+            if misses >= FAILED_CHECKS and server == self.current:
+                misses = 0
+                self._switch_from(server)
 
     # -- following the Endpoints ------------------------------------------------------
 
