@@ -19,7 +19,7 @@ from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import negotiation
+from pilothouse.apiserver import negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
@@ -92,8 +92,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except storage.StoreError as exc:
         return status_response(store_status(exc))
-    except Exception:
+    except Exception as exc:
         log.exception("internal error serving %s %s", request.method, request.path_qs)
+        ctx = request.get(requestcontext.CONTEXT_KEY)
+        if ctx is not None:
+            ctx.panic = exc  # the audit log records this request's stage as Panic
         return status_response(
             errors.internal("an unexpected error happened; the server log has details")
         )
@@ -149,6 +152,7 @@ class APIApp:
         extra_routes: dict[str, Handler] | None = None,
         api_services: dict[tuple[str, str], ResourceHandler] | None = None,
         middlewares: list[typedefs.Middleware] | None = None,
+        aggregated: Callable[[str], Handler | None] | None = None,
     ) -> None:
         self.registry = registry
         self.resource_api = resource_api
@@ -161,6 +165,8 @@ class APIApp:
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
         self.middlewares = middlewares or []  # outermost, before error handling (metrics)
+        # Paths another API server answers (APIServices with a Service): the aggregator.
+        self.aggregated = aggregated
         # Upstream writes /version indented and without a trailing newline
         # (responsewriters.WriteRawJSON), unlike API objects.
         self._version = orjson.dumps(version_info(), option=orjson.OPT_INDENT_2)
@@ -170,6 +176,7 @@ class APIApp:
             middlewares=(*self.middlewares, error_middleware, self._auth_middleware),
             client_max_size=4 * 1024 * 1024,
         )
+        app.on_response_prepare.append(requestcontext.on_response_prepare)
         self.openapi.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
@@ -180,11 +187,27 @@ class APIApp:
         path = _route_path(request)
         if path in UNAUTHENTICATED_PATHS:
             return await handler(request)
-        user = self.authenticator.authenticate(transport=request.transport, headers=request.headers)
+        ctx = request.get(requestcontext.CONTEXT_KEY)
+        try:
+            user = self.authenticator.authenticate(
+                transport=request.transport, headers=request.headers
+            )
+        except errors.StatusError:
+            if ctx is not None:
+                ctx.unauthenticated()  # audited as a failed authentication
+            raise
+        if ctx is not None:
+            ctx.authenticated(user)  # the audit log starts here, with who asked
         if impersonation.requested(request.headers):
             user = impersonation.impersonate(user, request.headers, self.authorizer)
+            if ctx is not None:
+                ctx.impersonating(user)
         attrs = attributes.from_request(user, request.method, path, request.query)
         allowed, reason = self.authorizer.authorize(attrs)
+        requestcontext.add_annotation(
+            "authorization.k8s.io/decision", "allow" if allowed else "forbid"
+        )
+        requestcontext.add_annotation("authorization.k8s.io/reason", reason)
         if not allowed:
             raise authz.forbidden(attrs, reason)
         request[USER_KEY] = user
@@ -205,6 +228,10 @@ class APIApp:
         extra = self.extra_routes.get(path)
         if extra is not None:
             return await extra(request)
+        if self.aggregated is not None:
+            proxied = self.aggregated(path)
+            if proxied is not None:
+                return await proxied(request)
         try:
             info = request_info.parse(path, self.registry)
         except request_info.NotAResource:

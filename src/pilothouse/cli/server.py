@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from pilothouse import heap
-from pilothouse.cli import dnsflags, process
+from pilothouse.cli import admissionflags, dnsflags, nodeflags, process
 
 log = logging.getLogger("pilothouse")
 
@@ -24,6 +24,12 @@ examples:
   pilothouse server --datastore-endpoint https://etcd.example:2379 \
       --datastore-cafile ca.pem --datastore-certfile client.pem --datastore-keyfile client-key.pem
   pilothouse server --encryption-provider-config /etc/ph/encryption.yaml
+  pilothouse server --audit-policy-file /etc/ph/audit.yaml --audit-log-path /var/log/ph/audit.log \
+      --audit-log-maxsize 100 --audit-log-maxbackup 10
+  pilothouse server --enable-admission-plugins AlwaysPullImages \
+      --admission-control-config-file /etc/ph/admission.yaml
+  pilothouse server --kubelet-config kubelet.yaml      # eviction, image GC, log limits …
+  pilothouse server --private-registry registries.yaml # mirrors for docker.io & co.
 
 Several servers, one cluster (etcd as the datastore):
   pilothouse server --datastore-endpoint http://10.0.0.5:2379          # the first
@@ -175,15 +181,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="a KubeSchedulerConfiguration file (e.g. to bin-pack with MostAllocated)",
     )
+    p.add_argument(
+        "--disable-local-storage",
+        action="store_true",
+        help="do not create the local-path StorageClass (the default class) in a new cluster",
+    )
+    p.add_argument(
+        "--default-local-storage-path",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where this machine's node keeps local-path volumes "
+        "(default: <data-dir>/agent/storage)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
+    admissionflags.add_arguments(p)
+    nodeflags.add_arguments(p, config_flag="--kubelet-config")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     process.setup_logging(args.verbose)
     try:
-        args.dns = dnsflags.settings(args)
+        args.node_config = nodeflags.load_config(args)
+        args.dns = nodeflags.merge_dns(dnsflags.settings(args), args, args.node_config)
     except ValueError as exc:
         print(f"pilothouse server: {exc}", file=sys.stderr)
         return 2
@@ -218,6 +240,8 @@ async def _serve(args: argparse.Namespace) -> int:
         anonymous_auth=args.anonymous_auth == "true",
         token=args.token.strip(),
         server=args.server,
+        default_storage_class=not args.disable_local_storage,
+        **admissionflags.server_config(args),
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
@@ -248,6 +272,14 @@ async def _serve(args: argparse.Namespace) -> int:
         scheduler_config=scheduler_configuration,
         agent=not args.disable_agent,
         agent_dns=args.dns,
+        local_storage_path=(
+            args.default_local_storage_path.resolve()
+            if args.default_local_storage_path is not None
+            else None
+        ),
+        agent_config=args.node_config,
+        agent_registries=nodeflags.registries_path(args, args.data_dir.resolve()),
+        agent_default_registry_endpoint=not args.disable_default_registry_endpoint,
     )
     cluster = allinone.AllInOne(config, options)
     server = cluster.server

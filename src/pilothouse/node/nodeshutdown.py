@@ -13,7 +13,8 @@ instead, before it stops:
    ``terminationGracePeriodSeconds`` and the shutdown grace period, and reports the
    pod ``Failed`` with reason ``Terminated`` and upstream's message, with a
    ``DisruptionTarget`` condition (``TerminationByKubelet``) — so its controller
-   replaces it at once, elsewhere.
+   replaces it at once, elsewhere. The pod workers do it the way they carry out a
+   node-pressure eviction (the same kill, another reason).
 
 Whether the machine is shutting down is asked of systemd (``systemctl
 is-system-running`` says ``stopping``; a scheduled shutdown leaves
@@ -28,6 +29,7 @@ period plus a little for the status writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -37,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.api import errors, meta, resources
 from pilothouse.client import rest
 from pilothouse.node import status as node_status
-from pilothouse.node.podsync import container_state_from
+from pilothouse.node.eviction.manager import Eviction
 
 if TYPE_CHECKING:
-    from pilothouse.node.pod_workers import PodWorker
+    from pilothouse.node.pod_workers import PodWorkers
 
 log = logging.getLogger(__name__)
 
@@ -85,75 +87,38 @@ async def report_node(client: rest.Client, node_name: str) -> None:
         log.warning("could not report the node shutting down: %s", exc)
 
 
-def _disrupted(conditions: list[Obj], now: str) -> list[Obj]:
-    out = []
-    for c in conditions:
-        if c.get("type") in ("Ready", "ContainersReady") and c.get("status") == "True":
-            c = {**c, "status": "False", "reason": "PodFailed", "lastTransitionTime": now}
-            c.pop("message", None)
-        if c.get("type") != "DisruptionTarget":
-            out.append(c)
-    out.append(
-        {
+def eviction_for(pod: Obj, grace_period: float) -> Eviction:
+    """How the node's shutdown stops ``pod``: within the smaller of its own grace period
+    and the shutdown's, reported Failed/Terminated with upstream's DisruptionTarget."""
+    own = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+    return Eviction(
+        grace_seconds=max(0, min(own, int(grace_period))),
+        message=POD_MESSAGE,
+        condition={
             "type": "DisruptionTarget",
             "status": "True",
-            "lastProbeTime": None,
-            "lastTransitionTime": now,
             "reason": "TerminationByKubelet",
             "message": POD_MESSAGE,
-        }
+        },
+        reason=POD_REASON,
     )
-    return out
 
 
-async def kill_for_shutdown(worker: PodWorker, *, grace_period: float) -> None:
-    """Stop ``worker``'s pod for the node's shutdown and report it Failed (see above).
-    The pod object stays: its controller replaces it, its owner or the garbage
-    collector deletes it."""
-    pod = worker.pod
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+async def shut_down_pods(workers: PodWorkers, *, grace_period: float) -> None:
+    """Stop every pod of the node at once (each by its own worker, as an eviction is)
+    and wait up to the grace period, plus a little for the status writes."""
+    pods = [
+        w.pod
+        for w in list(workers.workers.values())
+        if (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        and not w.should_terminate()
+    ]
+    if not pods:
         return
-    spec = pod.get("spec") or {}
-    grace = min(float(spec.get("terminationGracePeriodSeconds", 30)), grace_period)
-    syncer = worker.syncer
-    sandbox = syncer.sandboxes.get(worker.uid)
-    states: list[node_status.ContainerState] = []
-    if syncer.prober is not None:
-        syncer.prober.forget_pod(worker.uid)
-    if sandbox is not None:
-        specs = {c["name"]: c for c in spec.get("containers") or []}
-        running = [
-            s for s in await syncer.runtime.list_containers(sandbox.id) if s.state == "running"
-        ]
-        await asyncio.gather(
-            *(
-                syncer.stop_container(
-                    pod, specs.get(s.name, {"name": s.name}), s.id, sandbox, grace
-                )
-                for s in running
-            ),
-            return_exceptions=True,
-        )
-        latest = {s.name: s for s in await syncer.runtime.list_containers(sandbox.id)}
-        states = [
-            container_state_from(latest.get(c["name"]), c, None)
-            for c in spec.get("containers") or []
-        ]
-        await syncer.runtime.stop_pod_sandbox(sandbox.id)
-    now = meta.now()
-    status = node_status.pod_status(
-        pod,
-        containers=states,
-        host_ip=syncer.node.address,
-        pod_ip=(pod.get("status") or {}).get("podIP", ""),
-        sandbox_ready=False,
-        start_time=worker.started,
-        now=now,
-    )
-    status["phase"] = "Failed"
-    status["reason"] = POD_REASON
-    status["message"] = POD_MESSAGE
-    status["conditions"] = _disrupted(status.get("conditions") or [], now)
-    worker.report(pod, status)
-    log.info("pod %s/%s: stopped for the node's shutdown", pod["metadata"].get("namespace"),
-             pod["metadata"]["name"])  # fmt: skip
+    log.info("stopping %d pod(s) for the node's shutdown", len(pods))
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace_period + 2):
+            await asyncio.gather(
+                *(workers.evict(p, eviction_for(p, grace_period)) for p in pods),
+                return_exceptions=True,
+            )
