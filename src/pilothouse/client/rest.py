@@ -70,7 +70,10 @@ def _status_error(status: int, body: bytes) -> errors.StatusError:
 class Client:
     """An API client. Create one per component and close it when done."""
 
-    def __init__(self, config: ClusterConfig, *, max_connections: int = 64) -> None:
+    def __init__(self, config: ClusterConfig, *, max_connections: int = 0) -> None:
+        # No cap by default, as client-go's transport (MaxConnsPerHost 0): every watch
+        # holds a connection for as long as it runs, so a cap at or below the number of
+        # informers sharing a client leaves the next list waiting for ever.
         self.config = config
         connector: aiohttp.BaseConnector
         if config.unix_socket:

@@ -99,6 +99,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "pvc-protection": "pvc-protection-controller",
     "pv-protection": "pv-protection-controller",
     "ephemeral-volume": "ephemeral-volume-controller",
+    "validatingadmissionpolicy-status": "validatingadmissionpolicy-status-controller",
 }
 
 
@@ -130,6 +131,7 @@ def default_controllers() -> dict[str, Factory]:
         servicelb,
         statefulset,
         ttlafterfinished,
+        validatingadmissionpolicystatus,
     )
     from pilothouse.controllers.volume import (
         ephemeral,
@@ -170,6 +172,9 @@ def default_controllers() -> dict[str, Factory]:
         "pv-protection": pvprotection.PVProtectionController,
         "ephemeral-volume": ephemeral.EphemeralVolumeController,
         "resourcequota": resourcequota.ResourceQuotaController,
+        "validatingadmissionpolicy-status": (
+            validatingadmissionpolicystatus.ValidatingAdmissionPolicyStatusController
+        ),
     }
 
 
