@@ -126,8 +126,10 @@ class ServerProcess:
         port: int | None = None,
         extra_args: list[str] | None = None,
         agent: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
         self.data_dir = data_dir
+        self.host = host  # the address it binds and advertises (a dev cluster's LAN address)
         self.port = port or free_port()
         self.extra_args = extra_args or []
         self.agent = agent
@@ -140,9 +142,12 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        # Ready is what this start prints, not an open port: a restarted server on a
+        # shared datastore answers on its port (503) while it starts.
+        seen = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -153,11 +158,11 @@ class ServerProcess:
                 "--data-dir",
                 str(self.data_dir),
                 "--bind-address",
-                "127.0.0.1",
+                self.host,
                 "--https-port",
                 str(self.port),
                 "--advertise-address",
-                "127.0.0.1",
+                self.host,
                 *([] if self.agent else ["--disable-agent"]),
                 *self.extra_args,
             ],
@@ -172,7 +177,11 @@ class ServerProcess:
                 raise RuntimeError(
                     f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
                 )
-            if self.kubeconfig.exists() and _port_open(self.port):
+            if (
+                self.kubeconfig.exists()
+                and _port_open(self.port, self.host)
+                and b"API server ready at" in _tail(self.log_path, seen)
+            ):
                 return self
             time.sleep(0.02)
         raise TimeoutError(
@@ -200,10 +209,16 @@ class ServerProcess:
         self.stop()
 
 
-def _port_open(port: int) -> bool:
+def _tail(path: Path, offset: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 @contextlib.contextmanager

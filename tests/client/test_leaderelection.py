@@ -45,3 +45,34 @@ async def test_only_one_candidate_leads_and_another_takes_over(client: rest.Clie
     assert lease["spec"]["leaseTransitions"] == 1
     task_b.cancel()
     await asyncio.gather(task_b, return_exceptions=True)
+
+
+async def test_a_holder_stopped_cleanly_releases_the_lease(client: rest.Client) -> None:
+    name = "le-" + uuid.uuid4().hex[:8]
+    a = leaderelection.LeaderElector(
+        client, name=name, identity="a", lease_duration=30.0, retry_period=0.1,
+        release_on_cancel=True,
+    )  # fmt: skip
+    b = leaderelection.LeaderElector(
+        client, name=name, identity="b", lease_duration=30.0, retry_period=0.1
+    )
+    a_leads, b_leads = asyncio.Event(), asyncio.Event()
+
+    async def lead(event: asyncio.Event) -> None:
+        event.set()
+        await asyncio.sleep(3600)
+
+    task_a = asyncio.create_task(a.run(lambda: lead(a_leads)))
+    await asyncio.wait_for(a_leads.wait(), 10)
+    task_b = asyncio.create_task(b.run(lambda: lead(b_leads)))
+    await asyncio.sleep(0.5)
+    assert not b.is_leader
+    task_a.cancel()  # a clean stop: the lease is given up, not left to run out
+    await asyncio.gather(task_a, return_exceptions=True)
+    # b takes over within a few retries, far sooner than the 30 s lease.
+    await asyncio.wait_for(b_leads.wait(), 3)
+    lease = await client.get(leaderelection.LEASES, name, "kube-system")
+    assert lease["spec"]["holderIdentity"] == "b"
+    assert lease["spec"]["leaseDurationSeconds"] == 30
+    task_b.cancel()
+    await asyncio.gather(task_b, return_exceptions=True)

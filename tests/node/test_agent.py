@@ -469,3 +469,38 @@ async def test_failing_poststart_hook_kills_the_container(
 
     await eventually(failed_hook)
     assert harness.runtime.calls_of("stop_container")
+
+
+async def test_graceful_node_shutdown_fails_the_pods_and_marks_the_node(
+    harness: Harness, client: rest.Client, ns: str
+) -> None:
+    from pilothouse.node import nodeshutdown
+
+    await client.create(PODS, harness.pod("web", terminationGracePeriodSeconds=600), ns)
+
+    async def running() -> bool:
+        return (await _status(client, ns, "web")).get("phase") == "Running"
+
+    await eventually(running)
+    agent = harness.agent
+    assert agent is not None
+    await agent.shut_down(grace_period=1)  # returns once the statuses are written
+    st = await _status(client, ns, "web")
+    assert (st["phase"], st["reason"], st["message"]) == (
+        "Failed",
+        "Terminated",
+        "Pod was terminated in response to imminent node shutdown.",
+    )
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["DisruptionTarget"]["status"] == "True"
+    assert conds["DisruptionTarget"]["reason"] == "TerminationByKubelet"
+    assert conds["Ready"]["status"] == "False"
+    assert "terminated" in st["containerStatuses"][0]["state"]
+    assert not [c for c in harness.runtime.containers.values() if c.status.state == "running"]
+    node = await client.get(NODES, harness.name)
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "KubeletNotReady",
+        nodeshutdown.NODE_MESSAGE,
+    )

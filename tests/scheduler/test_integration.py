@@ -9,6 +9,7 @@ from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import rest
 from pilothouse.scheduler import config as scheduler_config
+from pilothouse.scheduler import scheduler as scheduler_module
 
 from .conftest import (
     PODS,
@@ -294,5 +295,5 @@ async def test_leader_election_holds_the_lease_while_scheduling(
         assert sched.leader_elect
         await create_pods(client, ns, [pod("p", name)])
         await wait_bound(client, ns, ["p"])
-        lease = await client.get(leases, "pilothouse-scheduler", "kube-system")
+        lease = await client.get(leases, scheduler_module.LEASE_NAME, "kube-system")
     assert lease["spec"]["holderIdentity"]

@@ -163,3 +163,32 @@ async def test_drain_writes_waits_for_writes_encoded_before_a_switch() -> None:
     gate.set()
     await asyncio.wait_for(drained, 2)
     await write
+
+
+async def test_a_value_under_a_key_learnt_later_is_read_after_a_refresh() -> None:
+    # Another server (writer) encrypts under key2, which this one (reader) lacks: the
+    # reader's hook fetches the cluster's configuration and the value decodes then —
+    # in reads and in watch events — and stays an error without a hook.
+    inner = memory.MemoryStore()
+    await inner.start()
+    writer = transform.TransformingStore(inner, transformers=aescbc(("key2", KEY2)))
+    reader = transform.TransformingStore(inner, transformers=aescbc(("key1", KEY1)))
+    stream = reader.watch(SECRETS, after_revision=inner.current_revision())
+    await writer.create(SECRETS + "ns/s", b'{"data":"v"}')
+    with pytest.raises(value.TransformError):
+        await reader.get(SECRETS + "ns/s")
+    refreshes = []
+
+    async def learn() -> bool:
+        refreshes.append(1)
+        reader.set_transformers(aescbc(("key2", KEY2), ("key1", KEY1)))
+        return True
+
+    reader.on_unreadable = learn
+    events = await asyncio.wait_for(stream.__anext__(), 5)
+    assert events[0].kv.value == b'{"data":"v"}'
+    got = await reader.get(SECRETS + "ns/s")
+    assert got is not None and got.value == b'{"data":"v"}'
+    assert refreshes == [1]  # once: the new configuration reads the rest
+    await stream.aclose()
+    await inner.close()

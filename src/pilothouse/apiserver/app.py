@@ -149,6 +149,7 @@ class APIApp:
         authenticator: authn.RequestAuthenticator,
         authorizer: authz.Authorizer,
         ready: Callable[[], bool],
+        datastore_ok: Callable[[], bool] = lambda: True,
         extra_routes: dict[str, Handler] | None = None,
         api_services: dict[tuple[str, str], ResourceHandler] | None = None,
         history_api: history.HistoryAPI | None = None,
@@ -163,6 +164,7 @@ class APIApp:
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.ready = ready
+        self.datastore_ok = datastore_ok  # upstream's "etcd" check of /readyz
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
         self.history_api = history_api
@@ -270,19 +272,18 @@ class APIApp:
         return None
 
     def _health(self, request: web.Request, path: str) -> web.Response:
-        ok = path != "/readyz" or self.ready()
+        checks = {"ping": True, "log": True, "etcd": True}
+        if path == "/readyz":
+            checks["etcd"] = self.datastore_ok()
+            checks["informer-sync"] = self.ready()
+        ok = all(checks.values())
+        reasons = {"etcd": "the datastore is not reachable", "informer-sync": "not ready yet"}
         if "verbose" in request.query:
-            checks = ["ping", "log", "etcd"] + (["informer-sync"] if path == "/readyz" else [])
-            lines = [
-                f"[+]{c} ok" if ok or c != "informer-sync" else f"[-]{c} failed" for c in checks
-            ]
+            lines = [f"[+]{c} ok" if passed else f"[-]{c} failed" for c, passed in checks.items()]
             text = "\n".join(lines) + (
                 "\n" + path[1:] + " check passed\n" if ok else "\n" + path[1:] + " check failed\n"
             )
         else:
-            text = (
-                "ok"
-                if ok
-                else "[-]informer-sync failed: not ready yet\n" + path[1:] + " check failed"
-            )
+            failed = [f"[-]{c} failed: {reasons[c]}" for c, passed in checks.items() if not passed]
+            text = "ok" if ok else "\n".join(failed) + "\n" + path[1:] + " check failed"
         return web.Response(text=text, status=200 if ok else 503, content_type="text/plain")

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -43,17 +45,22 @@ def ca_hash(ca_pem: bytes) -> str:
     return hashlib.sha256(ca_pem).hexdigest()
 
 
-async def ensure_token(data_dir: Path, pki: certs.PKI, *, secrets: ResourceStore) -> str:
-    """The server's join token (created on first start, 0600), and its Secret."""
+async def ensure_token(
+    data_dir: Path, pki: certs.PKI, *, secrets: ResourceStore, join_secret: str = ""
+) -> str:
+    """The server's join token (created on first start, 0600), and its Secret.
+    ``join_secret``: the cluster's (a server joining with ``--token``), else kept or new."""
     path = data_dir / "token"
     digest = ca_hash(pki.ca_cert.read_bytes())
     token = ""
     if path.exists():
         found = path.read_text().strip()
-        if found.startswith(f"K10{digest}::"):
+        if found.startswith(f"K10{digest}::") and parse_token(found)[1] == (
+            join_secret or parse_token(found)[1]
+        ):
             token = found
     if not token:
-        token = f"K10{digest}::{bootstrap.new_token()}"
+        token = f"K10{digest}::{join_secret or bootstrap.new_token()}"
         path.touch(mode=0o600)
         path.write_text(token + "\n")
     secret_part = parse_token(token)[1]
@@ -81,6 +88,28 @@ def parse_token(token: str) -> tuple[str, str]:
         digest, _, secret = token[3:].partition("::")
         return digest, secret.removeprefix("server:")
     return "", token
+
+
+async def check_server_ca(server: str, ca: bytes) -> None:
+    """Refuse to join through ``server`` (``--server``) unless it presents ``ca``, the CA
+    of the cluster in this server's datastore: a server URL from another cluster, or a
+    datastore that is not that server's, would otherwise split the cluster silently."""
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE  # the CA is compared below, byte for byte
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(server.rstrip("/") + CACERTS_PATH, ssl=insecure) as resp,
+        ):
+            theirs = await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ValueError(f"--server {server}: cannot reach it: {exc}") from None
+    if ca_hash(theirs) != ca_hash(ca):
+        raise ValueError(
+            f"--server {server} presents a CA that is not the cluster's in the datastore: it"
+            " serves another cluster, or --datastore-endpoint names another cluster's etcd"
+        )
 
 
 class JoinService:

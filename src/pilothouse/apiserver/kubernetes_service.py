@@ -14,6 +14,11 @@ Every ``interval`` seconds (and at start) the reconciler makes sure that:
   kubernetes``, no managed-by label), so the proxy on every node sends
   ``https://kubernetes.default.svc`` here.
 
+With several servers on one datastore the endpoints are every live server's address
+(upstream's lease reconciler, :mod:`masterleases`): each pass renews this server's
+master lease and writes the addresses whose leases are current, so a server that
+dies drops out within the lease's 15 s, and one that stops cleanly at once.
+
 A loopback advertised address (``--advertise-address 127.0.0.1``) cannot be an
 endpoint — pods could not reach it, and validation refuses it as upstream's
 does — so the endpoints then stay empty and the reconciler says why, once.
@@ -31,6 +36,7 @@ import logging
 
 from pilothouse.api import errors
 from pilothouse.api.meta import Obj
+from pilothouse.apiserver import masterleases
 from pilothouse.apiserver.registry.store import ResourceStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ class KubernetesServiceReconciler:
         address: str,
         port: int,
         interval: float = INTERVAL,
+        leases: masterleases.MasterLeases | None = None,
     ) -> None:
         self.services = services
         self.endpoints = endpoints
@@ -60,7 +67,9 @@ class KubernetesServiceReconciler:
         self.address = address
         self.port = port
         self.interval = interval
+        self.leases = leases
         self._warned = False
+        self._live: list[str] | None = None  # the last pass's servers
 
     @property
     def usable_address(self) -> bool:
@@ -79,6 +88,7 @@ class KubernetesServiceReconciler:
             await asyncio.sleep(self.interval)
 
     async def reconcile(self) -> None:
+        self._live = await self._servers()
         await self._service()
         await self._endpoints()
         await self._slice()
@@ -86,9 +96,39 @@ class KubernetesServiceReconciler:
     def _ports(self) -> list[Obj]:
         return [{"name": "https", "port": self.port, "protocol": "TCP"}]
 
-    def _addresses(self) -> list[str]:
+    async def _servers(self) -> list[str]:
+        """The addresses the endpoints list: the live servers' (with leases), else ours."""
+        if self.leases is None:
+            return [self.address] if self.usable_address else []
         if self.usable_address:
-            return [self.address]
+            await self.leases.renew(self.address, self.port)
+        live = await self.leases.live()
+        if any(port != self.port for _, port in live):
+            log.warning(
+                "API servers listen on different ports (%s); the kubernetes Endpoints carry one"
+                " port (%d): give every server the same --https-port",
+                ", ".join(f"{ip}:{port}" for ip, port in live),
+                self.port,
+            )
+        return [ip for ip, _ in live]
+
+    async def remove_self(self) -> None:
+        """This server is stopping: take it out of the endpoints now (upstream's
+        RemoveEndpoints at shutdown), so clients stop choosing it."""
+        if self.leases is None or not self.usable_address:
+            return
+        await self.leases.remove(self.address)
+        self._live = [ip for ip, _ in await self.leases.live()]
+        await self._endpoints()
+        await self._slice()
+
+    def _addresses(self) -> list[str]:
+        if self._live is not None:
+            addresses = self._live
+        else:
+            addresses = [self.address] if self.usable_address else []
+        if addresses or self.usable_address:
+            return addresses
         if not self._warned:
             self._warned = True
             log.warning(

@@ -8,7 +8,6 @@ the listening socket — so the first request already sees a complete cache.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -22,8 +21,16 @@ from aiohttp import web
 from pilothouse import supervisor
 from pilothouse.api import errors, pvhelpers, resources
 from pilothouse.apiserver import app as app_module
+from pilothouse.apiserver import (
+    bootstrap,
+    join,
+    kubernetes_service,
+    masterleases,
+    requestcontext,
+    startup,
+    watchcache,
+)
 from pilothouse.apiserver import identity as identity_module
-from pilothouse.apiserver import join, kubernetes_service, requestcontext, watchcache
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import config as admission_config
@@ -86,6 +93,11 @@ class ServerConfig:
     # Upstream's --token-auth-file (token,user,uid,"groups") and --anonymous-auth.
     token_auth_file: Path | None = None
     anonymous_auth: bool = True
+    # Joining a cluster on a shared datastore (k3s's --token and --server): the cluster's
+    # token (its passphrase unlocks the bootstrap data) and, optionally, a server of it
+    # whose CA must be the one found in the datastore.
+    token: str = ""
+    server: str = ""
     # Create the local-path StorageClass (the default class) when the cluster is new.
     default_storage_class: bool = True
     # Upstream's --enable-admission-plugins, --disable-admission-plugins and
@@ -148,6 +160,10 @@ class APIServer:
         self.supervisor = supervisor.Supervisor("apiserver")
         self.kubernetes_service: kubernetes_service.KubernetesServiceReconciler | None = None
         self.advertise_address = config.advertise_address or _local_address()
+        self._passphrase = ""
+        self._backend: storage.Store | None = None
+        self._listen_sock: socket.socket | None = None
+        self._starting: startup.StartingListener | None = None
 
     # --- addresses ---------------------------------------------------------------
     @property
@@ -168,22 +184,17 @@ class APIServer:
     def is_ready(self) -> bool:
         return self._ready
 
+    def datastore_ok(self) -> bool:
+        """The backend's own health where it has one (etcd: its watch is up)."""
+        healthy = getattr(self._backend, "healthy", None)
+        return bool(healthy()) if healthy is not None else True
+
     # --- life cycle --------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         plugin_config = self._admission_config()
         self.auditor = self._audit_log()
-        self.pki = await asyncio.to_thread(
-            certs.ensure_pki,
-            cfg.data_dir,
-            hostnames=[socket.gethostname()],
-            ips=[self.advertise_address, *cfg.extra_sans],
-        )
-        try:
-            transformers = self.encryption.load()
-        except encryption_config.ConfigError as exc:
-            raise StartupError(f"cannot use the encryption configuration: {exc}") from None
         backend = factory.open_store(
             cfg.datastore_endpoint or "sqlite://",
             data_dir=cfg.data_dir,
@@ -196,12 +207,36 @@ class APIServer:
             ),
             prefix=cfg.datastore_prefix,
         )
+        # The store first: on a shared datastore the cluster's CA and keys come from it.
+        self._backend = backend
+        await self._start_backend(backend)
+        try:
+            new_cluster = not (await backend.list("/registry/", limit=1)).items
+            self.pki, self._passphrase = await startup.shared_files(
+                backend,
+                config=cfg,
+                advertise_address=self.advertise_address,
+                encryption=self.encryption,
+                new_cluster=new_cluster,
+            )
+            transformers = self.encryption.load()
+        except encryption_config.ConfigError as exc:
+            await backend.close()
+            raise StartupError(f"cannot use the encryption configuration: {exc}") from None
+        except (bootstrap.BootstrapError, StartupError) as exc:
+            await backend.close()
+            raise StartupError(str(exc)) from None
         # Encryption sits between the store and everything that reads it, the
         # watch cache included: nothing above this line sees ciphertext.
         self.transforming = transform.TransformingStore(backend, transformers=transformers)
+        shared = None
+        if factory.is_shared(cfg.datastore_endpoint):
+            shared = startup.SharedEncryption(
+                backend, passphrase=self._passphrase, encryption=self.encryption
+            )
+            self.encryption.publish = shared.publish
+            self.transforming.on_unreadable = shared.refresh
         self.store = self.metrics.instrument(self.transforming)
-        await self.store.start()
-        new_cluster = not (await backend.list("/registry/", limit=1)).items
         await self.encryption.attach(self.transforming, new_cluster=new_cluster)
         prefixes = sorted(
             {r.storage_prefix for r in self.registry.resources if r.stored and "list" in r.verbs}
@@ -261,8 +296,14 @@ class APIServer:
         await self.custom_resources.start()
         await self.identity.ensure_policy(self.resource_store)
         self.token = await join.ensure_token(
-            cfg.data_dir, self.pki, secrets=self.resource_store("", "v1", "secrets")
+            cfg.data_dir,
+            self.pki,
+            secrets=self.resource_store("", "v1", "secrets"),
+            join_secret=self._passphrase,
         )
+        if factory.is_shared(cfg.datastore_endpoint):
+            # What changed here since the bootstrap data was written (secrets-encrypt).
+            await bootstrap.publish(backend, cfg.data_dir, passphrase=self._passphrase)
         self.join_service = join.JoinService(
             pki=self.pki, token=self.token, authenticator=self.identity.authenticator
         )
@@ -273,14 +314,51 @@ class APIServer:
             slices=self.resource_store("discovery.k8s.io", "v1", "endpointslices"),
             address=self.advertise_address,
             port=self.port,
+            leases=masterleases.MasterLeases(self.store),
         )
         try:  # the Service exists before anyone asks, unless admission refuses it
             await self.kubernetes_service.reconcile()
         except errors.StatusError as exc:
             log.warning("the kubernetes Service is not in place yet: %s", exc.message)
         self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
+        if shared is not None:
+            self.supervisor.start("shared-encryption", shared.run)
         self._ready = True
         self._write_kubeconfigs()
+
+    async def _start_backend(self, backend: storage.Store) -> None:
+        """Start the store; until the API listens, a server that has run before answers on
+        its port (``/readyz`` false, ``/livez`` true, the API a 503) — as a load balancer
+        or a service manager expects of a server that is up but not ready. The listening
+        socket is made once and handed to the API when it starts: no moment refuses."""
+        pki = certs.PKI.at(self.config.data_dir / "pki")
+        shared = factory.is_shared(self.config.datastore_endpoint)
+        if shared and pki.server_cert.exists() and pki.server_key.exists():
+            try:
+                self._listen_sock = startup.listening_socket(
+                    self.config.bind_address, self.config.https_port
+                )
+            except OSError:
+                self._listen_sock = None  # the API's own listener will say what is wrong
+            if self._listen_sock is not None:
+                self._starting = startup.StartingListener(
+                    sock=self._listen_sock.dup(),
+                    ssl=pki.ssl_server_context(require_client_cert=False),
+                    what=self.config.datastore_endpoint,
+                )
+                await self._starting.start()
+        try:
+            await backend.start()
+        except BaseException:
+            await self._stop_starting()
+            raise
+        if self._starting is not None:
+            self._starting.datastore_up = True
+
+    async def _stop_starting(self) -> None:
+        if self._starting is not None:
+            await self._starting.stop()
+            self._starting = None
 
     def _audit_log(self) -> audit_auditor.Auditor | None:
         """The audit log the flags ask for: a policy and a path, or none at all."""
@@ -442,17 +520,25 @@ class APIServer:
             ),
             middlewares=[self.metrics.middleware, requestcontext.Requests(self.auditor).middleware],
             ready=self.is_ready,
+            datastore_ok=self.datastore_ok,
         )
         self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            self.config.bind_address or None,
-            self.config.https_port,
-            ssl_context=self.pki.ssl_server_context(require_client_cert=False),
-            backlog=1024,
-            reuse_address=True,
-        )
+        site: web.BaseSite
+        ssl_context = self.pki.ssl_server_context(require_client_cert=False)
+        if self._listen_sock is not None:
+            # Connections queue on the socket while the starting listener hands over.
+            await self._stop_starting()
+            site = web.SockSite(self._runner, self._listen_sock, ssl_context=ssl_context)
+        else:
+            site = web.TCPSite(
+                self._runner,
+                self.config.bind_address or None,
+                self.config.https_port,
+                ssl_context=ssl_context,
+                backlog=1024,
+                reuse_address=True,
+            )
         await site.start()
         # Components inside this process (controllers, scheduler, agent) talk to
         # the API over a private Unix socket: same HTTP API, no TLS.
@@ -477,9 +563,15 @@ class APIServer:
 
     async def stop(self) -> None:
         self._ready = False
+        await self._stop_starting()
         if self.admission is not None:
             await self.admission.stop()
         await self.supervisor.stop()
+        if self.kubernetes_service is not None:
+            try:
+                await self.kubernetes_service.remove_self()
+            except (errors.StatusError, storage.StoreError) as exc:
+                log.warning("could not take this server out of the kubernetes Endpoints: %s", exc)
         await self.encryption.stop()
         if self.custom_resources is not None:
             await self.custom_resources.stop()

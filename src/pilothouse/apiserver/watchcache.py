@@ -388,9 +388,19 @@ class WatchCache:
             return False
         return True
 
-    async def consistent(self) -> None:
-        """Wait until everything the store has acknowledged is in the cache."""
-        await self.wait_for(self.store.current_revision(), timeout=10.0)
+    async def consistent(self, *, linearizable: bool = False) -> None:
+        """Wait until everything the store has acknowledged is in the cache; with
+        ``linearizable``, everything any server sharing the store had acknowledged (a
+        client's GET or LIST: it may have written through another server)."""
+        revision = self.store.current_revision()
+        barrier = getattr(self.store, "linearizable_revision", None) if linearizable else None
+        if barrier is not None:
+            try:
+                revision = await barrier()
+            except storage.StoreError as exc:
+                # etcd is away: serve what this server has (reads go on from the cache).
+                log.debug("linearizable read point unavailable: %s", exc)
+        await self.wait_for(revision, timeout=10.0)
 
     def resource(self, prefix: str) -> ResourceCache:
         return self.caches[prefix]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from pilothouse import heap
 from pilothouse.cli import dnsflags, nodeflags, process
 from pilothouse.client import config, rest
-from pilothouse.node import agent, bootstrap, servicenet, setup
+from pilothouse.node import agent, apiserverlb, bootstrap, nodeshutdown, servicenet, setup
 from pilothouse.node.runtime.images import registries
 
 EPILOG = """\
@@ -27,6 +28,10 @@ example:
 The token's first part pins the cluster's CA, so the agent never talks to a
 server that is not yours. After the first join the node's certificates live in
 <data-dir>/agent/pki and the token is no longer needed.
+
+With several servers, the agent keeps their list (the kubernetes Endpoints, saved in
+<data-dir>/agent/apiservers.json) and reaches the API through a load balancer of its
+own on 127.0.0.1, which moves to a live server when one dies; pods keep running.
 
 The agent runs the node's service proxy (nftables table pilothouse-proxy) and
 routes every other node's pod CIDR via that node's address (host-gw: all nodes
@@ -46,6 +51,20 @@ def _primary_address() -> str:
             return str(s.getsockname()[0])
         except OSError:
             return "127.0.0.1"
+
+
+def _duration(text: str) -> float:
+    """``30s``, ``2m``, ``1h`` or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 30s, 2m, or seconds)"
+        ) from None
 
 
 def _storage_dir(path: Path | None) -> Path | None:
@@ -68,6 +87,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--token-file", type=Path, default=None, help="read the join token from this file"
+    )
+    p.add_argument(
+        "--disable-apiserver-lb",
+        action="store_true",
+        help="talk to --server only; by default the agent proxies to every live server of the "
+        "cluster (the kubernetes Endpoints) through 127.0.0.1 and fails over between them",
+    )
+    p.add_argument(
+        "--shutdown-grace-period",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="graceful node shutdown (kubelet's shutdownGracePeriod): when the agent is stopped "
+        "while the machine shuts down, report the node NotReady and stop every pod within this "
+        "time (30s, 2m), reporting it Failed so it is replaced elsewhere (default: 0, off)",
     )
     p.add_argument("--node-name", default="", help="this node's name (default: the host name)")
     p.add_argument("--address", default="", help="this node's address (default: the primary IP)")
@@ -186,9 +220,18 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         except bootstrap.JoinError as exc:
             print(f"pilothouse agent: {exc}", file=sys.stderr)
             return 1
-    client = rest.Client(
-        config.load_kubeconfig(identity.kubeconfig).with_user_agent(f"pilothouse-agent/{name}")
+    cluster = config.load_kubeconfig(identity.kubeconfig).with_user_agent(
+        f"pilothouse-agent/{name}"
     )
+    lb = None
+    if not args.disable_apiserver_lb:
+        # Every server of the cluster, not only --server (k3s's agent load balancer).
+        lb = apiserverlb.LoadBalancer(args.server, state_file=data_dir / "apiservers.json")
+        await lb.start()
+        cluster = dataclasses.replace(cluster, server=lb.url)
+    client = rest.Client(cluster)
+    if lb is not None:
+        lb.follow(client)
     network = None
     if not args.disable_proxy:
         network = servicenet.ServiceNetwork.real(
@@ -228,8 +271,17 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         print(f"pilothouse agent: node {name} is ready (pod CIDR {node.pod_cidr})", flush=True)
         heap.settle()
         await process.until_signalled()
+        grace = args.shutdown_grace_period
+        if grace > 0 and await asyncio.to_thread(nodeshutdown.host_shutting_down):
+            print(
+                f"pilothouse agent: the machine is shutting down: stopping pods (within {grace:g}s)",
+                flush=True,
+            )
+            await node.shut_down(grace_period=grace)
         print("pilothouse agent: stopping (containers keep running)", flush=True)
         return 0
     finally:
         await node.stop()
         await client.close()
+        if lb is not None:
+            await lb.close()

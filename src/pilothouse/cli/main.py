@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "token": "pilothouse.cli.token",
     "history": "pilothouse.cli.history",
     "dashboard": "pilothouse.cli.dashboard",
+    "dev": "pilothouse.cli.dev",
 }
 
 DESCRIPTION = """\
@@ -52,6 +53,8 @@ scheduler and a node agent in one process, or as separate pieces.
                              every stored revision of an object, who wrote it, diffs
   pilothouse dashboard [--port N] [--no-browser]
                              the web dashboard on 127.0.0.1 with your kubeconfig
+  pilothouse dev cluster --servers 3 --agents 2
+                             a multi-machine cluster on this machine (network namespaces)
 
 Start with `pilothouse server --help`.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,16 @@ examples:
       --admission-control-config-file /etc/ph/admission.yaml
   pilothouse server --kubelet-config kubelet.yaml      # eviction, image GC, log limits …
   pilothouse server --private-registry registries.yaml # mirrors for docker.io & co.
+
+Several servers, one cluster (etcd as the datastore):
+  pilothouse server --datastore-endpoint http://10.0.0.5:2379          # the first
+  pilothouse server --datastore-endpoint http://10.0.0.5:2379 \
+      --token "$(cat /var/lib/pilothouse/token)"  --server https://10.0.0.1:6443
+The first server keeps the cluster's CA, ServiceAccount key and encryption
+configuration in etcd, encrypted with its token; the others take them from there
+(--server only checks that the URL is a server of the same cluster). Controllers
+and the scheduler then run on every server, one leading at a time (Leases in
+kube-system).
 
 Secrets are encrypted at rest by default in a new cluster (the key is in
 DATA_DIR/cred/encryption-config.json; manage it with `pilothouse secrets-encrypt`).
@@ -102,6 +113,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PREFIX",
         help="etcd only: put every key under PREFIX (e.g. /clusters/one) so several clusters "
         "can share one etcd (default: none; keys are /registry/... as kube-apiserver's)",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("PILOTHOUSE_TOKEN", ""),
+        metavar="TOKEN",
+        help="the cluster's token (K10<hash>::<id>.<secret>, from <data-dir>/token of one of its "
+        "servers; or set PILOTHOUSE_TOKEN): joins the cluster in the etcd datastore. On a first "
+        "server it chooses the token (default: a new one)",
+    )
+    p.add_argument(
+        "--server",
+        default="",
+        metavar="URL",
+        help="with --token: a server of the cluster to join (https://HOST:6443); this server "
+        "refuses to start unless that one presents the CA found in the datastore",
     )
     p.add_argument(
         "--encryption-provider-config",
@@ -203,6 +229,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from pilothouse.apiserver.authn import tokenfile
     from pilothouse.cli import allinone
     from pilothouse.scheduler import config as scheduler_config
+    from pilothouse.storage import factory
 
     started = time.monotonic()
     config = apiserver.ServerConfig(
@@ -221,6 +248,8 @@ async def _serve(args: argparse.Namespace) -> int:
         token_auth_file=args.token_auth_file,
         anonymous_auth=args.anonymous_auth == "true",
         history_retention=args.history_retention,
+        token=args.token.strip(),
+        server=args.server,
         default_storage_class=not args.disable_local_storage,
         **admissionflags.server_config(args),
     )
@@ -238,7 +267,16 @@ async def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.server and not args.token:
+        print(
+            "pilothouse server: --server needs --token (the cluster's token, from "
+            "<data-dir>/token on a server of that cluster)",
+            file=sys.stderr,
+        )
+        return 2
     options = allinone.Options(
+        # etcd may have other servers: controllers and scheduler lead through Leases.
+        leader_elect=factory.is_shared(config.datastore_endpoint),
         controllers=not args.disable_controller_manager,
         scheduler=not args.disable_scheduler,
         scheduler_config=scheduler_configuration,

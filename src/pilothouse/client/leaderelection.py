@@ -6,6 +6,9 @@ the holder of the Lease acts. The holder renews the Lease every
 leading (its work is cancelled) before anyone else may take over, because
 others wait a full ``lease_duration`` after the last renewal they saw.
 Updates use the Lease's resourceVersion, so two candidates never both win.
+With ``release_on_cancel`` (client-go's ReleaseOnCancel), a holder that is stopped
+cleanly gives the Lease up (empty holder, one-second duration) so the next
+candidate takes over at its next try instead of a whole ``lease_duration`` later.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class LeaderElector:
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         clock: Clock = DEFAULT_CLOCK,
+        release_on_cancel: bool = False,
     ) -> None:
         self.client = client
         self.name = name
@@ -53,6 +57,7 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self.clock = clock
+        self.release_on_cancel = release_on_cancel
         self._observed: tuple[str, str, float] | None = None  # (holder, renewTime, seen at)
         self.is_leader = False
 
@@ -126,14 +131,40 @@ class LeaderElector:
         log.info("%s: became leader of %s/%s", self.identity, self.namespace, self.name)
         work = asyncio.ensure_future(lead())
         renewer = asyncio.ensure_future(self._renew_loop())
+        cancelled = False
         try:
             await asyncio.wait({work, renewer}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             self.is_leader = False
             for task in (work, renewer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if cancelled and self.release_on_cancel:
+                await self._release()
+
+    async def _release(self) -> None:
+        """Give the Lease up (only if still ours): the work has stopped already."""
+        try:
+            async with asyncio.timeout(self.retry_period):
+                lease = await self.client.get(LEASES, self.name, self.namespace)
+                spec = lease.get("spec") or {}
+                if spec.get("holderIdentity") != self.identity:
+                    return
+                now = meta.format_micro_time(self.clock.now())
+                lease["spec"] = {
+                    "leaseDurationSeconds": 1,
+                    "acquireTime": now,
+                    "renewTime": now,
+                    "leaseTransitions": int(spec.get("leaseTransitions") or 0),
+                }
+                await self.client.update(LEASES, lease)
+                log.info("%s: released the lease %s/%s", self.identity, self.namespace, self.name)
+        except (errors.StatusError, OSError, TimeoutError) as exc:
+            log.info("could not release the lease %s/%s: %r", self.namespace, self.name, exc)
 
     async def _renew_loop(self) -> None:
         last_ok = self.clock.monotonic()

@@ -7,7 +7,7 @@ its own ServiceAccount (``SERVICE_ACCOUNTS``, upstream's names), so it holds onl
 its ``system:controller:<name>`` role; the informers use the manager's client. The
 list of controllers is explicit. With
 ``leader_elect`` (several servers on one etcd), only the holder of the
-``pilothouse-controller-manager`` Lease runs them; a single SQLite server
+``kube-controller-manager`` Lease runs them; a single SQLite server
 skips the election.
 """
 
@@ -28,7 +28,7 @@ from pilothouse.controllers import base, credentials
 
 log = logging.getLogger(__name__)
 
-LEASE_NAME = "pilothouse-controller-manager"
+LEASE_NAME = "kube-controller-manager"  # upstream's name (RBAC grants it by name)
 
 
 @dataclass
@@ -219,7 +219,9 @@ class ControllerManager:
     async def run(self) -> None:
         """Run until cancelled."""
         if self.leader_elect:
-            elector = leaderelection.LeaderElector(self.client, name=LEASE_NAME, clock=self.clock)
+            elector = leaderelection.LeaderElector(
+                self.client, name=LEASE_NAME, clock=self.clock, release_on_cancel=True
+            )
             while True:
                 await elector.run(self._run_controllers)
                 log.warning("controller manager lost leadership; campaigning again")

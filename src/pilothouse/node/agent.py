@@ -38,6 +38,7 @@ from pilothouse.node import dns as node_dns
 from pilothouse.node import (
     housekeeping,
     kubeletconfig,
+    nodeshutdown,
     probe_lateness,
     prober,
     servicenet,
@@ -332,6 +333,14 @@ class Agent:
             self.pod_cidr,
             self.runtime.name,
         )
+
+    async def shut_down(self, *, grace_period: float) -> None:
+        """Graceful node shutdown (:mod:`nodeshutdown`), before :meth:`stop`: the node
+        NotReady, then every pod stopped and reported Failed within ``grace_period``."""
+        await nodeshutdown.report_node(self.client, self.node_name)
+        if self.workers is not None:
+            await nodeshutdown.shut_down_pods(self.workers, grace_period=grace_period)
+        await self.status.flush(5.0)
 
     async def stop(self) -> None:
         """Stop the agent; running containers keep running (they outlive it)."""

@@ -471,7 +471,7 @@ class PodWorker:
                 sandbox_ready=False,
                 start_time=self.started,
             )
-            status.update(phase="Failed", reason="Evicted", message=eviction.message)
+            status.update(phase="Failed", reason=eviction.reason, message=eviction.message)
             if eviction.condition is not None:
                 condition = {**eviction.condition, "lastProbeTime": None,
                              "lastTransitionTime": meta.now()}  # fmt: skip

@@ -44,6 +44,7 @@ class StatusManager:
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self.writes = 0
+        self._inflight = 0
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -71,7 +72,8 @@ class StatusManager:
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until every pending status is written (for orderly shutdown and tests)."""
-        if self._pending:
+        # In flight counts too: a status taken off the queue is not written yet.
+        if self._pending or self._inflight:
             self._drained.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), timeout)
@@ -79,7 +81,8 @@ class StatusManager:
     async def _run(self) -> None:
         while True:
             if not self._pending:
-                self._drained.set()
+                if not self._inflight:
+                    self._drained.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -87,24 +90,33 @@ class StatusManager:
             fp = _fingerprint(status)
             if self._sent.get(uid) == fp:
                 continue
-            md = pod["metadata"]
+            self._inflight += 1
             try:
-                await self.client.patch(
-                    PODS,
-                    md["name"],
-                    {"metadata": {"uid": uid}, "status": status},
-                    md.get("namespace", ""),
-                    subresource="status",
-                )
-                self._sent[uid] = fp
-                self.writes += 1
-            except errors.StatusError as exc:
-                if exc.code in (404, 409):
-                    continue  # gone, or another pod with that name now
-                log.warning("status of %s/%s: %s", md.get("namespace"), md["name"], exc.message)
-                self._pending.setdefault(uid, (pod, status))
-                await asyncio.sleep(1)
-            except OSError as exc:
-                log.debug("status write failed: %r", exc)
-                self._pending.setdefault(uid, (pod, status))
-                await asyncio.sleep(1)
+                await self._write(uid, pod, status, fp)
+            finally:
+                self._inflight -= 1
+                if not self._pending and not self._inflight:
+                    self._drained.set()
+
+    async def _write(self, uid: str, pod: Obj, status: Obj, fp: bytes) -> None:
+        md = pod["metadata"]
+        try:
+            await self.client.patch(
+                PODS,
+                md["name"],
+                {"metadata": {"uid": uid}, "status": status},
+                md.get("namespace", ""),
+                subresource="status",
+            )
+            self._sent[uid] = fp
+            self.writes += 1
+        except errors.StatusError as exc:
+            if exc.code in (404, 409):
+                return  # gone, or another pod with that name now
+            log.warning("status of %s/%s: %s", md.get("namespace"), md["name"], exc.message)
+            self._pending.setdefault(uid, (pod, status))
+            await asyncio.sleep(1)
+        except OSError as exc:
+            log.debug("status write failed: %r", exc)
+            self._pending.setdefault(uid, (pod, status))
+            await asyncio.sleep(1)

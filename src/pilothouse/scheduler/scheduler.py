@@ -13,7 +13,7 @@ What runs concurrently and what is serialised:
   ``PodScheduled=False`` condition and the ``FailedScheduling`` event are
   written in the background.
 
-With ``leader_elect``, only the holder of the ``pilothouse-scheduler`` Lease
+With ``leader_elect``, only the holder of the ``kube-scheduler`` Lease
 schedules.
 """
 
@@ -48,7 +48,7 @@ from pilothouse.scheduler.framework import runtime
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-LEASE_NAME = "pilothouse-scheduler"
+LEASE_NAME = "kube-scheduler"  # upstream's name (RBAC grants it by name)
 PODS = resources.Resource("", "v1", "Pod", "pods", True)
 NODES = resources.Resource("", "v1", "Node", "nodes", False)
 NAMESPACES = resources.Resource("", "v1", "Namespace", "namespaces", False)
@@ -249,7 +249,9 @@ class Scheduler:
     async def run(self) -> None:
         """Schedule until cancelled (while leading, with leader election)."""
         if self.leader_elect:
-            elector = leaderelection.LeaderElector(self.client, name=LEASE_NAME, clock=self.clock)
+            elector = leaderelection.LeaderElector(
+                self.client, name=LEASE_NAME, clock=self.clock, release_on_cancel=True
+            )
             while True:
                 await elector.run(self._run)
                 log.warning("scheduler lost leadership; campaigning again")

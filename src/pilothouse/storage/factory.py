@@ -39,6 +39,12 @@ class TLSFiles:
         return any((self.cafile, self.certfile, self.keyfile))
 
 
+def is_shared(endpoint: str) -> bool:
+    """Whether several servers may use ``endpoint`` at once (etcd; SQLite and memory are
+    one process's)."""
+    return endpoint.partition("://")[0] in ("http", "https")
+
+
 def open_store(
     endpoint: str,
     *,

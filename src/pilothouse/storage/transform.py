@@ -9,6 +9,12 @@ pass untouched — but a value anywhere that starts with ``k8s:enc:`` and has no
 transformer to read it raises :class:`~pilothouse.storage.value.TransformError`
 instead of being handed out as data.
 
+Several servers on one datastore: a value another server encrypted under a key this
+one does not have yet (it changed its configuration a moment ago) is not an error at
+once — ``on_unreadable``, when given, fetches the cluster's current configuration
+(and installs it) and the value is decoded again; only a value still unreadable
+after that is a :class:`~pilothouse.storage.value.TransformError`.
+
 Concurrency: the transformers are swapped (``set_transformers``) on the event
 loop, atomically with respect to every request; a write encodes with the
 transformers current when it starts. A write's own event is translated back
@@ -23,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import collections
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.storage import history
@@ -43,8 +49,11 @@ class TransformingStore:
         store: storage.Store,
         *,
         transformers: Mapping[str, values.PrefixTransformers] | None = None,
+        on_unreadable: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.inner = store
+        # Fetch and install the cluster's configuration; True when it changed.
+        self.on_unreadable = on_unreadable
         self._routes: dict[str, values.PrefixTransformers] = dict(transformers or {})
         # key -> (stored bytes, plain bytes, generation) of writes in flight from here.
         self._pending: dict[str, tuple[bytes, bytes, int]] = {}
@@ -174,9 +183,20 @@ class TransformingStore:
 
     # -- reads ---------------------------------------------------------------------
 
+    async def refreshed(self) -> bool:
+        """After an unreadable value: whether the configuration changed (decode again)."""
+        return self.on_unreadable is not None and await self.on_unreadable()
+
     async def get(self, key: str) -> storage.KeyValue | None:
         kv = await self.inner.get(key)
-        return self._decode(kv) if kv is not None else None
+        if kv is None:
+            return None
+        try:
+            return self._decode(kv)
+        except values.TransformError:
+            if not await self.refreshed():
+                raise
+            return self._decode(kv)
 
     async def list(
         self, prefix: str, *, at_revision: int = 0, limit: int = 0, start_key: str = ""
@@ -184,7 +204,12 @@ class TransformingStore:
         result = await self.inner.list(
             prefix, at_revision=at_revision, limit=limit, start_key=start_key
         )
-        items = [self._decode(kv) for kv in result.items]
+        try:
+            items = [self._decode(kv) for kv in result.items]
+        except values.TransformError:
+            if not await self.refreshed():
+                raise
+            items = [self._decode(kv) for kv in result.items]
         return storage.ListResult(items, result.revision, result.more, result.remaining)
 
     def watch(self, prefix: str, *, after_revision: int) -> storage.WatchStream:
@@ -315,7 +340,12 @@ class _TransformingStream:
     async def __anext__(self) -> builtins.list[storage.Event]:
         batch = await self._inner.__anext__()
         decode = self._store._decode_event
-        return [decode(event) for event in batch]
+        try:
+            return [decode(event) for event in batch]
+        except values.TransformError:
+            if not await self._store.refreshed():
+                raise
+            return [decode(event) for event in batch]
 
     async def aclose(self) -> None:
         await self._inner.aclose()

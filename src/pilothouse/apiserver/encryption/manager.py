@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import pathlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +134,9 @@ class Encryption:
         self._lock = asyncio.Lock()
         self._jobs = supervisor.Supervisor("encryption")
         self._job: asyncio.Task[None] | None = None
+        # Several servers: hand a new configuration to the others before using it
+        # (the server sets it to store the file in the cluster's bootstrap data).
+        self.publish: Callable[[bytes], Awaitable[None]] | None = None
 
     # -- start-up ----------------------------------------------------------------
 
@@ -164,13 +168,21 @@ class Encryption:
         if not self.managed:
             return
         if self.config is None and new_cluster:
-            self._install(managed_config([new_key(set())], enabled=True))
-            self.state = State(stage=START)
-            self._save_state()
-            log.info("secrets encryption enabled for the new cluster (%s)", self.managed_file)
+            self.create_for_new_cluster()
         if self.state.stage in (REENCRYPT_REQUEST, REENCRYPT_ACTIVE):
             log.info("resuming the re-encryption of Secrets a previous run left unfinished")
             self._start_job(remove_old_keys=self.state.remove_old_keys)
+
+    def create_for_new_cluster(self) -> None:
+        """Write the managed configuration a new cluster starts with (Secrets under a fresh
+        AES-CBC key); the first server on a shared datastore does it before it publishes
+        the cluster's bootstrap data, so every server encrypts alike from the first write."""
+        if not self.managed or self.managed_file.exists():
+            return
+        self._install(managed_config([new_key(set())], enabled=True))
+        self.state = State(stage=START)
+        self._save_state()
+        log.info("secrets encryption enabled for the new cluster (%s)", self.managed_file)
 
     def explain(self, exc: values.TransformError) -> str:
         """What to tell the user when stored data cannot be read at start."""
@@ -247,7 +259,7 @@ class Encryption:
                 return f"secrets-encryption already {'enabled' if on else 'disabled'}"
             if not keys:
                 keys = [new_key(set())]
-            self._install(managed_config(keys, enabled=on))
+            await self._install_shared(managed_config(keys, enabled=on))
             log.info(
                 "secrets encryption %s; re-encrypting Secrets", "enabled" if on else "disabled"
             )
@@ -269,7 +281,7 @@ class Encryption:
                     " (pilothouse secrets-encrypt enable)"
                 )
             fresh = new_key({k.name for k in keys})
-            self._install(managed_config([fresh, *keys], enabled=True))
+            await self._install_shared(managed_config([fresh, *keys], enabled=True))
             log.info("added and activated secrets-encryption key %s; re-encrypting", fresh.name)
             self._start_job(remove_old_keys=True)
             return "keys rotated, reencryption started"
@@ -319,6 +331,31 @@ class Encryption:
                     " manage (it manages aescbc keys only)"
                 )
         return keys
+
+    async def _install_shared(self, config: enc_config.EncryptionConfig) -> None:
+        """Install ``config``, the other servers first: from the switch on, this server
+        writes what only the new configuration reads."""
+        if self.publish is not None:
+            await self.publish(orjson.dumps(enc_config.dump(config), option=orjson.OPT_INDENT_2))
+        self._install(config)
+
+    def adopt(self, data: bytes) -> bool:
+        """Another server changed the cluster's configuration: use ``data`` from now on.
+        False when it is the one in force already (or cannot be used here)."""
+        if not self.managed or hashlib.sha256(data).hexdigest() == self.config_hash:
+            return False
+        try:
+            config = enc_config.parse(orjson.loads(data))
+        except (enc_config.ConfigError, orjson.JSONDecodeError) as exc:
+            log.error("the cluster's encryption configuration cannot be used: %s", exc)
+            return False
+        _write_atomically(self.managed_file, data)
+        self.config = config
+        self.config_hash = hashlib.sha256(data).hexdigest()
+        if self._store is not None:
+            self._store.set_transformers(config.transformers(self.registry))
+        log.info("took the cluster's new encryption configuration (%s)", self.managed_file)
+        return True
 
     def _install(self, config: enc_config.EncryptionConfig) -> None:
         """Write the managed file, then switch the store's transformers to it."""
@@ -376,7 +413,7 @@ class Encryption:
             raise
         async with self._lock:
             if remove_old_keys:
-                self._drop_inactive_keys()
+                await self._drop_inactive_keys()
             self.state.stage = REENCRYPT_FINISHED
             self.state.error = ""
             self._save_state()
@@ -386,13 +423,13 @@ class Encryption:
         self.state.rewritten = rewritten
         self.state.seen = seen
 
-    def _drop_inactive_keys(self) -> None:
+    async def _drop_inactive_keys(self) -> None:
         providers = self._secret_providers()
         if not providers or providers[0].kind != "aescbc" or len(providers[0].keys) < 2:
             return
         active = providers[0].keys[0]
         dropped = [k.name for k in providers[0].keys[1:]]
-        self._install(managed_config([active], enabled=True))
+        await self._install_shared(managed_config([active], enabled=True))
         log.info("removed secrets-encryption keys no longer in use: %s", ", ".join(dropped))
 
 

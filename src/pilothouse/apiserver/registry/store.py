@@ -137,7 +137,8 @@ class ResourceStore:
 
     # --- read -----------------------------------------------------------------
     async def get(self, namespace: str, name: str) -> Obj:
-        entry = await self.current(namespace, name)
+        await self.watch_cache.consistent(linearizable=True)
+        entry = self.cache.objects.get(self.key(namespace, name))
         if entry is None:
             raise self._not_found(name)
         return await self._out(entry.obj)
@@ -160,7 +161,7 @@ class ResourceStore:
                 'supported values: "Exact", "NotOlderThan"'
             )
         if opts.resource_version == "":
-            await self.watch_cache.consistent()
+            await self.watch_cache.consistent(linearizable=True)
         elif rv and not await self.watch_cache.wait_for(rv):
             raise too_large_rv(rv, self.watch_cache.revision)
         revision = self.watch_cache.revision

@@ -54,6 +54,7 @@ class Eviction:
     grace_seconds: int
     message: str
     condition: Obj | None  # the DisruptionTarget condition, when upstream sets one
+    reason: str = "Evicted"  # the pod's status.reason ("Terminated" for a node shutdown)
 
 
 class Evictor(Protocol):

@@ -52,6 +52,8 @@ from pilothouse.storage.etcd import watch as etcd_watch
 log = logging.getLogger(__name__)
 
 COMPACT_REV_KEY = "compact_rev_key"
+# Written (empty) to find a point every server's feeder will reach: see linearizable_revision.
+BARRIER_KEY = "/registry/pilothouse/read-barrier"
 RING_SIZE = 10_000
 
 
@@ -96,6 +98,7 @@ class EtcdStore:
         self._children = supervisor.Supervisor("etcd-store", backoff_max=5.0)
         self._compact_lock = asyncio.Lock()
         self._feeding = asyncio.Event()
+        self._barrier: asyncio.Future[int] | None = None
         self._started = False
         self._closed = False
 
@@ -170,6 +173,11 @@ class EtcdStore:
     def current_revision(self) -> int:
         return self._revision
 
+    def healthy(self) -> bool:
+        """Whether the feeder's watch is established (``/readyz``'s etcd check): False
+        from a failed watch until a member of etcd takes the watch again."""
+        return self._feeding.is_set()
+
     def compacted_revision(self) -> int:
         return self._compacted
 
@@ -221,9 +229,11 @@ class EtcdStore:
                         self._advance(int(response.header.revision))
             except grpc.aio.AioRpcError as exc:
                 log.warning("etcd watch at %s failed: %s; resuming", endpoint, exc.details())
+                self._feeding.clear()
                 self.client.watch_failed(endpoint)
             except storage.StoreError as exc:
                 log.warning("etcd watch at %s ended: %s; resuming", endpoint, exc)
+                self._feeding.clear()
                 self.client.watch_failed(endpoint)
             finally:
                 call.cancel()
@@ -359,6 +369,35 @@ class EtcdStore:
         return storage.KeyValue(key, prev.value, prev.create_revision, revision)
 
     # -- reads -----------------------------------------------------------------------
+
+    async def linearizable_revision(self) -> int:
+        """A revision at or after every write etcd acknowledged before this call — to any
+        server — that this store's feeder is sure to deliver (a consistent read waits
+        for it). etcd's own current revision would not do: the feeder only reaches a
+        revision through events of our keys or periodic progress notifications, and
+        requested ones are unsafe on etcd before 3.4.25 (see the module docstring). So
+        the point is made with a write of our own, one for all the readers that asked
+        before it was sent (upstream reads from etcd where we read from the cache)."""
+        self._check_open()
+        pending = self._barrier
+        if pending is None:
+            pending = self._barrier = asyncio.get_running_loop().create_future()
+            self._children.spawn(self._send_barrier(pending), name="read-barrier")
+        return await asyncio.shield(pending)
+
+    async def _send_barrier(self, pending: asyncio.Future[int]) -> None:
+        await asyncio.sleep(0)  # readers arriving in this same turn of the loop share it
+        self._barrier = None  # later readers need a write sent after they asked
+        try:
+            revision = await self.client.put(self._key(BARRIER_KEY), b"", timeout=3.0)
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+        except Exception as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: a reader that gave up does not leave it unseen
+            return
+        pending.set_result(revision)
 
     async def _range(self, request: Any, *, pinned: bool) -> Any:
         try:

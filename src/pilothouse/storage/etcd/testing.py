@@ -57,6 +57,7 @@ class EtcdProcess:
         *,
         unsafe_no_fsync: bool = False,
         tls: TLS | None = None,
+        name: str = "default",
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or pathlib.Path(tempfile.mkdtemp(prefix="pilothouse-etcd-"))
@@ -67,6 +68,12 @@ class EtcdProcess:
         self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "etcd.log"
+        self.name = name
+        self.initial_cluster = ""  # "name=peer-url,…" of a cluster (EtcdCluster sets it)
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
 
     @property
     def endpoint(self) -> str:
@@ -81,11 +88,17 @@ class EtcdProcess:
         return ctx
 
     def start(self, timeout: float = 20.0) -> EtcdProcess:
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        self.launch()
+        self.wait_healthy(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting (members of a new cluster wait for quorum)."""
+        peer = self.peer_url
         args = [
             ETCD,
             "--name",
-            "default",
+            self.name,
             "--data-dir",
             str(self.data_dir / "member-data"),
             "--listen-client-urls",
@@ -97,7 +110,7 @@ class EtcdProcess:
             "--initial-advertise-peer-urls",
             peer,
             "--initial-cluster",
-            f"default={peer}",
+            self.initial_cluster or f"{self.name}={peer}",
             "--log-level",
             "warn",
             "--logger",
@@ -122,6 +135,9 @@ class EtcdProcess:
             )
         finally:
             log.close()
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -133,7 +149,7 @@ class EtcdProcess:
                 ) as resp,
             ):
                 if b'"true"' in resp.read():
-                    return self
+                    return
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"etcd did not become healthy in {timeout}s")
@@ -154,6 +170,48 @@ class EtcdProcess:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> EtcdProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EtcdCluster:
+    """``size`` etcd members on loopback forming one cluster; ``endpoint`` names them all
+    (comma-separated, as ``--datastore-endpoint`` takes them). ``members[i].stop()`` kills
+    one, ``members[i].start()`` brings it back with its data."""
+
+    def __init__(self, size: int = 3, *, unsafe_no_fsync: bool = False) -> None:
+        self.directory = pathlib.Path(tempfile.mkdtemp(prefix="pilothouse-etcd-cluster-"))
+        self.members = [
+            EtcdProcess(self.directory / f"m{i}", unsafe_no_fsync=unsafe_no_fsync, name=f"m{i}")
+            for i in range(size)
+        ]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.initial_cluster = initial
+
+    @property
+    def endpoint(self) -> str:
+        return ",".join(m.endpoint for m in self.members)
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        try:
+            for m in self.members:
+                m.launch()
+            for m in self.members:
+                m.wait_healthy(timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for m in self.members:
+            m.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> EtcdCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
