@@ -182,7 +182,7 @@ class EventRecorder:
                 self.written += 1
                 return
             except errors.StatusError as exc:
-                if exc.code != 404:
+                if not errors.is_not_found(exc):
                     raise
                 # The Event expired or was deleted: write a new one below.
         if not self._allowed(ref):

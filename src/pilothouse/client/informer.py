@@ -134,7 +134,7 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except errors.StatusError as exc:
-                if exc.code == 410:
+                if errors.is_gone(exc):
                     self.resource_version = ""  # too old: list again
                     continue
                 log.warning("informer %s: %s; retrying", self.resource.qualified, exc.message)

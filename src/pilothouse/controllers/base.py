@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from pilothouse.api import errors
-from pilothouse.client import lister
+from pilothouse.client import lister, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.client.workqueue import ShutDown, WorkQueue
@@ -89,11 +89,7 @@ class Controller(abc.ABC):
                 raise
             except Exception as exc:
                 retries = self.queue.retries(key)
-                level = (
-                    logging.DEBUG
-                    if isinstance(exc, errors.StatusError) and exc.code == 409
-                    else logging.WARNING
-                )
+                level = logging.DEBUG if errors.is_conflict(exc) else logging.WARNING
                 if retries < MAX_RETRIES_LOGGED:
                     log.log(
                         level,
@@ -101,7 +97,7 @@ class Controller(abc.ABC):
                         self.name,
                         key,
                         _describe(exc),
-                        exc_info=not isinstance(exc, errors.StatusError | OSError),
+                        exc_info=not isinstance(exc, errors.StatusError | rest.TransportError),
                     )
                 self.queue.add_rate_limited(key)
             finally:

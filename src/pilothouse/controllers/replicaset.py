@@ -233,7 +233,7 @@ class ReplicaSetController(base.Controller):
             await self.client.patch(self.pod_resource, pmd["name"], patch, pmd.get("namespace", ""))
             return True
         except errors.StatusError as exc:
-            if exc.code in (404, 409, 422):
+            if errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc):
                 return False
             raise
 
@@ -252,7 +252,7 @@ class ReplicaSetController(base.Controller):
         try:
             await self.client.patch(self.pod_resource, pmd["name"], patch, pmd.get("namespace", ""))
         except errors.StatusError as exc:
-            if exc.code not in (404, 409, 422):
+            if not (errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc)):
                 raise
 
     async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> BaseException | None:
@@ -270,7 +270,7 @@ class ReplicaSetController(base.Controller):
                 try:
                     created = await self.client.create(self.pod_resource, pod, ns)
                 except errors.StatusError as exc:
-                    if exc.code == 403 and "being terminated" in exc.message:
+                    if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                         # The namespace is going away: nothing to create there.
                         self.expectations.creation_observed(key)
                         return
@@ -302,7 +302,7 @@ class ReplicaSetController(base.Controller):
                     )
                 except errors.StatusError as exc:
                     self.expectations.deletion_observed(key, lister.key_of(pod))
-                    if exc.code == 404:
+                    if errors.is_not_found(exc):
                         return
                     self.recorder.event(
                         rs, events.WARNING, "FailedDelete", f"Error deleting: {exc.message}"
@@ -365,9 +365,9 @@ class ReplicaSetController(base.Controller):
             try:
                 await self.client.update_status(self.rs_resource, updated)
             except errors.StatusError as exc:
-                if exc.code not in (404, 409):
+                if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
                     raise
-                if exc.code == 409:
+                if errors.is_conflict(exc):
                     self.queue.add_rate_limited(lister.key_of(rs))
         if min_ready and len(ready) != len(available):
             self.queue.add_after(lister.key_of(rs), float(min_ready))

@@ -310,7 +310,7 @@ class Agent:
             await self.client.create(NODES, obj)
             return
         except errors.StatusError as exc:
-            if exc.code != 409:
+            if not errors.is_already_exists(exc):
                 raise
         current = await self.client.get(NODES, self.node_name)
         status = obj["status"]
@@ -343,7 +343,7 @@ class Agent:
 
     async def _heartbeats(self) -> None:
         while True:
-            with contextlib.suppress(errors.StatusError, OSError):
+            with contextlib.suppress(errors.StatusError, rest.TransportError):
                 await self._renew_lease()
             await asyncio.sleep(self.heartbeat)
 
@@ -354,7 +354,7 @@ class Agent:
         try:
             current = await self.client.get(LEASES, self.node_name, "kube-node-lease")
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
             node = await self.client.get(NODES, self.node_name)
             lease["metadata"]["ownerReferences"] = [
@@ -373,7 +373,7 @@ class Agent:
     async def _node_status_loop(self) -> None:
         while True:
             await asyncio.sleep(60)
-            with contextlib.suppress(errors.StatusError, OSError):
+            with contextlib.suppress(errors.StatusError, rest.TransportError):
                 current = await self.client.get(NODES, self.node_name)
                 conditions = node_status.node_conditions(
                     meta.now(), old=(current.get("status") or {}).get("conditions")

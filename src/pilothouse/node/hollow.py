@@ -202,7 +202,7 @@ class HollowCluster:
         try:
             await self.client.create(NODES, obj)
         except errors.StatusError as exc:
-            if exc.code != 409:
+            if not errors.is_already_exists(exc):
                 raise
             current = await self.client.get(NODES, node.name)
             obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -220,7 +220,7 @@ class HollowCluster:
         try:
             current = await self.client.get(LEASES, name, "kube-node-lease")
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
             with contextlib.suppress(errors.StatusError):
                 await self.client.create(LEASES, lease, "kube-node-lease")
@@ -237,7 +237,7 @@ class HollowCluster:
                 await self.clock.sleep(spacing)
                 try:
                     await self._renew(name)
-                except (errors.StatusError, OSError) as exc:
+                except (errors.StatusError, rest.TransportError) as exc:
                     log.debug("hollow heartbeat %s: %r", name, exc)
 
     # --- pods -------------------------------------------------------------------------
@@ -330,7 +330,7 @@ class HollowCluster:
             try:
                 await self.client.update_status(PODS, updated)
             except errors.StatusError as exc:
-                if exc.code == 404:
+                if errors.is_not_found(exc):
                     self._forget(key)
                     return
                 raise  # 409: a newer version is coming through the informer; retried

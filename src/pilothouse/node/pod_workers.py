@@ -499,5 +499,5 @@ async def confirm_deletion(client: Any, pods_resource: Any, pod: Obj) -> None:
             uid=md["uid"],
         )
     except errors.StatusError as exc:
-        if exc.code not in (404, 409):
+        if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
             raise

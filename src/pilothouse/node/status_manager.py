@@ -99,12 +99,12 @@ class StatusManager:
                 self._sent[uid] = fp
                 self.writes += 1
             except errors.StatusError as exc:
-                if exc.code in (404, 409):
+                if errors.is_not_found(exc) or errors.is_conflict(exc):
                     continue  # gone, or another pod with that name now
                 log.warning("status of %s/%s: %s", md.get("namespace"), md["name"], exc.message)
                 self._pending.setdefault(uid, (pod, status))
                 await asyncio.sleep(1)
-            except OSError as exc:
+            except rest.TransportError as exc:
                 log.debug("status write failed: %r", exc)
                 self._pending.setdefault(uid, (pod, status))
                 await asyncio.sleep(1)

@@ -310,7 +310,7 @@ class ResourceAPI:
                     md.get("namespace", ""), md["name"], options.to_options()
                 )
             except errors.StatusError as exc:
-                if exc.code == 404:
+                if errors.is_not_found(exc):
                     continue
                 raise
             deleted.append(obj)

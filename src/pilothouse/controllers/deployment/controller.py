@@ -163,7 +163,7 @@ class DeploymentController(base.Controller):
         try:
             await self._sync(d)
         except errors.StatusError as exc:
-            if exc.code == 403 and "being terminated" in exc.message:
+            if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                 return  # nothing can be created in a terminating namespace: done
             raise
 
@@ -229,7 +229,7 @@ class DeploymentController(base.Controller):
                 self.d_resource, util.name(d), d["metadata"].get("namespace", "")
             )
         except errors.StatusError as exc:
-            if exc.code == 404:
+            if errors.is_not_found(exc):
                 return False
             raise
         return util.uid(fresh) == util.uid(d) and not fresh["metadata"].get("deletionTimestamp")
@@ -249,7 +249,7 @@ class DeploymentController(base.Controller):
                 self.rs_resource, rs_md["name"], patch, rs_md.get("namespace", "")
             )
         except errors.StatusError as exc:
-            if exc.code in (404, 409, 422):
+            if errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc):
                 return None
             raise
         return adopted
@@ -269,7 +269,7 @@ class DeploymentController(base.Controller):
                 self.rs_resource, rs_md["name"], patch, rs_md.get("namespace", "")
             )
         except errors.StatusError as exc:
-            if exc.code not in (404, 409, 422):
+            if not (errors.is_not_found(exc) or errors.is_conflict(exc) or errors.is_invalid(exc)):
                 raise
 
     def pod_map(self, d: Obj, rs_list: list[Obj]) -> dict[str, list[Obj]]:
