@@ -14,7 +14,8 @@ happens when a child ends is its :class:`Policy`:
   :class:`ChildFailed`, so the process exits non-zero and its service manager
   restarts it.
 - ``TRANSIENT``: a child that may finish (a one-off job, a per-pod worker);
-  returning is fine, an exception is restarted like ``RESTART``.
+  returning is fine (the child is then forgotten), an exception is restarted
+  like ``RESTART``.
 
 Supervisors nest (:meth:`Supervisor.nest`): a component (the agent, the
 controller manager) gets a supervisor of its own under the process's, so its
@@ -151,6 +152,19 @@ class Supervisor:
         child = self._children.get(name)
         return child is not None and child.task is not None and not child.task.done()
 
+    def cancel_child(self, name: str) -> None:
+        """Cancel the child ``name`` (if any) and forget it, without waiting: for sync
+        callers. Its task is still awaited (briefly) by :meth:`stop`."""
+        child = self._children.pop(name, None)
+        if child is None:
+            return
+        with contextlib.suppress(ValueError):
+            self._order.remove(name)
+        if child.task is not None and not child.task.done():
+            child.task.cancel()
+            self._spawned.add(child.task)
+            child.task.add_done_callback(self._spawned.discard)
+
     async def stop_child(self, name: str, *, timeout: float = 10.0) -> None:
         """Cancel the child ``name`` (if any), wait for it within ``timeout``, forget it."""
         child = self._children.pop(name, None)
@@ -265,6 +279,7 @@ class Supervisor:
             if error is None:
                 if st.policy is Policy.TRANSIENT:
                     st.state = "done"
+                    self._forget(child)
                     return
                 error = LoopEnded(f"{st.name} returned; it should run until stopped")
             st.last_error = describe(error)
@@ -297,6 +312,12 @@ class Supervisor:
             except asyncio.CancelledError:
                 st.state = "stopped"
                 raise
+
+    def _forget(self, child: _Child) -> None:
+        if self._children.get(child.status.name) is child:
+            del self._children[child.status.name]
+            with contextlib.suppress(ValueError):
+                self._order.remove(child.status.name)
 
     def _fail(self, failure: ChildFailed) -> None:
         if self._failed is None:
@@ -375,3 +396,15 @@ async def _cancel(task: asyncio.Task[Any] | None, timeout: float, what: str) -> 
         return
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()
+
+
+async def listening(server: asyncio.Server, what: str) -> None:
+    """A listening socket as a child: cancelling the child closes the socket (no new
+    connections); should the socket close any other way, the child fails."""
+    try:
+        await server.serve_forever()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # stopped (or a failure injected) by the supervisor
+        raise OSError(f"the {what} listener was closed") from None

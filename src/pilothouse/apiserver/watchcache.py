@@ -13,6 +13,11 @@ turn a MODIFIED into ADDED or DELETED when an object starts or stops matching,
 as upstream does. A bounded ring of recent events per resource lets watches
 resume from a recent ``resourceVersion``; older (but not compacted) revisions
 are served from the store's log by :func:`store_watch`.
+
+The feeder is a supervised child (RESTART). Should it fail, it lists the store
+again when restarted, as upstream's reflector re-lists: the caches are rebuilt at
+that revision and every open watch is closed, so its client resumes from the
+last resourceVersion it saw (served from the store's log if need be).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from pilothouse import supervisor as supervision
 from pilothouse.storage import interface as storage
 
 log = logging.getLogger(__name__)
@@ -230,41 +236,73 @@ class ResourceCache:
 
 
 class WatchCache:
-    """All resource caches, kept current by one feeder task."""
+    """All resource caches, kept current by one feeder (a supervised child)."""
 
-    def __init__(self, store: storage.Store, prefixes: list[str]) -> None:
+    def __init__(
+        self,
+        store: storage.Store,
+        prefixes: list[str],
+        *,
+        supervisor: supervision.Supervisor | None = None,
+    ) -> None:
         self.store = store
         self.revision = 0
         self._prefixes = sorted(set(prefixes), key=len, reverse=True)
         self.caches: dict[str, ResourceCache] = {}
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = 0
-        self._task: asyncio.Task[None] | None = None
-        self.failed: BaseException | None = None
+        self.supervisor = supervisor or supervision.Supervisor("watch-cache")
+        self._own_supervisor = supervisor is None
+        self._stream: storage.WatchStream | None = None
+        self.resyncs = 0  # how often a failed feed was replaced by a fresh listing
         # Objects this process is writing, by key: (the value stored, the object).
         self._writing: dict[str, tuple[bytes, dict[str, Any]]] = {}
 
     async def start(self) -> None:
         """Load every object, then follow the store from that revision."""
+        await self._load()
+        self.supervisor.start("watch-cache", self._feed)
+
+    async def _load(self) -> None:
         listing = await self.store.list("/registry/")
-        self.revision = listing.revision
-        for prefix in self._prefixes:
-            self.caches[prefix] = ResourceCache(prefix, listing.revision)
+        fresh = {prefix: ResourceCache(prefix, listing.revision) for prefix in self._prefixes}
         for kv in listing.items:
-            cache = self._route(kv.key)
+            cache = self._route_in(fresh, kv.key)
             if cache is not None:
                 cache.load(decode(kv))
+        # No await from here on: readers see the old caches or the new ones, whole.
         stream = self.store.watch("/registry/", after_revision=listing.revision)
-        self._task = asyncio.create_task(self._feed(stream), name="watch-cache-feeder")
+        old, self.caches = self.caches, fresh
+        for cache in old.values():
+            for w in tuple(cache.watchers):
+                w.close()  # their clients resume from their last resourceVersion
+        self._writing.clear()
+        self._stream = stream
+        self.revision = max(self.revision, listing.revision)
+        self._wake()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, storage.StoreError):
-                await self._task
+        await self.supervisor.stop_child("watch-cache")
+        if self._own_supervisor:
+            await self.supervisor.stop()
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                await self._stream.aclose()
+            self._stream = None
+        self.close_watchers()
+
+    def close_watchers(self) -> None:
+        """End every open watch (shutdown, or a cache rebuilt from a new listing)."""
         for cache in self.caches.values():
             for w in tuple(cache.watchers):
                 w.close()
+
+    @staticmethod
+    def _route_in(caches: dict[str, ResourceCache], key: str) -> ResourceCache | None:
+        for prefix, cache in caches.items():
+            if key.startswith(prefix):
+                return cache
+        return None
 
     def _route(self, key: str) -> ResourceCache | None:
         for prefix in self._prefixes:
@@ -272,7 +310,12 @@ class WatchCache:
                 return self.caches[prefix]
         return None
 
-    async def _feed(self, stream: storage.WatchStream) -> None:
+    async def _feed(self) -> None:
+        if self._stream is None:  # restarted after a failure: start from a fresh listing
+            self.resyncs += 1
+            await self._load()
+        stream = self._stream
+        assert stream is not None
         try:
             async for batch in stream:
                 for event in batch:
@@ -285,12 +328,11 @@ class WatchCache:
                 self._wake()
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # the cache is useless without its feed
-            log.exception("watch cache feed ended")
-            self.failed = exc
-            for cache in self.caches.values():
-                for w in tuple(cache.watchers):
-                    w.close()
+        except BaseException:
+            # The caches may have missed events: close every watch now, and list
+            # again when restarted.
+            self.close_watchers()
+            self._stream = None
             raise
         finally:
             with contextlib.suppress(Exception):

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 from pilothouse import heap
+from pilothouse import supervisor as supervision
 from pilothouse.cli import dnsflags, process
 from pilothouse.client import config, rest
 from pilothouse.node import agent, bootstrap, setup
+
+STOP_TIMEOUT = 8.0
 
 EPILOG = """\
 example:
@@ -85,13 +88,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pilothouse agent: {exc}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_serve(args, token))
-    except KeyboardInterrupt:
-        return 130
+    return process.run(_serve(args, token), name="pilothouse agent")
 
 
 async def _serve(args: argparse.Namespace, token: str) -> int:
+    signals = process.Signals("pilothouse agent")
     name = (args.node_name or socket.gethostname()).lower()
     address = args.address or _primary_address()
     data_dir = args.data_dir.resolve() / "agent"
@@ -125,15 +126,18 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
     client = rest.Client(
         config.load_kubeconfig(identity.kubeconfig).with_user_agent(f"pilothouse-agent/{name}")
     )
+    root = supervision.Supervisor("agent")
     node = agent.Agent(
         client,
         node_name=name,
         address=address,
         data_dir=data_dir,
         runtime_factory=setup.runtime_factory(data_dir, runtime=args.runtime),
+        supervisor=root,
         tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
         dns=args.dns,
     )
+    code = 0
     try:
         try:
             await node.start()
@@ -142,9 +146,17 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
             return 1
         print(f"pilothouse agent: node {name} is ready (pod CIDR {node.pod_cidr})", flush=True)
         heap.settle()
-        await process.until_signalled()
+        try:
+            await process.until_stopped(signals, root)
+        except supervision.ChildFailed as exc:
+            print(f"pilothouse agent: {exc}", file=sys.stderr)
+            code = 1
         print("pilothouse agent: stopping (containers keep running)", flush=True)
-        return 0
+        return code
     finally:
-        await node.stop()
+        try:
+            await asyncio.wait_for(node.stop(), STOP_TIMEOUT)
+        except TimeoutError:
+            print("pilothouse agent: did not stop in time", file=sys.stderr)
+        await root.stop(timeout=1.0)
         await client.close()

@@ -1,4 +1,10 @@
-"""``pilothouse server``: run an all-in-one cluster in the foreground."""
+"""``pilothouse server``: run an all-in-one cluster in the foreground.
+
+The exit status says how the run ended: 0 after a signal and a clean stop, 1 when
+the start failed, a required part of the server failed (the store's writer, a
+listener, the agent's server — the reason is printed) or the stop ran out of
+time, 130 for an interrupt before the server was up.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,12 @@ import time
 from pathlib import Path
 
 from pilothouse import heap
+from pilothouse import supervisor as supervision
 from pilothouse.cli import dnsflags, process
 
 log = logging.getLogger("pilothouse")
+
+SHUTDOWN_TIMEOUT = 10.0
 
 EPILOG = """\
 examples:
@@ -37,8 +46,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "server",
         help="run an all-in-one cluster (API server, controllers, scheduler, node agent)",
         description="Runs the API server over HTTPS with an embedded SQLite store, and "
-        "the cluster's control loops, in the foreground. Ctrl-C or SIGTERM stops it cleanly; "
-        "data persists in the data directory.",
+        "the cluster's control loops, in the foreground. Ctrl-C or SIGTERM stops it cleanly "
+        f"within {SHUTDOWN_TIMEOUT:.0f} seconds (every watch, log stream, exec and port-forward "
+        "is closed; a second Ctrl-C stops it at once); data persists in the data directory. "
+        "When a part it cannot run without fails, it exits with status 1, so a service "
+        "manager restarts it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -149,6 +161,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="a KubeSchedulerConfiguration file (e.g. to bin-pack with MostAllocated)",
     )
+    p.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=400,
+        metavar="N",
+        help="with --max-mutating-requests-inflight, the number of requests the priority "
+        "levels share; requests over a level's share wait briefly, then get 429 with "
+        "Retry-After (default: %(default)s; 0 with 0: no limit)",
+    )
+    p.add_argument(
+        "--max-mutating-requests-inflight",
+        type=int,
+        default=200,
+        metavar="N",
+        help="added to --max-requests-inflight, as upstream (default: %(default)s)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
     p.set_defaults(func=run)
@@ -161,10 +189,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pilothouse server: {exc}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        return 130
+    return process.run(_serve(args), name="pilothouse")
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -173,6 +198,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from pilothouse.cli import allinone
     from pilothouse.scheduler import config as scheduler_config
 
+    signals = process.Signals("pilothouse")
     started = time.monotonic()
     config = apiserver.ServerConfig(
         data_dir=args.data_dir.resolve(),
@@ -189,6 +215,8 @@ async def _serve(args: argparse.Namespace) -> int:
         cluster_dns="" if args.disable_dns else args.dns.cluster_dns[0],
         token_auth_file=args.token_auth_file,
         anonymous_auth=args.anonymous_auth == "true",
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
@@ -216,12 +244,17 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         await cluster.start()
         heap.settle()  # what start-up loaded lives for the whole run
+    except allinone.HostNotReady as exc:
+        print(f"pilothouse: {exc}", file=sys.stderr)
+        await cluster.stop()
+        return 1
     except PermissionError as exc:
         print(
             f"pilothouse: cannot use the data directory: {exc}. Run as root, or pass "
             "--data-dir to a directory you own.",
             file=sys.stderr,
         )
+        await cluster.stop()
         return 1
     except (apiserver.StartupError, ValueError, tokenfile.TokenFileError) as exc:
         print(f"pilothouse: cannot start: {exc}", file=sys.stderr)
@@ -247,8 +280,18 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.disable_agent:
         print("pilothouse: node agent disabled (--disable-agent)", flush=True)
 
-    await process.until_signalled()
-    print("pilothouse: shutting down", flush=True)
-    await cluster.stop()
-    print("pilothouse: stopped", flush=True)
-    return 0
+    code = 0
+    try:
+        await process.until_stopped(signals, cluster.supervisor)
+        print("pilothouse: shutting down", flush=True)
+    except supervision.ChildFailed as exc:
+        print(f"pilothouse: {exc}; stopping", file=sys.stderr, flush=True)
+        code = 1
+    began = time.monotonic()
+    try:
+        await asyncio.wait_for(cluster.stop(timeout=SHUTDOWN_TIMEOUT - 1.5), SHUTDOWN_TIMEOUT - 1)
+    except TimeoutError:
+        print(f"pilothouse: did not stop within {SHUTDOWN_TIMEOUT:.0f}s", file=sys.stderr)
+        return 1
+    print(f"pilothouse: stopped in {time.monotonic() - began:.1f}s", flush=True)
+    return code

@@ -7,13 +7,17 @@ from the queue; the queue never gives the same key to two workers, so one
 object is synced by one worker at a time while different objects proceed in
 parallel. A sync that raises is retried with per-key exponential backoff; a
 sync that succeeds resets it.
+
+:meth:`Controller.run` is a supervised child of the controller manager; its
+workers form a task group, so a worker that fails outside ``sync`` (a bug)
+takes the controller down, and the supervisor logs it and restarts it. The
+queue survives the restart; it is shut down only when the controller is stopped.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -62,19 +66,13 @@ class Controller(abc.ABC):
     async def run(self) -> None:
         """Run the workers until cancelled."""
         await self.wait_ready()
-        self._tasks = [
-            asyncio.get_running_loop().create_task(self._worker(), name=f"{self.name}-worker-{i}")
-            for i in range(self.workers)
-        ]
         try:
-            await asyncio.gather(*self._tasks)
-        finally:
+            async with asyncio.TaskGroup() as workers:
+                for i in range(self.workers):
+                    workers.create_task(self._worker(), name=f"{self.name}-worker-{i}")
+        except asyncio.CancelledError:
             self.queue.shutdown()
-            for t in self._tasks:
-                t.cancel()
-            for t in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            raise
 
     async def _worker(self) -> None:
         while True:

@@ -4,9 +4,13 @@ Start-up order: register the Node (capacity, addresses, info), wait for the
 pod CIDR the cluster assigns it, start the runtime on that CIDR, adopt the
 sandboxes and containers that survived a restart, then watch this node's pods
 and hand each to its :mod:`pod worker <pilothouse.node.pod_workers>`.
-Concurrently: Lease heartbeats every ``heartbeat`` seconds, a Node status
-refresh every minute, a PLEG relist every second (container state changes wake
-the pod's worker), and the HTTPS server the API server reads logs from.
+Concurrently, as children of the agent's supervisor: Lease heartbeats every
+``heartbeat`` seconds, a Node status refresh every minute, a PLEG relist every
+second (container state changes wake the pod's worker), log rotation, stats,
+the status writers, the informers, one worker per pod (nested ``pod-workers``)
+and one per probe (nested ``probes``) — each restarted with back-off if it
+fails — and the HTTPS server the API server reads logs from and streams
+through (FATAL: an agent nobody can reach is no agent).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pilothouse import supervisor
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, informer, rest
 from pilothouse.dns import nodelocal
@@ -112,6 +116,7 @@ class Agent:
         address: str,
         data_dir: Path,
         runtime_factory: Callable[[str], protocol.Runtime],
+        supervisor: supervision.Supervisor,
         tls: AgentTLS | None = None,
         port: int = AGENT_PORT,
         heartbeat: float = 10.0,
@@ -120,6 +125,7 @@ class Agent:
         memory_backed_secrets: bool = True,
     ) -> None:
         self.client = client
+        self.supervisor = supervisor
         # Secret, token and projected volumes on tmpfs, never on disk (off for in-process
         # test agents with a fake runtime, whose pods outlive the test's data dir).
         self.memory_backed_secrets = memory_backed_secrets
@@ -141,7 +147,6 @@ class Agent:
         # *_SERVICE_HOST variables, as the kubelet has them), EndpointSlices, Namespaces.
         self.informers = informer.InformerFactory(client)
         self.services = self.informers.informer(SERVICES)
-        self.supervisor = supervisor.Supervisor("agent")
         self.dns_settings = dns or node_dns.Settings()
         self.cluster_dns: nodelocal.NodeLocalDNS | None = None
         if self.dns_settings.serve:
@@ -156,7 +161,8 @@ class Agent:
         self.server: AgentServer | None = None
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[str] = []
+        self._lateness: probe_lateness.Collector | None = None
         self.pod_cidr = ""
         self.ready = asyncio.Event()
 
@@ -195,17 +201,22 @@ class Agent:
         self.syncer.prober = prober.ProbeManager(
             runtime=self.runtime,
             recorder=self.recorder,
+            supervisor=self.supervisor.nest("probes"),
             on_change=self._probe_changed,
             restart=self._probe_restart,
             on_result=self.metrics.probe_result,
         )
-        self.metrics.registry.register(probe_lateness.Collector(self.syncer.prober.lateness))
+        if self._lateness is None:  # registered once: start() runs again after a failure
+            self._lateness = probe_lateness.Collector(self.syncer.prober.lateness)
+            self.metrics.registry.register(self._lateness)
+        self._lateness.lateness = self.syncer.prober.lateness
         for sandbox in await self.runtime.list_sandboxes():
             self.syncer.sandboxes[sandbox.uid] = sandbox  # adopt what survived a restart
         self.workers = PodWorkers(
             syncer=self.syncer,
             report=self.status.set,
             confirm_deleted=lambda pod: confirm_deletion(self.client, PODS, pod),
+            supervisor=self.supervisor.nest("pod-workers"),
         )
         self.stats = node_metrics.StatsProvider(
             runtime=self.runtime,
@@ -213,8 +224,9 @@ class Agent:
             sandboxes=self.syncer.sandboxes,
             node_name=self.node_name,
         )
-        self.recorder.start()
-        self.status.start()
+        sup = self.supervisor
+        self.recorder.start(sup)
+        self.status.start(sup)
         self.pods.add_handlers(
             on_add=self._pod_changed,
             on_update=lambda _o, n: self._pod_changed(n),
@@ -222,22 +234,25 @@ class Agent:
         )
         if self.cluster_dns is not None:
             self.cluster_dns.attach(self.informers)
-        self.informers.start()
+        self.informers.start(sup)
         await self.services.wait_synced(60)
         if self.cluster_dns is not None:
-            self.supervisor.start("cluster-dns", self.cluster_dns.run)
+            sup.start("cluster-dns", self.cluster_dns.run)
         self.syncer.dns.check_limits()
-        self.pods.start()
+        self.pods.start(sup)
         await self.pods.wait_synced(60)
         await self._collect_orphans()
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._heartbeats(), name="agent-heartbeat"),
-            loop.create_task(self._node_status_loop(), name="agent-node-status"),
-            loop.create_task(self._pleg(), name="agent-pleg"),
-            loop.create_task(logrotate.LogRotator(self.runtime).run(), name="agent-log-rotation"),
-            loop.create_task(self.stats.run(), name="agent-stats"),
-        ]
+        rotator = logrotate.LogRotator(self.runtime)
+        loops = {
+            "heartbeat": self._heartbeats,
+            "node-status": self._node_status_loop,
+            "pleg": self._pleg,
+            "log-rotation": rotator.run,
+            "stats": self.stats.run,
+        }
+        for name, loop in loops.items():
+            sup.start(name, loop)
+        self._loops = list(loops)
         if self.tls is not None:
             self.server = AgentServer(
                 locate_log=self._locate_log,
@@ -253,6 +268,8 @@ class Agent:
             await self.server.start(
                 host="0.0.0.0", port=self.port, ssl_context=self.tls.server_context()
             )
+            sup.start("server", self.server.serve, policy=supervision.Policy.FATAL)
+            self._loops.append("server")
             if self.port == 0:
                 self.port = self.server.port
                 await self._register()  # advertise the real port
@@ -265,27 +282,32 @@ class Agent:
         )
 
     async def stop(self) -> None:
-        """Stop the agent; running containers keep running (they outlive it)."""
-        await self.supervisor.stop()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._tasks.clear()
+        """Stop the agent; running containers keep running (they outlive it).
+
+        Streams through the agent's server (exec, attach, port-forward, logs -f)
+        are closed first, so the API server's side of them ends too."""
+        self.ready.clear()
+        if self.server is not None:
+            await self.supervisor.stop_child("server")  # the listener first: no new streams
+            await self.server.stop()  # then every stream it serves
+            self.server = None
+        for name in reversed(self._loops):
+            await self.supervisor.stop_child(name)
+        self._loops.clear()
         await self.pods.stop()
         await self.informers.stop()
         if self.cluster_dns is not None:
+            await self.supervisor.stop_child("cluster-dns")
             await self.cluster_dns.teardown()
         if self.workers is not None:
             await self.workers.stop()
         await self.status.flush(2.0)
         await self.status.stop()
         await self.recorder.stop()
-        if self.server is not None:
-            await self.server.stop()
         if self.syncer is not None and self.syncer.prober is not None:
             await self.syncer.prober.close()
+        await self.supervisor.unnest("probes")
+        await self.supervisor.unnest("pod-workers")
         if self.runtime is not None:
             await self.runtime.close()
 
@@ -342,9 +364,18 @@ class Agent:
             await asyncio.sleep(0.2)
 
     async def _heartbeats(self) -> None:
+        failing = False
         while True:
-            with contextlib.suppress(errors.StatusError, rest.TransportError):
+            try:
                 await self._renew_lease()
+                if failing:
+                    log.info("node %s: lease renewed again", self.node_name)
+                failing = False
+            except (errors.StatusError, rest.TransportError) as exc:
+                # The next beat tries again; say so once, not every ten seconds.
+                if not failing:
+                    log.warning("node %s: renewing the lease failed: %s", self.node_name, exc)
+                failing = True
             await asyncio.sleep(self.heartbeat)
 
     async def _renew_lease(self) -> None:

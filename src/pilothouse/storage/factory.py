@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pathlib
 
+from pilothouse import supervisor as supervision
 from pilothouse.storage import memory, sqlite
 from pilothouse.storage.interface import Store
 
@@ -46,8 +47,10 @@ def open_store(
     compact_interval: float = 300.0,
     tls: TLSFiles | None = None,
     prefix: str = "",
+    supervisor: supervision.Supervisor | None = None,
 ) -> Store:
-    """A store for ``endpoint``, not started yet (call ``await store.start()``)."""
+    """A store for ``endpoint``, not started yet (call ``await store.start()``); its
+    background work runs as children of ``supervisor`` when one is given."""
     scheme, sep, rest = endpoint.partition("://")
     if not sep:
         raise ValueError(f"datastore endpoint {endpoint!r} is not a URL; use {ACCEPTED}")
@@ -63,10 +66,14 @@ def open_store(
     if scheme == "sqlite":
         if not rest:
             return sqlite.SQLiteStore(
-                data_dir / "db" / "state.db", compact_interval=compact_interval
+                data_dir / "db" / "state.db",
+                compact_interval=compact_interval,
+                supervisor=supervisor,
             )
         if rest.startswith("/"):
-            return sqlite.SQLiteStore(pathlib.Path(rest), compact_interval=compact_interval)
+            return sqlite.SQLiteStore(
+                pathlib.Path(rest), compact_interval=compact_interval, supervisor=supervisor
+            )
         raise ValueError(
             f"datastore endpoint {endpoint!r}: the SQLite path must be absolute"
             f" (sqlite:///ABSOLUTE/PATH.db); use {ACCEPTED}"
