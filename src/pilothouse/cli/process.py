@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -130,12 +131,19 @@ def run(main: Coroutine[Any, Any, int], *, name: str = "pilothouse") -> int:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    # Every thread of ours has been told to stop; give what is left a moment, then go
+    # without it (Python would otherwise join a stuck one at exit, for ever).
+    deadline = time.monotonic() + TEARDOWN_TIMEOUT
+    stuck = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            stuck.append(thread.name)
     if stuck:
-        # Python would join these at exit, for ever: end here instead.
         print(
-            f"{name}: leaving {len(stuck)} stuck thread(s) behind: "
-            + ", ".join(t.name for t in stuck),
+            f"{name}: leaving {len(stuck)} stuck thread(s) behind: {', '.join(stuck)}",
             file=sys.stderr,
             flush=True,
         )
