@@ -190,6 +190,17 @@ class ResourceCache:
         self.objects[entry.key] = entry
         self._sorted = None
 
+    def reset(self, revision: int) -> None:
+        """Forget everything (a fresh listing at ``revision`` follows) and end every
+        watch on it: its client resumes from its last resourceVersion."""
+        for w in tuple(self.watchers):
+            w.close()
+        self.watchers.clear()
+        self.objects = {}
+        self._sorted = None
+        self.events.clear()
+        self.floor = revision
+
     def apply(self, event: WatchEvent) -> None:
         key = event.entry.key
         if event.type == DELETED:
@@ -265,17 +276,20 @@ class WatchCache:
 
     async def _load(self) -> None:
         listing = await self.store.list("/registry/")
-        fresh = {prefix: ResourceCache(prefix, listing.revision) for prefix in self._prefixes}
-        for kv in listing.items:
-            cache = self._route_in(fresh, kv.key)
-            if cache is not None:
-                cache.load(decode(kv))
-        # No await from here on: readers see the old caches or the new ones, whole.
+        entries = [decode(kv) for kv in listing.items]
+        # No await from here on: readers see the old contents or the new ones, whole.
+        # (The ResourceCache objects stay: the registry's stores hold them.)
         stream = self.store.watch("/registry/", after_revision=listing.revision)
-        old, self.caches = self.caches, fresh
-        for cache in old.values():
-            for w in tuple(cache.watchers):
-                w.close()  # their clients resume from their last resourceVersion
+        for prefix in self._prefixes:
+            cache = self.caches.get(prefix)
+            if cache is None:
+                self.caches[prefix] = ResourceCache(prefix, listing.revision)
+            else:
+                cache.reset(listing.revision)
+        for entry in entries:
+            routed = self._route(entry.key)
+            if routed is not None:
+                routed.load(entry)
         self._writing.clear()
         self._stream = stream
         self.revision = max(self.revision, listing.revision)
@@ -296,13 +310,6 @@ class WatchCache:
         for cache in self.caches.values():
             for w in tuple(cache.watchers):
                 w.close()
-
-    @staticmethod
-    def _route_in(caches: dict[str, ResourceCache], key: str) -> ResourceCache | None:
-        for prefix, cache in caches.items():
-            if key.startswith(prefix):
-                return cache
-        return None
 
     def _route(self, key: str) -> ResourceCache | None:
         for prefix in self._prefixes:
@@ -329,12 +336,12 @@ class WatchCache:
         except asyncio.CancelledError:
             raise
         except BaseException:
-            # The caches may have missed events: close every watch now, and list
-            # again when restarted.
+            # The caches may have missed events: close every watch now.
             self.close_watchers()
-            self._stream = None
             raise
         finally:
+            # However the feed ended, the stream is spent: a restart lists again.
+            self._stream = None
             with contextlib.suppress(Exception):
                 await stream.aclose()
 

@@ -13,11 +13,16 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pilothouse import heap
 from pilothouse import supervisor as supervision
 from pilothouse.cli import dnsflags, process
+
+if TYPE_CHECKING:
+    from pilothouse.cli import allinone
 
 log = logging.getLogger("pilothouse")
 
@@ -192,7 +197,11 @@ def run(args: argparse.Namespace) -> int:
     return process.run(_serve(args), name="pilothouse")
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(
+    args: argparse.Namespace, *, on_ready: Callable[[allinone.AllInOne], None] | None = None
+) -> int:
+    """Run the cluster until a signal or a required part's failure; ``on_ready`` is called
+    with the running cluster (for tests that reach into it)."""
     from pilothouse.apiserver import server as apiserver
     from pilothouse.apiserver.authn import tokenfile
     from pilothouse.cli import allinone
@@ -280,6 +289,8 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.disable_agent:
         print("pilothouse: node agent disabled (--disable-agent)", flush=True)
 
+    if on_ready is not None:
+        on_ready(cluster)
     code = 0
     try:
         await process.until_stopped(signals, cluster.supervisor)

@@ -206,6 +206,11 @@ class Client:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             json_serialize=lambda v: orjson.dumps(v).decode(),
         )
+        # aiohttp resends PUT and DELETE too when a kept-alive connection drops; Go's
+        # transport (client-go's) resends only GET, HEAD, OPTIONS and TRACE. The retries
+        # here follow client-go, so aiohttp's are off (it has no public switch for it).
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         self.requests = 0  # how many requests this client sent (for benchmarks)
         self.retries = 0  # how many of them were retries
 

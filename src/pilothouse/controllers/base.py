@@ -10,8 +10,8 @@ sync that succeeds resets it.
 
 :meth:`Controller.run` is a supervised child of the controller manager; its
 workers form a task group, so a worker that fails outside ``sync`` (a bug)
-takes the controller down, and the supervisor logs it and restarts it. The
-queue survives the restart; it is shut down only when the controller is stopped.
+takes the controller down, and the supervisor logs it and restarts it; the queue
+survives the restart.
 """
 
 from __future__ import annotations
@@ -66,13 +66,11 @@ class Controller(abc.ABC):
     async def run(self) -> None:
         """Run the workers until cancelled."""
         await self.wait_ready()
-        try:
-            async with asyncio.TaskGroup() as workers:
-                for i in range(self.workers):
-                    workers.create_task(self._worker(), name=f"{self.name}-worker-{i}")
-        except asyncio.CancelledError:
-            self.queue.shutdown()
-            raise
+        # The queue is left as it is when the workers stop: a restarted controller goes
+        # on with the keys still queued; a stopped one is dropped with its queue.
+        async with asyncio.TaskGroup() as workers:
+            for i in range(self.workers):
+                workers.create_task(self._worker(), name=f"{self.name}-worker-{i}")
 
     async def _worker(self) -> None:
         while True:
