@@ -37,7 +37,10 @@ import asyncio
 import collections
 import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client import metrics_core
 
 from pilothouse.api import errors
 
@@ -186,6 +189,43 @@ class FlowControl:
                 turn.set_result(None)
                 return
         level.executing -= 1
+
+
+class Collector:
+    """The levels as upstream's APF metrics (register it on a Prometheus registry)."""
+
+    def __init__(self, control: FlowControl) -> None:
+        self.control = control
+
+    def collect(self) -> Iterator[metrics_core.Metric]:
+        levels = list(self.control.levels.values())
+        gauges = (
+            ("apiserver_flowcontrol_current_executing_requests", "executing", "Requests executing"),
+            ("apiserver_flowcontrol_current_inqueue_requests", "waiting", "Requests waiting"),
+            ("apiserver_flowcontrol_nominal_limit_seats", "limit", "Seats of each level"),
+        )
+        for name, attr, text in gauges:
+            gauge = metrics_core.GaugeMetricFamily(name, text, labels=["priority_level"])
+            for level in levels:
+                value = getattr(level, attr)
+                gauge.add_metric([level.name], len(value) if attr == "waiting" else value)
+            yield gauge
+        rejected = metrics_core.CounterMetricFamily(
+            "apiserver_flowcontrol_rejected_requests",
+            "Requests rejected with 429, by priority level and reason",
+            labels=["priority_level", "reason"],
+        )
+        dispatched = metrics_core.CounterMetricFamily(
+            "apiserver_flowcontrol_dispatched_requests",
+            "Requests that got a seat, by priority level",
+            labels=["priority_level"],
+        )
+        for level in levels:
+            rejected.add_metric([level.name, "queue-full"], level.rejected)
+            rejected.add_metric([level.name, "time-out"], level.timed_out)
+            dispatched.add_metric([level.name], level.dispatched)
+        yield rejected
+        yield dispatched
 
 
 def _discard(queue: collections.deque[asyncio.Future[None]], item: asyncio.Future[None]) -> None:

@@ -145,6 +145,7 @@ class APIServer:
             max_requests_inflight=config.max_requests_inflight,
             max_mutating_requests_inflight=config.max_mutating_requests_inflight,
         )
+        self.metrics.registry.register(flowcontrol.Collector(self.flow_control))
         self.app: app_module.APIApp | None = None
         # Checks the process adds for its components, before "shutdown".
         self.component_checks: list[health.Check] = []

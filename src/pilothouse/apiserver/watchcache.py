@@ -46,7 +46,8 @@ Filter = Callable[[dict[str, Any]], bool]
 # How many events each resource keeps for watches that resume from a past
 # resourceVersion. Older resumes fall back to the store's log.
 EVENT_WINDOW = 1000
-# A watcher that falls this many events behind is closed; its client re-watches.
+# A watcher that falls this many events behind is closed; its client re-watches from
+# the last resourceVersion it got (upstream closes an unresponsive watcher the same way).
 WATCHER_BACKLOG_LIMIT = 20000
 
 
@@ -145,6 +146,9 @@ class Watcher:
         self.wakeup = asyncio.Event()
         self.overflowed = False
         self.closed = False
+        self.limit = WATCHER_BACKLOG_LIMIT
+        # Called once when the backlog overflows (the handler cuts a stuck connection).
+        self.on_overflow: Callable[[], None] | None = None
 
     def deliver(self, event: WatchEvent) -> None:
         if self.closed or not event.entry.key.startswith(self.prefix):
@@ -152,9 +156,11 @@ class Watcher:
         out = filtered(event, self.match)
         if out is None:
             return
-        if len(self.backlog) >= WATCHER_BACKLOG_LIMIT:
+        if len(self.backlog) >= self.limit:
             self.overflowed = True
             self.closed = True
+            if self.on_overflow is not None:
+                self.on_overflow()
         else:
             self.backlog.append(out)
         self.wakeup.set()
