@@ -174,9 +174,10 @@ class Supervisor:
             self._order.remove(name)
         await _cancel(child.task, timeout, f"{self.name}/{name}")
 
-    def nest(self, name: str) -> Supervisor:
+    def nest(self, name: str, *, backoff_max: float | None = None) -> Supervisor:
         """A supervisor for one component, under this one: stopped with it, its health
-        part of :meth:`walk`, and a FATAL failure in it fails this supervisor too."""
+        part of :meth:`walk`, and a FATAL failure in it fails this supervisor too. It
+        backs off as this one does (up to ``backoff_max``, when given)."""
         if name in self._children or name in self._nested:
             raise ValueError(f"{self.name}: {name!r} is already in use")
         if self._stopping:
@@ -184,7 +185,7 @@ class Supervisor:
         sub = Supervisor(
             f"{self.name}/{name}",
             backoff_initial=self.backoff_initial,
-            backoff_max=self.backoff_max,
+            backoff_max=self.backoff_max if backoff_max is None else backoff_max,
             sleep=self._sleep,
         )
         sub._parent = self

@@ -16,7 +16,7 @@ import pytest
 
 from pilothouse import supervisor, testing
 from pilothouse.api import resources
-from pilothouse.cli import allinone
+from pilothouse.cli import allinone, main
 from pilothouse.cli import server as server_cli
 from pilothouse.client import config, rest
 from pilothouse.node import hollow
@@ -126,21 +126,19 @@ async def _a_replica_set_gets_scheduled_pods(srv: testing.ServerThread) -> None:
 
 
 def _args(data: Path, port: int) -> argparse.Namespace:
-    return argparse.Namespace(
-        data_dir=data,
-        bind_address="127.0.0.1",
-        https_port=port,
-        advertise_address="127.0.0.1",
-        datastore_endpoint="sqlite://",
-        write_kubeconfig=None,
-        disable_agent=True,
-        disable_scheduler=True,
-        disable_controller_manager=True,
-        scheduler_config=None,
-        max_requests_inflight=400,
-        max_mutating_requests_inflight=200,
-        verbose=False,
-    )
+    """`pilothouse server` arguments, through its own parser."""
+    return main.build_parser(only="server").parse_args(
+        [
+            "server",
+            "--data-dir", str(data),
+            "--bind-address", "127.0.0.1",
+            "--https-port", str(port),
+            "--advertise-address", "127.0.0.1",
+            "--disable-agent",
+            "--disable-scheduler",
+            "--disable-controller-manager",
+        ]
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -194,8 +194,8 @@ class APIServer:
         if self.store is None:
             return "the store has not started"
         for path, st in self.supervisor.walk():
-            if path == "store-writer" and not st.healthy:
-                return f"the store's writer is {st.state} ({st.last_error})"
+            if path.startswith(("store-", "etcd-store/")) and not st.healthy:
+                return f"the store's {path} is {st.state} ({st.last_error})"
         return ""
 
     def _cache_check(self) -> str:

@@ -55,7 +55,13 @@ def open_store(
     if not sep:
         raise ValueError(f"datastore endpoint {endpoint!r} is not a URL; use {ACCEPTED}")
     if scheme in ("http", "https"):
-        return _etcd(endpoint, compact_interval=compact_interval, tls=tls, prefix=prefix)
+        return _etcd(
+            endpoint,
+            compact_interval=compact_interval,
+            tls=tls,
+            prefix=prefix,
+            supervisor=supervisor,
+        )
     if tls is not None and tls.given():
         raise ValueError(
             "--datastore-cafile, --datastore-certfile and --datastore-keyfile are for an"
@@ -90,7 +96,14 @@ def open_store(
     raise ValueError(f"datastore endpoint {endpoint!r}: unknown scheme {scheme!r}; use {ACCEPTED}")
 
 
-def _etcd(endpoint: str, *, compact_interval: float, tls: TLSFiles | None, prefix: str) -> Store:
+def _etcd(
+    endpoint: str,
+    *,
+    compact_interval: float,
+    tls: TLSFiles | None,
+    prefix: str,
+    supervisor: supervision.Supervisor | None,
+) -> Store:
     from pilothouse.storage.etcd import client as etcd_client
     from pilothouse.storage.etcd import store as etcd_store
 
@@ -113,5 +126,9 @@ def _etcd(endpoint: str, *, compact_interval: float, tls: TLSFiles | None, prefi
     if files is not None and not all(e.secure for e in endpoints):
         raise ValueError("TLS files given, but an etcd endpoint is http://; use https://")
     return etcd_store.EtcdStore(
-        endpoints, prefix=prefix, tls=files, compact_interval=compact_interval
+        endpoints,
+        prefix=prefix,
+        tls=files,
+        compact_interval=compact_interval,
+        parent=supervisor,
     )
