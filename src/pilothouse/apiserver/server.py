@@ -359,6 +359,7 @@ class APIServer:
             health_checks=self.health_checks,
             flow_control=self.flow_control,
         )
+        app_module.quiet_client_protocol_errors()
         self._runner = web.AppRunner(
             api.build(),
             access_log=None,

@@ -218,9 +218,9 @@ def test_the_api_server_restarted_under_a_running_agent_leaves_pods_and_node_alo
             if c.srv.proc is not None and c.srv.proc.poll() is None:
                 c.kubectl("delete", "namespace", NS, "--wait=false", check=False)
                 c.wait(
-                    lambda: not c.kubectl(
-                        "-n", NS, "get", "pods", "--no-headers", check=False
-                    ).stdout,
+                    lambda: (
+                        not c.kubectl("-n", NS, "get", "pods", "--no-headers", check=False).stdout
+                    ),
                     timeout=120,
                     what="the test pods to go",
                 )
