@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,31 +163,35 @@ def test_a_flood_is_shed_with_429_while_admins_and_watches_go_on(
     )
     assert watch.status == 200
 
-    # Hold the store's writer for a moment: the one write with a seat waits on it.
+    # Hold the store's writer until all 200 writes are in: the one with a seat waits on it.
     store: Any = small.server.store
+    gate = threading.Event()
 
     async def hold() -> None:
-        await store.inner._run_job(lambda: time.sleep(1.5))
+        await store.inner._run_job(lambda: gate.wait(30))
 
     held = asyncio.run_coroutine_threadsafe(hold(), small.loop)
     with concurrent.futures.ThreadPoolExecutor(200) as pool:
-        answers = list(
-            pool.map(
-                lambda i: alice.request(
-                    "POST", "/api/v1/namespaces/default/configmaps", cm(f"f{i}")
-                ),
-                range(200),
-            )
+        answering = pool.map(
+            lambda i: alice.request("POST", "/api/v1/namespaces/default/configmaps", cm(f"f{i}")),
+            range(200),
         )
+        deadline = time.monotonic() + 30
+        while level.executing + len(level.waiting) + level.rejected < 200:
+            assert time.monotonic() < deadline, (level.executing, len(level.waiting))
+            time.sleep(0.01)
         began = time.monotonic()
         listed = admin.request("GET", "/api/v1/namespaces")  # an admin is never limited
         admin_took = time.monotonic() - began
+        gate.set()
+        answers = list(answering)
     held.result(10)
     watch.release_conn()
     # One seat and a queue of 50: 51 writes got through, the rest were shed at once. (Had
     # the watch taken the seat, none would have.)
     codes = [a.status for a in answers]
-    assert codes.count(201) == 51 and codes.count(429) == 149, sorted(set(codes))
+    assert sorted(set(codes)) == [201, 429]
+    assert codes.count(201) == 51 and codes.count(429) == 149, (codes.count(201), codes.count(429))
     rejected = next(a for a in answers if a.status == 429)
     assert rejected.headers["Retry-After"] == "1"
     assert json.loads(rejected.data) == {

@@ -91,6 +91,20 @@ def classify(
     return "catch-all"
 
 
+def level_of_identity(user: str, groups: tuple[str, ...]) -> str | None:
+    """The level when who sends a request decides it alone (None: it depends on what
+    is asked too, for nodes and the control plane's components)."""
+    if MASTERS in groups:
+        return EXEMPT
+    if user in CONTROL_PLANE_USERS or NODES in groups:
+        return None
+    if SERVICE_ACCOUNTS in groups:
+        return "workload-low"
+    if AUTHENTICATED in groups:
+        return "global-default"
+    return "catch-all"
+
+
 @dataclass
 class Level:
     """One priority level: how many run, how many wait, and what was rejected."""
@@ -180,6 +194,18 @@ class FlowControl:
             raise
         level.dispatched += 1
         return Slot(self, level)
+
+    def shed(self, level_name: str) -> bool:
+        """Whether a request of ``level_name`` would be rejected at once (no seat, the
+        queue full); it is then counted as rejected. Lets the server answer 429 before
+        doing any other work for the request."""
+        if level_name == EXEMPT or not self.enabled:
+            return False
+        level = self.levels[level_name]
+        if level.executing < level.limit or len(level.waiting) < level.queue_length:
+            return False
+        level.rejected += 1
+        return True
 
     def _release(self, level: Level) -> None:
         # Hand the seat straight to the first waiter still waiting.
