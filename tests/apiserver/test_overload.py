@@ -212,6 +212,33 @@ def test_a_flood_is_shed_with_429_while_admins_and_watches_go_on(
     ) in metrics
 
 
+def test_a_client_that_ignores_retry_after_waits_for_it_anyway(
+    small: testing.ServerThread,
+) -> None:
+    """A connection answered 429 that sends again at once is not served before its
+    Retry-After: the server spends a parse, not a stream of refusals, on such a client."""
+    level = small.server.flow_control.levels["global-default"]
+    bob = Caller(small, "bob")
+    bob.pool = urllib3.PoolManager(ssl_context=bob.ctx, retries=False, timeout=30, maxsize=1)
+    assert bob.request("GET", "/api/v1/namespaces/default/configmaps").status == 200
+    level.executing += level.limit  # every seat taken …
+    for _ in range(level.queue_length):  # … and the queue full
+        level.waiting.append(asyncio.Future(loop=small.loop))
+    try:
+        assert bob.request("GET", "/api/v1/namespaces/default/configmaps").status == 429
+        began = time.monotonic()
+        again = bob.request("GET", "/api/v1/namespaces/default/configmaps")
+        waited = time.monotonic() - began
+        assert again.status == 429 and waited >= 0.9, waited
+    finally:
+        level.executing -= level.limit
+        level.waiting.clear()
+    time.sleep(1.1)  # once the wait is over, nothing is held against the connection
+    began = time.monotonic()
+    assert bob.request("GET", "/api/v1/namespaces/default/configmaps").status == 200
+    assert time.monotonic() - began < 0.5
+
+
 def test_bodies_over_3_mib_are_413(small: testing.ServerThread, tmp_path: Path) -> None:
     admin = Caller(small, "")
     limit = body.MAX_BODY_BYTES
