@@ -283,8 +283,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             setup.send(request("POST", "/api/v1/namespaces", ns), "setup")
             probe_obj = json.dumps({"metadata": {"name": "probe"}, "data": {"k": "v"}}).encode()
             setup.send(request("POST", f"/api/v1/namespaces/{NS}/configmaps", probe_obj), "setup")
+            # Their rights come from RBAC, as a real user's and a node's would (a role of
+            # our own: edit's rules come from the aggregation controller, not run here).
+            rbac = "/apis/rbac.authorization.k8s.io/v1"
+            role = {
+                "metadata": {"name": "bench-overload"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}],
+            }
+            setup.send(request("POST", f"{rbac}/clusterroles", json.dumps(role).encode()), "setup")
+            users = ("overload-user", "system:node:overload-probe")
+            binding = {
+                "metadata": {"name": "bench-overload"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "bench-overload",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u}
+                    for u in users
+                ],
+            }
+            path = f"{rbac}/namespaces/{NS}/rolebindings"
+            setup.send(request("POST", path, json.dumps(binding).encode()), "setup")
             await drain(setup)
-            assert [a[0] for a in setup.answers] == [201, 201], setup.answers
+            assert [a[0] for a in setup.answers] == [201] * 4, setup.answers
 
             flood = Client("127.0.0.1", srv.port, flood_ctx)
             await flood.open(args.connections)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from pilothouse import testing
+from pilothouse import supervisor, testing
+from pilothouse.apiserver import health
 
 
 def get(srv: testing.ServerThread, path: str, *, admin: bool = False) -> tuple[int, str, str]:
@@ -32,7 +33,17 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> testing.ServerThread:
     # Restarts after a failure come quickly here, so the test need not wait a second.
     server.cluster.supervisor.backoff_initial = 0.3
     with server:
+        wait_ready(server)
         yield server
+
+
+def wait_ready(srv: testing.ServerThread) -> None:
+    """Until ``/readyz`` passes: the components are started when ``start()`` returns, not
+    yet up (the controllers' informers have yet to list)."""
+    deadline = time.monotonic() + 30
+    while get(srv, "/readyz")[0] != 200:
+        assert time.monotonic() < deadline, get(srv, "/readyz?verbose", admin=True)
+        time.sleep(0.05)
 
 
 def test_verbose_output_lists_every_check_as_upstream(srv: testing.ServerThread) -> None:
@@ -63,7 +74,10 @@ def test_verbose_output_lists_every_check_as_upstream(srv: testing.ServerThread)
     ]
     assert get(srv, "/readyz") == (200, "text/plain; charset=utf-8", "ok")
     assert get(srv, "/healthz")[2] == "ok"
-    assert get(srv, "/livez/ping")[2] == "ok"
+    # A single check is not public (upstream's system:public-info-viewer names /livez,
+    # /readyz and /healthz only): anonymous gets 403, the admin the answer.
+    assert get(srv, "/livez/ping")[0] == 403
+    assert get(srv, "/livez/ping", admin=True)[2] == "ok"
 
 
 def test_exclude_and_unknown_exclusions(srv: testing.ServerThread) -> None:
@@ -98,7 +112,7 @@ def test_a_loop_being_restarted_fails_readyz_not_livez(srv: testing.ServerThread
         assert "[+]apiserver ok\n" in text and text.endswith("readyz check failed\n")
         # Down but restarting by itself: not a reason to restart the process.
         assert get(srv, "/livez")[0] == 200
-        assert get(srv, "/readyz/controller-manager")[0] == 401  # reasons are not public
+        assert get(srv, "/readyz/controller-manager")[0] == 403  # reasons are not public
         code, _, text = get(srv, "/readyz/controller-manager", admin=True)
         assert code == 500 and text.startswith("internal server error: controllers/replicaset:")
         assert "restarting (InjectedFailure" in text
@@ -129,9 +143,19 @@ async def _inject(srv: testing.ServerThread, path: str) -> None:
 
 def test_readyz_fails_from_the_moment_shutdown_begins(tmp_path: Path) -> None:
     with testing.ServerThread(tmp_path / "data") as server:
-        assert get(server, "/readyz")[0] == 200
+        wait_ready(server)
         server.server.shutting_down = True  # what begin_shutdown sets first
         code, _, text = get(server, "/readyz?verbose")
         assert code == 500 and "[-]shutdown failed: reason withheld\n" in text
         assert get(server, "/livez")[0] == 200
         server.server.shutting_down = False
+
+
+def test_a_component_is_not_ready_until_it_says_it_started() -> None:
+    sup = supervisor.Supervisor("component")
+    up = False
+    probe = health.component(sup, started=lambda: up)
+    live = health.component(sup, fatal_only=True)
+    assert (probe(), live()) == ("starting", "")
+    up = True
+    assert probe() == ""

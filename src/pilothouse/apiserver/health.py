@@ -48,9 +48,15 @@ def ping() -> str:
     return ""
 
 
-def component(sup: supervision.Supervisor, *, fatal_only: bool = False) -> Callable[[], str]:
+def component(
+    sup: supervision.Supervisor,
+    *,
+    fatal_only: bool = False,
+    started: Callable[[], bool] | None = None,
+) -> Callable[[], str]:
     """A probe over one supervision subtree: every unhealthy child (``fatal_only``:
-    only failed FATAL children, for ``/livez``)."""
+    only failed FATAL children, for ``/livez``), and "starting" until ``started()``
+    says the component is up (its loops may all be running before it is)."""
 
     def probe() -> str:
         bad = [
@@ -59,15 +65,21 @@ def component(sup: supervision.Supervisor, *, fatal_only: bool = False) -> Calla
             if not st.healthy
             and (not fatal_only or (st.policy is supervision.Policy.FATAL and st.state == "failed"))
         ]
+        if not bad and started is not None and not started():
+            bad.append("starting")
         return "; ".join(bad)
 
     return probe
 
 
-def supervised(name: str, sup: supervision.Supervisor) -> list[Check]:
-    """The ``/readyz`` and ``/livez`` checks of one component's supervisor."""
+def supervised(
+    name: str, sup: supervision.Supervisor, *, started: Callable[[], bool] | None = None
+) -> list[Check]:
+    """The ``/readyz`` and ``/livez`` checks of one component's supervisor: ``/readyz``
+    fails while the component starts or any of its loops is down, ``/livez`` only when
+    a FATAL child failed."""
     return [
-        Check(name, component(sup), livez=False),
+        Check(name, component(sup, started=started), livez=False),
         Check(name, component(sup, fatal_only=True), readyz=False),
     ]
 

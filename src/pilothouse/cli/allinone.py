@@ -33,6 +33,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -107,9 +108,9 @@ class AllInOne:
         self.clients.append(c)
         return c
 
-    def _component(self, name: str) -> supervision.Supervisor:
+    def _component(self, name: str, started: Callable[[], bool]) -> supervision.Supervisor:
         sup = self.components[name] = self.supervisor.nest(name)
-        self.server.component_checks.extend(health.supervised(name, sup))
+        self.server.component_checks.extend(health.supervised(name, sup, started=started))
         return sup
 
     async def start(self) -> None:
@@ -123,7 +124,14 @@ class AllInOne:
             enabled = IDENTITY_CONTROLLERS
         elif enabled is not None:
             enabled = [*enabled, *(c for c in IDENTITY_CONTROLLERS if c not in enabled)]
-        sup = self._component("controller-manager")
+        # Up once its controllers run (or, under leader election, while it stands by).
+        sup = self._component(
+            "controller-manager",
+            lambda: (
+                self.options.leader_elect
+                or (self.controller_manager is not None and self.controller_manager.ready.is_set())
+            ),
+        )
         self.controller_manager = manager.ControllerManager(
             self.client(
                 "pilothouse-controller-manager", user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER)
@@ -142,7 +150,13 @@ class AllInOne:
         if run_scheduler:
             from pilothouse.scheduler import scheduler  # numpy: only when it runs
 
-            sup = self._component("scheduler")
+            sup = self._component(
+                "scheduler",
+                lambda: (
+                    self.options.leader_elect
+                    or (self.scheduler is not None and self.scheduler.ready.is_set())
+                ),
+            )
             self.scheduler = scheduler.Scheduler(
                 self.client("pilothouse-scheduler", user_module.UserInfo(rbac.KUBE_SCHEDULER)),
                 supervisor=sup,
@@ -151,7 +165,9 @@ class AllInOne:
             )
             sup.start("main", self.scheduler.run)
         if self.options.agent:
-            sup = self._component("node-agent")
+            sup = self._component(
+                "node-agent", lambda: self.agent is not None and self.agent.ready.is_set()
+            )
             sup.start("main", self._run_agent)
 
     async def _check_host(self) -> None:

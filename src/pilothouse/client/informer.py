@@ -108,8 +108,9 @@ class Informer:
     # --- life cycle ------------------------------------------------------------------
     @property
     def name(self) -> str:
-        """The child's name: the resource and whatever narrows the watch."""
-        parts = [f"informer {self.resource.qualified}"]
+        """The child's name: the resource, its version (two versions of one resource
+        are two informers) and whatever narrows the watch."""
+        parts = [f"informer {self.resource.qualified} {self.resource.version}"]
         for what, value in (
             ("ns", self.namespace),
             ("labels", self.label_selector),

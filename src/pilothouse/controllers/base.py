@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pilothouse.api import errors
@@ -63,14 +64,21 @@ class Controller(abc.ABC):
         """Wait for the informers this controller reads (override); none by default."""
         return None
 
+    def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """Further loops of this controller (override), run beside its workers: one
+        failing fails the controller, which its supervisor restarts as a whole."""
+        return {}
+
     async def run(self) -> None:
-        """Run the workers until cancelled."""
+        """Run the workers (and :meth:`loops`) until cancelled."""
         await self.wait_ready()
         # The queue is left as it is when the workers stop: a restarted controller goes
         # on with the keys still queued; a stopped one is dropped with its queue.
         async with asyncio.TaskGroup() as workers:
             for i in range(self.workers):
                 workers.create_task(self._worker(), name=f"{self.name}-worker-{i}")
+            for name, loop in self.loops().items():
+                workers.create_task(loop(), name=f"{self.name}-{name}")
 
     async def _worker(self) -> None:
         while True:

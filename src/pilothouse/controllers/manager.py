@@ -176,7 +176,7 @@ class ControllerManager:
         self,
         client: rest.Client,
         *,
-        supervisor: supervision.Supervisor,
+        supervisor: supervision.Supervisor | None = None,
         enabled: list[str] | None = None,
         leader_elect: bool = False,
         clock: Clock = DEFAULT_CLOCK,
@@ -186,7 +186,9 @@ class ControllerManager:
         signing_files: tuple[Path, Path] | None = None,
     ) -> None:
         self.client = client
-        self.supervisor = supervisor
+        # The process's supervisor (a component's child of it); a private one when none
+        # is given (a test or a benchmark that runs :meth:`run` as a task of its own).
+        self.supervisor = supervisor or supervision.Supervisor("controller-manager")
         self.use_service_account_credentials = use_service_account_credentials
         self.root_ca = root_ca
         self.signing_files = signing_files

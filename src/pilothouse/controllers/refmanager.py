@@ -87,8 +87,10 @@ class ControllerRefManager:
         selector: selectors.LabelSelector,
         resource: resources.Resource,
         recheck: Fetch,
+        finalizers: tuple[str, ...] = (),
     ) -> None:
         self.client = client
+        self.finalizers = finalizers  # added with the reference on adoption (the Job's)
         self.controller = controller
         self.selector = selector
         self.resource = resource
@@ -171,12 +173,14 @@ class ControllerRefManager:
                 f"can't adopt {self.resource.kind} {md.get('namespace')}/{md['name']} "
                 f"({md.get('uid')}): {exc}"
             ) from None
-        patch = {
+        patch: Obj = {
             "metadata": {
                 "ownerReferences": [podcontrol.controller_ref(self.controller)],
                 "uid": md["uid"],
             }
         }
+        if self.finalizers:
+            patch["metadata"]["finalizers"] = list(self.finalizers)  # merged, as upstream's
         adopted: Obj = await self.client.patch(
             self.resource,
             md["name"],

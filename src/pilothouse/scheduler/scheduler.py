@@ -92,7 +92,7 @@ class Scheduler:
         self,
         client: rest.Client,
         *,
-        supervisor: supervision.Supervisor,
+        supervisor: supervision.Supervisor | None = None,
         configuration: config_module.Configuration | None = None,
         plugins: dict[str, runtime.Factory] | None = None,
         leader_elect: bool = False,
@@ -102,7 +102,9 @@ class Scheduler:
         freeze_gc_after_sync: bool = False,
     ) -> None:
         self.client = client
-        self.supervisor = supervisor
+        # The process's supervisor (a component's child of it); a private one when none
+        # is given (a test or a benchmark that runs :meth:`run` as a task of its own).
+        self.supervisor = supervisor or supervision.Supervisor("scheduler")
         self._term: supervision.Supervisor | None = None
         self.configuration = configuration or config_module.Configuration()
         self.leader_elect = (
