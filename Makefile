@@ -12,10 +12,11 @@ PIP := $(VENV)/bin/pip
 DATA_DIR ?= /var/lib/pilothouse
 ARGS ?=
 
-# Debian packages the node needs (containers, networking, images; busybox-static for
+# Debian packages the node needs (containers, networking, images; conntrack to drop the
+# stale UDP flows of a Service whose endpoints went away; busybox-static for
 # `pilothouse images busybox`, a first image without a registry) and that the test
 # suite drives (local registry, etcd for the HA path).
-APT_PACKAGES := ca-certificates iproute2 iptables nftables crun runc conmon \
+APT_PACKAGES := ca-certificates iproute2 iptables nftables conntrack crun runc conmon \
 	containernetworking-plugins util-linux zstd busybox-static
 APT_TEST_PACKAGES := docker-registry etcd-server
 
@@ -70,7 +71,7 @@ test: install-test lint typecheck importlint
 # Each prints one JSON object with its figures and the baseline it measured in the same
 # run (bench/noop_server.py is api.py's baseline, not a benchmark). pod_startup and probes
 # run real containers: as root.
-BENCHMARKS := api controllers scheduler pod_startup probes encryption jwt_libs overload
+BENCHMARKS := api controllers scheduler pod_startup probes encryption jwt_libs services overload
 
 bench: install-test
 	@for b in $(BENCHMARKS); do echo "==> bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done

@@ -33,6 +33,7 @@ from pilothouse.controllers import manager
 if TYPE_CHECKING:
     from pilothouse.node.agent import Agent
     from pilothouse.node.runtime.protocol import Runtime
+    from pilothouse.node.servicenet import ServiceNetwork
 
 
 def free_port() -> int:
@@ -305,10 +306,13 @@ def node_agent(
     data_dir: Path,
     runtime: Runtime,
     supervisor: supervision.Supervisor | None = None,
+    network: ServiceNetwork | None = None,
 ) -> Agent:
     """A node agent in this process for ``server``, with the runtime given (usually
     :class:`pilothouse.node.runtime.fake.FakeRuntime`) and a serving certificate from
-    the server's CA, listening on a free port. Not started: ``await agent.start()``."""
+    the server's CA, listening on a free port. Not started: ``await agent.start()``.
+    ``network`` (e.g. with :class:`pilothouse.proxy.fake.FakeKernel`) runs the proxy
+    and the host-gw routes too."""
     from pilothouse.apiserver.auth import certs
     from pilothouse.node import agent
 
@@ -328,6 +332,7 @@ def node_agent(
         port=0,
         heartbeat=1.0,
         memory_backed_secrets=False,
+        network=network,
     )
 
 

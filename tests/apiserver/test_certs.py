@@ -6,6 +6,7 @@ import asyncio
 import base64
 import datetime
 import ipaddress
+import json
 import pathlib
 import socket
 import ssl
@@ -421,3 +422,26 @@ def test_ip_addresses_are_validated(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError):
         certs.ensure_pki(tmp_path, ips=["not-an-ip"])
     assert ipaddress.ip_address(certs.KUBERNETES_SERVICE_IP) in ipaddress.ip_network("10.43.0.0/16")
+
+
+def test_a_client_without_signature_algorithms_can_connect(tmp_path: pathlib.Path) -> None:
+    """busybox's wget (its own TLS, as in a busybox pod without openssl) sends no
+    signature_algorithms; Go's TLS 1.2 server answers it, and so must ours."""
+    import shutil
+    import subprocess
+
+    from pilothouse import testing
+
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox is not installed (apt-get install busybox-static)")
+    with testing.server_thread(tmp_path / "data") as srv:
+        proc = subprocess.run(
+            [busybox, "wget", "-q", "--no-check-certificate", "-O", "-", f"{srv.url}/version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": "/nonexistent"},  # no openssl helper: busybox's own TLS
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["minor"] == "32"

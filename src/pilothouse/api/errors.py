@@ -58,7 +58,9 @@ class StatusError(Exception):
         self.details = details
 
     def status(self) -> dict[str, Any]:
-        """The ``metav1.Status`` body for this error."""
+        """The ``metav1.Status`` body for this error, its fields in the order of
+        upstream's struct (``kind, apiVersion, metadata, status, message, reason,
+        details, code``): clients compare these bodies as strings."""
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -66,14 +68,26 @@ class StatusError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details:
-            body["details"] = self.details
+            body["details"] = ordered_details(self.details)
+        body["code"] = self.code
         return body
 
     def __repr__(self) -> str:
         return f"StatusError({self.code}, {self.reason!r}, {self.message!r})"
+
+
+# metav1.StatusDetails in the order of its Go struct.
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+
+
+def ordered_details(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` with its fields in upstream's order (unknown ones last)."""
+    out = {k: details[k] for k in _DETAILS_ORDER if k in details}
+    if len(out) != len(details):
+        out.update((k, v) for k, v in details.items() if k not in out)
+    return out
 
 
 def _details(name: str | None, group: str, kind: str, **more: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Object metadata helpers: timestamps, uids, generated names, copies.
+"""Object metadata helpers: timestamps, uids, generated names, copies, wire order.
 
 Kubernetes writes ``metav1.Time`` as RFC 3339 with second precision
 (``2026-11-25T16:39:22Z``) and ``metav1.MicroTime`` with microseconds
@@ -72,3 +72,117 @@ def namespaced_name(obj: Obj) -> str:
     meta = obj.get("metadata") or {}
     ns = meta.get("namespace")
     return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+
+
+# --- wire order ---------------------------------------------------------------------
+#
+# Upstream encodes objects from Go structs, so every response lists ``kind``,
+# ``apiVersion``, ``metadata`` (in ObjectMeta's field order), the kind's own fields
+# and ``status`` last, whatever order the client wrote them in. Clients that keep
+# the raw JSON (the ``kubernetes`` client's untyped answers, ``kubectl get --raw``)
+# see that order.
+
+_OBJECT_META_ORDER = (
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+)
+_META_RANK = {key: rank for rank, key in enumerate(_OBJECT_META_ORDER)}
+
+# Kinds with several top-level fields besides spec/status, in their struct's order.
+_KIND_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("v1", "ConfigMap"): ("immutable", "data", "binaryData"),
+    ("v1", "Secret"): ("immutable", "data", "stringData", "type"),
+    ("v1", "ServiceAccount"): ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
+    ("v1", "Event"): (
+        "involvedObject",
+        "reason",
+        "message",
+        "source",
+        "firstTimestamp",
+        "lastTimestamp",
+        "count",
+        "type",
+        "eventTime",
+        "series",
+        "action",
+        "related",
+        "reportingComponent",
+        "reportingInstance",
+    ),
+    ("events.k8s.io/v1", "Event"): (
+        "eventTime",
+        "series",
+        "reportingController",
+        "reportingInstance",
+        "action",
+        "reason",
+        "regarding",
+        "related",
+        "note",
+        "type",
+        "deprecatedSource",
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+        "deprecatedCount",
+    ),
+    ("discovery.k8s.io/v1", "EndpointSlice"): ("addressType", "endpoints", "ports"),
+    ("storage.k8s.io/v1", "StorageClass"): (
+        "provisioner",
+        "parameters",
+        "reclaimPolicy",
+        "mountOptions",
+        "allowVolumeExpansion",
+        "volumeBindingMode",
+        "allowedTopologies",
+    ),
+    ("scheduling.k8s.io/v1", "PriorityClass"): (
+        "value",
+        "globalDefault",
+        "description",
+        "preemptionPolicy",
+    ),
+    ("apps/v1", "ControllerRevision"): ("data", "revision"),
+}
+
+
+def _ordered_metadata(md: Any) -> Any:
+    if not isinstance(md, dict):
+        return md
+    ranks = [_META_RANK.get(key, len(_META_RANK)) for key in md]
+    if ranks == sorted(ranks):
+        return md
+    return {key: md[key] for _, key in sorted(zip(ranks, md, strict=True), key=lambda p: p[0])}
+
+
+def wire_order(obj: Obj) -> Obj:
+    """``obj`` with its top-level and metadata fields in upstream's order: the
+    object itself when already so, else a shallow copy (nested values shared)."""
+    metadata = obj.get("metadata")
+    ordered_md = _ordered_metadata(metadata)
+    fields = _KIND_FIELDS.get((str(obj.get("apiVersion")), str(obj.get("kind"))), ())
+    keys = list(obj)
+    head = [k for k in ("kind", "apiVersion", "metadata") if k in obj]
+    rest = [k for k in keys if k not in ("kind", "apiVersion", "metadata", "status")]
+    if fields:
+        rank = {key: i for i, key in enumerate(fields)}
+        rest.sort(key=lambda k: rank.get(k, len(rank)))
+    want = head + rest + (["status"] if "status" in obj else [])
+    if want == keys and ordered_md is metadata:
+        return obj
+    out = {key: obj[key] for key in want}
+    if ordered_md is not metadata:
+        out["metadata"] = ordered_md
+    return out

@@ -199,6 +199,16 @@ RESOURCES: tuple[Resource, ...] = (
     _r(
         "",
         "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        True,
+        ("rc",),
+        ("all",),
+        sub=("scale", "status"),
+    ),
+    _r(
+        "",
+        "v1",
         "Service",
         "services",
         True,

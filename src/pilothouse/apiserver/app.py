@@ -29,7 +29,7 @@ from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import flowcontrol, health
+from pilothouse.apiserver import flowcontrol, health, negotiation
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
@@ -76,7 +76,7 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
-_TOO_MANY = orjson.dumps(flowcontrol.too_many_requests().status())
+_TOO_MANY = negotiation.status_body(flowcontrol.too_many_requests())
 _TOO_MANY_HEADERS = {
     "Content-Type": "application/json",
     "Retry-After": str(flowcontrol.RETRY_AFTER_SECONDS),
@@ -109,7 +109,7 @@ def status_response(err: errors.StatusError) -> web.Response:
     if wait is not None and (err.code == 429 or err.code >= 500):
         headers["Retry-After"] = str(wait)
     return web.Response(
-        body=orjson.dumps(err.status()),
+        body=negotiation.status_body(err),
         status=err.code,
         content_type="application/json",
         headers=headers,
@@ -225,7 +225,9 @@ class APIApp:
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
         self.middlewares = middlewares or []  # outermost, before error handling (metrics)
-        self._version = orjson.dumps(version_info())
+        # Upstream writes /version indented and without a trailing newline
+        # (responsewriters.WriteRawJSON), unlike API objects.
+        self._version = orjson.dumps(version_info(), option=orjson.OPT_INDENT_2)
         # The tasks serving long-running requests now (ended by end_long_running).
         self.long_running: set[asyncio.Task[Any]] = set()
 

@@ -87,6 +87,13 @@ def body_type(content_type: str | None) -> str:
 
 
 def encode(value: Any, media_type: str = JSON) -> bytes:
+    """A response body. JSON ends with a newline, as upstream's serializer writes
+    it (Go's ``json.Encoder``); clients and tests compare bodies byte for byte."""
     if media_type == YAML:
         return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).encode()
-    return orjson.dumps(value)
+    return orjson.dumps(value) + b"\n"
+
+
+def status_body(err: errors.StatusError, media_type: str = JSON) -> bytes:
+    """The ``metav1.Status`` body of an error."""
+    return encode(err.status(), media_type)

@@ -8,7 +8,8 @@ the listening socket — so the first request already sees a complete cache.
 What runs as supervised children (of the supervisor given, the process's):
 the store's writer watchdog and the two listeners (HTTPS and the private Unix
 socket) are FATAL — without them the server cannot do its job; the store's
-compactor and the watch cache's feed are restarted when they fail.
+compactor, the watch cache's feed and the reconciler of the ``kubernetes`` Service
+are restarted when they fail.
 
 Shutdown comes in two steps, as upstream's graceful termination: ``begin_shutdown``
 makes ``/readyz`` fail, closes the HTTPS listener (no new connections), ends
@@ -35,7 +36,7 @@ from aiohttp import web
 from pilothouse import supervisor as supervision
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
-from pilothouse.apiserver import flowcontrol, health, join, watchcache
+from pilothouse.apiserver import flowcontrol, health, join, kubernetes_service, watchcache
 from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import (
@@ -67,7 +68,7 @@ from pilothouse.storage import value as values
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-KUBERNETES_SERVICE_IP = "10.43.0.1"
+KUBERNETES_SERVICE_IP = kubernetes_service.SERVICE_IP
 
 
 @dataclass
@@ -152,6 +153,7 @@ class APIServer:
         self._ready = False
         self.shutting_down = False
         self.port = config.https_port
+        self.kubernetes_service: kubernetes_service.KubernetesServiceReconciler | None = None
         self.advertise_address = config.advertise_address or _local_address()
 
     # --- addresses ---------------------------------------------------------------
@@ -295,6 +297,15 @@ class APIServer:
             pki=self.pki, token=self.token, authenticator=self.identity.authenticator
         )
         await self._listen()
+        self.kubernetes_service = kubernetes_service.KubernetesServiceReconciler(
+            services=self.resource_store("", "v1", "services"),
+            endpoints=self.resource_store("", "v1", "endpoints"),
+            slices=self.resource_store("discovery.k8s.io", "v1", "endpointslices"),
+            address=self.advertise_address,
+            port=self.port,
+        )
+        await self.kubernetes_service.reconcile()  # the Service exists before anyone asks
+        self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
         self._ready = True
         self._write_kubeconfigs()
 
@@ -424,6 +435,7 @@ class APIServer:
         await self.begin_shutdown()
         self._ready = False
         await self.supervisor.stop_child("unix-socket")
+        await self.supervisor.stop_child("kubernetes-service")  # it writes to the store
         if self.app is not None:
             await self.app.end_long_running(timeout=1.0)  # any that started since
         if self._runner is not None:
@@ -466,28 +478,6 @@ class APIServer:
                     "description": description,
                 },
             )
-        services = self.resource_store("", "v1", "services")
-        port = self.config.https_port or self.port
-        await _ensure(
-            services,
-            "default",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {
-                    "name": "kubernetes",
-                    "labels": {"component": "apiserver", "provider": "kubernetes"},
-                },
-                "spec": {
-                    "clusterIP": KUBERNETES_SERVICE_IP,
-                    "ports": [
-                        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}
-                    ],
-                    "type": "ClusterIP",
-                    "sessionAffinity": "None",
-                },
-            },
-        )
 
 
 async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:

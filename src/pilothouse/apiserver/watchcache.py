@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from pilothouse import supervisor as supervision
+from pilothouse.api import meta
 from pilothouse.storage import interface as storage
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class Entry:
         self._raw: bytes | None = None
 
     def raw(self) -> bytes:
+        """The object as responses carry it (fields in upstream's order)."""
         if self._raw is None:
-            self._raw = orjson.dumps(self.obj)
+            self._raw = orjson.dumps(meta.wire_order(self.obj))
         return self._raw
 
 

@@ -12,7 +12,7 @@ from pilothouse import heap
 from pilothouse import supervisor as supervision
 from pilothouse.cli import dnsflags, process
 from pilothouse.client import config, rest
-from pilothouse.node import agent, bootstrap, setup
+from pilothouse.node import agent, bootstrap, servicenet, setup
 
 STOP_TIMEOUT = 8.0
 
@@ -21,9 +21,18 @@ example:
   # on the server:  cat /var/lib/pilothouse/token
   pilothouse agent --server https://10.0.0.5:6443 --token K10…::server:…
 
+  # a second agent on the same machine (in its own network namespace) needs its
+  # own data dir, bridge, cgroup root and run dir:
+  pilothouse agent --server … --token … --node-name n2 --data-dir /var/lib/ph-n2 \\
+      --bridge ph1 --cgroup-root /pilothouse-n2 --run-dir /run/pilothouse-n2
+
 The token's first part pins the cluster's CA, so the agent never talks to a
 server that is not yours. After the first join the node's certificates live in
 <data-dir>/agent/pki and the token is no longer needed.
+
+The agent runs the node's service proxy (nftables table pilothouse-proxy) and
+routes every other node's pod CIDR via that node's address (host-gw: all nodes
+must share a network). Both are removed when the agent stops.
 """
 
 
@@ -66,6 +75,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="crun",
         choices=["crun", "runc"],
         help="OCI runtime (default: %(default)s)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=agent.AGENT_PORT,
+        help="the agent's HTTPS port for logs, exec and metrics (default: %(default)s)",
+    )
+    p.add_argument("--bridge", default="ph0", help="the pods' Linux bridge (default: %(default)s)")
+    p.add_argument(
+        "--cgroup-root",
+        default="/pilothouse",
+        help="cgroup under which pod cgroups are made (default: %(default)s)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("/run/pilothouse"),
+        help="runtime state and sockets; keep it short (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cluster-cidr",
+        default="10.42.0.0/16",
+        help="the cluster's pod network, as the server's (default: %(default)s)",
+    )
+    p.add_argument(
+        "--service-cidr",
+        default="10.43.0.0/16",
+        help="the cluster's Service network, as the server's (default: %(default)s)",
+    )
+    p.add_argument(
+        "--disable-proxy",
+        action="store_true",
+        help="do not run the service proxy or the routes to other nodes (Services and "
+        "pods on other nodes are then unreachable from this node, unless something "
+        "else provides them)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
@@ -127,15 +171,30 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         config.load_kubeconfig(identity.kubeconfig).with_user_agent(f"pilothouse-agent/{name}")
     )
     root = supervision.Supervisor("agent")
+    network = None
+    if not args.disable_proxy:
+        network = servicenet.ServiceNetwork.real(
+            cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr
+        )
     node = agent.Agent(
         client,
         node_name=name,
         address=address,
         data_dir=data_dir,
-        runtime_factory=setup.runtime_factory(data_dir, runtime=args.runtime),
+        runtime_factory=setup.runtime_factory(
+            data_dir,
+            runtime=args.runtime,
+            run_dir=args.run_dir,
+            bridge=args.bridge,
+            cgroup_root=args.cgroup_root,
+            cluster_cidr=args.cluster_cidr,
+        ),
         supervisor=root,
         tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
         dns=args.dns,
+        port=args.port,
+        network=network,
+        cgroup_root=args.cgroup_root,
     )
     code = 0
     try:

@@ -184,7 +184,7 @@ class AllInOne:
 
     async def _run_agent(self) -> None:
         """This machine's node agent, on the server's socket, until cancelled."""
-        from pilothouse.node import agent, setup
+        from pilothouse.node import agent, servicenet, setup
         from pilothouse.node import dns as node_dns
 
         pki = self.server.pki
@@ -205,6 +205,7 @@ class AllInOne:
             supervisor=self.components["node-agent"],
             tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
             dns=self.options.agent_dns or node_dns.Settings(serve=True),
+            network=servicenet.ServiceNetwork.real(),
         )
         try:
             await self.agent.start()

@@ -26,6 +26,7 @@ Obj = dict[str, Any]
 DELETION_TIMEOUT_S = 120.0
 # Controllers whose scale gives the expected number of pods, by owner kind.
 SCALABLE = {
+    "ReplicationController": ("", "replicationcontrollers"),
     "ReplicaSet": ("apps", "replicasets"),
     "StatefulSet": ("apps", "statefulsets"),
     "Deployment": ("apps", "deployments"),

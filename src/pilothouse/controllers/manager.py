@@ -93,6 +93,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "tokencleaner": "token-cleaner",
     "endpointslice": "endpointslice-controller",
     "endpoints": "endpoint-controller",
+    "endpointslicemirroring": "endpointslicemirroring-controller",
     "servicelb": "service-controller",
     "statefulset": "statefulset-controller",
     "daemonset": "daemon-set-controller",
@@ -118,6 +119,9 @@ def default_controllers() -> dict[str, Factory]:
         daemonset,
         deployment,
         disruption,
+        endpoints,
+        endpointslice,
+        endpointslicemirroring,
         garbagecollector,
         job,
         namespace,
@@ -126,13 +130,16 @@ def default_controllers() -> dict[str, Factory]:
         podautoscaler,
         podgc,
         replicaset,
+        replicationcontroller,
         serviceaccounts,
+        servicelb,
         statefulset,
         ttlafterfinished,
     )
 
     return {
         "replicaset": replicaset.ReplicaSetController,
+        "replicationcontroller": replicationcontroller.ReplicationManager,
         "deployment": deployment.DeploymentController,
         "job": job.JobController,
         "ttl-after-finished": ttlafterfinished.TTLAfterFinishedController,
@@ -141,6 +148,9 @@ def default_controllers() -> dict[str, Factory]:
         "garbagecollector": garbagecollector.GarbageCollector,
         "namespace": namespace.NamespaceController,
         "disruption": disruption.DisruptionController,
+        "endpointslice": endpointslice.EndpointSliceController,
+        "endpoints": endpoints.EndpointsController,
+        "endpointslicemirroring": endpointslicemirroring.EndpointSliceMirroringController,
         "podgc": podgc.PodGCController,
         "nodeipam": nodeipam.NodeIPAMController,
         "nodelifecycle": nodelifecycle.NodeLifecycleController,
@@ -153,6 +163,7 @@ def default_controllers() -> dict[str, Factory]:
         "csrapproving": certificates.CSRApprovingController,
         "csrcleaner": certificates.CSRCleanerController,
         "tokencleaner": bootstraptokens.TokenCleanerController,
+        "servicelb": servicelb.ServiceLBController,
     }
 
 

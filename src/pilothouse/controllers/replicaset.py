@@ -84,21 +84,26 @@ def deletion_order(pods: list[Obj], related: list[Obj], now: float) -> list[Obj]
 
 
 class ReplicaSetController(base.Controller):
+    """Keeps ReplicaSets' pods; subclasses keep other kinds with the same logic
+    (``resource``, ``kind``, ``component`` and :meth:`selector_of` say which)."""
+
     name = "replicaset"
     workers = 4
     kind = "ReplicaSet"
+    resource = ("apps", "v1", "replicasets")
+    component = "replicaset-controller"
 
     def __init__(self, ctx: Any, *, burst: int = BURST_REPLICAS) -> None:
         super().__init__(clock=ctx.clock)
         self.client: rest.Client = ctx.client
         self.burst = burst
-        self.rs_resource = ctx.resource("apps", "v1", "replicasets")
+        self.rs_resource = ctx.resource(*self.resource)
         self.pod_resource = ctx.resource("", "v1", "pods")
         self.sets = ctx.informers.informer(self.rs_resource)
         self.sets.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
         self.pods = ctx.informers.informer(self.pod_resource)
         self.pods.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
-        self.recorder: events.EventRecorder = ctx.recorder("replicaset-controller")
+        self.recorder: events.EventRecorder = ctx.recorder(self.component)
         self.expectations = Expectations(ctx.clock)
         self.sets.add_handlers(
             on_add=self.enqueue, on_update=self._set_updated, on_delete=self._set_deleted
@@ -110,6 +115,10 @@ class ReplicaSetController(base.Controller):
     async def wait_ready(self) -> None:
         await self.sets.wait_synced()
         await self.pods.wait_synced()
+
+    def selector_of(self, rs: Obj) -> selectors.LabelSelector:
+        """The pods ``rs`` selects (a ReplicaSet's ``spec.selector`` is a LabelSelector)."""
+        return selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
 
     # --- handlers ---------------------------------------------------------------------
     def _set_updated(self, old: Obj, new: Obj) -> None:
@@ -135,7 +144,7 @@ class ReplicaSetController(base.Controller):
         labels = md.get("labels") or {}
         out = []
         for rs in self.sets.indexer.list_namespace(md.get("namespace", "")):
-            sel = selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
+            sel = self.selector_of(rs)
             if not sel.empty and sel.matches(labels):
                 out.append(lister.key_of(rs))
         return out
@@ -199,7 +208,7 @@ class ReplicaSetController(base.Controller):
         """The active pods this set owns once its claim is done (ClaimError if an
         adoption or release failed: the sync is retried, never run on a partial claim)."""
         md = rs["metadata"]
-        selector = selectors.from_label_selector_dict((rs.get("spec") or {}).get("selector"))
+        selector = self.selector_of(rs)
         pods = self.pods.indexer.list_namespace(md.get("namespace", ""))
         manager = refmanager.ControllerRefManager(
             self.client,
@@ -208,7 +217,10 @@ class ReplicaSetController(base.Controller):
             resource=self.pod_resource,
             recheck=refmanager.recheck_deletion(self.client, self.rs_resource, rs),
         )
-        return await manager.claim(p for p in pods if podcontrol.is_active(p))
+        # An empty selector selects nothing here (validation never lets one through).
+        return await manager.claim(
+            (p for p in pods if podcontrol.is_active(p)), lambda _pod: not selector.empty
+        )
 
     def _related_pods(self, rs: Obj) -> list[Obj]:
         """Every pod selected by a ReplicaSet with the same controller as ``rs`` (none
@@ -223,9 +235,7 @@ class ReplicaSetController(base.Controller):
             if sibling["metadata"].get("namespace", "") != ns:
                 continue
             try:
-                selector = selectors.from_label_selector_dict(
-                    (sibling.get("spec") or {}).get("selector")
-                )
+                selector = self.selector_of(sibling)
             except selectors.SelectorError:
                 continue  # an invalid selector matches no pods
             for pod in pods:

@@ -11,6 +11,13 @@ the status writers, the informers, one worker per pod (nested ``pod-workers``)
 and one per probe (nested ``probes``) — each restarted with back-off if it
 fails — and the HTTPS server the API server reads logs from and streams
 through (FATAL: an agent nobody can reach is no agent).
+
+With a :class:`~pilothouse.node.servicenet.ServiceNetwork` the agent also runs, under its supervisor, the
+node's service proxy (:mod:`pilothouse.proxy`) and the routes to the other
+nodes' pods (:mod:`pilothouse.node.routes`); both are removed when it stops.
+Everything the agent reads from the API comes from one informer factory
+(``self.informers``), so the proxy and the cluster DNS share the Service and
+EndpointSlice caches.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, informer, rest
 from pilothouse.dns import nodelocal
 from pilothouse.node import dns as node_dns
-from pilothouse.node import logrotate, probe_lateness, prober, streaming
+from pilothouse.node import logrotate, probe_lateness, prober, servicenet, streaming
 from pilothouse.node import metrics as node_metrics
 from pilothouse.node import status as node_status
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
@@ -49,6 +56,9 @@ NODES = resources.Resource("", "v1", "Node", "nodes", False)
 PODS = resources.Resource("", "v1", "Pod", "pods", True)
 SERVICES = resources.Resource("", "v1", "Service", "services", True)
 LEASES = resources.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
+ENDPOINTSLICES = resources.Resource(
+    "discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True
+)
 LEASE_SECONDS = 40
 AGENT_PORT = 10250
 MAX_PODS = 110
@@ -123,6 +133,8 @@ class Agent:
         labels: dict[str, str] | None = None,
         dns: node_dns.Settings | None = None,
         memory_backed_secrets: bool = True,
+        network: servicenet.ServiceNetwork | None = None,
+        cgroup_root: str = "/pilothouse",
     ) -> None:
         self.client = client
         self.supervisor = supervisor
@@ -137,15 +149,19 @@ class Agent:
         self.port = port
         self.heartbeat = heartbeat
         self.labels = labels or {}
+        self.network = network
+        self.cgroup_root = cgroup_root
         self.runtime: protocol.Runtime | None = None
         self.syncer: PodSyncer | None = None
         self.workers: PodWorkers | None = None
         self.status = StatusManager(client)
         self.recorder = events.EventRecorder(client, component="kubelet", host=node_name)
-        self.pods = informer.Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
-        # One watch per resource for every node component: Services (the containers'
-        # *_SERVICE_HOST variables, as the kubelet has them), EndpointSlices, Namespaces.
+        # The one place the agent's informers are made: the pod workers, the proxy and
+        # the cluster DNS all read these caches (one watch per resource per node).
         self.informers = informer.InformerFactory(client)
+        self.pods = self.informers.informer(PODS, field_selector=f"spec.nodeName={node_name}")
+        # Every Service: the containers' *_SERVICE_HOST variables (as the kubelet does),
+        # the proxy's rules, the DNS's names.
         self.services = self.informers.informer(SERVICES)
         self.dns_settings = dns or node_dns.Settings()
         self.cluster_dns: nodelocal.NodeLocalDNS | None = None
@@ -158,6 +174,9 @@ class Agent:
                 ),
                 tasks=self.supervisor,
             )
+        self.endpointslices = self.informers.informer(ENDPOINTSLICES)
+        self.nodes = self.informers.informer(NODES)
+        self.service_network: servicenet.NodeServices | None = None
         self.server: AgentServer | None = None
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
@@ -186,6 +205,7 @@ class Agent:
             allocatable=capacity,
             memory_capacity=int(capacity["memory"].removesuffix("Ki")) * 1024,
             log_dir=self.data_dir / "logs",
+            cgroup_root=self.cgroup_root,
         )
         self.syncer = PodSyncer(
             runtime=self.runtime,
@@ -234,13 +254,22 @@ class Agent:
         )
         if self.cluster_dns is not None:
             self.cluster_dns.attach(self.informers)
+        if self.network is not None:
+            self.service_network = servicenet.NodeServices(
+                self.network,
+                client=self.client,
+                node_name=self.node_name,
+                address=self.address,
+                services=self.services,
+                slices=self.endpointslices,
+                nodes=self.nodes,
+            )
+            self.service_network.start(sup)
         self.informers.start(sup)
-        await self.services.wait_synced(60)
+        await self.informers.wait_synced(60)
         if self.cluster_dns is not None:
             sup.start("cluster-dns", self.cluster_dns.run)
         self.syncer.dns.check_limits()
-        self.pods.start(sup)
-        await self.pods.wait_synced(60)
         await self._collect_orphans()
         rotator = logrotate.LogRotator(self.runtime)
         loops = {
@@ -294,7 +323,10 @@ class Agent:
         for name in reversed(self._loops):
             await self.supervisor.stop_child(name)
         self._loops.clear()
-        await self.pods.stop()
+        if self.service_network is not None:
+            for name in ("proxy", "routes"):
+                await self.supervisor.stop_child(name)
+            await self.service_network.stop()  # the rules and the routes go too
         await self.informers.stop()
         if self.cluster_dns is not None:
             await self.supervisor.stop_child("cluster-dns")

@@ -20,9 +20,12 @@ host-local serialises its own lease file.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
 import json
 import os
+import socket
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ NETNS_DIR = Path("/run/netns")
 DEFAULT_PLUGIN_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 CNI_VERSION = "1.0.0"
 REQUIRED_PLUGINS = ("bridge", "host-local", "loopback")
+SIOCGIFMTU = 0x8921
 
 
 class CNIError(Exception):
@@ -79,7 +83,12 @@ def _exists(path: Path) -> bool:
 
 
 def _link_exists(name: str) -> bool:
-    return os.path.exists(f"/sys/class/net/{name}")
+    """In this process's network namespace (not /sys/class/net: see default_mtu)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
 
 
 def remove_netns(path: Path) -> None:
@@ -91,17 +100,26 @@ def default_mtu() -> int:
     """The MTU of the interface holding the default route (1500 if none is found).
 
     Pods get the same, so their packets fit when they leave the node (this
-    kind of machine runs with 1400).
+    kind of machine runs with 1400). Asked with an ioctl, not /sys/class/net,
+    which shows the links of the namespace sysfs was mounted in — not ours when
+    the agent runs in a network namespace of its own (a dev host).
     """
     try:
         with open("/proc/net/route") as f:
             for line in f.readlines()[1:]:
                 cols = line.split()
                 if len(cols) > 2 and cols[1] == "00000000":
-                    return int(Path(f"/sys/class/net/{cols[0]}/mtu").read_text())
+                    return _interface_mtu(cols[0])
     except (OSError, ValueError):
         pass
     return 1500
+
+
+def _interface_mtu(name: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16si", name.encode()[:15], 0)
+        reply = fcntl.ioctl(s.fileno(), SIOCGIFMTU, request)
+    return int(struct.unpack("16si", reply)[1])
 
 
 def find_plugin(name: str, dirs: tuple[Path, ...] = DEFAULT_PLUGIN_DIRS) -> Path | None:

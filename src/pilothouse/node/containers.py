@@ -65,13 +65,14 @@ def cpu_quota(milli: int, period: int = CPU_PERIOD) -> int:
     return max(MIN_QUOTA, milli * period // 1000)
 
 
-def pod_cgroup(pod: Obj) -> str:
-    """The pod's cgroup, by QoS class, as upstream lays them out."""
+def pod_cgroup(pod: Obj, root: str = CGROUP_ROOT) -> str:
+    """The pod's cgroup, by QoS class, as upstream lays them out, under the agent's
+    cgroup ``root`` (one per agent, so two agents on one machine never share a tree)."""
     uid = pod["metadata"]["uid"]
     qos = ((pod.get("status") or {}).get("qosClass") or "BestEffort").lower()
     if qos == "guaranteed":
-        return f"{CGROUP_ROOT}/kubepods/pod{uid}"
-    return f"{CGROUP_ROOT}/kubepods/{qos}/pod{uid}"
+        return f"{root}/kubepods/pod{uid}"
+    return f"{root}/kubepods/{qos}/pod{uid}"
 
 
 def pod_resources(pod: Obj) -> tuple[int, int, int]:

@@ -41,6 +41,7 @@ class NodeInfo:
     allocatable: dict[str, str]
     memory_capacity: int
     log_dir: Path
+    cgroup_root: str = containerconf.CGROUP_ROOT
 
 
 @dataclass
@@ -273,7 +274,7 @@ class PodSyncer:
                 (a.get("ip", ""), tuple(a.get("hostnames") or ()))
                 for a in spec.get("hostAliases") or []
             ),
-            cgroup_parent=containerconf.pod_cgroup(pod),
+            cgroup_parent=containerconf.pod_cgroup(pod, self.node.cgroup_root),
             cpu_shares=shares,
             cpu_quota=quota,
             memory_limit=memory,

@@ -33,8 +33,20 @@ def check_host(runtime: str = "crun") -> host.HostReport:
     return report
 
 
-def runtime_factory(data_dir: Path, *, runtime: str = "crun") -> Callable[[str], protocol.Runtime]:
-    """A factory the agent calls with its pod CIDR once the cluster has assigned it."""
+def runtime_factory(
+    data_dir: Path,
+    *,
+    runtime: str = "crun",
+    run_dir: Path = Path("/run/pilothouse"),
+    bridge: str = "ph0",
+    cgroup_root: str = "/pilothouse",
+    cluster_cidr: str = "10.42.0.0/16",
+) -> Callable[[str], protocol.Runtime]:
+    """A factory the agent calls with its pod CIDR once the cluster has assigned it.
+
+    ``run_dir`` (crun's state, conmon's sockets), ``bridge`` and ``cgroup_root`` are
+    what two agents on one machine must not share (see :mod:`pilothouse.devhosts`).
+    """
 
     def make(pod_cidr: str) -> protocol.Runtime:
         images = ImageStore(data_dir / "images")
@@ -42,8 +54,11 @@ def runtime_factory(data_dir: Path, *, runtime: str = "crun") -> Callable[[str],
             data_dir / "runtime",
             images=images,
             pod_cidr=pod_cidr,
-            cluster_cidr="10.42.0.0/16",
+            cluster_cidr=cluster_cidr,
             runtime_binary=runtime,
+            run_dir=run_dir,
+            bridge=bridge,
+            cgroup_root=cgroup_root,
             seccomp_dir=data_dir / "seccomp",
         )
         return rt

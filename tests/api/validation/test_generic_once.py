@@ -24,6 +24,7 @@ BASE: dict[tuple[str, str], tuple[str, Obj]] = {
     ("", "Service"): ("v1", {"spec": {"ports": [{"port": 80}], "clusterIP": "10.43.0.9"}}),
     ("", "Namespace"): ("v1", {}),
     ("", "Node"): ("v1", {}),
+    ("", "ReplicationController"): ("v1", {"spec": {"template": _TEMPLATE}}),
     ("apps", "Deployment"): (
         "v1",
         {"spec": {"selector": {"matchLabels": {"app": "a"}}, "template": _TEMPLATE}},

@@ -196,6 +196,7 @@ COLUMNS = {
     "VolumeAttributesClass Age *VolumeMode",
     ("", "Binding"): "Name Created_At",
     ("apps", "Deployment"): "Name Ready Up-to-date Available Age *Containers *Images *Selector",
+    ("", "ReplicationController"): "Name Desired Current Ready Age *Containers *Images *Selector",
     ("apps", "ReplicaSet"): "Name Desired Current Ready Age *Containers *Images *Selector",
     ("apps", "StatefulSet"): "Name Ready Age *Containers *Images",
     ("apps", "DaemonSet"): "Name Desired Current Ready Up-to-date Available Node_Selector Age "

@@ -72,6 +72,7 @@ def _csr(obj: dict[str, Any]) -> None:
 
 _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     **{("", kind): fn for kind, fn in core.DEFAULTERS.items()},
+    ("", "ReplicationController"): workloads.replication_controller,
     **{("apps", kind): fn for kind, fn in workloads.APPS.items()},
     **{("batch", kind): fn for kind, fn in workloads.BATCH.items()},
     ("storage.k8s.io", "StorageClass"): _storage_class,

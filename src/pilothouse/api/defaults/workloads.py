@@ -56,6 +56,24 @@ def replica_set(obj: dict[str, Any]) -> None:
     podspec.default_pod_template(spec.get("template"))
 
 
+def replication_controller(obj: dict[str, Any]) -> None:
+    """core/v1 ReplicationController: a missing selector and missing object labels
+    are the template's labels (``SetDefaults_ReplicationController``)."""
+    spec = _spec(obj)
+    template = spec.get("template")
+    template_meta = template.get("metadata") if isinstance(template, dict) else None
+    labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
+    if isinstance(labels, dict):
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        metadata = obj.get("metadata")
+        if isinstance(metadata, dict) and not metadata.get("labels"):
+            metadata["labels"] = dict(labels)
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    podspec.default_pod_template(template)
+
+
 def daemon_set(obj: dict[str, Any]) -> None:
     spec = _spec(obj)
     strategy = _child(spec, "updateStrategy")

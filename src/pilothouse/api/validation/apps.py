@@ -123,7 +123,9 @@ def _selector_and_template(
     return errs + _selector_matches_template(spec), True
 
 
-def _template_rules(spec: dict[str, Any], kind_label: str) -> list[FieldError]:
+def pod_template_rules(spec: dict[str, Any], kind_label: str) -> list[FieldError]:
+    """A replicating controller's template: valid, restarted always, never deadlined
+    (also core/v1 ReplicationControllers')."""
     template = as_dict(spec.get("template"))
     tspec = as_dict(template.get("spec"))
     errs = pods.validate_pod_template_spec(template, "spec.template")
@@ -151,7 +153,7 @@ def _replica_set_spec(spec: dict[str, Any], kind: str) -> list[FieldError]:
     )
     errs += selector_errs
     if check_template:
-        errs += _template_rules(spec, "ReplicaSet")
+        errs += pod_template_rules(spec, "ReplicaSet")
     return errs
 
 
@@ -255,7 +257,7 @@ def _daemon_set_spec(spec: dict[str, Any]) -> list[FieldError]:
                 "spec.selector", go_selector(selector), "empty selector is invalid for daemonset"
             )
         )
-    errs += _template_rules(spec, "DaemonSet")
+    errs += pod_template_rules(spec, "DaemonSet")
     errs += meta.validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
     strategy = as_dict(spec.get("updateStrategy"))
     kind = strategy.get("type")

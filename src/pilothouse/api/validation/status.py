@@ -200,6 +200,9 @@ def validate_status_update(
         return errs + _replicas_status(kind, status, old_status)
     if (group, kind) == ("", "Pod"):
         return errs + _pod_status(new, old)
+    if (group, kind) == ("", "ReplicationController"):
+        # Upstream's ValidateReplicationControllerStatus has a ReplicaSet's rules.
+        return errs + _replicas_status("ReplicaSet", status, old_status)
     if (group, kind) == ("batch", "Job"):
         errs += _counters(status, ("active", "succeeded", "failed", "ready", "terminating"))
         if is_int(status.get("ready")) and status["ready"] > as_int(status.get("active")):

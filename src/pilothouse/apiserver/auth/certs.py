@@ -48,6 +48,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_COMMON_NAME = "pilothouse-ca"
+GO_TLS12_CIPHERS = ":".join((
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES256-SHA",
+    "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "AES256-SHA",
+))  # fmt: skip
 SERVER_COMMON_NAME = "pilothouse-apiserver"
 ADMIN_USER = "admin"
 ADMIN_GROUP = "system:masters"
@@ -109,6 +117,12 @@ class PKI:
         """
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # Go's TLS 1.2 suites, and security level 0 for one reason: a TLS 1.2 client that
+        # sends no signature_algorithms (busybox's wget, the usual "is the API up?" probe
+        # in a pod) gets the SHA-1 handshake signature Go's server gives it; OpenSSL 3
+        # refuses that at any higher level ("no shared cipher"). Clients that list
+        # algorithms still get SHA-256 or better; TLS 1.3 is unaffected.
+        context.set_ciphers(GO_TLS12_CIPHERS + ":@SECLEVEL=0")
         context.load_cert_chain(self.server_cert, self.server_key)
         context.load_verify_locations(cafile=self.ca_cert)
         context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL

@@ -26,6 +26,11 @@ _SUB_KIND_OVERRIDES: dict[tuple[str, str], str] = {
 }
 
 
+def _json(doc: Any) -> bytes:
+    """Discovery documents are API objects: upstream's serializer ends them with a newline."""
+    return orjson.dumps(doc) + b"\n"
+
+
 def _sub_kind(r: resources.Resource, sub: str) -> tuple[str, str, str]:
     if (r.plural, sub) in _SUB_KIND_OVERRIDES:
         return "", "v1", _SUB_KIND_OVERRIDES[(r.plural, sub)]
@@ -124,19 +129,17 @@ class Discovery:
             api_versions["serverAddressByClientCIDRs"] = [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server_address}
             ]
-        self._legacy["/api"] = orjson.dumps(api_versions)
-        self._legacy["/api/v1"] = orjson.dumps(resource_list(reg, "", "v1"))
+        self._legacy["/api"] = _json(api_versions)
+        self._legacy["/api/v1"] = _json(resource_list(reg, "", "v1"))
         groups = []
         for group, versions in reg.groups().items():
             gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
             g = {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
             groups.append(g)
-            self._legacy[f"/apis/{group}"] = orjson.dumps(
-                {"kind": "APIGroup", "apiVersion": "v1", **g}
-            )
+            self._legacy[f"/apis/{group}"] = _json({"kind": "APIGroup", "apiVersion": "v1", **g})
             for v in versions:
-                self._legacy[f"/apis/{group}/{v}"] = orjson.dumps(resource_list(reg, group, v))
-        self._legacy["/apis"] = orjson.dumps(
+                self._legacy[f"/apis/{group}/{v}"] = _json(resource_list(reg, group, v))
+        self._legacy["/apis"] = _json(
             {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         )
 
@@ -175,7 +178,7 @@ class Discovery:
                     "metadata": {},
                     "items": items,
                 }
-                raw = orjson.dumps(doc)
+                raw = _json(doc)
                 etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
                 self._aggregated[(path, version)] = (raw, etag)
 

@@ -277,7 +277,7 @@ def _accepts_json(accept: str) -> bool:
 
 
 def _status(err: errors.StatusError) -> web.Response:
-    return web.Response(status=err.code, body=orjson.dumps(err.status()), content_type=JSON)
+    return web.Response(status=err.code, body=orjson.dumps(err.status()) + b"\n", content_type=JSON)
 
 
 @functools.cache

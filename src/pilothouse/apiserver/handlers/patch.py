@@ -46,9 +46,14 @@ def _view(
     store: ResourceStore, subresource: str
 ) -> tuple[Callable[[Obj], Obj], Callable[[Obj, Obj], Obj], str, str]:
     """(to view, back to object, view apiVersion, view kind) for what the patch addresses."""
-    if subresource == "scale":
-        return subresources.to_scale, subresources.apply_scale, "autoscaling/v1", "Scale"
     r = store.resource
+    if subresource == "scale":
+        return (
+            lambda o: subresources.to_scale(o, r),
+            subresources.apply_scale,
+            "autoscaling/v1",
+            "Scale",
+        )
     return (lambda o: o), (lambda _o, v: v), r.api_version, r.kind
 
 
@@ -198,7 +203,7 @@ async def patch(
         status = 201
     if info.subresource == "scale":
         return render.response(
-            negotiation.encode(subresources.to_scale(result), output.media_type),
+            negotiation.encode(subresources.to_scale(result, store.resource), output.media_type),
             output,
             status,
             warnings,

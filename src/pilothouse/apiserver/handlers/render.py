@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pilothouse.api import resources
+from pilothouse.api import meta, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import negotiation, table, watchcache
 from pilothouse.apiserver.registry.store import ResourceStore
@@ -23,11 +23,13 @@ YAML_CT = "application/yaml"
 
 
 def metadata_only(obj: Obj, version: str) -> Obj:
-    return {
-        "kind": "PartialObjectMetadata",
-        "apiVersion": f"meta.k8s.io/{version}",
-        "metadata": obj.get("metadata") or {},
-    }
+    return meta.wire_order(
+        {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": f"meta.k8s.io/{version}",
+            "metadata": obj.get("metadata") or {},
+        }
+    )
 
 
 def response(
@@ -72,7 +74,7 @@ def object_body(
         return negotiation.encode(t, output.media_type)
     if output.form == "metadata":
         return negotiation.encode(metadata_only(obj, output.version), output.media_type)
-    return negotiation.encode(obj, output.media_type)
+    return negotiation.encode(meta.wire_order(obj), output.media_type)
 
 
 def list_body(
@@ -103,7 +105,7 @@ def list_body(
     if output.media_type == negotiation.JSON and store.convert is None:
         items = [orjson.Fragment(e.raw()) for e in entries]
     else:
-        items = [store.output(e.obj) for e in entries]
+        items = [meta.wire_order(store.output(e.obj)) for e in entries]
     body = {
         "kind": resource.list_kind,
         "apiVersion": resource.api_version,

@@ -19,6 +19,7 @@ from pilothouse.apiserver import negotiation, watchcache
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
+from pilothouse.apiserver.registry import deletion
 from pilothouse.apiserver.registry.listing import ListOptions, list_metadata
 from pilothouse.apiserver.registry.store import ResourceStore
 
@@ -278,21 +279,23 @@ class ResourceAPI:
         self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
     ) -> web.Response:
         output = negotiation.negotiate(request.headers.get("Accept"))
-        options = await _delete_options(request)
-        obj, gone = await store.delete(info.namespace, info.name, options.to_options())
+        params = await _delete_options(request)
+        options = params.to_options()
+        obj, gone = await store.delete(info.namespace, info.name, options)
+        warnings = _delete_warnings(store, options)
+        # Upstream answers 202 when the object stays and the client asked for
+        # cascading deletion the old way (orphanDependents=false).
+        code = 202 if not gone and options.orphan_dependents is False else 200
         if not gone or store.strategy.return_deleted_object:
-            return render.response(render.object_body(store.resource, obj, output), output)
-        r = store.resource
-        status: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "details": {"name": info.name, "kind": r.plural, "uid": obj["metadata"].get("uid", "")},
-        }
-        if r.group:
-            status["details"]["group"] = r.group
-        return render.response(negotiation.encode(status, output.media_type), output)
+            return render.response(
+                render.object_body(store.resource, obj, output), output, code, warnings
+            )
+        return render.response(
+            negotiation.encode(deleted_status(store.resource, obj), output.media_type),
+            output,
+            code,
+            warnings,
+        )
 
     async def _delete_collection(
         self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
@@ -302,25 +305,48 @@ class ResourceAPI:
         options = await _delete_options(request)
         match = build_filter(store.resource, params.label_selector, params.field_selector)
         page = await store.list(info.namespace, ListOptions(match=match))
-        deleted: list[Obj] = []
+        delete_options = options.to_options()
         for entry in page.entries:
             md = entry.obj["metadata"]
             try:
-                obj, _ = await store.delete(
-                    md.get("namespace", ""), md["name"], options.to_options()
-                )
+                await store.delete(md.get("namespace", ""), md["name"], delete_options)
             except errors.StatusError as exc:
                 if errors.is_not_found(exc):
                     continue
                 raise
-            deleted.append(obj)
-        body_obj = {
-            "kind": store.resource.list_kind,
-            "apiVersion": store.resource.api_version,
-            "metadata": {"resourceVersion": page.resource_version},
-            "items": deleted,
-        }
-        return render.response(negotiation.encode(body_obj, output.media_type), output)
+        # Upstream answers with the list as it was before the deletions.
+        body_bytes = render.list_body(store, page.entries, list_metadata(page), output)
+        return render.response(body_bytes, output, 200, _delete_warnings(store, delete_options))
+
+
+def deleted_status(resource: resources.Resource, obj: Obj) -> Obj:
+    """The success Status of a kind that does not return the deleted object
+    (upstream's finalizeDelete: ``details.kind`` holds the resource, not the kind)."""
+    md = obj.get("metadata") or {}
+    details: Obj = {"name": md.get("name", "")}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.plural
+    if md.get("uid"):
+        details["uid"] = md["uid"]
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
+
+
+def _delete_warnings(store: ResourceStore, options: deletion.Options) -> list[str]:
+    strategy = store.strategy
+    if (
+        strategy.default_gc_warning
+        and not options.propagation_policy
+        and options.orphan_dependents is None
+    ):
+        return [strategy.default_gc_warning]
+    return []
 
 
 async def _delete_options(request: web.Request) -> DeleteParams:

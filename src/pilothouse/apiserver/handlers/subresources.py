@@ -47,11 +47,20 @@ def _success(code: int = 201) -> web.Response:
 
 
 # --- scale ---------------------------------------------------------------------------
-def to_scale(obj: Obj) -> Obj:
+# Kinds whose ``spec.selector`` is a label map rather than a LabelSelector
+# (upstream's scaleFromRC uses labels.SelectorFromSet).
+_MAP_SELECTOR_KINDS = frozenset({("", "ReplicationController")})
+
+
+def to_scale(obj: Obj, resource: resources.Resource | None = None) -> Obj:
+    """The autoscaling/v1 Scale view of a workload of ``resource``."""
     md = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    selector = selectors.from_label_selector_dict(spec.get("selector"))
+    if resource is not None and (resource.group, resource.kind) in _MAP_SELECTOR_KINDS:
+        selector = selectors.selector_from_set(spec.get("selector"))
+    else:
+        selector = selectors.from_label_selector_dict(spec.get("selector"))
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -96,7 +105,9 @@ async def scale(
     output = negotiation.negotiate(request.headers.get("Accept"))
     if request.method == "GET":
         obj = await store.get(info.namespace, info.name)
-        return render.response(negotiation.encode(to_scale(obj), output.media_type), output)
+        return render.response(
+            negotiation.encode(to_scale(obj, store.resource), output.media_type), output
+        )
     if request.method == "PUT":
         write = WriteParams.parse(request.query, options_kind="UpdateOptions")
         warnings: list[str] = []
@@ -120,7 +131,10 @@ async def scale(
             info.namespace, info.name, mutate, dry_run=write.dry_run, subresource="scale"
         )
         return render.response(
-            negotiation.encode(to_scale(updated), output.media_type), output, 200, warnings
+            negotiation.encode(to_scale(updated, store.resource), output.media_type),
+            output,
+            200,
+            warnings,
         )
     raise errors.method_not_allowed("")
 

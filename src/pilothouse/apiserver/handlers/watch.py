@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pilothouse.api import errors
+from pilothouse.api import errors, meta
 from pilothouse.apiserver import negotiation, table, watchcache
 from pilothouse.apiserver.handlers.options import ListParams
 from pilothouse.apiserver.handlers.render import metadata_only
@@ -73,7 +73,7 @@ class _Encoder:
         elif form == "metadata":
             body = metadata_only(obj, self.output.version)
         else:
-            body = obj
+            body = meta.wire_order(obj)
         return orjson.dumps({"type": type_, "object": body}) + b"\n"
 
     def bookmark(self, revision: int, *, initial_end: bool = False) -> bytes:

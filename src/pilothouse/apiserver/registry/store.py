@@ -499,6 +499,7 @@ class ResourceStore:
                 raise self._not_found(name)
             old = entry.obj
             self._check_preconditions(old, name, options)
+            self.strategy.before_delete(old)
             for admit in self.admission:
                 await admit(self, "delete", old)
             decision = deletion.plan(
@@ -507,6 +508,7 @@ class ResourceStore:
                 grace=self.strategy.grace_period(old, options.grace_period_seconds),
                 now=time.time(),
                 other_finalizers=self.strategy.has_other_finalizers(old),
+                default_policy=self.strategy.default_gc_policy,
             )
             if not decision.remove:
                 new = decision.obj
@@ -535,21 +537,24 @@ class ResourceStore:
             return self.output(gone), True
 
     def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:
+        """Upstream's BeforeDelete checks: a conflict named after the kind."""
         old_md = old["metadata"]
         r = self.resource
         if options.precondition_uid and options.precondition_uid != old_md.get("uid"):
             raise errors.conflict(
-                r.plural,
+                r.kind,
                 r.group,
                 name,
-                f"Precondition failed: UID in precondition: {options.precondition_uid}, "
-                f"UID in object meta: {old_md.get('uid')}",
+                f"the UID in the precondition ({options.precondition_uid}) does not match "
+                f"the UID in record ({old_md.get('uid', '')}). "
+                "The object might have been deleted and then recreated",
             )
         if options.precondition_rv and options.precondition_rv != old_md.get("resourceVersion"):
             raise errors.conflict(
-                r.plural,
+                r.kind,
                 r.group,
                 name,
-                f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
-                f"ResourceVersion in object meta: {old_md.get('resourceVersion')}",
+                f"the ResourceVersion in the precondition ({options.precondition_rv}) does not "
+                f"match the ResourceVersion in record ({old_md.get('resourceVersion', '')}). "
+                "The object might have been modified",
             )

@@ -25,8 +25,14 @@ class Strategy:
     tracks_generation = False
     #: PUT of a missing object creates it (Endpoints, Nodes… upstream).
     allow_create_on_update = False
-    #: DELETE answers with the deleted object instead of a success Status.
+    #: DELETE answers with the deleted object instead of a success Status
+    #: (upstream's ``ReturnDeletedObject``; set per kind in ``strategies``).
     return_deleted_object = False
+    #: The propagation policy of a DELETE that names none (upstream's
+    #: DefaultGarbageCollectionPolicy): ``""`` background, or ``"Orphan"``.
+    default_gc_policy = ""
+    #: A Warning for a DELETE that falls back on ``default_gc_policy``.
+    default_gc_warning = ""
 
     def __init__(self, resource: resources.Resource) -> None:
         self.resource = resource
@@ -82,6 +88,10 @@ class Strategy:
     def grace_period(self, obj: Obj, requested: int | None) -> int | None:
         """Seconds the object may take to stop, or None if it is not deleted gracefully."""
         return None
+
+    def before_delete(self, obj: Obj) -> None:
+        """Refuse a DELETE of ``obj`` by raising a StatusError (namespaces still
+        being emptied). Preconditions have been checked."""
 
     def has_other_finalizers(self, obj: Obj) -> bool:
         """Whether kind-specific finalizers outside metadata hold the object."""

@@ -1,9 +1,10 @@
-"""Tables of the apps/v1 kinds: Deployments, ReplicaSets, StatefulSets,
-DaemonSets and ControllerRevisions.
+"""Tables of the workload kinds: apps/v1 Deployments, ReplicaSets, StatefulSets,
+DaemonSets and ControllerRevisions, and core/v1 ReplicationControllers (a
+ReplicaSet's table with a label-map selector).
 
 Ports of upstream's ``printDeployment``, ``printReplicaSet``, ``printStatefulSet``,
-``printDaemonSet`` and ``printControllerRevision``. ``spec.replicas`` defaults to
-1 for the first three, as the API's defaulting would have set it.
+``printDaemonSet``, ``printControllerRevision`` and ``printReplicationController``.
+``spec.replicas`` defaults to 1, as the API's defaulting would have set it.
 """
 
 from __future__ import annotations
@@ -91,6 +92,35 @@ def replicaset_cells(replicaset: Object, now: float) -> Cells:
         names,
         images,
         formatting.format_label_selector(spec.get("selector")),
+    ]
+
+
+REPLICATION_CONTROLLER_COLUMNS = (
+    _NAME,
+    column("Desired", "integer", docs.RC_SPEC_REPLICAS),
+    column("Current", "integer", docs.RC_STATUS_REPLICAS),
+    column("Ready", "integer", docs.RC_READY_REPLICAS),
+    _AGE,
+    _CONTAINERS,
+    _IMAGES,
+    column("Selector", "string", docs.RC_SELECTOR, priority=1),
+)
+
+
+def replication_controller_cells(rc: Object, now: float) -> Cells:
+    meta = rc.get("metadata") or _EMPTY
+    spec = rc.get("spec") or _EMPTY
+    status = rc.get("status") or _EMPTY
+    names, images = _template_containers(spec)
+    return [
+        meta.get("name", ""),
+        _replicas(spec),
+        status.get("replicas") or 0,
+        status.get("readyReplicas") or 0,
+        timefmt.since(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        formatting.format_labels(spec.get("selector")),
     ]
 
 
@@ -192,4 +222,7 @@ PRINTERS = {
     ("apps", "StatefulSet"): Printer(STATEFULSET_COLUMNS, statefulset_cells),
     ("apps", "DaemonSet"): Printer(DAEMONSET_COLUMNS, daemonset_cells),
     ("apps", "ControllerRevision"): Printer(CONTROLLER_REVISION_COLUMNS, controller_revision_cells),
+    ("", "ReplicationController"): Printer(
+        REPLICATION_CONTROLLER_COLUMNS, replication_controller_cells
+    ),
 }

@@ -28,6 +28,14 @@ REPLICASET_STATUS_REPLICAS = "Replicas is the most recently observed number of r
 REPLICASET_READY_REPLICAS = "The number of ready replicas for this replica set."
 # extensions/v1beta1 ReplicaSetSpec.selector
 REPLICASET_SELECTOR = "Selector is a label query over pods that should match the replica count. If the selector is empty, it is defaulted to the labels present on the pod template. Label keys and values that must match in order to be controlled by this replica set. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"
+# core/v1 ReplicationControllerSpec.replicas
+RC_SPEC_REPLICAS = "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"
+# core/v1 ReplicationControllerStatus.replicas
+RC_STATUS_REPLICAS = "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"
+# core/v1 ReplicationControllerStatus.readyReplicas
+RC_READY_REPLICAS = "The number of ready replicas for this replication controller."
+# core/v1 ReplicationControllerSpec.selector
+RC_SELECTOR = "Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"
 # extensions/v1beta1 DaemonSetStatus.desiredNumberScheduled
 DAEMONSET_DESIRED = "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"
 # extensions/v1beta1 DaemonSetStatus.currentNumberScheduled

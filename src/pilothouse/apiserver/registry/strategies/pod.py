@@ -10,15 +10,13 @@ DEFAULT_GRACE_SECONDS = 30
 
 
 class PodStrategy(Strategy):
-    return_deleted_object = True
-
     def grace_period(self, obj: Obj, requested: int | None) -> int | None:
         """Upstream's CheckGracefulDelete for pods: bound, unfinished pods get their
         grace period; unscheduled or finished pods go at once."""
         spec = obj.get("spec") or {}
         phase = (obj.get("status") or {}).get("phase")
         if requested is not None:
-            period = max(0, requested)
+            period = requested if requested >= 0 else 1  # negative: one second
         else:
             period = int(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS) or 0)
         if not spec.get("nodeName") or phase in ("Failed", "Succeeded"):
