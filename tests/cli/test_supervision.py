@@ -16,7 +16,7 @@ import pytest
 
 from pilothouse import supervisor, testing
 from pilothouse.api import resources
-from pilothouse.cli import allinone, main
+from pilothouse.cli import allinone, dnsflags, main
 from pilothouse.cli import server as server_cli
 from pilothouse.client import config, rest
 from pilothouse.node import hollow
@@ -126,8 +126,8 @@ async def _a_replica_set_gets_scheduled_pods(srv: testing.ServerThread) -> None:
 
 
 def _args(data: Path, port: int) -> argparse.Namespace:
-    """`pilothouse server` arguments, through its own parser."""
-    return main.build_parser(only="server").parse_args(
+    """`pilothouse server` arguments, through its own parser (and its own post-parsing)."""
+    args = main.build_parser(only="server").parse_args(
         [
             "server",
             "--data-dir", str(data),
@@ -139,6 +139,8 @@ def _args(data: Path, port: int) -> argparse.Namespace:
             "--disable-controller-manager",
         ]
     )  # fmt: skip
+    args.dns = dnsflags.settings(args)
+    return args
 
 
 @pytest.mark.parametrize(
