@@ -25,7 +25,7 @@ from typing import Any
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta
-from pilothouse.client import events
+from pilothouse.client import events, rest
 from pilothouse.node import containers as containerconf
 from pilothouse.node import status as node_status
 from pilothouse.node.podsync import PodState, PodSyncer, container_state_from
@@ -97,6 +97,11 @@ class PodWorker:
                 await self._step()
             except asyncio.CancelledError:
                 raise
+            except (rest.TransportError, errors.StatusError) as exc:
+                # The API server away or refusing (a restart, an overload): expected, and
+                # retried; as the kubelet's "Error syncing pod, skipping", no traceback.
+                log.warning("pod %s: sync failed, retrying: %s", self._name(), exc)
+                self._next_wait = 2.0
             except Exception:
                 log.exception("pod %s: sync failed", self._name())
                 self._next_wait = 2.0
