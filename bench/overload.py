@@ -10,7 +10,9 @@ controllers) as a child process and measures, in one run:
 3. **overload** — ``--factor`` times the capacity in creates per second offered open-loop (sent on
    schedule whatever the answers) for ``--seconds``, the same GETs alongside: their
    p50/p99, the creates answered 201 / 429 (with Retry-After) / otherwise, and how long
-   the flood's answers took;
+   the flood's answers took. When the load stops its clients go away: a request still
+   waiting for a free connection then is never sent (counted), those on the wire are
+   answered;
 4. **recovery** — the closed loop of step 1 again, right after: throughput against
    capacity.
 
@@ -140,6 +142,13 @@ class Client:
 
     def in_flight(self) -> int:
         return self.busy + len(self.backlog)
+
+    def abandon(self) -> int:
+        """Give up the requests still waiting for a connection (the load stops: its
+        clients go away); how many there were."""
+        left = len(self.backlog)
+        self.backlog.clear()
+        return left
 
     def close(self) -> None:
         for conn in self.idle:
@@ -328,9 +337,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 paced(flood, CREATE, "create", offered, args.seconds),
             )
             load_s = time.perf_counter() - began
+            # The load stops: what never got a connection is not sent at all (the clients
+            # went away); what is on the wire is answered.
+            never_sent = flood.abandon()
             server_cpu_load = cpu_seconds(srv.proc.pid) - cpu0
             client_cpu_load = time.process_time() - client_cpu0
-            answered_in_load = sum(1 for a in flood.answers[flood_mark:] if a[2] <= began + load_s)
+            in_load = [a for a in flood.answers[flood_mark:] if a[2] <= began + load_s]
+            answered_in_load = len(in_load)
+            accepted_in_load = sum(1 for a in in_load if a[0] == 201)
+            rejected_in_load = sum(1 for a in in_load if a[0] == 429)
             await drain(flood, timeout=120)
             server_cpu = cpu_seconds(srv.proc.pid) - cpu0
             drained_s = time.perf_counter() - began - load_s
@@ -354,7 +369,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_get_p99_ms": round(pct(baseline, 99), 2),
         "overload_get_p50_ms": round(pct(during, 50), 2),
         "overload_get_p99_ms": round(pct(during, 99), 2),
-        "creates_accepted_per_s": round(accepted / load_s, 1),
+        "creates_sent": overload["answered"],
+        "creates_never_sent_every_connection_busy": never_sent,
+        "creates_accepted_per_s_during_load": round(accepted_in_load / load_s, 1),
+        "creates_429_per_s_during_load": round(rejected_in_load / load_s, 1),
+        "creates_accepted_total": accepted,
         "creates_codes": overload["codes"],
         "creates_429_with_retry_after": overload["with_retry_after_429"],
         "create_answer_p50_ms": overload["p50_ms"],
