@@ -22,7 +22,9 @@ from pilothouse import supervisor, testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
 from pilothouse.controllers import nodeipam
+from pilothouse.node import routes, servicenet
 from pilothouse.node.runtime import fake
+from pilothouse.proxy import fake as fake_kernel
 from pilothouse.testing import eventually, running_controllers
 
 PODS = resources.DEFAULT.by_path("", "v1", "pods")
@@ -83,8 +85,18 @@ async def test_each_loop_of_the_agent_is_restarted_and_logged_once(
 ) -> None:
     name = "agent-" + uuid.uuid4().hex[:6]
     tree = supervisor.Supervisor("agent", backoff_initial=0.05)
+    # With the service proxy and the host-gw routes too (a fake kernel and route table).
+    network = servicenet.ServiceNetwork(
+        kernel=fake_kernel.FakeKernel(), routes=routes.FakeRouteTable()
+    )
     agent = testing.node_agent(
-        api_server, client, name=name, data_dir=tmp_path, runtime=runtime(), supervisor=tree
+        api_server,
+        client,
+        name=name,
+        data_dir=tmp_path,
+        runtime=runtime(),
+        supervisor=tree,
+        network=network,
     )
     await agent.start()
     try:
@@ -93,7 +105,16 @@ async def test_each_loop_of_the_agent_is_restarted_and_logged_once(
         children = list(tree.walk())
         paths = [p for p, st in children if st.policy is not supervisor.Policy.FATAL]
         assert [p for p, st in children if st.policy is supervisor.Policy.FATAL] == ["server"]
-        for expected in ("heartbeat", "node-status", "pleg", "log-rotation", "stats"):
+        for expected in (
+            "heartbeat",
+            "node-status",
+            "pleg",
+            "log-rotation",
+            "stats",
+            "proxy",
+            "routes",
+            "events kube-proxy",
+        ):
             assert expected in paths
         assert any(p.startswith("pod-workers/pod-worker-") for p in paths)
         assert any(p.startswith("probes/probe-readiness-") for p in paths)
