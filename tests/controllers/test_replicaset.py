@@ -93,9 +93,8 @@ async def test_creates_pods_reports_status_and_replaces_deleted_ones(
 
         await eventually(replaced)
 
-        rs = await client.get(RS, "web", ns)
-        rs["spec"]["replicas"] = 1
-        await client.update(RS, rs)
+        # A merge patch, as kubectl scale: the controller writes the status meanwhile.
+        await client.patch(RS, "web", {"spec": {"replicas": 1}}, ns)
 
         async def scaled_down() -> bool:
             st = (await client.get(RS, "web", ns)).get("status") or {}
