@@ -228,6 +228,7 @@ def test_sigint_with_every_kind_of_stream_open_exits_0_within_10s_and_loses_noth
         log = c.srv.log_path.read_text()
         assert code == 0, log[-3000:]
         assert took < 10, f"took {took:.1f}s to stop:\n{log[-3000:]}"
+        print(f"pilothouse server stopped in {took:.2f}s")  # shown with -rA
         assert "Traceback" not in log[log.rindex("shutting down") :], log[-3000:]
         # Every client saw its stream end (none is left hanging on a dead server).
         for proc in (watch, logs, shell):
