@@ -15,10 +15,15 @@ ARGS ?=
 # Debian packages the node needs (containers, networking, images; conntrack to drop the
 # stale UDP flows of a Service whose endpoints went away; busybox-static for
 # `pilothouse images busybox`, a first image without a registry) and that the test
-# suite drives (local registry, etcd for the HA path).
+# suite drives (local registry, etcd for the HA path, skopeo as the image-copy baseline
+# of bench/pod_startup.py). APT_TEST_DEBS are only downloaded, never installed: the
+# tests build stand-in container images from them (an nginx for the python client's
+# e2e suite).
 APT_PACKAGES := ca-certificates iproute2 iptables nftables conntrack crun runc conmon \
 	containernetworking-plugins util-linux zstd busybox-static
-APT_TEST_PACKAGES := docker-registry etcd-server
+APT_TEST_PACKAGES := docker-registry etcd-server skopeo python3-minimal
+APT_TEST_DEBS := nginx nginx-common
+DEB_CACHE := .cache/debs
 
 .PHONY: install install-test up test lint typecheck importlint unit bench clean help
 
@@ -48,6 +53,7 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 install-test: install $(VENV)/.installed-test
 	@scripts/apt-install $(APT_TEST_PACKAGES)
+	@scripts/apt-download $(DEB_CACHE) $(APT_TEST_DEBS)
 
 up: install
 	$(VENV)/bin/pilothouse server --data-dir $(DATA_DIR) $(ARGS)
@@ -70,8 +76,8 @@ test: install-test lint typecheck importlint
 
 # Each prints one JSON object with its figures and the baseline it measured in the same
 # run (bench/noop_server.py is api.py's baseline, not a benchmark). pod_startup and probes
-# run real containers: as root.
-BENCHMARKS := api controllers scheduler pod_startup probes encryption jwt_libs services overload
+# run real containers, services and storage set up networks and mounts: as root.
+BENCHMARKS := api controllers scheduler pod_startup probes encryption jwt_libs services storage audit overload
 
 bench: install-test
 	@for b in $(BENCHMARKS); do echo "==> bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done

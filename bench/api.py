@@ -7,7 +7,10 @@ Baselines measured in the same run, so ratios survive a noisy machine:
 * ``baseline_http_noop_rps`` — an aiohttp HTTPS server answering a fixed body,
   driven by the same client at the same concurrency (the ceiling of the HTTP
   stack on this machine);
-* ``baseline_store_creates_per_s`` — the SQLite store alone, same concurrency.
+* ``baseline_store_creates_per_s`` — the SQLite store alone, same concurrency;
+* ``configmap_creates_per_s`` — beside ``custom_resource_creates_per_s``: a CRD's
+  objects (schema with defaults, a CEL rule, printer columns) against ConfigMaps of
+  the same size, alternating rounds in the same server (issue 16: goal ≥ 80 %).
 
 With ``--datastore etcd`` the server runs on a local etcd (Debian's etcd-server,
 fsync on) and the baselines are etcd's own put rate for values of a stored pod's
@@ -20,8 +23,16 @@ from RBAC — ``edit`` bound to a group the user is in — with 1,000 other Role
 in the cluster. The goal: the RBAC user's create rate and p99 within 10 % of the
 admin's.
 
+With ``--audit`` the same server is measured three times in one run: without an audit
+log (the baseline), with every request recorded at level Metadata, and at level
+RequestResponse (request and response bodies in every event), each writing JSON lines
+to a file in blocking mode, as kube-apiserver's log backend does by default.
+
+With ``--webhook`` pod creates with one validating webhook on the path are measured
+beside the same creates without it (``bench/webhooks.py``; goal ≥ 50 %).
+
 Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick] [--datastore etcd]
-                           [--rbac]
+                           [--rbac] [--audit [--repeat 3]] [--webhook]
 """
 
 from __future__ import annotations
@@ -59,6 +70,76 @@ POD = {
         ]
     },
 }
+
+
+CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "crontabs.bench.example.com"},
+    "spec": {
+        "group": "bench.example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "x-kubernetes-validations": [
+                                    {"rule": "self.replicas <= self.maxReplicas"}
+                                ],
+                                "properties": {
+                                    "cronSpec": {"type": "string", "maxLength": 64},
+                                    "image": {"type": "string", "maxLength": 256},
+                                    "replicas": {"type": "integer", "minimum": 0},
+                                    "maxReplicas": {"type": "integer", "default": 10},
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {"replicas": {"type": "integer"}},
+                            },
+                        },
+                    }
+                },
+                "additionalPrinterColumns": [
+                    {"name": "Spec", "type": "string", "jsonPath": ".spec.cronSpec"},
+                    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                ],
+            }
+        ],
+    },
+}
+
+
+def crontab(name: str) -> bytes:
+    return json.dumps(
+        {
+            "apiVersion": "bench.example.com/v1",
+            "kind": "CronTab",
+            "metadata": {"name": name, "labels": {"app": "bench", "tier": "web"}},
+            "spec": {"cronSpec": "*/5 * * * *", "image": "busybox:1.36", "replicas": 2},
+        }
+    ).encode()
+
+
+def configmap(name: str) -> bytes:
+    # The same labels and a payload of the same size as the custom resource's spec.
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"app": "bench", "tier": "web"}},
+            "data": {"cronSpec": "*/5 * * * *", "image": "busybox:1.36", "replicas": "2"},
+        }
+    ).encode()
 
 
 def pod(name: str) -> bytes:
@@ -155,6 +236,43 @@ async def namespace_ready(client: Client, namespace: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise RuntimeError(f"namespace {namespace} got no default ServiceAccount")
+
+
+async def bench_custom_resources(client: Client, n: int, concurrency: int) -> dict[str, float]:
+    """Creates of a custom resource (schema, defaults, a CEL rule) beside ConfigMap
+    creates of the same size, in one namespace, alternating rounds so drift in the
+    machine's speed hits both alike."""
+    status, body = await client.request(
+        "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json.dumps(CRD).encode()
+    )
+    if status != 201:
+        raise RuntimeError(f"CRD create failed: {status} {body[:300]!r}")
+    status, _ = await client.request(
+        "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bench-cr"}}).encode()
+    )
+    assert status == 201, status
+    paths = {
+        "configmap": ("/api/v1/namespaces/bench-cr/configmaps", configmap),
+        "custom_resource": ("/apis/bench.example.com/v1/namespaces/bench-cr/crontabs", crontab),
+    }
+    elapsed = {k: 0.0 for k in paths}
+    rounds = 10
+    per_round = max(1, n // rounds)
+    for r in range(rounds):
+        # Alternate which kind goes first, so neither always meets a warmer server.
+        order = list(paths.items()) if r % 2 == 0 else list(reversed(paths.items()))
+        for kind, (path, make_body) in order:
+
+            async def make(
+                i: int, path: str = path, make_body: Any = make_body, r: int = r
+            ) -> None:
+                status, body = await client.request("POST", path, make_body(f"o{r}-{i}"))
+                if status != 201:
+                    raise RuntimeError(f"create failed: {status} {body[:300]!r}")
+
+            elapsed[kind] += await run_concurrently(per_round, concurrency, make)
+    total = per_round * rounds
+    return {f"{kind}_creates_per_s": total / seconds for kind, seconds in elapsed.items()}
 
 
 async def bench_latency_at_rate(
@@ -363,6 +481,12 @@ async def server_figures(
         assert srv.proc is not None
         out["idle_rss_mb"] = round(rss_mb(srv.proc.pid), 1)
         out["creates_per_s"] = round(await bench_creates(client, args.creates, args.concurrency), 1)
+        if full:
+            rates = await bench_custom_resources(client, args.creates, args.concurrency)
+            out.update({k: round(v, 1) for k, v in rates.items()})
+            out["custom_resource_vs_configmap"] = round(
+                rates["custom_resource_creates_per_s"] / rates["configmap_creates_per_s"], 3
+            )
         latencies = await bench_latency_at_rate(client, 200.0, 5.0 if args.quick else 15.0)
         out["mutating_p50_ms_at_200rps"] = round(pct(latencies, 50), 2)
         out["mutating_p99_ms_at_200rps"] = round(pct(latencies, 99), 2)
@@ -603,7 +727,95 @@ async def bench_latency_existing(
     return latencies
 
 
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+- level: {level}
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def audit_run(data: Path, extra: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """One server: create rate, the server's CPU per create, and mutating latency at 200/s."""
+    srv = testing.ServerProcess(
+        data, extra_args=["--disable-scheduler", "--disable-controller-manager", *extra]
+    ).start(timeout=60)
+    try:
+        assert srv.proc is not None
+        client = Client(srv.url, data, args.concurrency)
+        while True:
+            try:
+                if (await client.request("GET", "/readyz"))[0] == 200:
+                    break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.005)
+        cpu0 = cpu_seconds(srv.proc.pid)
+        rate = await bench_creates(client, args.creates, args.concurrency)
+        cpu = cpu_seconds(srv.proc.pid) - cpu0
+        latencies = await bench_latency_at_rate(client, 200.0, 5.0 if args.quick else 15.0)
+        await client.close()
+    finally:
+        srv.stop()
+    return {
+        "creates_per_s": rate,
+        "cpu_ms_per_create": cpu * 1000 / args.creates,
+        "p99_ms": pct(latencies, 99),
+    }
+
+
+async def main_audit(args: argparse.Namespace) -> dict[str, Any]:
+    """The audit log off, at Metadata and at RequestResponse: ``--repeat`` rounds, the three
+    interleaved in each, medians reported (the machine is shared; rounds even out noise).
+    CPU per create is the server process's own time, the figure least moved by neighbours."""
+    runs: dict[str, list[dict[str, float]]] = {"off": [], "Metadata": [], "RequestResponse": []}
+    lines: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
+        for round_ in range(args.repeat):
+            for level in runs:
+                extra: list[str] = []
+                log = Path(tmp) / f"audit-{level}-{round_}.log"
+                if level != "off":
+                    policy = Path(tmp) / f"policy-{level}.yaml"
+                    policy.write_text(AUDIT_POLICY.format(level=level))
+                    extra = ["--audit-policy-file", str(policy), "--audit-log-path", str(log)]
+                data = Path(tmp) / f"data-{level}-{round_}"
+                runs[level].append(await audit_run(data, extra, args))
+                if level != "off":
+                    lines[level] = log.read_text().count("\n")
+    out: dict[str, Any] = {}
+    for level, results in runs.items():
+        key = "audit_off" if level == "off" else f"audit_{level.lower()}"
+        for metric in ("creates_per_s", "cpu_ms_per_create", "p99_ms"):
+            values = [r[metric] for r in results]
+            out[f"{key}_{metric}"] = round(statistics.median(values), 2)
+            out[f"{key}_{metric}_runs"] = [round(v, 2) for v in values]
+        if level in lines:
+            out[f"{key}_log_lines_last_run"] = lines[level]
+    base_rate, base_cpu = out["audit_off_creates_per_s"], out["audit_off_cpu_ms_per_create"]
+    for key in ("audit_metadata", "audit_requestresponse"):
+        out[f"{key}_vs_off_creates"] = round(out[f"{key}_creates_per_s"] / base_rate, 3)
+        out[f"{key}_vs_off_cpu"] = round(out[f"{key}_cpu_ms_per_create"] / base_cpu, 3)
+    out.update(concurrency=args.concurrency, creates=args.creates, repeat=args.repeat)
+    out["cpus"] = os.cpu_count()
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.audit:
+        return await main_audit(args)
+    if args.webhook:
+        import webhooks
+
+        args.rounds = 2 if args.quick else 4
+        args.creates = min(args.creates, 300 if args.quick else 2000)
+        return await webhooks.main_async(args)
     if args.rbac:
         with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as tmp:
             figures = await rbac_figures(args, Path(tmp) / "data")
@@ -682,6 +894,19 @@ def main() -> None:
         "--rbac",
         action="store_true",
         help="an RBAC user (edit through a group, 1,000 other RoleBindings) beside the admin",
+    )
+    parser.add_argument(
+        "--audit",
+        action="store_true",
+        help="measure creates with the audit log off, at Metadata and at RequestResponse",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="--audit: rounds to take medians of (default 3)"
+    )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="pod creates with one validating webhook on the path beside the same without",
     )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))

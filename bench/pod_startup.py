@@ -12,14 +12,20 @@ own), imports a busybox image built from Debian's busybox-static, then:
 * ``baseline_ms``: in the same run, the bare steps a pod start needs on this
   machine — network namespace, CNI bridge ADD, overlay mount, ``crun run`` —
   without pilothouse's API, scheduler, agent or conmon.
+* ``cold_p50_ms``: ``--cold-pods`` (20) pods, one after another, each of its own image
+  (~5 MB, one layer shared with no other) that the node must pull through a docker.io
+  mirror (``--private-registry``; Debian's docker-registry on 127.0.0.1), create to
+  Running; beside ``skopeo_p50_ms``, ``skopeo copy`` of each same image from the same
+  registry into a directory, in the same run. Goal: cold ≤ 1.5 x skopeo + the warm p50.
 
-Needs root. Usage: sudo .venv/bin/python bench/pod_startup.py [--pods 100]
+Needs root. Usage: sudo .venv/bin/python bench/pod_startup.py [--pods 100] [--cold-pods 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -27,13 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
-from pilothouse.node.runtime.images import ImageStore, testimage
+from pilothouse.node.runtime.images import ImageStore, standin, testimage
 
 PODS = resources.DEFAULT.by_path("", "v1", "pods")
 NS = resources.DEFAULT.by_path("", "v1", "namespaces")
@@ -53,14 +60,73 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def pod(name: str) -> dict[str, Any]:
+def pod(name: str, image: str = "busybox:1.36") -> dict[str, Any]:
     return {
         "metadata": {"name": name},
         "spec": {
             "terminationGracePeriodSeconds": 1,
-            "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"]}],
+            "containers": [{"name": "main", "image": image, "command": ["sleep", "3600"]}],
         },
     }
+
+
+class Registry:
+    """Debian's docker-registry on a free 127.0.0.1 port, storage in ``workdir``."""
+
+    def __init__(self, workdir: Path) -> None:
+        port = testing.free_port()
+        self.host = f"127.0.0.1:{port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {workdir / 'data'}}}}}\n"
+            f"http: {{addr: {self.host}}}\n"
+        )
+        self.proc = subprocess.Popen(
+            ["/usr/bin/docker-registry", "serve", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("docker-registry did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+async def push_cold_images(registry: Registry, tmp: Path, n: int) -> list[str]:
+    """``n`` images of ~5 MB that share no layer, pushed as library/cold-<i>:1."""
+    names = []
+    for i in range(n):
+        layer = standin.busybox_with(f"cold-{i}", 4 << 20)
+        layout = testimage.write_oci_layout(tmp / f"cold-{i}", [layer], tag=f"cold-{i}:1")
+        await testimage.push_oci_layout(layout, f"{registry.host}/library/cold-{i}:1")
+        names.append(f"cold-{i}:1")
+    return names
+
+
+def skopeo_copies(registry: Registry, names: list[str], tmp: Path) -> list[float]:
+    """``skopeo copy`` of each image from the registry into a directory: the baseline."""
+    out = []
+    tmp.mkdir(parents=True, exist_ok=True)  # skopeo makes the last directory only
+    for name in names:
+        dest = tmp / f"skopeo-{name.replace(':', '-')}"
+        t0 = time.perf_counter()
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+             f"docker://{registry.host}/library/{name}", f"dir:{dest}"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
 
 
 class RunningWatcher:
@@ -123,6 +189,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         layout = testimage.build_busybox_oci(tmp / "layout", tag="busybox:1.36")
         testimage.oci_archive(layout, tmp / "busybox.tar")
         base = await baseline(20, tmp)
+        registry = Registry(tmp / "registry")
+        cold_names = await push_cold_images(registry, tmp / "cold", args.cold_pods)
+        (tmp / "registries.yaml").write_text(
+            f'mirrors:\n  docker.io:\n    endpoint: ["http://{registry.host}"]\n'
+        )
         srv = testing.ServerProcess(tmp / "server").start(timeout=60)
         agent_dir = tmp / "agent-node"
         subprocess.run(
@@ -156,6 +227,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "bench-node",
                 "--address",
                 "127.0.0.1",
+                "--private-registry",
+                str(tmp / "registries.yaml"),
+                "--disable-default-registry-endpoint",
             ],
             stdout=agent_log,
             stderr=subprocess.STDOUT,
@@ -203,16 +277,31 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             burst = max(done) - t0
             await asyncio.sleep(2)
             busy_rss = rss_mb(agent.pid)
+            await client.request(
+                "DELETE", "/api/v1/namespaces/bench/pods", body={"gracePeriodSeconds": 1}
+            )
+            await asyncio.sleep(5)
+            cold = []
+            for i, image in enumerate(cold_names):  # each pull is cold: a layer no one has
+                name = f"cold-{i}"
+                fut = watcher.expect(name)
+                t0 = time.perf_counter()
+                await client.create(PODS, pod(name, image), "bench")
+                cold.append((await asyncio.wait_for(fut, 120) - t0) * 1000)
+            skopeo = skopeo_copies(registry, cold_names, tmp / "skopeo")
             watcher.task.cancel()
-            await client.delete(NS, "bench")
-            deadline = time.monotonic() + 120
-            while (await client.list(PODS, "bench"))["items"] and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
         finally:
+            # Whatever happened, the pods go before the agent stops: containers outlive it.
+            with contextlib.suppress(Exception):
+                await client.delete(NS, "bench")
+                deadline = time.monotonic() + 120
+                while (await client.list(PODS, "bench"))["items"] and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
             await client.close()
             agent.terminate()
             agent.wait(30)
             srv.stop()
+            registry.stop()
             agent_log.close()
     raw = base["raw_ms"]
     baseline_ms = (
@@ -221,6 +310,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         else raw["total"]["p50"]
     )
     p50 = statistics.median(latencies)
+    cold_p50, skopeo_p50 = statistics.median(cold), statistics.median(skopeo)
     return {
         "p50_ms": round(p50, 1),
         "p99_ms": round(pct(latencies, 99), 1),
@@ -234,6 +324,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "bound_p50_ms": round(statistics.median(bound), 1),
         "baseline_steps_p50_ms": {k: v["p50"] for k, v in raw.items()},
         "runtime_api_p50_ms": {k: v["p50"] for k, v in base["runtime_ms"].items()},
+        "cold_p50_ms": round(cold_p50, 1),
+        "cold_p99_ms": round(pct(cold, 99), 1),
+        "skopeo_p50_ms": round(skopeo_p50, 1),
+        "cold_goal_ms": round(1.5 * skopeo_p50 + p50, 1),
+        "cold_image_mb": 5,
+        "cold_pods": args.cold_pods,
         "pods": args.pods,
         "cpus": os.cpu_count(),
     }
@@ -244,6 +340,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--cold-pods", type=int, default=20, help="pods of distinct images")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/pod_startup.py runs real containers: run it as root")

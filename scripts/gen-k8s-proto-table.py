@@ -50,6 +50,7 @@ API_PACKAGES = (
     "rbac/v1",
     "networking/v1",
     "certificates/v1",
+    "admissionregistration/v1",
 )
 MACHINERY_PACKAGES = (
     "pkg/apis/meta/v1",

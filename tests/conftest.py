@@ -196,6 +196,12 @@ def api(api_server: testing.ServerThread) -> API:
     return API(api_server)
 
 
+@pytest.fixture(scope="session")
+def api_client() -> type[API]:
+    """The raw client class, for tests that run servers of their own."""
+    return API
+
+
 @pytest.fixture
 def namespace(api: API) -> Iterator[str]:
     """A fresh namespace for one test, once its default ServiceAccount and

@@ -16,7 +16,7 @@ import pytest
 
 from pilothouse import supervisor, testing
 from pilothouse.api import resources
-from pilothouse.cli import allinone, dnsflags, main
+from pilothouse.cli import allinone, main
 from pilothouse.cli import server as server_cli
 from pilothouse.client import config, rest
 from pilothouse.node import hollow
@@ -139,7 +139,7 @@ def _args(data: Path, port: int) -> argparse.Namespace:
             "--disable-controller-manager",
         ]
     )  # fmt: skip
-    args.dns = dnsflags.settings(args)
+    server_cli.prepare(args)
     return args
 
 

@@ -87,3 +87,57 @@ async def test_lost_node_is_tainted_and_its_pods_evicted(client: rest.Client, ns
     finally:
         with contextlib.suppress(errors.StatusError):
             await client.delete(NODES, name)
+
+
+async def test_pressure_conditions_taint_the_node_no_schedule(client: rest.Client) -> None:
+    """TaintNodesByCondition: DiskPressure=True → node.kubernetes.io/disk-pressure:NoSchedule,
+    gone again when the condition clears; other taints stay."""
+    name = f"pressure-{uuid.uuid4().hex[:6]}"
+    await client.create(
+        NODES,
+        {"metadata": {"name": name}, "spec": {"taints": [{"key": "mine", "effect": "NoSchedule"}]}},
+    )
+
+    def conditions(disk: str, pid: str) -> dict[str, Any]:
+        now = "2026-01-01T00:00:00Z"
+        return {
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    {"type": "DiskPressure", "status": disk, "lastTransitionTime": now},
+                    {"type": "PIDPressure", "status": pid, "lastTransitionTime": now},
+                ]
+            }
+        }
+
+    async def taints() -> set[tuple[str, str]]:
+        node = await client.get(NODES, name)
+        return {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+
+    def slow(ctx: Any) -> nodelifecycle.NodeLifecycleController:
+        return nodelifecycle.NodeLifecycleController(ctx, grace_period=600.0, interval=0.2)
+
+    try:
+        async with running_controllers(client, {"nodelifecycle": slow}):
+            await client.patch(NODES, name, conditions("True", "True"), subresource="status")
+
+            async def tainted() -> bool:
+                return await taints() == {
+                    ("mine", "NoSchedule"),
+                    ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+                    ("node.kubernetes.io/pid-pressure", "NoSchedule"),
+                }
+
+            await eventually(tainted, timeout=20)
+            await client.patch(NODES, name, conditions("False", "True"), subresource="status")
+
+            async def cleared() -> bool:
+                return await taints() == {
+                    ("mine", "NoSchedule"),
+                    ("node.kubernetes.io/pid-pressure", "NoSchedule"),
+                }
+
+            await eventually(cleared, timeout=20)
+    finally:
+        with contextlib.suppress(errors.StatusError):
+            await client.delete(NODES, name)

@@ -151,6 +151,30 @@ _SAMPLES: dict[tuple[str, str], Callable[[str, str], Obj]] = {
             "usages": ["client auth"],
         }
     },
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): lambda name, ns: {
+        "webhooks": []
+    },
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): lambda name, ns: {
+        "webhooks": []
+    },
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies"): lambda name, ns: {
+        "spec": {
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["configmaps"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "true"}],
+        }
+    },
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"): lambda name, ns: {
+        "spec": {"policyName": name, "validationActions": ["Deny"]}
+    },
     ("policy", "poddisruptionbudgets"): lambda name, ns: {
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}
     },

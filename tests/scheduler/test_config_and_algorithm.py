@@ -32,9 +32,12 @@ def test_default_profile_matches_upstream() -> None:
         "NodeAffinity",
         "NodePorts",
         "NodeResourcesFit",
+        "VolumeBinding",
         "PodTopologySpread",
         "InterPodAffinity",
     ]
+    assert names(fwk.reserve) == ["VolumeBinding"]
+    assert names(fwk.pre_bind) == ["VolumeBinding"]
     assert [(p.name, w) for p, w in fwk.score] == [
         ("TaintToleration", 3),
         ("NodeAffinity", 2),

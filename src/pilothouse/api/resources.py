@@ -125,6 +125,8 @@ def schema_name(group: str, version: str, kind: str) -> str:
         package = "io.k8s.apimachinery.pkg.apis.meta"
     elif group == "metrics.k8s.io":
         package = "io.k8s.metrics.pkg.apis.metrics"
+    elif group == "apiregistration.k8s.io":
+        package = "io.k8s.kube-aggregator.pkg.apis.apiregistration"
     else:
         short = group.removesuffix(".k8s.io").replace(".", "")
         if group == "events.k8s.io":
@@ -227,6 +229,8 @@ RESOURCES: tuple[Resource, ...] = (
         "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), sub=("status",)
     ),
     _r("", "v1", "Binding", "bindings", True, verbs=("create",)),
+    _r("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), sub=("status",)),
+    _r("", "v1", "LimitRange", "limitranges", True, ("limits",)),
     # apps/v1
     _r(
         "apps",
@@ -366,6 +370,62 @@ RESOURCES: tuple[Resource, ...] = (
         ("pdb",),
         sub=("status",),
     ),
+    # apiextensions.k8s.io/v1: CustomResourceDefinitions (their resources join the
+    # registry as Registry.custom while they are established)
+    _r(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        ("api-extensions",),
+        sub=("status",),
+    ),
+    # admissionregistration.k8s.io/v1: admission webhooks and policies (issue 16)
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        False,
+        categories=("api-extensions",),
+    ),
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        False,
+        categories=("api-extensions",),
+        sub=("status",),
+    ),
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        False,
+        categories=("api-extensions",),
+    ),
+    _r(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+        categories=("api-extensions",),
+    ),
+    # apiregistration.k8s.io/v1: APIServices, local or proxied to an extension server
+    _r(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        False,
+        categories=("api-extensions",),
+        sub=("status",),
+    ),
     # metrics.k8s.io/v1beta1: resource usage read from the node agents on request
     # (what metrics-server serves upstream); ``kubectl top`` reads it.
     _r(
@@ -390,16 +450,44 @@ GROUP_VERSIONS: tuple[tuple[str, str], ...] = tuple(
 
 
 class Registry:
-    """Look-ups over a set of resources (by path, by kind, by any name kubectl accepts)."""
+    """Look-ups over a set of resources (by path, by kind, by any name kubectl accepts).
+
+    The built-in resources are fixed; the resources of CustomResourceDefinitions
+    come and go (:meth:`set_custom`). Every change bumps :attr:`generation`, which
+    discovery and OpenAPI compare to rebuild their documents. One API server owns
+    one registry (:meth:`copy` of :data:`DEFAULT`): custom resources never leak
+    between servers in one process.
+    """
 
     def __init__(self, resources: tuple[Resource, ...] = RESOURCES) -> None:
-        self.resources = resources
+        self.builtin = resources
+        self.custom: tuple[Resource, ...] = ()
+        self.generation = 0
+        self._index()
+
+    def copy(self) -> Registry:
+        """A registry of the same built-in resources and no custom ones."""
+        return Registry(self.builtin)
+
+    def set_custom(self, custom: tuple[Resource, ...]) -> None:
+        """Replace the custom resources (CRDs) served beside the built-in ones."""
+        if custom == self.custom:
+            return
+        self.custom = custom
+        self.generation += 1
+        self._index()
+
+    def _index(self) -> None:
+        self.resources = self.builtin + self.custom
         self._by_path: dict[tuple[str, str, str], Resource] = {}
         self._by_kind: dict[tuple[str, str, str], Resource] = {}
-        for r in resources:
-            self._by_path[(r.group, r.version, r.plural)] = r
+        for r in self.resources:
+            self._by_path.setdefault((r.group, r.version, r.plural), r)
             self._by_kind.setdefault((r.group, r.version, r.kind), r)
-        self.group_versions = tuple(dict.fromkeys((r.group, r.version) for r in resources))
+        self.group_versions = tuple(dict.fromkeys((r.group, r.version) for r in self.resources))
+
+    def is_custom(self, resource: Resource) -> bool:
+        return resource in self.custom
 
     def by_path(self, group: str, version: str, plural: str) -> Resource | None:
         return self._by_path.get((group, version, plural))

@@ -162,6 +162,15 @@ def field_problems(
     return FieldProblems(walk.unknown, walk.type_errors)
 
 
+def definition_problems(name: str, obj: dict[str, Any], *, prune: bool = False) -> FieldProblems:
+    """:func:`field_problems` for a value of a named definition (``…meta.v1.ObjectMeta``)."""
+    if name not in definitions():
+        return FieldProblems()
+    walk = schema_walk.Walk(prune=prune)
+    walk.top(_COMPILED.node(name), obj, skip=frozenset())
+    return FieldProblems(walk.unknown, walk.type_errors)
+
+
 def unknown_field(path: str) -> str:
     """How upstream names an unknown field in errors and warnings."""
     return f'unknown field "{path}"'

@@ -29,7 +29,7 @@ from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import flowcontrol, health, negotiation
+from pilothouse.apiserver import flowcontrol, health, negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
@@ -136,8 +136,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except storage.StoreError as exc:
         return status_response(store_status(exc))
-    except Exception:
+    except Exception as exc:
         log.exception("internal error serving %s %s", request.method, request.path_qs)
+        ctx = request.get(requestcontext.CONTEXT_KEY)
+        if ctx is not None:
+            ctx.panic = exc  # the audit log records this request's stage as Panic
         return status_response(
             errors.internal("an unexpected error happened; the server log has details")
         )
@@ -213,6 +216,7 @@ class APIApp:
         extra_routes: dict[str, Handler] | None = None,
         api_services: dict[tuple[str, str], ResourceHandler] | None = None,
         middlewares: list[typedefs.Middleware] | None = None,
+        aggregated: Callable[[str], Handler | None] | None = None,
     ) -> None:
         self.registry = registry
         self.resource_api = resource_api
@@ -225,6 +229,8 @@ class APIApp:
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
         self.middlewares = middlewares or []  # outermost, before error handling (metrics)
+        # Paths another API server answers (APIServices with a Service): the aggregator.
+        self.aggregated = aggregated
         # Upstream writes /version indented and without a trailing newline
         # (responsewriters.WriteRawJSON), unlike API objects.
         self._version = orjson.dumps(version_info(), option=orjson.OPT_INDENT_2)
@@ -241,6 +247,7 @@ class APIApp:
             ),
             client_max_size=4 * 1024 * 1024,
         )
+        app.on_response_prepare.append(requestcontext.on_response_prepare)
         self.openapi.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
@@ -276,11 +283,27 @@ class APIApp:
         path = _route_path(request)
         if path in UNAUTHENTICATED_PATHS:
             return await handler(request)
-        user = self.authenticator.authenticate(transport=request.transport, headers=request.headers)
+        ctx = request.get(requestcontext.CONTEXT_KEY)
+        try:
+            user = self.authenticator.authenticate(
+                transport=request.transport, headers=request.headers
+            )
+        except errors.StatusError:
+            if ctx is not None:
+                ctx.unauthenticated()  # audited as a failed authentication
+            raise
+        if ctx is not None:
+            ctx.authenticated(user)  # the audit log starts here, with who asked
         if impersonation.requested(request.headers):
             user = impersonation.impersonate(user, request.headers, self.authorizer)
+            if ctx is not None:
+                ctx.impersonating(user)
         attrs = attributes.from_request(user, request.method, path, request.query)
         allowed, reason = self.authorizer.authorize(attrs)
+        requestcontext.add_annotation(
+            "authorization.k8s.io/decision", "allow" if allowed else "forbid"
+        )
+        requestcontext.add_annotation("authorization.k8s.io/reason", reason)
         if not allowed:
             raise authz.forbidden(attrs, reason)
         request[USER_KEY] = user
@@ -300,7 +323,10 @@ class APIApp:
             return web.Response(body=self._version, content_type="application/json")
         info: request_info.RequestInfo | None = None
         extra = self.extra_routes.get(path)
-        if extra is None:
+        proxied = None
+        if extra is None and self.aggregated is not None:
+            proxied = self.aggregated(path)  # an aggregated API's, served elsewhere
+        if extra is None and proxied is None:
             try:
                 info = request_info.parse(path, self.registry)
             except request_info.NotAResource:
@@ -312,6 +338,8 @@ class APIApp:
             follow=request.query.get("follow") in ("true", "1"),
         ):
             return await self._long_running(request, info)
+        if proxied is not None and request.query.get("watch") in ("true", "1"):
+            return await proxied(request)  # long-running: takes no seat
         user = request.get(USER_KEY)
         level = flowcontrol.classify(
             user=user.name if user else "",
@@ -323,6 +351,8 @@ class APIApp:
         async with await self.flow_control.acquire(level):
             if extra is not None:
                 return await extra(request)
+            if proxied is not None:
+                return await proxied(request)
             if info is None:
                 return await self.discovery.handle(request)
             return await self._resource(request, info)

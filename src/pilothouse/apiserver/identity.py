@@ -3,8 +3,9 @@
 :class:`Identity` holds the service-account signing key, the token authenticators
 (component tokens, ``--token-auth-file``, bootstrap tokens, ServiceAccount JWTs),
 the request authenticator, the RBAC index and the authorizer chain, and hands the
-rest of the server what it needs from them: the admission steps (RBAC escalation,
-CertificateSigningRequest checks), the review and TokenRequest handlers, the OIDC
+rest of the server what it needs from them: RBAC's escalation checks (the
+CertificateSigningRequest plugins are in the admission chain, built with this
+authorizer), the review and TokenRequest handlers, the OIDC
 discovery documents, and tokens for the components inside ``pilothouse server``
 (each gets a random bearer token for its own user, kept in memory only, as
 kube-apiserver's loopback token).
@@ -23,7 +24,6 @@ import orjson
 from aiohttp import web
 
 from pilothouse.apiserver import watchcache
-from pilothouse.apiserver.admission import certificates as csr_admission
 from pilothouse.apiserver.admission import rbac as rbac_admission
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import bootstrap, serviceaccount, tokenfile
@@ -100,11 +100,9 @@ class Identity:
         self.component_tokens.add(token, user)
         return token
 
-    def admission(self) -> list[Admission]:
-        return [
-            rbac_admission.EscalationCheck(self.authorizer, self.index),
-            csr_admission.CertificateAdmission(self.authorizer),
-        ]
+    def registry_checks(self) -> list[Admission]:
+        """What RBAC's registries check on every write (not admission plugins upstream)."""
+        return [rbac_admission.EscalationCheck(self.authorizer, self.index)]
 
     def subresources(self, stores: dict[tuple[str, str], ResourceStore]) -> dict[str, Any]:
         token_api = tokenrequest.TokenRequestAPI(
@@ -115,7 +113,7 @@ class Identity:
         )
         return {
             "token": token_api.handle,
-            "approval": tokenrequest.ApprovalAPI(self.authorizer).handle,
+            "approval": tokenrequest.ApprovalAPI().handle,
         }
 
     def api_services(self) -> dict[tuple[str, str], Any]:

@@ -34,18 +34,28 @@ from typing import Any
 from aiohttp import web
 
 from pilothouse import supervisor as supervision
-from pilothouse.api import errors, resources
+from pilothouse.api import errors, pvhelpers, resources
 from pilothouse.apiserver import app as app_module
-from pilothouse.apiserver import flowcontrol, health, join, kubernetes_service, watchcache
+from pilothouse.apiserver import (
+    flowcontrol,
+    health,
+    join,
+    kubernetes_service,
+    requestcontext,
+    watchcache,
+)
 from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import metrics as api_metrics
-from pilothouse.apiserver.admission import (
-    namespace_lifecycle,
-    noderestriction,
-    pods,
-    serviceaccount,
-)
+from pilothouse.apiserver.admission import chain as admission_chain
+from pilothouse.apiserver.admission import config as admission_config
+from pilothouse.apiserver.admission import plugins as admission_plugins
+from pilothouse.apiserver.admission import podsecurity, priority, resourcequota
+from pilothouse.apiserver.aggregator import aggregator as aggregator_module
+from pilothouse.apiserver.audit import auditor as audit_auditor
+from pilothouse.apiserver.audit import backend as audit_backend
+from pilothouse.apiserver.audit import policy as audit_policy
 from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.crd import serving as crd_serving
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
 from pilothouse.apiserver.encryption import manager as encryption_manager
@@ -98,6 +108,16 @@ class ServerConfig:
     max_mutating_requests_inflight: int = 200
     # How long in-flight requests may take to finish once shutdown has begun.
     shutdown_grace: float = 5.0
+    # Create the local-path StorageClass (the default class) when the cluster is new.
+    default_storage_class: bool = True
+    # Upstream's --enable-admission-plugins, --disable-admission-plugins and
+    # --admission-control-config-file.
+    enable_admission_plugins: list[str] = field(default_factory=list)
+    disable_admission_plugins: list[str] = field(default_factory=list)
+    admission_control_config_file: Path | None = None
+    # Upstream's --audit-policy-file and --audit-log-* (no policy or no path: no audit log).
+    audit_policy_file: Path | None = None
+    audit_log: audit_backend.Options = field(default_factory=audit_backend.Options)
 
 
 class StartupError(Exception):
@@ -124,7 +144,9 @@ class APIServer:
         supervisor: supervision.Supervisor | None = None,
     ) -> None:
         self.config = config
-        self.registry = registry
+        # A registry of our own: the resources of CRDs join it while we run.
+        self.registry = registry.copy()
+        registry = self.registry
         self.supervisor = supervisor or supervision.Supervisor("apiserver")
         self.store: storage.Store | None = None
         self.cache: watchcache.WatchCache | None = None
@@ -150,6 +172,12 @@ class APIServer:
         self.app: app_module.APIApp | None = None
         # Checks the process adds for its components, before "shutdown".
         self.component_checks: list[health.Check] = []
+        self.admission: admission_chain.Chain | None = None
+        self.auditor: audit_auditor.Auditor | None = None
+        self.custom_resources: crd_serving.CustomResources | None = None
+        self.discovery: discovery.Discovery | None = None
+        self.openapi: openapi.OpenAPIV3 | None = None
+        self.aggregator: aggregator_module.Aggregator | None = None
         self._ready = False
         self.shutting_down = False
         self.port = config.https_port
@@ -215,6 +243,8 @@ class APIServer:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        plugin_config = self._admission_config()
+        self.auditor = self._audit_log()
         self.pki = await asyncio.to_thread(
             certs.ensure_pki,
             cfg.data_dir,
@@ -266,17 +296,12 @@ class APIServer:
             token_auth_file=cfg.token_auth_file,
             anonymous=cfg.anonymous_auth,
         )
-        allocator = service_strategy.ServiceAllocator()
-        # Upstream's order: NamespaceLifecycle, ServiceAccount, NodeRestriction, Priority
-        # and DefaultTolerationSeconds (pods), then the certificate plugins; RBAC's
-        # escalation checks sit where upstream's RBAC registries make them.
-        admission: list[Admission] = [
-            namespace_lifecycle.namespace_lifecycle,
-            serviceaccount.service_account_admission,
-            noderestriction.node_restriction,
-            pods.pod_admission,
-            allocator,
-            *self.identity.admission(),
+        self.admission = self._admission_chain(plugin_config)
+        # Checks that are not admission plugins upstream: the Service registry's
+        # address allocation and RBAC's escalation checks (its registries make them).
+        before_write: list[Admission] = [
+            service_strategy.ServiceAllocator(),
+            *self.identity.registry_checks(),
         ]
         for r in self.registry.resources:
             if "list" not in r.verbs or not r.stored:
@@ -286,9 +311,25 @@ class APIServer:
                 strategy=strategies.for_resource(r, self.registry),
                 store=self.store,
                 cache=self.cache,
-                admission=admission,
+                admission=self.admission,
+                before_write=before_write,
             )
+        await self.admission.start()
         await self._bootstrap()
+        self.discovery = discovery.Discovery(
+            self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
+        )
+        self.custom_resources = crd_serving.CustomResources(
+            registry=self.registry,
+            stores=self.stores,
+            store=self.store,
+            cache=self.cache,
+            admission=self.admission,
+            before_write=before_write,
+        )
+        self.openapi = openapi.OpenAPIV3(self.registry, custom=self.custom_resources)
+        self.custom_resources.changed = self._resources_changed
+        await self.custom_resources.start()
         await self.identity.ensure_policy(self.resource_store)
         self.token = await join.ensure_token(
             cfg.data_dir, self.pki, secrets=self.resource_store("", "v1", "secrets")
@@ -304,14 +345,102 @@ class APIServer:
             address=self.advertise_address,
             port=self.port,
         )
-        await self.kubernetes_service.reconcile()  # the Service exists before anyone asks
+        try:  # the Service exists before anyone asks, unless admission refuses it
+            await self.kubernetes_service.reconcile()
+        except errors.StatusError as exc:
+            log.warning("the kubernetes Service is not in place yet: %s", exc.message)
         self.supervisor.start("kubernetes-service", self.kubernetes_service.run)
         self._ready = True
         self._write_kubeconfigs()
 
+    def _audit_log(self) -> audit_auditor.Auditor | None:
+        """The audit log the flags ask for: a policy and a path, or none at all."""
+        cfg = self.config
+        if cfg.audit_policy_file is None:
+            if cfg.audit_log.path:
+                log.warning(
+                    "no audit policy file (--audit-policy-file): nothing is written to %s",
+                    cfg.audit_log.path,
+                )
+            return None
+        try:
+            loaded = audit_policy.load(cfg.audit_policy_file)
+        except audit_policy.PolicyError as exc:
+            raise StartupError(f"loading audit policy file: {exc}") from None
+        if not cfg.audit_log.path:
+            log.warning("an audit policy but no --audit-log-path: no audit log is written")
+            return None
+        backend = audit_backend.LogBackend(cfg.audit_log)
+        try:
+            backend.open()
+        except OSError as exc:
+            raise StartupError(f"cannot open the audit log {cfg.audit_log.path}: {exc}") from None
+        if backend.batch:
+            self.supervisor.start("audit-log-batches", backend.run_batches)
+        return audit_auditor.Auditor(loaded, backend, registry=self.registry)
+
+    def _admission_config(self) -> admission_config.AdmissionConfig:
+        """The admission flags and configuration, checked before anything is touched."""
+        cfg = self.config
+        try:
+            admission_chain.plugin_names(
+                cfg.enable_admission_plugins,
+                cfg.disable_admission_plugins,
+                available=admission_plugins.factories(),
+            )
+            loaded = (
+                admission_config.load(cfg.admission_control_config_file)
+                if cfg.admission_control_config_file is not None
+                else admission_config.AdmissionConfig()
+            )
+            podsecurity.parse_configuration(loaded.plugin("PodSecurity"))
+            resourcequota.parse_configuration(loaded.plugin("ResourceQuota"))
+        except (
+            admission_config.ConfigError,
+            admission_chain.ChainError,
+            podsecurity.ConfigError,
+            resourcequota.ConfigError,
+        ) as exc:
+            raise StartupError(f"admission: {exc}") from None
+        return loaded
+
+    def _admission_chain(
+        self, plugin_config: admission_config.AdmissionConfig
+    ) -> admission_chain.Chain:
+        """The admission plugins the flags choose, in upstream's order."""
+        assert self.cache is not None
+        cfg = self.config
+        deps = admission_chain.Deps(
+            registry=self.registry,
+            cache=self.cache,
+            store_for=lambda group, plural: self._store_by_name(group, plural),
+            config=plugin_config,
+            authorizer=self.identity.authorizer if self.identity is not None else None,
+        )
+        return admission_chain.build(
+            deps,
+            admission_plugins.factories(),
+            enable=cfg.enable_admission_plugins,
+            disable=cfg.disable_admission_plugins,
+        )
+
+    def _store_by_name(self, group: str, plural: str) -> ResourceStore:
+        for r, s in self.stores.items():
+            if r.group == group and r.plural == plural:
+                return s
+        raise KeyError(f"{plural}.{group}")
+
+    def _resources_changed(self) -> None:
+        if self.discovery is not None:
+            self.discovery.refresh()
+        if self.openapi is not None:
+            self.openapi.refresh()
+
     async def _listen(self) -> None:
         assert self.pki is not None
         assert self.join_service is not None
+        assert self.discovery is not None
+        assert self.openapi is not None
         pdbs = self.resource_store("policy", "v1", "poddisruptionbudgets")
         kubelet_cert, kubelet_key = certs.ensure_client_pair(
             self.pki,
@@ -346,13 +475,25 @@ class APIServer:
                 **streaming.subresources(self.node_proxy),
             },
         )
+        assert self.cache is not None
+        assert self.discovery is not None and self.openapi is not None
+        self.aggregator = aggregator_module.Aggregator(
+            registry=self.registry,
+            cache=self.cache,
+            api_services=self.resource_store("apiregistration.k8s.io", "v1", "apiservices"),
+            config_maps=self.resource_store("", "v1", "configmaps"),
+            pki_dir=self.pki.directory,
+            client_ca=self.pki.ca_cert.read_bytes(),
+            discovery_docs=self.discovery,
+            openapi_docs=self.openapi,
+        )
+        await self.aggregator.start()
         api = self.app = app_module.APIApp(
             registry=self.registry,
             resource_api=resource_api,
-            discovery_docs=discovery.Discovery(
-                self.registry, server_address=f"{self.advertise_address}:{self.config.https_port}"
-            ),
-            openapi_docs=openapi.OpenAPIV3(self.registry),
+            discovery_docs=self.discovery,
+            openapi_docs=self.openapi,
+            aggregated=self.aggregator.route,
             authenticator=self.identity.authenticator,
             authorizer=self.identity.authorizer,
             extra_routes={
@@ -366,7 +507,7 @@ class APIServer:
                 (resource_metrics.GROUP, resource_metrics.VERSION): metrics_api.handle,
                 **self.identity.api_services(),
             },
-            middlewares=[self.metrics.middleware],
+            middlewares=[self.metrics.middleware, requestcontext.Requests(self.auditor).middleware],
             health_checks=self.health_checks,
             flow_control=self.flow_control,
         )
@@ -441,9 +582,19 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.admission is not None:
+            await self.admission.stop()
         await self.encryption.stop()  # a re-encryption in progress resumes at the next start
+        if self.custom_resources is not None:
+            await self.custom_resources.stop()
+        if self.aggregator is not None:
+            await self.aggregator.stop()
         if self.cache is not None:
             await self.cache.stop()
+        if self.auditor is not None:
+            # After the last request: what ends during shutdown is still recorded.
+            await self.supervisor.stop_child("audit-log-batches")
+            await self.auditor.backend.close()
         if self.store is not None:
             await self.store.close()
 
@@ -455,6 +606,7 @@ class APIServer:
 
     async def _bootstrap(self) -> None:
         namespaces = self.resource_store("", "v1", "namespaces")
+        first_start = await namespaces.current("", "default") is None
         for name in SYSTEM_NAMESPACES:
             await _ensure(
                 namespaces,
@@ -466,18 +618,12 @@ class APIServer:
                 self.resource_store("", "v1", "services"), self.config.cluster_dns
             )
         priorities = self.resource_store("scheduling.k8s.io", "v1", "priorityclasses")
-        for name, value, description in pods.SYSTEM_PRIORITY_CLASSES:
-            await _ensure(
-                priorities,
-                "",
-                {
-                    "apiVersion": "scheduling.k8s.io/v1",
-                    "kind": "PriorityClass",
-                    "metadata": {"name": name},
-                    "value": value,
-                    "description": description,
-                },
-            )
+        for priority_class in priority.system_priority_classes():
+            await _ensure(priorities, "", priority_class)
+        if first_start and self.config.default_storage_class:
+            # Only a new cluster gets it: a class the user deleted stays deleted.
+            classes = self.resource_store("storage.k8s.io", "v1", "storageclasses")
+            await _ensure(classes, "", pvhelpers.local_path_storage_class())
 
 
 async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:

@@ -193,6 +193,9 @@ class ResourceCache:
         # Every event after this revision is in ``events``.
         self.floor = start_revision
         self.watchers: set[Watcher] = set()
+        # Keys changed while the cache was being filled at start_revision (see
+        # WatchCache.add_prefix): the listing must not overwrite them.
+        self.touched: set[str] | None = None
 
     def load(self, entry: Entry) -> None:
         self.objects[entry.key] = entry
@@ -211,6 +214,8 @@ class ResourceCache:
 
     def apply(self, event: WatchEvent) -> None:
         key = event.entry.key
+        if self.touched is not None:
+            self.touched.add(key)
         if event.type == DELETED:
             if self.objects.pop(key, None) is not None:
                 self._sorted = None
@@ -302,6 +307,40 @@ class WatchCache:
         self._stream = stream
         self.revision = max(self.revision, listing.revision)
         self._wake()
+
+    async def add_prefix(self, prefix: str) -> ResourceCache:
+        """Start caching ``prefix`` while the cache runs (a CustomResourceDefinition's
+        resource, whose objects may already be stored).
+
+        The new cache is routed events at once, then filled from a listing of the
+        store at the revision it started from; keys an event changed meanwhile keep
+        the event's version. Returns once the cache is complete."""
+        found = self.caches.get(prefix)
+        if found is not None:
+            return found
+        revision = self.revision
+        cache = ResourceCache(prefix, revision)
+        cache.touched = set()
+        self.caches[prefix] = cache
+        self._prefixes = sorted({*self._prefixes, prefix}, key=len, reverse=True)
+        try:
+            listing = await self.store.list(prefix, at_revision=revision)
+        except BaseException:
+            self.remove_prefix(prefix)
+            raise
+        touched, cache.touched = cache.touched, None
+        for kv in listing.items:
+            if kv.key not in touched and kv.key.startswith(prefix):
+                cache.load(decode(kv))
+        return cache
+
+    def remove_prefix(self, prefix: str) -> None:
+        """Stop caching ``prefix``; its watchers end (clients re-watch and get 404s)."""
+        cache = self.caches.pop(prefix, None)
+        self._prefixes = [p for p in self._prefixes if p != prefix]
+        if cache is not None:
+            for w in tuple(cache.watchers):
+                w.close()
 
     async def stop(self) -> None:
         await self.supervisor.stop_child("watch-cache")

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from pilothouse import heap
 from pilothouse import supervisor as supervision
-from pilothouse.cli import dnsflags, process
+from pilothouse.cli import dnsflags, nodeflags, process
 from pilothouse.client import config, rest
 from pilothouse.node import agent, bootstrap, servicenet, setup
+from pilothouse.node.runtime.images import registries
 
 STOP_TIMEOUT = 8.0
 
@@ -33,6 +34,11 @@ server that is not yours. After the first join the node's certificates live in
 The agent runs the node's service proxy (nftables table pilothouse-proxy) and
 routes every other node's pod CIDR via that node's address (host-gw: all nodes
 must share a network). Both are removed when the agent stops.
+
+  # eviction thresholds, image GC, log limits … in one KubeletConfiguration file
+  pilothouse agent --server … --config /etc/pilothouse/kubelet.yaml
+  # pull docker.io images from a mirror on the LAN (k3s' registries.yaml format)
+  pilothouse agent --server … --private-registry /etc/pilothouse/registries.yaml
 """
 
 
@@ -43,6 +49,10 @@ def _primary_address() -> str:
             return str(s.getsockname()[0])
         except OSError:
             return "127.0.0.1"
+
+
+def _storage_dir(path: Path | None) -> Path | None:
+    return path.resolve() if path is not None else None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -79,8 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--port",
         type=int,
-        default=agent.AGENT_PORT,
-        help="the agent's HTTPS port for logs, exec and metrics (default: %(default)s)",
+        default=None,
+        help="the agent's HTTPS port for logs, exec and metrics (default: the config "
+        f"file's port, else {agent.AGENT_PORT})",
     )
     p.add_argument("--bridge", default="ph0", help="the pods' Linux bridge (default: %(default)s)")
     p.add_argument(
@@ -111,8 +122,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "pods on other nodes are then unreachable from this node, unless something "
         "else provides them)",
     )
+    p.add_argument(
+        "--default-local-storage-path",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where local-path volumes live on this node (default: <data-dir>/agent/storage)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
+    nodeflags.add_arguments(p, config_flag="--config")
     p.set_defaults(func=run)
 
 
@@ -128,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     try:
-        args.dns = dnsflags.settings(args)
+        args.node_config = nodeflags.load_config(args)
+        args.dns = nodeflags.merge_dns(dnsflags.settings(args), args, args.node_config)
     except ValueError as exc:
         print(f"pilothouse agent: {exc}", file=sys.stderr)
         return 2
@@ -188,13 +208,19 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
             bridge=args.bridge,
             cgroup_root=args.cgroup_root,
             cluster_cidr=args.cluster_cidr,
+            registries=registries.RegistriesFile(
+                nodeflags.registries_path(args, args.data_dir.resolve()),
+                default_endpoint=not args.disable_default_registry_endpoint,
+            ),
         ),
         supervisor=root,
         tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
         dns=args.dns,
-        port=args.port,
+        config=args.node_config,
+        port=args.port if args.port is not None else args.node_config.port,
         network=network,
         cgroup_root=args.cgroup_root,
+        storage_dir=_storage_dir(args.default_local_storage_path),
     )
     code = 0
     try:

@@ -35,6 +35,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pilothouse import supervisor as supervision
@@ -47,7 +48,7 @@ from pilothouse.client import config, rest
 from pilothouse.controllers import manager
 
 if TYPE_CHECKING:
-    from pilothouse.node import agent
+    from pilothouse.node import agent, kubeletconfig
     from pilothouse.node import dns as node_dns
     from pilothouse.scheduler import config as scheduler_config
     from pilothouse.scheduler import scheduler
@@ -74,6 +75,10 @@ class Options:
     agent_dns: node_dns.Settings | None = None  # None: defaults, serving cluster DNS
     # Each controller as its own ServiceAccount (upstream's --use-service-account-credentials).
     use_service_account_credentials: bool = True
+    local_storage_path: Path | None = None  # default: <data dir>/agent/storage
+    agent_config: kubeletconfig.KubeletConfig | None = None  # None: upstream's defaults
+    agent_registries: Path | None = None  # registries.yaml (None: DATA_DIR/registries.yaml)
+    agent_default_registry_endpoint: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -186,6 +191,7 @@ class AllInOne:
         """This machine's node agent, on the server's socket, until cancelled."""
         from pilothouse.node import agent, servicenet, setup
         from pilothouse.node import dns as node_dns
+        from pilothouse.node.runtime.images import registries
 
         pki = self.server.pki
         assert pki is not None
@@ -196,16 +202,24 @@ class AllInOne:
         )
         data_dir = self.server.config.data_dir / "agent"
         node_user = user_module.UserInfo(f"{rbac.NODE_USER_PREFIX}{name}", (rbac.NODES_GROUP,))
+        options = self.options
+        registries_file = registries.RegistriesFile(
+            options.agent_registries or self.server.config.data_dir / "registries.yaml",
+            default_endpoint=options.agent_default_registry_endpoint,
+        )
         self.agent = agent.Agent(
             self.client("pilothouse-agent", node_user),
             node_name=name,
             address=address,
             data_dir=data_dir,
-            runtime_factory=setup.runtime_factory(data_dir),
+            runtime_factory=setup.runtime_factory(data_dir, registries=registries_file),
             supervisor=self.components["node-agent"],
             tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
-            dns=self.options.agent_dns or node_dns.Settings(serve=True),
+            dns=options.agent_dns or node_dns.Settings(serve=True),
+            config=options.agent_config,
+            port=options.agent_config.port if options.agent_config else agent.AGENT_PORT,
             network=servicenet.ServiceNetwork.real(),
+            storage_dir=options.local_storage_path,
         )
         try:
             await self.agent.start()

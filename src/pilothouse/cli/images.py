@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pilothouse.node.runtime import protocol
-from pilothouse.node.runtime.images import archive, auth, store, testimage
+from pilothouse.node.runtime.images import archive, auth, registries, store, testimage
 
 DEFAULT_DATA_DIR = Path("/var/lib/pilothouse")
 
@@ -34,6 +34,7 @@ examples:
 
   pilothouse images pull registry.example.com:5000/team/app:v2 --creds user:secret
   pilothouse images pull 127.0.0.1:5000/library/busybox:1.36     # loopback: plain http
+  pilothouse images pull busybox --private-registry registries.yaml # through a mirror
   pilothouse images ls
   pilothouse images rm busybox:1.36
 """
@@ -126,6 +127,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="HOST[:PORT]",
         help="reach this registry over plain http (registries on 127.0.0.1/localhost always are)",
+    )
+    pull.add_argument(
+        "--private-registry",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="registry mirrors, rewrites, credentials and TLS (k3s' registries.yaml), as the "
+        "node uses them (default: DATA_DIR/registries.yaml, if it exists)",
+    )
+    pull.add_argument(
+        "--disable-default-registry-endpoint",
+        action="store_true",
+        help="pull mirrored registries' images from their mirrors only",
     )
     pull.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     pull.set_defaults(func=run_pull)
@@ -330,7 +344,13 @@ def run_pull(args: argparse.Namespace) -> int:
         creds = _credentials(args, ref.domain)
     except OSError as exc:
         return _fail("pull", str(exc))
-    images = _open(args, insecure_registries=args.insecure_registry)
+    registries_file = registries.RegistriesFile(
+        args.private_registry or args.data_dir / "registries.yaml",
+        default_endpoint=not args.disable_default_registry_endpoint,
+    )
+    if registries_file.current() is not None and registries_file.error:
+        return _fail("pull", registries_file.error)
+    images = _open(args, insecure_registries=args.insecure_registry, registries=registries_file)
     display = None if args.quiet else ProgressDisplay(sys.stderr)
     started = time.monotonic()
     try:

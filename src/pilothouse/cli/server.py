@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pilothouse import heap
 from pilothouse import supervisor as supervision
-from pilothouse.cli import dnsflags, process
+from pilothouse.cli import admissionflags, dnsflags, nodeflags, process
 
 if TYPE_CHECKING:
     from pilothouse.cli import allinone
@@ -37,6 +37,12 @@ examples:
   pilothouse server --datastore-endpoint https://etcd.example:2379 \
       --datastore-cafile ca.pem --datastore-certfile client.pem --datastore-keyfile client-key.pem
   pilothouse server --encryption-provider-config /etc/ph/encryption.yaml
+  pilothouse server --audit-policy-file /etc/ph/audit.yaml --audit-log-path /var/log/ph/audit.log \
+      --audit-log-maxsize 100 --audit-log-maxbackup 10
+  pilothouse server --enable-admission-plugins AlwaysPullImages \
+      --admission-control-config-file /etc/ph/admission.yaml
+  pilothouse server --kubelet-config kubelet.yaml      # eviction, image GC, log limits …
+  pilothouse server --private-registry registries.yaml # mirrors for docker.io & co.
 
 Secrets are encrypted at rest by default in a new cluster (the key is in
 DATA_DIR/cred/encryption-config.json; manage it with `pilothouse secrets-encrypt`).
@@ -182,15 +188,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="added to --max-requests-inflight, as upstream (default: %(default)s)",
     )
+    p.add_argument(
+        "--disable-local-storage",
+        action="store_true",
+        help="do not create the local-path StorageClass (the default class) in a new cluster",
+    )
+    p.add_argument(
+        "--default-local-storage-path",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where this machine's node keeps local-path volumes "
+        "(default: <data-dir>/agent/storage)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     dnsflags.add_arguments(p)
+    admissionflags.add_arguments(p)
+    nodeflags.add_arguments(p, config_flag="--kubelet-config")
     p.set_defaults(func=run)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """What the parser alone cannot do: the agent's config file and the DNS settings
+    (raises ValueError with what is wrong)."""
+    args.node_config = nodeflags.load_config(args)
+    args.dns = nodeflags.merge_dns(dnsflags.settings(args), args, args.node_config)
 
 
 def run(args: argparse.Namespace) -> int:
     process.setup_logging(args.verbose)
     try:
-        args.dns = dnsflags.settings(args)
+        prepare(args)
     except ValueError as exc:
         print(f"pilothouse server: {exc}", file=sys.stderr)
         return 2
@@ -226,6 +254,8 @@ async def _serve(
         anonymous_auth=args.anonymous_auth == "true",
         max_requests_inflight=args.max_requests_inflight,
         max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        default_storage_class=not args.disable_local_storage,
+        **admissionflags.server_config(args),
     )
     print(
         f"pilothouse: starting (data dir {config.data_dir}, store {config.datastore_endpoint})",
@@ -247,6 +277,14 @@ async def _serve(
         scheduler_config=scheduler_configuration,
         agent=not args.disable_agent,
         agent_dns=args.dns,
+        local_storage_path=(
+            args.default_local_storage_path.resolve()
+            if args.default_local_storage_path is not None
+            else None
+        ),
+        agent_config=args.node_config,
+        agent_registries=nodeflags.registries_path(args, args.data_dir.resolve()),
+        agent_default_registry_endpoint=not args.disable_default_registry_endpoint,
     )
     cluster = allinone.AllInOne(config, options)
     server = cluster.server

@@ -279,6 +279,7 @@ class InformerFactory:
     client: Client
     resync_period: float = 0.0
     _informers: dict[tuple[str, ...], Informer] = field(default_factory=dict)
+    _supervisor: supervision.Supervisor | None = None  # what start() was given
 
     def informer(
         self,
@@ -313,8 +314,18 @@ class InformerFactory:
         return inf
 
     def start(self, supervisor: supervision.Supervisor) -> None:
+        """Start every informer made so far as children of ``supervisor``; informers made
+        later start with :meth:`start_late`."""
+        self._supervisor = supervisor
         for inf in self._informers.values():
             inf.start(supervisor)
+
+    def start_late(self) -> None:
+        """Start informers made since :meth:`start`, under the same supervisor (for a
+        controller that learns what to watch as it runs)."""
+        if self._supervisor is None:
+            raise RuntimeError("the informer factory has not started")
+        self.start(self._supervisor)
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         await asyncio.gather(*(inf.wait_synced(timeout) for inf in self._informers.values()))

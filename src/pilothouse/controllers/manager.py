@@ -91,6 +91,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "csrapproving": "certificate-controller",
     "csrcleaner": "certificate-controller",
     "tokencleaner": "token-cleaner",
+    "resourcequota": "resourcequota-controller",
     "endpointslice": "endpointslice-controller",
     "endpoints": "endpoint-controller",
     "endpointslicemirroring": "endpointslicemirroring-controller",
@@ -131,10 +132,17 @@ def default_controllers() -> dict[str, Factory]:
         podgc,
         replicaset,
         replicationcontroller,
+        resourcequota,
         serviceaccounts,
         servicelb,
         statefulset,
         ttlafterfinished,
+    )
+    from pilothouse.controllers.volume import (
+        ephemeral,
+        persistentvolume,
+        pvcprotection,
+        pvprotection,
     )
 
     return {
@@ -164,6 +172,11 @@ def default_controllers() -> dict[str, Factory]:
         "csrcleaner": certificates.CSRCleanerController,
         "tokencleaner": bootstraptokens.TokenCleanerController,
         "servicelb": servicelb.ServiceLBController,
+        "persistentvolume-binder": persistentvolume.PersistentVolumeController,
+        "pvc-protection": pvcprotection.PVCProtectionController,
+        "pv-protection": pvprotection.PVProtectionController,
+        "ephemeral-volume": ephemeral.EphemeralVolumeController,
+        "resourcequota": resourcequota.ResourceQuotaController,
     }
 
 

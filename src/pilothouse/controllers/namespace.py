@@ -7,6 +7,10 @@ back empty (pods may take their grace period; objects with finalizers wait for
 whoever owns them). Meanwhile the namespace's conditions say what is left, as
 upstream's do (``kubectl describe namespace``). Then ``/finalize`` removes the
 finalizer and the namespace goes.
+
+Beside the built-in table, each pass asks discovery for the namespaced resources
+of other groups (CustomResourceDefinitions'), as upstream's controller does, so a
+namespace's custom resources go with it.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ class NamespaceController(base.Controller):
         name = ns["metadata"]["name"]
         remaining: Counter[str] = Counter()
         finalizers: Counter[str] = Counter()
-        for r in self.content:
+        for r in [*self.content, *await self._custom_resources()]:
             await self._delete_all(r, name)
             left = await self.client.list(r, name, metadata_only=True)
             for item in left.get("items") or []:
@@ -78,6 +82,39 @@ class NamespaceController(base.Controller):
             return
         await self._finalize(ns)
         log.info("namespace %s: emptied and finalized", name)
+
+    async def _custom_resources(self) -> list[resources.Resource]:
+        """Namespaced resources of the groups the built-in table does not have, in each
+        group's preferred version (what discovery offers besides the built-ins)."""
+        known = {r.group for r in self.content} | {r.group for r in resources.RESOURCES}
+        out: list[resources.Resource] = []
+        groups = await self.client.request("GET", "/apis")
+        for group in groups.get("groups") or []:
+            name = group.get("name") or ""
+            preferred = (group.get("preferredVersion") or {}).get("version") or ""
+            if name in known or not preferred:
+                continue
+            listing = await self.client.request("GET", f"/apis/{name}/{preferred}")
+            for entry in listing.get("resources") or []:
+                verbs = entry.get("verbs") or []
+                if (
+                    "/" in entry.get("name", "")
+                    or not entry.get("namespaced")
+                    or "deletecollection" not in verbs
+                    or "list" not in verbs
+                ):
+                    continue
+                out.append(
+                    resources.Resource(
+                        group=name,
+                        version=preferred,
+                        kind=str(entry.get("kind") or ""),
+                        plural=str(entry["name"]),
+                        namespaced=True,
+                        verbs=tuple(verbs),
+                    )
+                )
+        return out
 
     async def _delete_all(self, r: resources.Resource, namespace: str) -> None:
         try:

@@ -10,6 +10,11 @@ pods that do not tolerate them, after ``tolerationSeconds`` for those that do
 (every pod gets 300 s by default admission). Their controllers then create
 replacements elsewhere. When the node comes back, the taints go.
 
+Conditions a node reports also taint it NoSchedule, as upstream's TaintNodesByCondition:
+MemoryPressure, DiskPressure and PIDPressure (the kubelet's eviction manager) give
+``node.kubernetes.io/memory-pressure``, ``…/disk-pressure``, ``…/pid-pressure``, and
+NetworkUnavailable ``…/network-unavailable``; the taint goes when the condition does.
+
 One periodic sweep (every ``interval`` seconds) re-reads nodes, leases and
 pods from the informers, so a restart of the controller loses nothing.
 """
@@ -30,6 +35,14 @@ Obj = dict[str, Any]
 KEY = "sweep"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
+# Upstream's nodeConditionToTaintKeyStatusMap: condition type → taint key when True.
+CONDITION_TAINTS = {
+    "MemoryPressure": "node.kubernetes.io/memory-pressure",
+    "DiskPressure": "node.kubernetes.io/disk-pressure",
+    "PIDPressure": "node.kubernetes.io/pid-pressure",
+    "NetworkUnavailable": "node.kubernetes.io/network-unavailable",
+}
+_MANAGED = {UNREACHABLE, NOT_READY, *CONDITION_TAINTS.values()}
 
 
 def _tolerates(pod: Obj, taint: Obj) -> tuple[bool, float | None]:
@@ -149,17 +162,21 @@ class NodeLifecycleController(base.Controller):
 
     async def _set_taints(self, node: Obj, wanted: str) -> None:
         spec = node.get("spec") or {}
-        taints = [
-            t for t in spec.get("taints") or [] if t.get("key") not in (UNREACHABLE, NOT_READY)
-        ]
+        current = spec.get("taints") or []
+        taints = [t for t in current if t.get("key") not in _MANAGED]
         if wanted:
             stamp = meta.now()
             taints += [
                 {"key": wanted, "effect": "NoSchedule"},
                 {"key": wanted, "effect": "NoExecute", "timeAdded": stamp},
             ]
-        current = [t for t in spec.get("taints") or []]
-        if [(t["key"], t["effect"]) for t in current] == [(t["key"], t["effect"]) for t in taints]:
+        for c in (node.get("status") or {}).get("conditions") or []:
+            key = CONDITION_TAINTS.get(c.get("type", ""))
+            if key is not None and c.get("status") == "True":
+                taints.append({"key": key, "effect": "NoSchedule"})
+        if sorted((t["key"], t["effect"]) for t in current) == sorted(
+            (t["key"], t["effect"]) for t in taints
+        ):
             return
         try:
             await self.client.patch(

@@ -39,12 +39,21 @@ from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, informer, rest
 from pilothouse.dns import nodelocal
 from pilothouse.node import dns as node_dns
-from pilothouse.node import logrotate, probe_lateness, prober, servicenet, streaming
+from pilothouse.node import (
+    housekeeping,
+    kubeletconfig,
+    probe_lateness,
+    prober,
+    servicenet,
+    streaming,
+)
 from pilothouse.node import metrics as node_metrics
 from pilothouse.node import status as node_status
+from pilothouse.node.localpath import provisioner as localpath
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
 from pilothouse.node.podsync import NodeInfo, PodSyncer
 from pilothouse.node.runtime import protocol
+from pilothouse.node.runtime.images import registries as registriesmod
 from pilothouse.node.server import AgentServer
 from pilothouse.node.status_manager import StatusManager
 from pilothouse.node.volumes import VolumeManager
@@ -101,7 +110,7 @@ def is_apiserver(ssl_obj: ssl.SSLObject | None) -> bool:
     )
 
 
-def machine_capacity(data_dir: Path) -> dict[str, str]:
+def machine_capacity(data_dir: Path, max_pods: int = MAX_PODS) -> dict[str, str]:
     mem_kib = 0
     with contextlib.suppress(OSError), open("/proc/meminfo") as f:
         for line in f:
@@ -112,7 +121,7 @@ def machine_capacity(data_dir: Path) -> dict[str, str]:
     return {
         "cpu": str(os.cpu_count() or 1),
         "memory": f"{mem_kib}Ki",
-        "pods": str(MAX_PODS),
+        "pods": str(max_pods),
         "ephemeral-storage": f"{st.f_blocks * st.f_frsize // 1024}Ki",
     }
 
@@ -135,9 +144,12 @@ class Agent:
         memory_backed_secrets: bool = True,
         network: servicenet.ServiceNetwork | None = None,
         cgroup_root: str = "/pilothouse",
+        storage_dir: Path | None = None,
+        config: kubeletconfig.KubeletConfig | None = None,
     ) -> None:
         self.client = client
         self.supervisor = supervisor
+        self.config = config or kubeletconfig.KubeletConfig()
         # Secret, token and projected volumes on tmpfs, never on disk (off for in-process
         # test agents with a fake runtime, whose pods outlive the test's data dir).
         self.memory_backed_secrets = memory_backed_secrets
@@ -182,8 +194,15 @@ class Agent:
         self.stats: node_metrics.StatsProvider | None = None
         self._loops: list[str] = []
         self._lateness: probe_lateness.Collector | None = None
+        # Local-path volumes live here (k3s: --default-local-storage-path).
+        self.storage_dir = storage_dir or data_dir / "storage"
+        self.provisioner = localpath.LocalPathProvisioner(
+            client, node_name=node_name, storage_dir=self.storage_dir
+        )
         self.pod_cidr = ""
         self.ready = asyncio.Event()
+        self.housekeeping: housekeeping.Housekeeping | None = None
+        self._conditions_changed = asyncio.Event()
 
     # --- life cycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -193,16 +212,25 @@ class Agent:
         self.pod_cidr = await self._wait_pod_cidr()
         self.runtime = self.runtime_factory(self.pod_cidr)
         await self.runtime.start()
-        capacity = machine_capacity(self.data_dir)
+        registries = getattr(self.runtime.images, "registries", None)
+        if isinstance(registries, registriesmod.RegistriesFile):
+            ref = housekeeping.node_ref(self.node_name)
+            registries.on_error = lambda message: self.recorder.event(
+                ref, events.WARNING, "InvalidRegistryConfiguration", message
+            )
+            registries.current()  # read it now: a broken file is reported at start
+        capacity = machine_capacity(self.data_dir, self.config.max_pods)
+        allocatable = housekeeping.allocatable(capacity, self.config)
         volumes = VolumeManager(
             self.data_dir / "pods",
-            node_allocatable=capacity,
+            node_allocatable=allocatable,
             memory_backed_secrets=self.memory_backed_secrets,
+            local_ready=self._local_ready,
         )
         node = NodeInfo(
             name=self.node_name,
             address=self.address,
-            allocatable=capacity,
+            allocatable=allocatable,
             memory_capacity=int(capacity["memory"].removesuffix("Ki")) * 1024,
             log_dir=self.data_dir / "logs",
             cgroup_root=self.cgroup_root,
@@ -238,6 +266,17 @@ class Agent:
             confirm_deleted=lambda pod: confirm_deletion(self.client, PODS, pod),
             supervisor=self.supervisor.nest("pod-workers"),
         )
+        self.housekeeping = housekeeping.Housekeeping(
+            config=self.config,
+            runtime=self.runtime,
+            syncer=self.syncer,
+            workers=self.workers,
+            pods=self.pods.indexer.list,
+            recorder=self.recorder,
+            node_name=self.node_name,
+            data_dir=self.data_dir,
+            on_conditions=lambda _c: self._conditions_changed.set(),
+        )
         self.stats = node_metrics.StatsProvider(
             runtime=self.runtime,
             pods=self.pods.indexer.list,
@@ -247,6 +286,8 @@ class Agent:
         sup = self.supervisor
         self.recorder.start(sup)
         self.status.start(sup)
+        sup.start("local-path-provisioner", self.provisioner.run)
+        self._loops.append("local-path-provisioner")
         self.pods.add_handlers(
             on_add=self._pod_changed,
             on_update=lambda _o, n: self._pod_changed(n),
@@ -271,17 +312,17 @@ class Agent:
             sup.start("cluster-dns", self.cluster_dns.run)
         self.syncer.dns.check_limits()
         await self._collect_orphans()
-        rotator = logrotate.LogRotator(self.runtime)
         loops = {
             "heartbeat": self._heartbeats,
             "node-status": self._node_status_loop,
             "pleg": self._pleg,
-            "log-rotation": rotator.run,
             "stats": self.stats.run,
         }
         for name, loop in loops.items():
             sup.start(name, loop)
-        self._loops = list(loops)
+        self._loops.extend(loops)
+        # Image and container GC, log rotation, eviction.
+        self._loops.extend(self.housekeeping.start(sup))
         if self.tls is not None:
             self.server = AgentServer(
                 locate_log=self._locate_log,
@@ -345,11 +386,13 @@ class Agent:
 
     # --- node ---------------------------------------------------------------------------
     def _node_object(self) -> Obj:
-        capacity = machine_capacity(self.data_dir)
+        capacity = machine_capacity(self.data_dir, self.config.max_pods)
         runtime = self.runtime
         obj = node_status.node_object(
             self.node_name,
             capacity=capacity,
+            allocatable=housekeeping.allocatable(capacity, self.config),
+            taints=[dict(t) for t in self.config.register_with_taints] or None,
             labels=self.labels,
             address=self.address,
             runtime=runtime.name if runtime else "crun",
@@ -433,13 +476,30 @@ class Agent:
         current["spec"] = {**(current.get("spec") or {}), **lease["spec"]}
         await self.client.update(LEASES, current)
 
+    def pressure(self) -> list[str]:
+        """The pressure conditions the eviction manager holds true now."""
+        return list(self.housekeeping.eviction.conditions) if self.housekeeping else []
+
     async def _node_status_loop(self) -> None:
+        """Post the node's conditions every minute, and at once when pressure changes
+        (checked every nodeStatusUpdateFrequency, as the kubelet)."""
+        posted: list[str] | None = None
+        last = 0.0
         while True:
-            await asyncio.sleep(60)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._conditions_changed.wait(), self.config.node_status_update_frequency
+                )
+            self._conditions_changed.clear()
+            pressure = self.pressure()
+            if pressure == posted and time.monotonic() - last < 60:
+                continue
             with contextlib.suppress(errors.StatusError, rest.TransportError):
                 current = await self.client.get(NODES, self.node_name)
                 conditions = node_status.node_conditions(
-                    meta.now(), old=(current.get("status") or {}).get("conditions")
+                    meta.now(),
+                    old=(current.get("status") or {}).get("conditions"),
+                    pressure=pressure,
                 )
                 await self.client.patch(
                     NODES,
@@ -447,8 +507,13 @@ class Agent:
                     {"status": {"conditions": conditions}},
                     subresource="status",
                 )
+                posted, last = pressure, time.monotonic()
 
     # --- pods ---------------------------------------------------------------------------
+    def _local_ready(self, path: Path) -> None:
+        if self.provisioner.owns_path(path):
+            self.provisioner.ensure_ready(path)
+
     def _probe_changed(self, uid: str) -> None:
         if self.workers is not None:
             self.workers.poke(uid)

@@ -36,13 +36,16 @@ class ConfigError(Exception):
 
 @dataclass
 class Lookups:
-    """ConfigMaps and Secrets of the pod's namespace, by name (None: not found), and the
-    ServiceAccount tokens of its projected volumes by (audience, expirationSeconds): a
-    token, or the reason it could not be had."""
+    """ConfigMaps, Secrets and claims of the pod's namespace by name (None: not found), the
+    PersistentVolumes those claims are bound to, and the ServiceAccount tokens of its
+    projected volumes by (audience, expirationSeconds): a token, or the reason it could
+    not be had."""
 
     configmaps: dict[str, Obj | None]
     secrets: dict[str, Obj | None]
     tokens: dict[tuple[str, int], str | Exception] = field(default_factory=dict)
+    claims: dict[str, Obj | None] = field(default_factory=dict)
+    volumes: dict[str, Obj | None] = field(default_factory=dict)
 
 
 def milli_cpu(value: Any) -> int:

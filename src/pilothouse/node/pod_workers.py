@@ -26,8 +26,10 @@ from typing import Any
 from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta
 from pilothouse.client import events, rest
+from pilothouse.node import claim_volumes, containergc
 from pilothouse.node import containers as containerconf
 from pilothouse.node import status as node_status
+from pilothouse.node.eviction.manager import Eviction
 from pilothouse.node.podsync import PodState, PodSyncer, container_state_from
 from pilothouse.node.runtime import protocol
 
@@ -72,6 +74,12 @@ class PodWorker:
         self.started = syncer.start_times.setdefault(self.uid, meta.now())
         self._next_wait = RESYNC_S
         self._announced: dict[str, str] = {}  # container → the exit we announced a back-off for
+        # Node-pressure eviction: what to do, and who waits for it; once done the pod's
+        # containers never start again (it ends Failed/Evicted, as upstream).
+        self.eviction: Eviction | None = None
+        self._eviction_done: asyncio.Future[bool] | None = None
+        self.evicted_status: Obj | None = None
+        self.admitted = False  # admission is decided once, when the pod first arrives
 
     def update(self, pod: Obj | None) -> None:
         if pod is None:
@@ -82,6 +90,15 @@ class PodWorker:
 
     def poke(self) -> None:
         self._wake.set()
+
+    def evict(self, eviction: Eviction) -> asyncio.Future[bool]:
+        """Kill the pod's containers within ``eviction.grace_seconds`` and mark it Failed
+        with reason Evicted; the future resolves once that is done."""
+        if self._eviction_done is None or self._eviction_done.done():
+            self._eviction_done = asyncio.get_running_loop().create_future()
+        self.eviction = eviction
+        self._wake.set()
+        return self._eviction_done
 
     @property
     def name(self) -> str:
@@ -120,6 +137,14 @@ class PodWorker:
         if self.state == SYNCING:
             if self.should_terminate():
                 self.state = TERMINATING
+            elif self.eviction is not None and self.evicted_status is None:
+                await self._evict()
+                self._next_wait = RESYNC_S
+                return
+            elif self.evicted_status is not None:
+                self.report(self.pod, self.evicted_status)  # nothing runs again
+                self._next_wait = RESYNC_S
+                return
             else:
                 state = await self.sync_pass()
                 self._next_wait = min(RESYNC_S, state.retry_in) if state.retry_in else RESYNC_S
@@ -141,9 +166,20 @@ class PodWorker:
             return PodState(None)
         lookups = await syncer.lookups(pod)
         try:
-            prepared = syncer.volumes.prepare(pod, lookups)
+            # Files, mounts and fsGroup ownership block: off the event loop.
+            prepared = await asyncio.to_thread(syncer.volumes.prepare, pod, lookups)
+        except claim_volumes.VolumeNotReady as exc:
+            syncer.recorder.event(pod, events.WARNING, "FailedMount", str(exc))
+            return self._report_waiting("", "ContainerCreating", None, retry_in=2.0)
         except containerconf.ConfigError as exc:
             return self._report_waiting(str(exc), "CreateContainerConfigError", None)
+        if not self.admitted and self.uid not in syncer.sandboxes and syncer.admit is not None:
+            admitted, reason, message = syncer.admit(pod)
+            if not admitted:
+                self.evicted_status = self._rejected(reason, message)
+                self.report(pod, self.evicted_status)
+                return PodState(None)
+        self.admitted = True
         sandbox = await syncer.ensure_sandbox(pod)
         service_env = syncer.service_env(pod)
         statuses = _latest_by_name(await syncer.runtime.list_containers(sandbox.id))
@@ -328,17 +364,23 @@ class PodWorker:
         return state
 
     async def _prune(self, name: str, *, keep: str) -> None:
-        """Remove older attempts of a container, keeping the latest for --previous logs."""
+        """Remove older attempts of a container and their logs, keeping the latest for
+        --previous logs (upstream's MaxPerPodContainer of 1)."""
         sandbox = self.syncer.sandboxes.get(self.uid)
         if sandbox is None:
             return
         for s in await self.syncer.runtime.list_containers(sandbox.id):
             if s.name == name and s.id != keep and s.state == "exited":
                 with contextlib.suppress(protocol.RuntimeError_):
-                    await self.syncer.runtime.remove_container(s.id)
+                    await containergc.remove_container(self.syncer.runtime, s)
 
     def _report_waiting(
-        self, message: str, reason: str, sandbox: protocol.Sandbox | None
+        self,
+        message: str,
+        reason: str,
+        sandbox: protocol.Sandbox | None,
+        *,
+        retry_in: float = 5.0,
     ) -> PodState:
         spec = self.pod.get("spec") or {}
         states = [
@@ -346,7 +388,7 @@ class PodWorker:
             for c in spec.get("containers") or []
         ]
         self._status(sandbox, states, [], False)
-        return PodState(sandbox, states, retry_in=5.0, config_error=message)
+        return PodState(sandbox, states, retry_in=retry_in, config_error=message)
 
     def _status(
         self,
@@ -368,6 +410,87 @@ class PodWorker:
         if failed:
             status["phase"] = "Failed"
         self.report(self.pod, status)
+
+    # --- evicted or rejected ------------------------------------------------------------
+    def _rejected(self, reason: str, message: str) -> Obj:
+        """The status of a pod the node refused to run (upstream's rejectPod)."""
+        node = self.syncer.node
+        spec = self.pod.get("spec") or {}
+        states = [
+            container_state_from(None, c, None, waiting_reason="ContainerCreating")
+            for c in spec.get("containers") or []
+        ]
+        status = node_status.pod_status(
+            self.pod,
+            containers=states,
+            host_ip=node.address,
+            pod_ip="",
+            sandbox_ready=False,
+            start_time=self.started,
+        )
+        status.update(phase="Failed", reason=reason, message=message)
+        return status
+
+    async def _evict(self) -> None:
+        """Kill every container (the grace period the eviction allows) and report the pod
+        Failed/Evicted with its DisruptionTarget condition."""
+        eviction = self.eviction
+        assert eviction is not None
+        syncer = self.syncer
+        pod = self.pod
+        sandbox = syncer.sandboxes.get(self.uid)
+        if syncer.prober is not None:
+            syncer.prober.forget_pod(self.uid)
+        states: list[node_status.ContainerState] = []
+        try:
+            if sandbox is not None:
+                running = [
+                    s
+                    for s in await syncer.runtime.list_containers(sandbox.id)
+                    if s.state in ("running", "created")
+                ]
+                specs = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
+                await asyncio.gather(
+                    *(
+                        syncer.stop_container(
+                            pod,
+                            specs.get(s.name, {"name": s.name}),
+                            s.id,
+                            sandbox,
+                            float(eviction.grace_seconds),
+                        )
+                        for s in running
+                    ),
+                    return_exceptions=True,
+                )
+                statuses = _latest_by_name(await syncer.runtime.list_containers(sandbox.id))
+                for c in (pod.get("spec") or {}).get("containers") or []:
+                    history = statuses.get(c["name"], [])
+                    latest = history[-1] if history else None
+                    prev = history[-2] if len(history) > 1 else None
+                    states.append(container_state_from(latest, c, prev))
+                await self._stop_sandbox()
+            node = syncer.node
+            status = node_status.pod_status(
+                pod,
+                containers=states,
+                host_ip=node.address,
+                pod_ip=(sandbox.ip or node.address) if sandbox is not None else "",
+                sandbox_ready=False,
+                start_time=self.started,
+            )
+            status.update(phase="Failed", reason="Evicted", message=eviction.message)
+            if eviction.condition is not None:
+                condition = {**eviction.condition, "lastProbeTime": None,
+                             "lastTransitionTime": meta.now()}  # fmt: skip
+                status["conditions"] = [
+                    c for c in status["conditions"] if c.get("type") != condition["type"]
+                ] + [condition]
+            self.evicted_status = status
+            self.report(pod, status)
+        finally:
+            if self._eviction_done is not None and not self._eviction_done.done():
+                self._eviction_done.set_result(self.evicted_status is not None)
 
     # --- terminating --------------------------------------------------------------------
     async def _stop_sandbox(self) -> None:
@@ -471,6 +594,18 @@ class PodWorkers:
         worker = self.workers.get(uid)
         if worker is not None:
             worker.poke()
+
+    async def evict(self, pod: Obj, eviction: Eviction) -> bool:
+        """Evict a pod this node runs (the eviction manager's way to kill one)."""
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is None or worker.should_terminate():
+            return False
+        return await worker.evict(eviction)
+
+    def cleaned_up(self, pod: Obj) -> bool:
+        """Whether an evicted pod's containers are all stopped (or it is gone)."""
+        worker = self.workers.get(pod["metadata"]["uid"])
+        return worker is None or worker.evicted_status is not None
 
     def _done(self, uid: str) -> None:
         self.workers.pop(uid, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 CONFIGMAPS = resources.Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRETS = resources.Resource("", "v1", "Secret", "secrets", True)
+CLAIMS = resources.Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
+PERSISTENT_VOLUMES = resources.Resource("", "v1", "PersistentVolume", "persistentvolumes", False)
 
 
 @dataclass
@@ -85,6 +88,11 @@ class PodSyncer:
         self.start_times: dict[str, str] = {}
         self.prober: prober.ProbeManager | None = None
         self.tokens = tokens.TokenManager(client)
+        # Whether a new pod may run here (the eviction manager's admission under pressure):
+        # (admitted, reason, message).
+        self.admit: Callable[[Obj], tuple[bool, str, str]] | None = None
+        # Told of each image a container is made from (image GC's "last used").
+        self.image_used: Callable[[str], None] | None = None
 
     # --- lookups ------------------------------------------------------------------------
     async def _get(self, resource: resources.Resource, name: str, namespace: str) -> Obj | None:
@@ -138,7 +146,18 @@ class PodSyncer:
                     tokens[key] = await self.tokens.token(pod, projection)
                 except errors.StatusError as exc:
                     tokens[key] = exc
-        return containerconf.Lookups(configmaps=cms, secrets=secrets, tokens=tokens)
+        # Claims (and their volumes) only until the pod's volumes are set up, as the
+        # kubelet reads them: not on every pass.
+        claims = {n: await self._get(CLAIMS, n, ns) for n in self.volumes.claims_to_look_up(pod)}
+        bound = {
+            (c.get("spec") or {}).get("volumeName")
+            for c in claims.values()
+            if c is not None and (c.get("status") or {}).get("phase") == "Bound"
+        }
+        pvs = {n: await self._get(PERSISTENT_VOLUMES, n, "") for n in bound if n}
+        return containerconf.Lookups(
+            configmaps=cms, secrets=secrets, tokens=tokens, claims=claims, volumes=pvs
+        )
 
     def service_env(self, pod: Obj) -> dict[str, str]:
         """Docker-link-style variables for the namespace's Services (enableServiceLinks).
@@ -337,6 +356,8 @@ class PodSyncer:
         kind = "initContainers" if init else "containers"
         path = f"spec.{kind}{{{container['name']}}}"
         image = await self.ensure_image(pod, container)
+        if self.image_used is not None:
+            self.image_used(image.id)
         pod_for_env = _with_ips(pod, sandbox, self.node.address)
         env = containerconf.environment(
             pod_for_env,
@@ -345,7 +366,7 @@ class PodSyncer:
             service_env=service_env,
             node_allocatable=self.node.allocatable,
         )
-        mounts = self.volumes.mounts_for(container, prepared)
+        mounts = self.volumes.mounts_for(pod, container, prepared)
         mounts += self._termination_log(pod, container)
         config = containerconf.container_config(
             pod_for_env,

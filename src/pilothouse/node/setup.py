@@ -15,6 +15,7 @@ from pilothouse.node import host
 from pilothouse.node.runtime import protocol
 from pilothouse.node.runtime.crun import CrunRuntime
 from pilothouse.node.runtime.images import ImageStore
+from pilothouse.node.runtime.images import registries as registriesmod
 
 
 class HostNotReady(Exception):
@@ -41,15 +42,17 @@ def runtime_factory(
     bridge: str = "ph0",
     cgroup_root: str = "/pilothouse",
     cluster_cidr: str = "10.42.0.0/16",
+    registries: registriesmod.RegistriesFile | None = None,
 ) -> Callable[[str], protocol.Runtime]:
     """A factory the agent calls with its pod CIDR once the cluster has assigned it.
 
     ``run_dir`` (crun's state, conmon's sockets), ``bridge`` and ``cgroup_root`` are
-    what two agents on one machine must not share (see :mod:`pilothouse.devhosts`).
+    what two agents on one machine must not share (see :mod:`pilothouse.devhosts`);
+    ``registries`` is the registries.yaml pulls follow (mirrors, credentials, TLS).
     """
 
     def make(pod_cidr: str) -> protocol.Runtime:
-        images = ImageStore(data_dir / "images")
+        images = ImageStore(data_dir / "images", registries=registries)
         rt = CrunRuntime(
             data_dir / "runtime",
             images=images,

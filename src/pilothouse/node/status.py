@@ -8,6 +8,7 @@ the same shape — the conditions, container statuses and node conditions that
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,7 +208,12 @@ def node_conditions(
     ready: bool = True,
     old: list[Obj] | None = None,
     ready_message: str = "kubelet is posting ready status",
+    pressure: Iterable[str] = (),
 ) -> list[Obj]:
+    """The kubelet's four conditions; ``pressure`` names those the eviction manager
+    holds true (MemoryPressure, DiskPressure, PIDPressure), with upstream's reasons."""
+    under = set(pressure)
+
     def cond(type_: str, status: bool, reason: str, message: str) -> Obj:
         return {
             "type": type_,
@@ -218,16 +224,27 @@ def node_conditions(
             "message": message,
         }
 
+    memory = "MemoryPressure" in under
+    disk = "DiskPressure" in under
+    pid = "PIDPressure" in under
     new = [
         cond(
             "MemoryPressure",
-            False,
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
+            memory,
+            "KubeletHasInsufficientMemory" if memory else "KubeletHasSufficientMemory",
+            f"kubelet has {'insufficient' if memory else 'sufficient'} memory available",
         ),
-        cond("DiskPressure", False, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
         cond(
-            "PIDPressure", False, "KubeletHasSufficientPID", "kubelet has sufficient PID available"
+            "DiskPressure",
+            disk,
+            "KubeletHasDiskPressure" if disk else "KubeletHasNoDiskPressure",
+            "kubelet has disk pressure" if disk else "kubelet has no disk pressure",
+        ),
+        cond(
+            "PIDPressure",
+            pid,
+            "KubeletHasInsufficientPID" if pid else "KubeletHasSufficientPID",
+            f"kubelet has {'insufficient' if pid else 'sufficient'} PID available",
         ),
         cond("Ready", ready, "KubeletReady" if ready else "KubeletNotReady", ready_message),
     ]

@@ -1,4 +1,5 @@
-"""Pod volumes on this node: emptyDir, hostPath, configMap, secret, downwardAPI, projected.
+"""Pod volumes on this node: emptyDir, hostPath, configMap, secret, downwardAPI,
+projected, and claims (persistentVolumeClaim, ephemeral).
 
 Each pod gets ``<pods dir>/<uid>/volumes/<name>``. ConfigMap, Secret,
 downward-API and projected volumes are written the way upstream's AtomicWriter
@@ -6,24 +7,38 @@ writes them: files live in a timestamped directory, ``..data`` is a symlink to
 it, and each visible name is a symlink through ``..data`` — so an update swaps
 one symlink and readers never see half of it. Secrets live on tmpfs (never on
 disk). ``refresh`` rewrites content-backed volumes when their sources change.
+
+A claim's volume is used where it lives (a ``local`` or ``hostPath`` PersistentVolume,
+see :mod:`.claim_volumes`): nothing of it is under the pod's directory, so removing
+a pod's directory can never touch its data. It is resolved once per pod; emptyDir and
+local volumes are given to the pod's ``fsGroup`` then (:mod:`.volume_ownership`).
+Subpaths are opened safely (:mod:`.subpath`).
+
+``prepare`` blocks (files, mounts, ownership): the pod worker runs it in a thread.
+Different pods' volumes are prepared concurrently; one pod's never are.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import shutil
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pilothouse.api import quantity
+from pilothouse.node import claim_volumes, subpath, volume_ownership
 from pilothouse.node.containers import ConfigError, Lookups, _field_ref, _resource_ref
 from pilothouse.node.runtime import protocol
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 DEFAULT_MODE = 0o644
@@ -128,33 +143,63 @@ class VolumeManager:
         *,
         node_allocatable: dict[str, str] | None = None,
         memory_backed_secrets: bool = True,
+        local_ready: Callable[[Path], None] | None = None,
     ) -> None:
         self.pods_dir = pods_dir
         self.node_allocatable = node_allocatable or {}
         self.memory_backed_secrets = memory_backed_secrets
+        # Makes a local volume usable before a container gets it (the local-path
+        # provisioner mounts an image again after a reboot).
+        self.local_ready = local_ready
+        # Volumes already set up, by pod uid: claims resolved, ownership given.
+        self._set_up: dict[str, dict[str, PreparedVolume]] = {}
 
     def pod_dir(self, uid: str) -> Path:
         return self.pods_dir / uid
 
+    def claims_to_look_up(self, pod: Obj) -> list[str]:
+        """The claims of the pod's volumes not set up yet (the agent fetches them)."""
+        done = self._set_up.get(pod["metadata"]["uid"], {})
+        return [
+            claim_volumes.claim_for(pod, vol)[0]
+            for vol in (pod.get("spec") or {}).get("volumes") or []
+            if ("persistentVolumeClaim" in vol or "ephemeral" in vol) and vol["name"] not in done
+        ]
+
     def prepare(self, pod: Obj, lookups: Lookups) -> dict[str, PreparedVolume]:
-        """Create every volume of ``pod``; raises ConfigError for missing sources."""
+        """Create every volume of ``pod``; raises ConfigError for missing sources (and its
+        VolumeNotReady for claims that cannot be used yet)."""
         uid = pod["metadata"]["uid"]
         base = self.pod_dir(uid) / "volumes"
         base.mkdir(parents=True, exist_ok=True)
+        done = self._set_up.setdefault(uid, {})
+        spec = pod.get("spec") or {}
+        security = spec.get("securityContext") or {}
+        fs_group = security.get("fsGroup")
+        policy = str(security.get("fsGroupChangePolicy") or "Always")
         out: dict[str, PreparedVolume] = {}
-        for vol in (pod.get("spec") or {}).get("volumes") or []:
+        for vol in spec.get("volumes") or []:
             name = vol["name"]
             path = base / name
-            if "hostPath" in vol:
+            if name in done:
+                out[name] = done[name]
+            elif "persistentVolumeClaim" in vol or "ephemeral" in vol:
+                out[name] = done[name] = self._claim_volume(pod, vol, lookups, fs_group, policy)
+            elif "hostPath" in vol:
                 out[name] = PreparedVolume(name, self._host_path(vol["hostPath"]))
             elif "emptyDir" in vol:
+                created = not path.exists()
                 path.mkdir(parents=True, exist_ok=True)
-                spec = vol.get("emptyDir") or {}
-                tmpfs = spec.get("medium") == "Memory"
+                empty_dir = vol.get("emptyDir") or {}
+                tmpfs = empty_dir.get("medium") == "Memory"
                 if tmpfs and not _is_mount(path):
-                    _mount_tmpfs(path, spec.get("sizeLimit"))
-                path.chmod(0o777)
-                out[name] = PreparedVolume(name, path, tmpfs=tmpfs)
+                    _mount_tmpfs(path, empty_dir.get("sizeLimit"))
+                    created = True
+                if created:
+                    path.chmod(0o777)
+                if fs_group is not None:
+                    volume_ownership.set_volume_ownership(path, int(fs_group))
+                out[name] = done[name] = PreparedVolume(name, path, tmpfs=tmpfs)
             elif any(k in vol for k in ("configMap", "secret", "downwardAPI", "projected")):
                 files, is_secret = self._content(pod, vol, lookups)
                 if is_secret and self.memory_backed_secrets:
@@ -172,6 +217,29 @@ class VolumeManager:
                     f"volume {name!r}: unsupported volume type {', '.join(kinds) or '?'}"
                 )
         return out
+
+    def _claim_volume(
+        self, pod: Obj, vol: Obj, lookups: Lookups, fs_group: Any, policy: str
+    ) -> PreparedVolume:
+        pv = claim_volumes.bound_volume(pod, vol, lookups)
+        path, owned = claim_volumes.host_path_of(
+            pv, check_host_path=self._host_path, local_ready=self.local_ready
+        )
+        _, readonly = claim_volumes.claim_for(pod, vol)
+        if fs_group is not None and owned and not readonly:
+            started = time.monotonic()
+            walked = volume_ownership.set_volume_ownership(path, int(fs_group), policy=policy)
+            if walked and time.monotonic() - started > 1.0:
+                log.info(
+                    "setting fsGroup %s on volume %s of pod %s/%s took %.1fs "
+                    "(fsGroupChangePolicy: OnRootMismatch avoids it)",
+                    fs_group,
+                    vol["name"],
+                    pod["metadata"].get("namespace"),
+                    pod["metadata"].get("name"),
+                    time.monotonic() - started,
+                )
+        return PreparedVolume(vol["name"], path, readonly=readonly)
 
     def refresh(self, pod: Obj, lookups: Lookups) -> None:
         """Rewrite configMap/secret/downwardAPI/projected volumes with current data."""
@@ -317,27 +385,36 @@ class VolumeManager:
         return out
 
     def mounts_for(
-        self, container: Obj, prepared: dict[str, PreparedVolume]
+        self, pod: Obj, container: Obj, prepared: dict[str, PreparedVolume]
     ) -> list[protocol.Mount]:
+        """The container's volume mounts (subpaths bind-mounted under the pod's directory)."""
         out = []
-        for vm in container.get("volumeMounts") or []:
+        subpaths = self.pod_dir(pod["metadata"]["uid"]) / "volume-subpaths"
+        for index, vm in enumerate(container.get("volumeMounts") or []):
             vol = prepared.get(vm["name"])
             if vol is None:
                 raise ConfigError(f"volume {vm['name']!r} not found")
-            host = vol.path
+            host = str(vol.path)
             sub_file = False
             if vm.get("subPath"):
-                host = vol.path / vm["subPath"]
-                if not host.exists():
-                    host.mkdir(parents=True, exist_ok=True)
-                sub_file = host.is_file()
+                target = subpaths / vm["name"] / container["name"] / str(index)
+                try:
+                    sub_file = subpath.bind(vol.path, vm["subPath"], target)
+                except subpath.SubPathError as exc:
+                    # The details stay in the log: they describe the host's filesystem.
+                    log.info("volume %s: %s", vm["name"], exc)
+                    raise ConfigError(
+                        f'failed to prepare subPath for volumeMount "{vm["name"]}" of container '
+                        f'"{container["name"]}"'
+                    ) from None
+                host = str(target)
             propagation = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
                 vm.get("mountPropagation", "None"), "private"
             )
             out.append(
                 protocol.Mount(
                     container_path=vm["mountPath"],
-                    host_path=str(host),
+                    host_path=host,
                     readonly=bool(vm.get("readOnly")) or vol.readonly,
                     propagation=propagation,
                     sub_path_file=sub_file,
@@ -346,11 +423,34 @@ class VolumeManager:
         return out
 
     def cleanup(self, uid: str) -> None:
-        """Unmount and remove every volume of a pod (idempotent)."""
+        """Unmount and remove every volume of a pod (idempotent). Claims' volumes live
+        elsewhere and stay; subpaths of them are bind-mounted here, so nothing is removed
+        while anything under the pod's directory is still mounted."""
+        self._set_up.pop(uid, None)
         base = self.pod_dir(uid)
-        vols = base / "volumes"
-        if vols.exists():
-            for entry in vols.iterdir():
-                if _is_mount(entry):
-                    subprocess.run(["umount", "-l", str(entry)], check=False, capture_output=True)
+        for target in sorted(_mounts_under(base), key=len, reverse=True):
+            try:
+                subpath.unmount(target)
+            except OSError as exc:
+                log.warning("cannot unmount %s: %s", target, exc.strerror)
+        left = _mounts_under(base)
+        if left:
+            log.error(
+                "pod %s: %s still mounted; its directory is kept (remove it by hand once "
+                "unmounted)",
+                uid,
+                ", ".join(left),
+            )
+            return
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _mounts_under(base: Path) -> list[str]:
+    prefix = str(base).rstrip("/") + "/"
+    out = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4].replace("\\040", " ")
+            if target.startswith(prefix):
+                out.append(target)
+    return out

@@ -30,8 +30,9 @@ API_VERSION = "kubescheduler.config.k8s.io/v1"
 KIND = "KubeSchedulerConfiguration"
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 
-# Upstream 1.32's default MultiPoint set and score weights (volume plugins and
-# ImageLocality left out: pilothouse has no volume binding or image scoring yet).
+# Upstream 1.32's default MultiPoint set and score weights (VolumeRestrictions,
+# NodeVolumeLimits, VolumeZone and ImageLocality left out: pilothouse has no CSI
+# drivers, zonal disks or image scoring yet).
 DEFAULT_MULTI_POINT: list[tuple[str, int]] = [
     ("SchedulingGates", 0),
     ("PrioritySort", 0),
@@ -41,6 +42,7 @@ DEFAULT_MULTI_POINT: list[tuple[str, int]] = [
     ("NodeAffinity", 2),
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
+    ("VolumeBinding", 0),
     ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
     ("DefaultPreemption", 0),

@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.api import resources
 from pilothouse.scheduler import types
 from pilothouse.scheduler.framework import interface as fw
 
 if TYPE_CHECKING:
+    from pilothouse.client import informer
     from pilothouse.scheduler.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,18 @@ ASSIGNED_POD_ADD = fw.ClusterEvent(fw.POD, fw.ActionType.ADD, "AssignedPodAdd")
 ASSIGNED_POD_DELETE = fw.ClusterEvent(fw.POD, fw.ActionType.DELETE, "AssignedPodDelete")
 NODE_ADD = fw.ClusterEvent(fw.NODE, fw.ActionType.ADD, "NodeAdd")
 NODE_DELETE = fw.ClusterEvent(fw.NODE, fw.ActionType.DELETE, "NodeDelete")
+# Resources whose changes only plugins read: watched when a plugin registers for them.
+STORAGE_RESOURCES = {
+    fw.PERSISTENT_VOLUME_CLAIM: resources.Resource(
+        "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True
+    ),
+    fw.PERSISTENT_VOLUME: resources.Resource(
+        "", "v1", "PersistentVolume", "persistentvolumes", False
+    ),
+    fw.STORAGE_CLASS: resources.Resource(
+        "storage.k8s.io", "v1", "StorageClass", "storageclasses", False
+    ),
+}
 
 
 def node_update_action(old: Obj, new: Obj) -> fw.ActionType:
@@ -161,6 +175,35 @@ class EventHandlers:
     def on_node_delete(self, obj: Obj) -> None:
         self.cache.remove_node((obj.get("metadata") or {}).get("name") or "")
         self.queue.move_all(NODE_DELETE)
+
+    # --- volumes, claims, classes ---------------------------------------------------------
+    def watch_storage(self, factory: informer.InformerFactory) -> None:
+        """Turn changes of the storage resources some plugin registered for into cluster
+        events (a claim bound, a volume made, a class added may let a pod fit)."""
+        wanted = {
+            ev.resource
+            for fwk in self.scheduler.frameworks.values()
+            for evs in fwk.events_to_register().values()
+            for ev in evs
+        }
+        for name, resource in STORAGE_RESOURCES.items():
+            if name in wanted:
+                self._watch(factory.informer(resource), name)
+
+    def _watch(self, inf: informer.Informer, resource: str) -> None:
+        def event(action: fw.ActionType, label: str) -> None:
+            self.queue.move_all(fw.ClusterEvent(resource, action, resource + label))
+
+        def added(_obj: Obj) -> None:
+            event(fw.ActionType.ADD, "Add")
+
+        def updated(_old: Obj, _new: Obj) -> None:
+            event(fw.ActionType.UPDATE, "Update")
+
+        def deleted(_obj: Obj) -> None:
+            event(fw.ActionType.DELETE, "Delete")
+
+        inf.add_handlers(on_add=added, on_update=updated, on_delete=deleted)
 
     # --- namespaces -------------------------------------------------------------------
     def on_namespace_change(self, old: Obj, obj: Obj) -> None:

@@ -22,6 +22,7 @@ def default_registry() -> dict[str, runtime.Factory]:
         prioritysort,
         schedulinggates,
         tainttoleration,
+        volumebinding,
     )
     from pilothouse.scheduler.plugins.noderesources import balanced_allocation, fit
 
@@ -34,6 +35,7 @@ def default_registry() -> dict[str, runtime.Factory]:
         nodeaffinity.NAME: nodeaffinity.new,
         nodeports.NAME: nodeports.new,
         fit.NAME: fit.new,
+        volumebinding.NAME: volumebinding.new,
         podtopologyspread.NAME: podtopologyspread.new,
         interpodaffinity.NAME: interpodaffinity.new,
         defaultpreemption.NAME: defaultpreemption.new,

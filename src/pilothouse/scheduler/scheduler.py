@@ -127,8 +127,8 @@ class Scheduler:
             p.scheduler_name: events.EventRecorder(client, component=p.scheduler_name, clock=clock)
             for p in self.configuration.profiles
         }
+        self._informers: informer.InformerFactory
         self._build()
-        self._informers: informer.InformerFactory | None = None
         self._pods: informer.Informer | None = None
         self._priority_classes: informer.Informer | None = None
         self._global_default_priority = 0
@@ -138,6 +138,8 @@ class Scheduler:
         """A fresh cache, frameworks and queue (again for every leadership term: what a
         former leader knew may be stale)."""
         self.cache = cache.Cache(namespace_labels=self._namespace_labels)
+        # Made here so plugins can add the informers they read; started by _run.
+        self._informers = informer.InformerFactory(self.client)
         self.frameworks: dict[str, runtime.Framework] = {}
         for profile in self.configuration.profiles:
             handle = runtime.Handle(
@@ -148,6 +150,7 @@ class Scheduler:
                 list_pdbs=self._list_pdbs,
                 namespaces_matching=self._namespaces_matching,
                 nominated_pods=lambda node: self.queue.nominated_pods(node),
+                informers=self._informers,
                 extra={"default_selector": self._default_selector},
             )
             self.frameworks[profile.scheduler_name] = runtime.Framework(
@@ -267,8 +270,8 @@ class Scheduler:
         if self.queue.closed:
             self._build()
         term = self._term = self.supervisor.nest("term")
-        factory = informer.InformerFactory(self.client)
-        self._informers = factory
+        factory = self._informers  # fresh with every term (see _build)
+        self.handlers.watch_storage(factory)
         # Priority classes and namespaces first: pods are parsed with them.
         self._priority_classes = factory.informer(PRIORITY_CLASSES)
         self._namespaces = factory.informer(NAMESPACES)
@@ -418,7 +421,8 @@ class Scheduler:
         pod = qpi.pod
         try:
             status = await fwk.run_pre_bind(state, pod, node)
-            if status.is_success():
+            prebind_failed = not status.is_success()
+            if not prebind_failed:
                 status = await fwk.run_bind(state, pod, node)
             if not status.is_success():
                 self.cache.forget_pod(pod.key)
@@ -427,7 +431,9 @@ class Scheduler:
                 self._failed(
                     fwk,
                     qpi,
-                    f"Binding rejected: {status.message}",
+                    f'running PreBind plugin "{status.plugin}": {status.message}'
+                    if prebind_failed
+                    else f"Binding rejected: {status.message}",
                     "SchedulerError",
                     self.queue.scheduling_cycle,
                     error=True,

@@ -35,8 +35,12 @@ def load(docs: openapi.OpenAPIV3, path: str) -> dict[str, Any]:
 def refs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "$ref":
+            if key == "$ref" and isinstance(value, str):
                 yield value
+            elif key == "properties" and isinstance(value, dict):
+                # Property names are data (JSONSchemaProps has a property named "$ref").
+                for prop in value.values():
+                    yield from refs(prop)
             else:
                 yield from refs(value)
     elif isinstance(node, list):

@@ -18,6 +18,7 @@ import pytest
 
 from pilothouse.api import errors, resources
 from pilothouse.apiserver import watchcache
+from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import namespace_lifecycle
 from pilothouse.apiserver.registry import deletion, strategies
 from pilothouse.apiserver.registry.store import ResourceStore
@@ -33,6 +34,12 @@ class Registry:
         self.store = store
         self.cache = cache
         self.by_plural: dict[str, ResourceStore] = {}
+        deps = admission_chain.Deps(
+            registry=resources.DEFAULT,
+            cache=cache,
+            store_for=lambda group, plural: self.by_plural[plural],
+        )
+        chain = admission_chain.Chain([namespace_lifecycle.NamespaceLifecycle(deps)])
         for group, plural in (("", "namespaces"), ("", "configmaps"), ("", "pods")):
             r = resources.DEFAULT.by_path(group, "v1", plural)
             assert r is not None
@@ -41,7 +48,7 @@ class Registry:
                 strategy=strategies.for_resource(r, resources.DEFAULT),
                 store=store,
                 cache=cache,
-                admission=[namespace_lifecycle.namespace_lifecycle],
+                admission=chain,
             )
 
     def cached(self, plural: str, namespace: str, name: str) -> watchcache.Entry:

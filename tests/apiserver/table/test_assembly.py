@@ -175,6 +175,8 @@ def test_default_convertor() -> None:
 # Column names as upstream's AddHandlers defines them; "*" marks priority 1 (wide only).
 COLUMNS = {
     ("", "Namespace"): "Name Status Age",
+    ("", "ResourceQuota"): "Name Age Request Limit",
+    ("", "LimitRange"): "Name Created_At",
     (
         "",
         "Node",
@@ -220,7 +222,16 @@ COLUMNS = {
         "Event",
     ): "Last_Seen Type Reason Object *Subobject *Source Message *First_Seen *Count *Name",
     ("scheduling.k8s.io", "PriorityClass"): "Name Value Global-Default Age PreemptionPolicy",
+    # The API server's default convertor, as upstream serves CRDs (NAME, CREATED AT)
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): "Name Created_At",
     ("policy", "PodDisruptionBudget"): "Name Min_Available Max_Unavailable Allowed_Disruptions Age",
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): "Name Webhooks Age",
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): "Name Webhooks Age",
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): "Name Validations ParamKind Age",
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): (
+        "Name PolicyName ParamRef Age"
+    ),
+    ("apiregistration.k8s.io", "APIService"): "Name Service Available Age",
     ("rbac.authorization.k8s.io", "Role"): "Name Created_At",
     ("rbac.authorization.k8s.io", "ClusterRole"): "Name Created_At",
     (

@@ -20,6 +20,9 @@ from .realcluster import Cluster
 
 Leftovers = Callable[[Path, Iterable[str]], list[str]]
 
+# The python client's own suite runs in a pytest of its own (test_python_client_suite.py).
+collect_ignore_glob = ["python_client_suite/*"]
+
 
 def leftovers(data_dir: Path, uids: Iterable[str]) -> list[str]:
     """Mounts under ``data_dir``, our network namespaces, the cgroups of the pods
@@ -64,6 +67,9 @@ def cluster(
 ) -> Iterator[Cluster]:
     data = tmp_path_factory.mktemp("e2e") / "data"
     extra = list(getattr(request.module, "SERVER_ARGS", []))  # a module's own server flags
+    make_args = getattr(request.module, "server_args", None)  # ... or made for this run
+    if make_args is not None:
+        extra += make_args(data.parent, local_registry)
     srv = testing.ServerProcess(data, agent=True, extra_args=extra).start(timeout=60)
     c = Cluster(srv, local_registry.busybox)
     try:

@@ -391,7 +391,12 @@ def test_a_pod_reaches_a_pod_on_a_second_node_through_a_service(
         cluster.apply(ns, pod_manifest("remote", cluster.image, HTTPD, nodeName=host.name,
                                        container={"ports": [{"name": "http",
                                                              "containerPort": 8080}]}))  # fmt: skip
-        remote = cluster.running(ns, "remote", timeout=90)
+        try:
+            remote = cluster.running(ns, "remote", timeout=90)
+        except AssertionError:
+            print(cluster.kubectl("-n", ns, "describe", "pod", "remote", check=False).stdout)
+            print(host.log_tail())
+            raise
         uids.append(remote["metadata"]["uid"])
         assert remote["status"]["podIP"] in _cidr_hosts(node2_cidr)
         cluster.apply(ns, service("far", selector="remote"))

@@ -147,3 +147,24 @@ def test_busybox_makes_a_runnable_image_without_a_registry(
     monkeypatch.setattr(testimage, "BUSYBOX_CANDIDATES", (tmp_path / "missing",))
     code, _, err = run(capsys, "busybox", *data)
     assert code == 1 and "apt-get install busybox-static" in err
+
+
+def test_pull_follows_registries_yaml(
+    local_registry: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DATA_DIR/registries.yaml is the node's; `images pull` follows it too (here a "*"
+    mirror for a made-up loopback registry, so no request leaves the machine)."""
+    registry = "127.0.0.1:9"  # the discard port: nothing answers there
+    (tmp_path / "registries.yaml").write_text(
+        f'mirrors:\n  "*":\n    endpoint: ["http://{local_registry.host}"]\n'
+    )
+    code, out, err = run(
+        capsys, "pull", "-q", f"{registry}/library/busybox:1.36", "--data-dir", str(tmp_path),
+        "--disable-default-registry-endpoint",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith(f"Pulled {registry}/library/busybox:1.36 (sha256:")
+    (tmp_path / "registries.yaml").write_text("mirrors: [\n")
+    code, _, err = run(capsys, "pull", "-q", "busybox", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert f"cannot use {tmp_path / 'registries.yaml'}: " in err

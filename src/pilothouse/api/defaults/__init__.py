@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pilothouse.api.defaults import autoscaling, core, workloads
+from pilothouse.api.defaults import admissionregistration, autoscaling, core, workloads
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -81,6 +81,7 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("rbac.authorization.k8s.io", "RoleBinding"): _rbac_binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _rbac_binding,
     ("certificates.k8s.io", "CertificateSigningRequest"): _csr,
+    **admissionregistration.DEFAULTERS,
 }
 
 

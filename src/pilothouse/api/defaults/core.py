@@ -161,6 +161,38 @@ def claim_template(template: Any) -> None:
         persistent_volume_claim(template)
 
 
+def resource_quota(obj: dict[str, Any]) -> None:
+    podspec.default_resource_list(_dict(obj, "spec").get("hard"))
+    # A struct upstream: served as {} before the controller fills it in.
+    status = _dict(obj, "status")
+    podspec.default_resource_list(status.get("hard"))
+    podspec.default_resource_list(status.get("used"))
+
+
+def limit_range(obj: dict[str, Any]) -> None:
+    """SetDefaults_LimitRangeItem: a Container item's ``default`` falls back to ``max``, its
+    ``defaultRequest`` to ``default`` and then to ``min``."""
+    for item in _dict(obj, "spec").get("limits") or []:
+        if not isinstance(item, dict):
+            continue
+        for key in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+            podspec.default_resource_list(item.get(key))
+        if item.get("type") != "Container":
+            continue
+        default = dict(item.get("default") or {})
+        request = dict(item.get("defaultRequest") or {})
+        for key, value in (item.get("max") or {}).items():
+            default.setdefault(key, value)
+        for key, value in default.items():
+            request.setdefault(key, value)
+        for key, value in (item.get("min") or {}).items():
+            request.setdefault(key, value)
+        if default:
+            item["default"] = default
+        if request:
+            item["defaultRequest"] = request
+
+
 DEFAULTERS = {
     "Pod": pod,
     "PodTemplate": pod_template,
@@ -171,4 +203,6 @@ DEFAULTERS = {
     "Secret": secret,
     "PersistentVolume": persistent_volume,
     "PersistentVolumeClaim": persistent_volume_claim,
+    "ResourceQuota": resource_quota,
+    "LimitRange": limit_range,
 }

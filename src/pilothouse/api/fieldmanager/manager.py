@@ -100,13 +100,14 @@ def _context(
     subresource: str,
     now: str,
     status_subresource: bool | None,
+    typ: types.Type | None = None,
 ) -> updater.Context:
     group, version = types.split_api_version(api_version)
     if status_subresource is None:
         status_subresource = kinds.has_status_subresource(group, version, kind)
     ignored = kinds.reset_fields(group, kind, subresource, status_subresource=status_subresource)
     return updater.Context(
-        typ=types.for_kind(group, version, kind),
+        typ=typ if typ is not None else types.for_kind(group, version, kind),
         api_version=api_version,
         subresource=subresource,
         now=now,
@@ -128,6 +129,7 @@ def update_managed_fields(
     subresource: str = "",
     now: str,
     status_subresource: bool | None = None,
+    typ: types.Type | None = None,
 ) -> dict[str, Any]:
     """``new`` with managedFields after a create, update or non-apply patch (operation Update).
 
@@ -157,7 +159,7 @@ def update_managed_fields(
     new_body = _without_managed(new)
     if not current and not creating:
         return _with_managed(new_body, {})
-    ctx = _context(api_version, kind, subresource, now, status_subresource)
+    ctx = _context(api_version, kind, subresource, now, status_subresource, typ)
     live_body = _zero(api_version, kind) if live is None else _without_managed(live)
     if not current:
         # Nobody owns anything yet (every create): the writer gets what it set.
@@ -227,6 +229,7 @@ def apply(
     now: str,
     kind: str | None = None,
     status_subresource: bool | None = None,
+    typ: types.Type | None = None,
 ) -> dict[str, Any]:
     """Server-side apply (operation Apply): the merged object with its managedFields.
 
@@ -249,7 +252,7 @@ def apply(
         raise ApplyError(
             f"failed to decode managed fields: {problem}", code=500, reason=""
         ) from problem
-    ctx = _context(api_version, expected_kind, subresource, now, status_subresource)
+    ctx = _context(api_version, expected_kind, subresource, now, status_subresource, typ)
     _check_config(config, api_version, expected_kind, ctx.typ)
     live_body = _without_managed(live) if live is not None else {}
 

@@ -286,8 +286,31 @@ class _Types:
             self._by_kind[gvk] = compiled
             return compiled
 
+    def for_schema(self, node: dict[str, Any]) -> Type:
+        with self._lock:
+            if self._compiler is None:
+                self._compiler = _Compiler(schema.definitions())
+            return self._compiler.compile(node)
+
 
 _TYPES = _Types()
+
+_OBJECT_META_REF = {"$ref": schema.REF_PREFIX + "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+
+
+def for_custom_resource(openapi_schema: dict[str, Any] | None) -> Type:
+    """The type of a custom resource from its CRD's structural schema: its own fields,
+    ``metadata`` as ObjectMeta (as upstream's ``TypeConverter`` builds it for CRDs).
+    Without a schema, everything is deduced."""
+    if not openapi_schema:
+        return DEDUCED
+    root = dict(openapi_schema)
+    properties = dict(root.get("properties") or {})
+    properties["metadata"] = _OBJECT_META_REF
+    properties.setdefault("apiVersion", {"type": "string"})
+    properties.setdefault("kind", {"type": "string"})
+    root["properties"] = properties
+    return _TYPES.for_schema(root)
 
 
 def for_kind(group: str, version: str, kind: str) -> Type:

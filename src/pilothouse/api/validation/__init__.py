@@ -23,6 +23,9 @@ from typing import Any
 from pilothouse.api import resources as resource_table
 from pilothouse.api.errors import FieldError
 from pilothouse.api.validation import (
+    admissionpolicy,
+    admissionregistration,
+    apiregistration,
     apps,
     autoscaling,
     batch,
@@ -32,6 +35,7 @@ from pilothouse.api.validation import (
     meta,
     names,
     pods,
+    quota,
     rbac,
     replicationcontroller,
     services,
@@ -95,6 +99,8 @@ _CREATE: dict[tuple[str, str], CreateValidator] = {
     ("", "PersistentVolume"): storage.validate_pv,
     ("", "PersistentVolumeClaim"): storage.validate_pvc,
     ("", "ReplicationController"): replicationcontroller.validate_replication_controller,
+    ("", "ResourceQuota"): quota.validate_resource_quota,
+    ("", "LimitRange"): quota.validate_limit_range,
     ("apps", "Deployment"): apps.validate_deployment,
     ("apps", "ReplicaSet"): apps.validate_replica_set,
     ("apps", "StatefulSet"): apps.validate_stateful_set,
@@ -115,6 +121,17 @@ _CREATE: dict[tuple[str, str], CreateValidator] = {
     ("rbac.authorization.k8s.io", "RoleBinding"): rbac.validate_role_binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): rbac.validate_cluster_role_binding,
     ("certificates.k8s.io", "CertificateSigningRequest"): certificates.validate_csr,
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): (
+        admissionregistration.validate_mutating_webhook_configuration
+    ),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): (
+        admissionregistration.validate_validating_webhook_configuration
+    ),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): admissionpolicy.validate_policy,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): (
+        admissionpolicy.validate_binding
+    ),
+    ("apiregistration.k8s.io", "APIService"): apiregistration.validate_api_service,
 }
 
 _UPDATE: dict[tuple[str, str], UpdateValidator] = {
@@ -131,6 +148,8 @@ _UPDATE: dict[tuple[str, str], UpdateValidator] = {
     ("", "PersistentVolume"): storage.validate_pv_update,
     ("", "PersistentVolumeClaim"): storage.validate_pvc_update,
     ("", "ReplicationController"): replicationcontroller.validate_replication_controller_update,
+    ("", "ResourceQuota"): quota.validate_resource_quota_update,
+    ("", "LimitRange"): quota.validate_limit_range_update,
     ("apps", "Deployment"): apps.validate_deployment_update,
     ("apps", "ReplicaSet"): apps.validate_replica_set_update,
     ("apps", "StatefulSet"): apps.validate_stateful_set_update,
@@ -153,6 +172,19 @@ _UPDATE: dict[tuple[str, str], UpdateValidator] = {
     ("rbac.authorization.k8s.io", "RoleBinding"): rbac.validate_role_binding_update,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): rbac.validate_cluster_role_binding_update,
     ("certificates.k8s.io", "CertificateSigningRequest"): certificates.validate_csr_update,
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): (
+        admissionregistration.validate_mutating_webhook_configuration_update
+    ),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): (
+        admissionregistration.validate_validating_webhook_configuration_update
+    ),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): (
+        admissionpolicy.validate_policy_update
+    ),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): (
+        admissionpolicy.validate_binding_update
+    ),
+    ("apiregistration.k8s.io", "APIService"): apiregistration.validate_api_service_update,
 }
 
 # Kinds created through a subresource rather than the generic store.

@@ -11,7 +11,14 @@ from typing import Any
 
 from pilothouse.api import errors
 from pilothouse.api.errors import FieldError
-from pilothouse.api.validation import coremisc, meta, names
+from pilothouse.api.validation import (
+    admissionpolicy,
+    apiregistration,
+    coremisc,
+    meta,
+    names,
+    quota,
+)
 from pilothouse.api.validation.fields import as_dict, as_int, as_list, as_str, is_int
 
 _GREATER = "cannot be greater than status.replicas"
@@ -203,6 +210,8 @@ def validate_status_update(
     if (group, kind) == ("", "ReplicationController"):
         # Upstream's ValidateReplicationControllerStatus has a ReplicaSet's rules.
         return errs + _replicas_status("ReplicaSet", status, old_status)
+    if (group, kind) == ("", "ResourceQuota"):
+        return errs + quota.validate_resource_quota_status_update(new, old)
     if (group, kind) == ("batch", "Job"):
         errs += _counters(status, ("active", "succeeded", "failed", "ready", "terminating"))
         if is_int(status.get("ready")) and status["ready"] > as_int(status.get("active")):
@@ -234,6 +243,10 @@ def validate_status_update(
         return errs
     if (group, kind) == ("", "Node"):
         return coremisc.validate_node_update(new, old)
+    if (group, kind) == ("apiregistration.k8s.io", "APIService"):
+        return errs + apiregistration.validate_api_service_status(new)
+    if (group, kind) == ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"):
+        return errs + admissionpolicy.validate_policy_status_update(new, old)
     if (group, kind) == ("", "PersistentVolumeClaim"):
         if not as_list(as_dict(new.get("spec")).get("accessModes")):
             errs.append(errors.required("Spec.accessModes"))

@@ -1,5 +1,6 @@
 """CertificateSigningRequest admission: CertificateApproval, CertificateSigning and
-CertificateSubjectRestriction (upstream's plugins of those names).
+CertificateSubjectRestriction (upstream's plugins of those names, validating, in the
+admission chain; without an authorizer the first two let everything through).
 
 * approving or denying (the ``approval`` subresource) needs the ``approve`` verb on
   ``signers`` named by the request's signer (or ``<domain>/*``);
@@ -10,17 +11,12 @@ CertificateSubjectRestriction (upstream's plugins of those names).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from pilothouse.api import errors
-from pilothouse.api.meta import Obj
+from pilothouse.api import resources
 from pilothouse.api.validation import certificates as csr_validation
+from pilothouse.apiserver.admission.interface import CREATE, UPDATE, Attributes, Plugin
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.apiserver.authz import attributes as attrs_module
 from pilothouse.apiserver.authz import authorizer as authz
-
-if TYPE_CHECKING:
-    from pilothouse.apiserver.registry.store import ResourceStore
 
 GROUP = "certificates.k8s.io"
 KUBE_APISERVER_CLIENT = "kubernetes.io/kube-apiserver-client"
@@ -37,54 +33,65 @@ def authorized_for_signer(
     return False
 
 
-def check_approval(authorizer: authz.Authorizer, csr: Obj) -> None:
-    user = user_module.current()
-    if user is None:
-        return
-    signer = (csr.get("spec") or {}).get("signerName", "")
-    if not authorized_for_signer(authorizer, user, "approve", signer):
-        raise errors.forbidden(
-            "certificatesigningrequests",
-            GROUP,
-            csr["metadata"].get("name", ""),
-            f'user not permitted to approve requests with signerName "{signer}"',
-        )
+class _CSRPlugin(Plugin):
+    operation = UPDATE
+    subresource = ""
 
-
-class CertificateAdmission:
-    def __init__(self, authorizer: authz.Authorizer) -> None:
+    def __init__(self, authorizer: authz.Authorizer | None) -> None:
         self.authorizer = authorizer
 
-    async def __call__(self, store: ResourceStore, op: str, obj: Obj) -> None:
-        r = store.resource
-        if r.group != GROUP or r.plural != "certificatesigningrequests":
-            return
-        spec = obj.get("spec") or {}
-        name = (obj.get("metadata") or {}).get("name", "")
-        if op == "create" and spec.get("signerName") == KUBE_APISERVER_CLIENT:
-            self._subject_restriction(spec, name)
-        if op != "update":
-            return
-        request = attrs_module.current()
-        if request is None or request.subresource != "status":
-            return
-        user = user_module.current()
-        if user is None:
-            return
-        old = await store.current("", name)
-        old_cert = ((old.obj if old else {}).get("status") or {}).get("certificate")
-        if (obj.get("status") or {}).get("certificate") == old_cert:
-            return
-        signer = spec.get("signerName", "")
-        if not authorized_for_signer(self.authorizer, user, "sign", signer):
-            raise errors.forbidden(
-                "certificatesigningrequests",
-                GROUP,
-                name,
-                f'user not permitted to sign requests with signerName "{signer}"',
-            )
+    def handles(self, resource: resources.Resource, subresource: str, operation: str) -> bool:
+        return (
+            resource.group == GROUP
+            and resource.plural == "certificatesigningrequests"
+            and subresource == self.subresource
+            and operation == self.operation
+        )
 
-    def _subject_restriction(self, spec: Obj, name: str) -> None:
+    def _permitted(self, verb: str, signer: str) -> bool:
+        user = user_module.current()
+        if user is None or self.authorizer is None:
+            return True
+        return authorized_for_signer(self.authorizer, user, verb, signer)
+
+
+class CertificateApproval(_CSRPlugin):
+    """Approving or denying needs ``approve`` on the request's signer."""
+
+    name = "CertificateApproval"
+    subresource = "approval"
+
+    async def validate(self, a: Attributes) -> None:
+        signer = ((a.obj or {}).get("spec") or {}).get("signerName", "")
+        if not self._permitted("approve", signer):
+            raise a.forbidden(f'user not permitted to approve requests with signerName "{signer}"')
+
+
+class CertificateSigning(_CSRPlugin):
+    """Writing a new ``status.certificate`` needs ``sign`` on the request's signer."""
+
+    name = "CertificateSigning"
+    subresource = "status"
+
+    async def validate(self, a: Attributes) -> None:
+        certificate = ((a.obj or {}).get("status") or {}).get("certificate")
+        if certificate == ((a.old or {}).get("status") or {}).get("certificate"):
+            return
+        signer = ((a.obj or {}).get("spec") or {}).get("signerName", "")
+        if not self._permitted("sign", signer):
+            raise a.forbidden(f'user not permitted to sign requests with signerName "{signer}"')
+
+
+class CertificateSubjectRestriction(_CSRPlugin):
+    """No ``kube-apiserver-client`` certificate for the ``system:masters`` group."""
+
+    name = "CertificateSubjectRestriction"
+    operation = CREATE
+
+    async def validate(self, a: Attributes) -> None:
+        spec = (a.obj or {}).get("spec") or {}
+        if spec.get("signerName") != KUBE_APISERVER_CLIENT:
+            return
         try:
             request = csr_validation.parse_request(csr_validation.decode_bytes(spec.get("request")))
         except ValueError:
@@ -92,12 +99,9 @@ class CertificateAdmission:
         from cryptography.x509.oid import NameOID
 
         organizations = [
-            str(a.value) for a in request.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+            str(o.value) for o in request.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         ]
         if "system:masters" in organizations:
-            raise errors.forbidden(
-                "certificatesigningrequests",
-                GROUP,
-                name,
-                f"use of {KUBE_APISERVER_CLIENT} signer with system:masters group is not allowed",
+            raise a.forbidden(
+                f"use of {KUBE_APISERVER_CLIENT} signer with system:masters group is not allowed"
             )

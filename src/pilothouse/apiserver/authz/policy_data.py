@@ -440,6 +440,23 @@ CLUSTER_ROLES["pilothouse:node-dns"] = {
     ]
 }
 
+# Every node agent also runs the local-path provisioner's node part: it makes the PVs of
+# the claims scheduled to it, removes them when Released, grows them (the rules of k3s's
+# local-path-provisioner-role, less the helper pods pilothouse does not use).
+CLUSTER_ROLES["pilothouse:local-path-provisioner"] = {
+    "rules": [
+        rule(
+            ("create", "delete", "get", "list", "patch", "update", "watch"),
+            LEGACY,
+            "persistentvolumes",
+        ),
+        rule(("get", "list", "patch", "update", "watch"), LEGACY, "persistentvolumeclaims"),
+        rule(("patch", "update"), LEGACY, "persistentvolumeclaims/status"),
+        rule(READ, STORAGE, "storageclasses"),
+        EVENT_WRITE,
+    ]
+}
+
 # (name, role, subjects) — subjects as (kind, name[, namespace]).
 CLUSTER_ROLE_BINDINGS: list[tuple[str, str, list[tuple[str, ...]]]] = [
     ("cluster-admin", "cluster-admin", [("Group", "system:masters")]),
@@ -469,6 +486,11 @@ CLUSTER_ROLE_BINDINGS: list[tuple[str, str, list[tuple[str, ...]]]] = [
     ("system:volume-scheduler", "system:volume-scheduler", [("User", "system:kube-scheduler")]),
     ("pilothouse:kube-scheduler", "pilothouse:kube-scheduler", [("User", "system:kube-scheduler")]),
     ("pilothouse:node-dns", "pilothouse:node-dns", [("Group", "system:nodes")]),
+    (
+        "pilothouse:local-path-provisioner",
+        "pilothouse:local-path-provisioner",
+        [("Group", "system:nodes")],
+    ),
     ("pilothouse:node-proxier", "system:node-proxier", [("Group", "system:nodes")]),
 ]
 

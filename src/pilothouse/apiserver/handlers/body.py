@@ -8,6 +8,7 @@ unknown and duplicate fields fail the request under ``Strict``, come back as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -65,9 +66,12 @@ def decode_object(
     api_version: str = "",
     field_validation: str,
     warnings: list[str],
+    problems: Callable[[Obj], schema.FieldProblems | None] | None = None,
 ) -> Obj:
     """Decode a body meant to be an object of ``resource`` (or of ``kind`` in
-    ``api_version`` for subresources), applying the field-validation directive."""
+    ``api_version`` for subresources), applying the field-validation directive.
+    ``problems`` finds (and prunes) unknown fields where the built-in schemas cannot:
+    custom resources."""
     kind = kind or resource.kind
     api_version = api_version or resource.api_version
     version = api_version.rpartition("/")[2]
@@ -100,13 +104,15 @@ def decode_object(
             f"{kind}.metadata of type v1.ObjectMeta"
         )
     group = api_version.rpartition("/")[0]
-    problems = schema.field_problems(group, version, kind, value, prune=True)
-    if problems.type_errors:
+    found = problems(value) if problems is not None else None
+    if found is None:
+        found = schema.field_problems(group, version, kind, value, prune=True)
+    if found.type_errors:
         raise errors.bad_request(
-            f'{kind} in version "{version}" cannot be handled as a {kind}: {problems.type_errors[0]}'
+            f'{kind} in version "{version}" cannot be handled as a {kind}: {found.type_errors[0]}'
         )
     if checking:
-        strict = [f'unknown field "{p}"' for p in problems.unknown]
+        strict = [f'unknown field "{p}"' for p in found.unknown]
         strict += [f'duplicate field "{p}"' for p in duplicates]
         if strict:
             if field_validation == "Strict":

@@ -10,6 +10,7 @@ start; they change only when the resource table does.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -112,6 +113,21 @@ def _aggregated_resources(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class ExtensionVersion:
+    """A group-version another API server serves behind this one (an APIService):
+    its resources in the aggregated-discovery shape, and whether its server answered
+    the last time it was asked."""
+
+    version: str
+    resources: tuple[dict[str, Any], ...]
+    fresh: bool = True
+
+
+# Groups served by aggregated API servers, in the order discovery lists them.
+Extensions = list[tuple[str, list[ExtensionVersion]]]
+
+
 class Discovery:
     """Prebuilt discovery documents and their handlers."""
 
@@ -120,28 +136,71 @@ class Discovery:
         self.server_address = server_address
         self._legacy: dict[str, bytes] = {}
         self._aggregated: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self.extensions: Extensions = []
         self._build()
+
+    def refresh(self) -> None:
+        """The resource table changed (a CRD): rebuild the documents."""
+        self._build()
+
+    def set_extensions(self, extensions: Extensions) -> None:
+        """The aggregated API servers' groups changed: rebuild the documents."""
+        self.extensions = extensions
+        self._build()
+
+    def _extension_groups(self) -> Extensions:
+        """Extension versions of groups this server does not serve itself."""
+        served = set(self.registry.group_versions)
+        out: Extensions = []
+        for group, versions in self.extensions:
+            extra = [v for v in versions if (group, v.version) not in served]
+            if extra:
+                out.append((group, extra))
+        return out
 
     def _build(self) -> None:
         reg = self.registry
+        legacy: dict[str, bytes] = {}
+        aggregated: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self._fill(reg, legacy, aggregated)
+        # Swapped whole, so a request never sees half a rebuild.
+        self._legacy, self._aggregated = legacy, aggregated
+
+    def _fill(
+        self,
+        reg: resources.Registry,
+        legacy_out: dict[str, bytes],
+        aggregated_out: dict[tuple[str, str], tuple[bytes, str]],
+    ) -> None:
         api_versions: dict[str, Any] = {"kind": "APIVersions", "versions": ["v1"]}
         if self.server_address:
             api_versions["serverAddressByClientCIDRs"] = [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server_address}
             ]
-        self._legacy["/api"] = _json(api_versions)
-        self._legacy["/api/v1"] = _json(resource_list(reg, "", "v1"))
+        legacy_out["/api"] = _json(api_versions)
+        legacy_out["/api/v1"] = _json(resource_list(reg, "", "v1"))
         groups = []
         for group, versions in reg.groups().items():
             gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
             g = {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
             groups.append(g)
-            self._legacy[f"/apis/{group}"] = _json({"kind": "APIGroup", "apiVersion": "v1", **g})
+            legacy_out[f"/apis/{group}"] = _json({"kind": "APIGroup", "apiVersion": "v1", **g})
             for v in versions:
-                self._legacy[f"/apis/{group}/{v}"] = _json(resource_list(reg, group, v))
-        self._legacy["/apis"] = _json(
-            {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-        )
+                legacy_out[f"/apis/{group}/{v}"] = _json(resource_list(reg, group, v))
+        known = {g["name"]: g for g in groups}
+        extensions = self._extension_groups()
+        for group, ext_versions in extensions:
+            gvs = [
+                {"groupVersion": f"{group}/{v.version}", "version": v.version} for v in ext_versions
+            ]
+            if group in known:
+                known[group]["versions"] = [*known[group]["versions"], *gvs]
+                g = known[group]
+            else:
+                g = {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
+                groups.append(g)
+            legacy_out[f"/apis/{group}"] = _json({"kind": "APIGroup", "apiVersion": "v1", **g})
+        legacy_out["/apis"] = _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
         for version in ("v2", "v2beta1"):
             core = [
@@ -156,7 +215,7 @@ class Discovery:
                     ],
                 }
             ]
-            named = []
+            named: list[dict[str, Any]] = []
             for group, versions in reg.groups().items():
                 named.append(
                     {
@@ -171,8 +230,27 @@ class Discovery:
                         ],
                     }
                 )
+            by_name = {item["metadata"]["name"]: item for item in named}
+            for group, ext_versions in extensions:
+                entries = [
+                    {
+                        "version": v.version,
+                        "resources": [dict(r) for r in v.resources],
+                        "freshness": "Current" if v.fresh else "Stale",
+                    }
+                    for v in ext_versions
+                ]
+                if group in by_name:
+                    by_name[group]["versions"].extend(entries)
+                else:
+                    named.append(
+                        {
+                            "metadata": {"name": group, "creationTimestamp": None},
+                            "versions": entries,
+                        }
+                    )
             for path, items in (("/api", core), ("/apis", named)):
-                doc = {
+                doc: dict[str, Any] = {
                     "kind": "APIGroupDiscoveryList",
                     "apiVersion": f"apidiscovery.k8s.io/{version}",
                     "metadata": {},
@@ -180,7 +258,7 @@ class Discovery:
                 }
                 raw = _json(doc)
                 etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-                self._aggregated[(path, version)] = (raw, etag)
+                aggregated_out[(path, version)] = (raw, etag)
 
     @staticmethod
     def _wants_aggregated(accept: str) -> str | None:

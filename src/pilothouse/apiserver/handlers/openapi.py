@@ -34,7 +34,7 @@ import hashlib
 import pathlib
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -61,9 +61,26 @@ _SECURITY = {
 }
 
 
-def _document(paths: dict[str, Any], roots: set[str]) -> dict[str, Any]:
+class CustomDocuments(Protocol):
+    """Where the documents of custom resources' group-versions come from (CRDs)."""
+
+    def group_version(
+        self, group: str, version: str
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
+        """(paths, component schemas), or None for a group-version of built-in kinds."""
+
+    def key(self, group: str, version: str) -> str:
+        """What the group-version's document is a function of (for its hash)."""
+
+
+def _document(
+    paths: dict[str, Any], roots: set[str], schemas: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
-        "components": {"schemas": openapi_schemas.components(roots), **_SECURITY},
+        "components": {
+            "schemas": schemas if schemas is not None else openapi_schemas.components(roots),
+            **_SECURITY,
+        },
         "info": {"title": "Kubernetes", "version": "unversioned"},
         "openapi": "3.0.0",
         "paths": paths,
@@ -97,28 +114,60 @@ class _Doc:
         self.gzipped: bytes | None = None
 
 
+class ExternalDocuments(Protocol):
+    """Documents of group-versions other API servers serve behind this one
+    (aggregated APIServices): listed in the index and served as fetched."""
+
+    generation: int
+
+    def openapi_paths(self) -> dict[str, str]: ...
+
+    def openapi_document(self, path: str) -> tuple[bytes, str] | None: ...
+
+
 class OpenAPIV3:
     """The ``/openapi/v3`` index and documents for a resource table."""
 
-    def __init__(self, registry: resources.Registry) -> None:
+    def __init__(
+        self, registry: resources.Registry, *, custom: CustomDocuments | None = None
+    ) -> None:
         self.registry = registry
+        self.custom = custom
+        self.external: ExternalDocuments | None = None
+        self._external_generation = -1
         self._lock = threading.Lock()
         self._docs: dict[str, _Doc] = {}
+        self._index: tuple[bytes, str] | None = None
+        self._build_table()
+
+    def refresh(self) -> None:
+        """The resources or a CRD changed: documents are rebuilt on next request."""
+        with self._lock:
+            self._build_table()
+
+    def _build_table(self) -> None:
+        registry = self.registry
+        self._docs = {}
         for group, version in registry.group_versions:
             path = f"apis/{group}/{version}" if group else f"api/{version}"
             members = sorted(repr(r) for r in registry.in_group_version(group, version))
+            if self.custom is not None:
+                members.append(self.custom.key(group, version))
             self._docs[path] = _Doc("\n".join(members), self._group_version_builder(group, version))
         self._docs["api"] = _Doc("api", self._build_api)
         self._docs["apis"] = _Doc("apis", self._build_apis)
         for group in registry.groups():
             self._docs[f"apis/{group}"] = _Doc(group, self._group_builder(group))
         self._docs["version"] = _Doc("version", self._build_version)
-        self._index: tuple[bytes, str] | None = None
+        self._index = None
 
     # --- the documents ---------------------------------------------------------
 
     def _group_version_builder(self, group: str, version: str) -> Any:
         def build() -> dict[str, Any]:
+            found = self.custom.group_version(group, version) if self.custom is not None else None
+            if found is not None:
+                return _document(found[0], set(), found[1])
             paths, refs = openapi_paths.build(self.registry, group, version)
             return _document(paths, refs)
 
@@ -165,16 +214,24 @@ class OpenAPIV3:
     # --- hashes and caching ------------------------------------------------------
 
     def _ensure_hashes(self) -> None:
+        external = self.external
+        if external is not None and external.generation != self._external_generation:
+            self._index = None
+            self._external_generation = external.generation
         if self._index is not None:
             return
         inputs = _inputs_digest()
         for path, doc in self._docs.items():
             digest = hashlib.sha512(inputs + f"\0{path}\0{doc.key}".encode())
             doc.etag = digest.hexdigest().upper()
+        hashes = {path: doc.etag for path, doc in self._docs.items()}
+        if external is not None:
+            for path, etag in external.openapi_paths().items():
+                hashes.setdefault(path, etag)
         index = {
             "paths": {
-                path: {"serverRelativeURL": f"{PREFIX}/{path}?hash={self._docs[path].etag}"}
-                for path in sorted(self._docs)
+                path: {"serverRelativeURL": f"{PREFIX}/{path}?hash={hashes[path]}"}
+                for path in sorted(hashes)
             }
         }
         body = orjson.dumps(index)
@@ -227,6 +284,11 @@ class OpenAPIV3:
     async def handle_document(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info.get("path", "").strip("/")
         doc = self._get(path)
+        if doc is None and self.external is not None:
+            fetched = self.external.openapi_document(path)
+            if fetched is not None:
+                doc = _Doc(path, None)
+                doc.body, doc.etag = fetched
         if doc is None or doc.body is None:
             return _status(
                 errors.StatusError(

@@ -14,15 +14,17 @@ status is kept), ``/scale`` patches the autoscaling/v1 Scale view.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from pilothouse.api import errors, fieldmanager, meta, schema
 from pilothouse.api import patch as patch_engines
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import negotiation
+from pilothouse.apiserver import negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import body, render, subresources
 from pilothouse.apiserver.handlers.options import WriteParams
@@ -46,22 +48,32 @@ def _view(
     store: ResourceStore, subresource: str
 ) -> tuple[Callable[[Obj], Obj], Callable[[Obj, Obj], Obj], str, str]:
     """(to view, back to object, view apiVersion, view kind) for what the patch addresses."""
-    r = store.resource
     if subresource == "scale":
         return (
-            lambda o: subresources.to_scale(o, r),
-            subresources.apply_scale,
+            functools.partial(subresources.scale_of, store),
+            functools.partial(subresources.with_scale, store),
             "autoscaling/v1",
             "Scale",
         )
+    r = store.resource
     return (lambda o: o), (lambda _o, v: v), r.api_version, r.kind
 
 
 def _check_fields(
-    obj: Obj, api_version: str, kind: str, validation: str, warnings: list[str]
+    obj: Obj,
+    api_version: str,
+    kind: str,
+    validation: str,
+    warnings: list[str],
+    store: ResourceStore | None = None,
 ) -> None:
     group, _, version = api_version.rpartition("/")
-    problems = schema.field_problems(group, version, kind, obj, prune=True)
+    custom = store.strategy.body_problems(obj) if store is not None else None
+    problems = (
+        custom
+        if custom is not None
+        else schema.field_problems(group, version, kind, obj, prune=True)
+    )
     if problems.type_errors:
         raise schema.decode_error(kind, version, problems.type_errors[0])
     if validation in ("Strict", "Warn") and problems.unknown:
@@ -77,8 +89,16 @@ async def patch(
     output = negotiation.negotiate(request.headers.get("Accept"))
     content_type = request.headers.get("Content-Type", "")
     patch_type = negotiation.body_type(content_type)
-    if patch_type not in ACCEPTED:
-        raise errors.unsupported_media_type(content_type, ACCEPTED)
+    accepted = ACCEPTED
+    if info.subresource != "scale" and store.strategy.patch_types is not None:
+        accepted = list(store.strategy.patch_types)
+    if patch_type not in accepted:
+        if patch_type == negotiation.STRATEGIC_PATCH and accepted is not ACCEPTED:
+            # A custom kind: upstream's words, without the media type received.
+            raise errors.StatusError(
+                415, errors.UNSUPPORTED_MEDIA_TYPE, patch_engines.UNSUPPORTED_MEDIA_TYPE
+            )
+        raise errors.unsupported_media_type(content_type, accepted)
     write = WriteParams.parse(request.query, options_kind="PatchOptions")
     is_apply = patch_type == negotiation.APPLY_PATCH
     if write.force and not is_apply:
@@ -109,6 +129,7 @@ async def patch(
             api_version=view_api_version,
             field_validation=write.field_validation,
             warnings=warnings,
+            problems=None if info.subresource == "scale" else store.strategy.body_problems,
         )
         config_md = config.get("metadata") or {}
         if config_md.get("name") not in (None, info.name):
@@ -125,8 +146,13 @@ async def patch(
             )
     else:
         document, _ = body.parse(raw, negotiation.JSON, find_duplicates=False)
+    audited = requestcontext.auditing()
+    if audited is not None:
+        # The audit log keeps the patch as JSON on one line (YAML apply patches converted).
+        audited.log_request_patch(orjson.dumps(config if is_apply else document))
 
     now = meta.now()
+    strategy = store.strategy
 
     async def mutate(current: Obj) -> Obj:
         view = to_view(current)
@@ -141,10 +167,19 @@ async def patch(
                     subresource=info.subresource,
                     now=now,
                     kind=view_kind,
+                    status_subresource=strategy.status_subresource(),
+                    typ=None if info.subresource == "scale" else strategy.field_type(),
                 )
             else:
                 patched = _apply_patch(
-                    view, document, patch_type, write, view_api_version, view_kind, warnings
+                    view,
+                    document,
+                    patch_type,
+                    write,
+                    view_api_version,
+                    view_kind,
+                    warnings,
+                    None if info.subresource == "scale" else store,
                 )
         except fieldmanager.ApplyConflict as conflict:
             raise conflict.status(
@@ -175,6 +210,8 @@ async def patch(
                 api_version=store.resource.api_version,
                 subresource=info.subresource,
                 now=now,
+                status_subresource=strategy.status_subresource(),
+                typ=strategy.field_type(),
             )
         return new
 
@@ -195,6 +232,8 @@ async def patch(
                 force=write.force,
                 now=now,
                 kind=view_kind,
+                status_subresource=strategy.status_subresource(),
+                typ=strategy.field_type(),
             )
         except fieldmanager.ApplyError as apply_error:
             raise apply_error.status() from None
@@ -203,7 +242,7 @@ async def patch(
         status = 201
     if info.subresource == "scale":
         return render.response(
-            negotiation.encode(subresources.to_scale(result, store.resource), output.media_type),
+            negotiation.encode(subresources.scale_of(store, result), output.media_type),
             output,
             status,
             warnings,
@@ -221,6 +260,7 @@ def _apply_patch(
     api_version: str,
     kind: str,
     warnings: list[str],
+    store: ResourceStore | None = None,
 ) -> Any:
     """Apply a non-apply patch to ``view`` and check the result's fields."""
     if patch_type == negotiation.JSON_PATCH:
@@ -242,7 +282,7 @@ def _apply_patch(
             view, document, group=group, version=version, kind=kind
         )
     if isinstance(patched, dict):
-        _check_fields(patched, api_version, kind, write.field_validation, warnings)
+        _check_fields(patched, api_version, kind, write.field_validation, warnings, store)
     return patched
 
 

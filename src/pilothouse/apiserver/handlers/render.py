@@ -59,6 +59,7 @@ def object_body(
     output: negotiation.Output,
     *,
     include_object: str = "Metadata",
+    printer: table.Printer | None = None,
 ) -> bytes:
     if output.form == "table":
         t = table.build_table(
@@ -69,6 +70,7 @@ def object_body(
                 "resourceVersion": (obj.get("metadata") or {}).get("resourceVersion", "")
             },
             include_object=include_object,
+            printer=printer,
         )
         t["apiVersion"] = f"meta.k8s.io/{output.version}"
         return negotiation.encode(t, output.media_type)
@@ -89,7 +91,12 @@ def list_body(
     if output.form == "table":
         objs = [store.output(e.obj) for e in entries]
         t = table.build_table(
-            resource, objs, now=time.time(), list_metadata=list_meta, include_object=include_object
+            resource,
+            objs,
+            now=time.time(),
+            list_metadata=list_meta,
+            include_object=include_object,
+            printer=store.strategy.printer(),
         )
         t["apiVersion"] = f"meta.k8s.io/{output.version}"
         return negotiation.encode(t, output.media_type)

@@ -314,7 +314,7 @@ class ResourceMetricsAPI:
         return item
 
     async def _nodes(self, params: ListParams, now: str) -> list[Obj]:
-        match = build_filter(self.nodes.resource, params.label_selector, params.field_selector)
+        match = build_filter(self.nodes, params.label_selector, params.field_selector)
         items = []
         for node, summary in await self._summaries(await self._all_nodes(match)):
             item = node_metrics(node, summary, now=now)
@@ -335,7 +335,7 @@ class ResourceMetricsAPI:
         return items[0]
 
     async def _pod_list(self, namespace: str, params: ListParams, now: str) -> list[Obj]:
-        match = build_filter(self.pods.resource, params.label_selector, params.field_selector)
+        match = build_filter(self.pods, params.label_selector, params.field_selector)
         page = await self.pods.list(namespace, ListOptions(match=match))
         return await self._metrics_of([e.obj for e in page.entries], now)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
-from pilothouse.api import errors, resources, selectors
+from pilothouse.api import defaults, errors, resources, selectors
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import negotiation, watchcache
+from pilothouse.apiserver import negotiation, requestcontext, watchcache
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
@@ -28,8 +29,64 @@ SubresourceHandler = Callable[
 ]
 
 
+def log_request_object(
+    resource: resources.Resource, obj: Obj, subresource: str = "", *, kind: str = ""
+) -> None:
+    """Hand the decoded body to the audit log, defaulted as upstream's decoder leaves it
+    (only when the request is audited: the copy costs)."""
+    ctx = requestcontext.auditing()
+    if ctx is None:
+        return
+    if ctx.audit.keeps_request_object():
+        copy = orjson.loads(orjson.dumps(obj))
+        defaults.apply_defaults(resource.group, resource.version, kind or resource.kind, copy)
+        obj = copy
+    ctx.log_request_object(
+        obj,
+        group=resource.group,
+        version=resource.version,
+        plural=resource.plural,
+        subresource=subresource,
+    )
+
+
+# Subresources that open a stream (upstream's CONNECT verbs), and their options kinds.
+CONNECT_OPTIONS = {
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
+    "proxy": "PodProxyOptions",
+}
+
+
+def connect_options(info: request_info.RequestInfo, query: Any) -> Obj:
+    """The options object of a CONNECT request, as upstream decodes it from the query
+    (what admission sees)."""
+    kind = CONNECT_OPTIONS[info.subresource]
+    if info.resource.plural == "nodes":
+        kind = "NodeProxyOptions"
+    elif info.resource.plural == "services":
+        kind = "ServiceProxyOptions"
+    options: Obj = {"kind": kind, "apiVersion": "v1"}
+    if info.subresource in ("exec", "attach"):
+        for key in ("stdin", "stdout", "stderr", "tty"):
+            if query.get(key) in ("true", "1"):
+                options[key] = True
+        if query.get("container"):
+            options["container"] = query["container"]
+        if info.subresource == "exec":
+            options["command"] = query.getall("command", [])
+    elif info.subresource == "portforward":
+        ports = [int(p) for p in query.getall("ports", []) if p.isdigit()]
+        if ports:
+            options["ports"] = ports
+    elif query.get("path"):
+        options["path"] = query["path"]
+    return options
+
+
 def build_filter(
-    resource: resources.Resource, label_selector: str, field_selector: str, name: str = ""
+    store: ResourceStore, label_selector: str, field_selector: str, name: str = ""
 ) -> watchcache.Filter | None:
     """A predicate for the label and field selectors of a request (None: all)."""
     try:
@@ -37,9 +94,7 @@ def build_filter(
         fields = selectors.parse_field_selector(field_selector) if field_selector else None
         if fields is not None:
             # Aliases (spec.host, regarding.*) become the fields objects carry.
-            fields = selectors.convert_field_selector(
-                resource.group, resource.version, resource.kind, fields
-            )
+            fields = store.strategy.convert_field_selector(fields, store.resource)
     except selectors.SelectorError as exc:
         raise errors.bad_request(str(exc)) from None
     if labels is not None and labels.empty:
@@ -48,9 +103,8 @@ def build_filter(
         fields = None
     if labels is None and fields is None and not name:
         return None
-    group, kind = resource.group, resource.kind
-    if group == "events.k8s.io":
-        group = ""  # stored (and selected) as core Events
+    object_fields = store.strategy.object_fields
+    requested = store.resource
 
     def match(obj: Obj) -> bool:
         md = obj.get("metadata") or {}
@@ -58,7 +112,7 @@ def build_filter(
             return False
         if labels is not None and not labels.matches(md.get("labels") or {}):
             return False
-        return fields is None or fields.matches(selectors.object_fields(group, kind, obj))
+        return fields is None or fields.matches(object_fields(obj, requested))
 
     return match
 
@@ -81,6 +135,17 @@ class ResourceAPI:
     async def handle(
         self, request: web.Request, info: request_info.RequestInfo
     ) -> web.StreamResponse:
+        resp = await self._handle(request, info)
+        store = self.stores.get(info.resource)
+        warning = store.strategy.deprecation_warning if store is not None else None
+        if warning and not resp.prepared:
+            # A deprecated version of a custom resource (the CRD's deprecationWarning).
+            resp.headers.add("Warning", f'299 - "{warning}"')
+        return resp
+
+    async def _handle(
+        self, request: web.Request, info: request_info.RequestInfo
+    ) -> web.StreamResponse:
         store = self.stores.get(info.resource)
         method = request.method
         verb_allowed = info.resource.verbs
@@ -93,6 +158,13 @@ class ResourceAPI:
             if handler is None or (store is None and info.subresource != "binding"):
                 raise errors.method_not_allowed("")
             assert store is not None
+            if info.subresource in CONNECT_OPTIONS:
+                await store.connect(
+                    info.namespace,
+                    info.name,
+                    info.subresource,
+                    connect_options(info, request.query),
+                )
             return await handler(request, store, info)
         if store is None:
             # Create-only virtual resources (bindings) are served as subresources.
@@ -140,7 +212,13 @@ class ResourceAPI:
         params = ListParams.parse(request.query)
         obj = await store.get(info.namespace, info.name)
         return render.response(
-            render.object_body(store.resource, obj, output, include_object=params.include_object),
+            render.object_body(
+                store.resource,
+                obj,
+                output,
+                include_object=params.include_object,
+                printer=store.strategy.printer(),
+            ),
             output,
         )
 
@@ -152,9 +230,7 @@ class ResourceAPI:
         params: ListParams,
     ) -> web.Response:
         output = negotiation.negotiate(request.headers.get("Accept"))
-        match = build_filter(
-            store.resource, params.label_selector, params.field_selector, info.name
-        )
+        match = build_filter(store, params.label_selector, params.field_selector, info.name)
         page = await store.list(
             info.namespace,
             ListOptions(
@@ -165,8 +241,9 @@ class ResourceAPI:
                 resource_version_match=params.resource_version_match,
             ),
         )
+        entries = await store.api_entries(page.entries)
         body_bytes = render.list_body(
-            store, page.entries, list_metadata(page), output, include_object=params.include_object
+            store, entries, list_metadata(page), output, include_object=params.include_object
         )
         return render.response(body_bytes, output)
 
@@ -180,9 +257,7 @@ class ResourceAPI:
         output = negotiation.negotiate(request.headers.get("Accept"))
         if output.media_type != negotiation.JSON:
             output = negotiation.Output(negotiation.JSON, output.form, output.version)
-        match = build_filter(
-            store.resource, params.label_selector, params.field_selector, info.name
-        )
+        match = build_filter(store, params.label_selector, params.field_selector, info.name)
         return await watch.serve(request, store, info.namespace, params, match, output)
 
     # --- writes ------------------------------------------------------------
@@ -199,6 +274,7 @@ class ResourceAPI:
             resource=store.resource,
             field_validation=write.field_validation,
             warnings=warnings,
+            problems=store.strategy.body_problems,
         )
         if not store.resource.namespaced:
             pass
@@ -207,6 +283,7 @@ class ResourceAPI:
             raise errors.StatusError(
                 404, errors.NOT_FOUND, "the server could not find the requested resource"
             )
+        log_request_object(store.resource, obj)
         created = await store.create(
             info.namespace, obj, dry_run=write.dry_run, manager=patch.manager_name(request, write)
         )
@@ -227,7 +304,9 @@ class ResourceAPI:
             resource=store.resource,
             field_validation=write.field_validation,
             warnings=warnings,
+            problems=store.strategy.body_problems,
         )
+        log_request_object(store.resource, obj)
         updated, created = await store.update(
             info.namespace,
             info.name,
@@ -261,7 +340,9 @@ class ResourceAPI:
                 resource=store.resource,
                 field_validation=write.field_validation,
                 warnings=warnings,
+                problems=store.strategy.body_problems,
             )
+            log_request_object(store.resource, obj, "status")
             updated, _ = await store.update(
                 info.namespace,
                 info.name,
@@ -303,7 +384,7 @@ class ResourceAPI:
         output = negotiation.negotiate(request.headers.get("Accept"))
         params = ListParams.parse(request.query)
         options = await _delete_options(request)
-        match = build_filter(store.resource, params.label_selector, params.field_selector)
+        match = build_filter(store, params.label_selector, params.field_selector)
         page = await store.list(info.namespace, ListOptions(match=match))
         delete_options = options.to_options()
         for entry in page.entries:

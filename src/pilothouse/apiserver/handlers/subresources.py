@@ -99,15 +99,24 @@ def apply_scale(obj: Obj, scale: Obj) -> Obj:
     return out
 
 
+def scale_of(store: ResourceStore, obj: Obj) -> Obj:
+    """The Scale of ``obj``: the kind's own view (custom resources), else the workloads'."""
+    view = store.strategy.to_scale(obj)
+    return view if view is not None else to_scale(obj, store.resource)
+
+
+def with_scale(store: ResourceStore, obj: Obj, wanted: Obj) -> Obj:
+    changed = store.strategy.apply_scale(obj, wanted)
+    return changed if changed is not None else apply_scale(obj, wanted)
+
+
 async def scale(
     request: web.Request, store: ResourceStore, info: request_info.RequestInfo
 ) -> web.StreamResponse:
     output = negotiation.negotiate(request.headers.get("Accept"))
     if request.method == "GET":
         obj = await store.get(info.namespace, info.name)
-        return render.response(
-            negotiation.encode(to_scale(obj, store.resource), output.media_type), output
-        )
+        return render.response(negotiation.encode(scale_of(store, obj), output.media_type), output)
     if request.method == "PUT":
         write = WriteParams.parse(request.query, options_kind="UpdateOptions")
         warnings: list[str] = []
@@ -125,16 +134,13 @@ async def scale(
             )
 
         async def mutate(current: Obj) -> Obj:
-            return apply_scale(current, wanted)
+            return with_scale(store, current, wanted)
 
         updated = await store.guaranteed_update(
             info.namespace, info.name, mutate, dry_run=write.dry_run, subresource="scale"
         )
         return render.response(
-            negotiation.encode(to_scale(updated, store.resource), output.media_type),
-            output,
-            200,
-            warnings,
+            negotiation.encode(scale_of(store, updated), output.media_type), output, 200, warnings
         )
     raise errors.method_not_allowed("")
 

@@ -21,10 +21,8 @@ from pilothouse.api import errors, meta, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import negotiation
 from pilothouse.apiserver import request as request_info
-from pilothouse.apiserver.admission import certificates as csr_admission
 from pilothouse.apiserver.admission import noderestriction
 from pilothouse.apiserver.authn import serviceaccount
-from pilothouse.apiserver.authz import authorizer as authz
 from pilothouse.apiserver.handlers import body, render
 from pilothouse.apiserver.handlers.options import WriteParams
 from pilothouse.apiserver.registry.store import ResourceStore
@@ -188,10 +186,8 @@ class TokenRequestAPI:
 
 
 class ApprovalAPI:
-    """``certificatesigningrequests/NAME/approval``: GET, and PUT of the conditions."""
-
-    def __init__(self, authorizer: authz.Authorizer) -> None:
-        self.authorizer = authorizer
+    """``certificatesigningrequests/NAME/approval``: GET, and PUT of the conditions
+    (who may approve is CertificateApproval's question, in the admission chain)."""
 
     async def handle(
         self, request: web.Request, store: ResourceStore, info: request_info.RequestInfo
@@ -216,8 +212,6 @@ class ApprovalAPI:
             raise errors.bad_request(
                 f"the name of the object ({body_name}) does not match the name on the URL ({info.name})"
             )
-        current = await store.get("", info.name)
-        csr_admission.check_approval(self.authorizer, current)
 
         async def mutate(old: Obj) -> Obj:
             return csr_strategy.approval_update(wanted, old)

@@ -55,7 +55,7 @@ class _Encoder:
 
     def event(self, type_: str, entry: watchcache.Entry) -> bytes:
         form = self.output.form
-        if form == "object" and self.store.convert is None:
+        if form == "object" and self.store.convert is None and self.store.remote is None:
             return b'{"type":"' + type_.encode() + b'","object":' + entry.raw() + b"}\n"
         obj = self.store.output(entry.obj)
         body: Any
@@ -67,6 +67,7 @@ class _Encoder:
                 list_metadata={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                 include_object=self.include_object,
                 no_headers=not self.first_table,
+                printer=self.store.strategy.printer(),
             )
             body["apiVersion"] = f"meta.k8s.io/{self.output.version}"
             self.first_table = False
@@ -142,11 +143,12 @@ async def serve(
     expired: errors.StatusError | None = None
     # No await between taking the snapshot and registering the watcher: the
     # watcher then sees exactly the events after the snapshot.
+    initial_entries: list[watchcache.Entry] = []
     if send_initial:
         start = cache.revision
         for entry in store.cache.snapshot(prefix):
             if match is None or match(entry.obj):
-                initial.append(encoder.event(watchcache.ADDED, entry))
+                initial_entries.append(entry)
         watcher = store.cache.watch(prefix, match, start)
         assert watcher is not None
     else:
@@ -197,6 +199,9 @@ async def serve(
         if expired is not None:
             await send(error_event(expired))
             return resp
+        if initial_entries:
+            converted = await store.api_entries(initial_entries)
+            initial = [encoder.event(watchcache.ADDED, e) for e in converted]
         if initial:
             await send(b"".join(initial))
         if send_initial and params.send_initial_events:
@@ -214,6 +219,9 @@ async def serve(
                 break
             until = min(deadline, next_bookmark) if params.allow_bookmarks else deadline
             batch = await watcher.next_batch(max(0.0, until - now))
+            if batch and store.remote is not None:
+                entries = await store.api_entries([e for _, e in batch])
+                batch = [(t, e) for (t, _), e in zip(batch, entries, strict=True)]
             if batch:
                 await send(b"".join(encoder.event(t, e) for t, e in batch))
             elif watcher.closed:

@@ -55,6 +55,14 @@ class Converter(Protocol):
     def to_api(self, obj: Obj) -> Obj: ...
 
 
+class RemoteConverter(Protocol):
+    """Conversion that needs I/O (a CRD's conversion webhook): whole lists at once."""
+
+    async def to_storage(self, obj: Obj) -> Obj: ...
+
+    async def to_api(self, objs: list[Obj]) -> list[Obj]: ...
+
+
 @dataclass(frozen=True)
 class RenamingConverter:
     to_storage_map: dict[str, str]

@@ -27,7 +27,9 @@ import orjson
 
 from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import requestcontext, watchcache
+from pilothouse.apiserver.admission import chain as admission_chain
+from pilothouse.apiserver.admission import interface as admission
 from pilothouse.apiserver.registry import conversion, deletion
 from pilothouse.apiserver.registry.listing import (
     EXPIRED_CONTINUE,
@@ -43,7 +45,12 @@ from pilothouse.storage import interface as storage
 
 GENERATE_NAME_ATTEMPTS = 8
 
+# Registry work a kind needs just before its objects are written, after admission
+# accepted them (a Service's cluster IP and node ports): ``(store, "create"|"update", obj)``.
 Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
+# Runs after a create or update was stored (not for dry runs), before the request is
+# answered: what must follow a write at once (serving a new CRD's resource).
+AfterWrite = Callable[[Obj], Awaitable[None]]
 
 
 def _strip_rv(obj: Obj) -> bytes:
@@ -67,15 +74,22 @@ class ResourceStore:
         strategy: Strategy,
         store: storage.Store,
         cache: watchcache.WatchCache,
-        admission: list[Admission] | None = None,
+        admission: admission_chain.Chain | None = None,
+        before_write: list[Admission] | None = None,
+        converter: conversion.Converter | None = None,
+        remote: conversion.RemoteConverter | None = None,
     ) -> None:
         self.resource = resource
         self.strategy = strategy
         self.store = store
         self.watch_cache = cache
         self.cache = cache.resource(resource.storage_prefix)
-        self.convert = conversion.for_resource(resource)
-        self.admission = admission or []
+        self.convert = converter if converter is not None else conversion.for_resource(resource)
+        self.admission = admission
+        self.before_write = before_write or []
+        self.after_write: list[AfterWrite] = []
+        # Conversion that needs I/O (a CRD's conversion webhook), after ``convert``.
+        self.remote = remote
 
     # --- helpers ------------------------------------------------------------
     def key(self, namespace: str, name: str) -> str:
@@ -94,12 +108,38 @@ class ResourceStore:
         """The object in this resource's version (storage form → API form)."""
         return self.convert.to_api(obj) if self.convert else obj
 
+    async def _out(self, obj: Obj) -> Obj:
+        """:meth:`output`, then the remote conversion if the resource has one."""
+        out = self.output(obj)
+        if self.remote is not None:
+            (out,) = await self.remote.to_api([out])
+        return out
+
+    async def _in(self, obj: Obj) -> Obj:
+        """A request's object in storage form."""
+        obj = self.convert.to_storage(obj) if self.convert else obj
+        if self.remote is not None:
+            obj = await self.remote.to_storage(obj)
+        return obj
+
+    async def api_entries(
+        self, entries: builtins.list[watchcache.Entry]
+    ) -> builtins.list[watchcache.Entry]:
+        """Cached entries converted through the remote conversion (one call for all)."""
+        if self.remote is None or not entries:
+            return entries
+        converted = await self.remote.to_api([self.output(e.obj) for e in entries])
+        return [
+            watchcache.Entry(e.key, obj, e.revision)
+            for e, obj in zip(entries, converted, strict=True)
+        ]
+
     # --- read -----------------------------------------------------------------
     async def get(self, namespace: str, name: str) -> Obj:
         entry = await self.current(namespace, name)
         if entry is None:
             raise self._not_found(name)
-        return self.output(entry.obj)
+        return await self._out(entry.obj)
 
     async def list(self, namespace: str, opts: ListOptions) -> ListPage:
         prefix = self.resource.prefix(namespace)
@@ -172,7 +212,8 @@ class ResourceStore:
     async def create(
         self, namespace: str, obj: Obj, *, dry_run: bool = False, manager: str | None = None
     ) -> Obj:
-        obj = self.convert.to_storage(obj) if self.convert else obj
+        self.strategy.check_create()
+        obj = await self._in(obj)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -188,8 +229,6 @@ class ResourceStore:
         if md.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         generate = not md.get("name") and bool(md.get("generateName"))
-        if generate:
-            md["name"] = meta.generate_name(str(md["generateName"]))
 
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = meta.now()
@@ -204,9 +243,21 @@ class ResourceStore:
         if manager is not None:
             obj = self._track_fields(None, obj, manager, "")
             md = obj["metadata"]
+        attrs = self._attributes(
+            admission.CREATE, md.get("namespace", ""), md.get("name", ""), obj, None, "", dry_run
+        )
+        if attrs is not None:
+            await self._admit(attrs)
+            md = obj["metadata"]
+        if generate:
+            # After mutating admission, as upstream: plugins refuse with the generateName.
+            md["name"] = meta.generate_name(str(md["generateName"]))
         self._validate(obj, self.strategy.validate(obj))
-        for admit in self.admission:
-            await admit(self, "create", obj)
+        if attrs is not None:
+            attrs.name = md.get("name", "")
+            await self._admission_validate(attrs)
+        for hook in self.before_write:
+            await hook(self, "create", obj)
 
         ns = md.get("namespace", "")
         for attempt in range(GENERATE_NAME_ATTEMPTS):
@@ -217,7 +268,7 @@ class ResourceStore:
                     raise errors.already_exists(
                         self.resource.plural, self.resource.group, md["name"]
                     )
-                return self.output(obj)
+                return await self._out(obj)
             try:
                 rev = await self._write(key, obj, None)
             except storage.KeyExistsError:
@@ -228,8 +279,56 @@ class ResourceStore:
                     self.resource.plural, self.resource.group, md["name"]
                 ) from None
             md["resourceVersion"] = str(rev)
-            return self.output(obj)
+            for after in self.after_write:
+                await after(obj)
+            return await self._out(obj)
         raise AssertionError("unreachable")
+
+    # --- admission -------------------------------------------------------------
+    async def connect(self, namespace: str, name: str, subresource: str, options: Obj) -> None:
+        """Admission of a CONNECT request (exec, attach, port-forward, proxy): the plugins
+        see the options object; the object itself must exist."""
+        attrs = self._attributes(
+            admission.CONNECT, namespace, name, options, None, subresource, False
+        )
+        if attrs is not None:
+            await self._admit(attrs)
+            await self._admission_validate(attrs)
+
+    def _attributes(
+        self,
+        operation: str,
+        namespace: str,
+        name: str,
+        obj: Obj | None,
+        old: Obj | None,
+        subresource: str,
+        dry_run: bool,
+    ) -> admission.Attributes | None:
+        """The request as admission sees it, or None when no plugin wants it."""
+        if self.admission is None:
+            return None
+        attrs = admission.Attributes(
+            operation=operation,
+            resource=self.resource,
+            namespace=namespace if self.resource.namespaced else "",
+            name=name,
+            obj=obj,
+            old=old,
+            subresource=subresource,
+            dry_run=dry_run,
+            store=self,
+            user=requestcontext.user(),
+        )
+        return attrs if self.admission.wants(attrs) else None
+
+    async def _admit(self, attrs: admission.Attributes) -> None:
+        assert self.admission is not None
+        await self.admission.admit(attrs)
+
+    async def _admission_validate(self, attrs: admission.Attributes) -> None:
+        assert self.admission is not None
+        await self.admission.validate(attrs)
 
     def _validate(self, obj: Obj, errs: builtins.list[errors.FieldError]) -> None:
         if errs:
@@ -248,7 +347,7 @@ class ResourceStore:
         manager: str | None = None,
     ) -> tuple[Obj, bool]:
         """PUT: replace the object. Returns (object, created)."""
-        obj = self.convert.to_storage(obj) if self.convert else obj
+        obj = await self._in(obj)
         md = obj.get("metadata")
         if md is None:
             md = obj["metadata"] = {}
@@ -297,8 +396,8 @@ class ResourceStore:
         and returns the desired object (patches, scale, internal updates)."""
 
         async def wrapped(old: Obj) -> Obj:
-            desired = await mutate(self.output(meta.deep_copy(old)))
-            return self.convert.to_storage(desired) if self.convert else desired
+            desired = await mutate(await self._out(meta.deep_copy(old)))
+            return await self._in(desired)
 
         obj, _ = await self._update(
             namespace,
@@ -359,12 +458,20 @@ class ResourceStore:
             if manager is not None:
                 new = self._track_fields(old, new, manager, subresource)
                 md = new["metadata"]
+            attrs = self._attributes(
+                admission.UPDATE, namespace, name, new, old, subresource, dry_run
+            )
+            if attrs is not None:
+                await self._admit(attrs)
+                md = new.setdefault("metadata", {})
             if subresource == "status":
                 self._validate(new, self.strategy.validate_status_update(new, old))
             elif subresource in ("", "scale"):
                 self._validate(new, self._validate_update(new, old))
-            for admit in self.admission:
-                await admit(self, "update", new)
+            if attrs is not None:
+                await self._admission_validate(attrs)
+            for hook in self.before_write:
+                await hook(self, "update", new)
 
             old_md = old["metadata"]
             md["resourceVersion"] = old_md.get("resourceVersion")
@@ -376,7 +483,7 @@ class ResourceStore:
             ):
                 # The last finalizer is gone from an object being deleted: delete it.
                 if dry_run:
-                    return self.output(new), False
+                    return await self._out(new), False
                 try:
                     kv = await self.store.delete(key, if_revision=entry.revision)
                 except storage.RevisionMismatchError:
@@ -388,9 +495,9 @@ class ResourceStore:
                 except storage.KeyNotFoundError:
                     raise self._not_found(name) from None
                 md["resourceVersion"] = str(kv.mod_revision)
-                return self.output(new), False
+                return await self._out(new), False
             if new == old and not self._stale(key, entry.revision):
-                return self.output(old), False  # nothing changed: no write, no event
+                return await self._out(old), False  # nothing changed: no write, no event
             if (
                 subresource != "status"  # a status write never bumps the generation
                 and self.strategy.tracks_generation
@@ -398,7 +505,7 @@ class ResourceStore:
             ):
                 md["generation"] = int(old_md.get("generation") or 1) + 1
             if dry_run:
-                return self.output(new), False
+                return await self._out(new), False
             try:
                 rev = await self._write(key, new, entry.revision)
             except storage.RevisionMismatchError:
@@ -410,7 +517,9 @@ class ResourceStore:
             except storage.KeyNotFoundError:
                 raise self._not_found(name) from None
             md["resourceVersion"] = str(rev)
-            return self.output(new), False
+            for after in self.after_write:
+                await after(new)
+            return await self._out(new), False
 
     def _stale(self, key: str, revision: int) -> bool:
         """Whether the stored value was written under an older encryption configuration:
@@ -445,6 +554,8 @@ class ResourceStore:
             api_version=self.resource.api_version,
             subresource=subresource,
             now=meta.now(),
+            status_subresource=self.strategy.status_subresource(),
+            typ=self.strategy.field_type(),
         )
         return self.convert.to_storage(tracked) if self.convert else tracked
 
@@ -500,8 +611,17 @@ class ResourceStore:
             old = entry.obj
             self._check_preconditions(old, name, options)
             self.strategy.before_delete(old)
-            for admit in self.admission:
-                await admit(self, "delete", old)
+            attrs = self._attributes(
+                admission.DELETE, namespace, name, None, old, "", options.dry_run
+            )
+            if attrs is not None:
+                await self._admit(attrs)
+                await self._admission_validate(attrs)
+            for hook in self.before_write:  # the Service allocator frees what it held
+                await hook(self, "delete", old)
+            prepared = self.strategy.prepare_for_delete(old)
+            if prepared is not None:
+                old = prepared
             decision = deletion.plan(
                 old,
                 options,
@@ -513,18 +633,18 @@ class ResourceStore:
             if not decision.remove:
                 new = decision.obj
                 if new is None:
-                    return self.output(old), False
+                    return await self._out(old), False
                 self.strategy.mark_deleting(new)
                 if options.dry_run:
-                    return self.output(new), False
+                    return await self._out(new), False
                 try:
                     rev = await self._write(key, new, entry.revision)
                 except (storage.RevisionMismatchError, storage.KeyNotFoundError):
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
-                return self.output(new), False
+                return await self._out(new), False
             if options.dry_run:
-                return self.output(old), True
+                return await self._out(old), True
             try:
                 kv = await self.store.delete(key, if_revision=entry.revision)
             except storage.RevisionMismatchError:
@@ -534,7 +654,7 @@ class ResourceStore:
             # Read-only like ``old``, so only what changes is copied.
             gone = dict(old)
             gone["metadata"] = {**old["metadata"], "resourceVersion": str(kv.mod_revision)}
-            return self.output(gone), True
+            return await self._out(gone), True
 
     def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:
         """Upstream's BeforeDelete checks: a conflict named after the kind."""

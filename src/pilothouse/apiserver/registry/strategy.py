@@ -9,8 +9,14 @@ listed there explicitly.
 
 from __future__ import annotations
 
-from pilothouse.api import defaults, errors, resources, validation
+from typing import TYPE_CHECKING
+
+from pilothouse.api import defaults, errors, resources, schema, selectors, validation
+from pilothouse.api.fieldmanager import types as field_types
 from pilothouse.api.meta import Obj
+
+if TYPE_CHECKING:
+    from pilothouse.apiserver.table.model import Printer
 
 # Top-level fields that are not part of an object's "spec" for generation
 # tracking and status handling.
@@ -33,6 +39,8 @@ class Strategy:
     default_gc_policy = ""
     #: A Warning for a DELETE that falls back on ``default_gc_policy``.
     default_gc_warning = ""
+    #: A ``Warning`` header on every answer (deprecated versions of custom resources).
+    deprecation_warning: str | None = None
 
     def __init__(self, resource: resources.Resource) -> None:
         self.resource = resource
@@ -99,6 +107,56 @@ class Strategy:
 
     def mark_deleting(self, obj: Obj) -> None:
         """Adjust an object that is now being deleted (namespaces: phase Terminating)."""
+
+    def prepare_for_delete(self, obj: Obj) -> Obj | None:
+        """Before a delete is planned: a changed copy of ``obj`` to delete instead
+        (CRDs gain their cleanup finalizer), or None for ``obj`` as it is."""
+        return None
+
+    # --- decoding and serving ----------------------------------------------
+    def body_problems(self, obj: Obj) -> schema.FieldProblems | None:
+        """Unknown fields of a request body of this kind, pruned from it (custom
+        resources, by their schema); None: the built-in schemas decide."""
+        return None
+
+    #: Patch media types this kind accepts (custom resources: no strategic merge).
+    patch_types: tuple[str, ...] | None = None
+
+    def field_type(self) -> field_types.Type | None:
+        """The type server-side apply merges with (None: the built-in schema's)."""
+        return None
+
+    def status_subresource(self) -> bool | None:
+        """Whether the kind serves /status, for field ownership (None: built-in table)."""
+        return None
+
+    def convert_field_selector(
+        self, fields: selectors.FieldSelector, requested: resources.Resource
+    ) -> selectors.FieldSelector:
+        """A request's field selector in stored form. ``requested`` is the resource the
+        request named (events.k8s.io Events accept ``regarding.*``, stored as core)."""
+        r = requested
+        return selectors.convert_field_selector(r.group, r.version, r.kind, fields)
+
+    def object_fields(self, obj: Obj, requested: resources.Resource) -> dict[str, str]:
+        r = requested
+        group = "" if r.group == "events.k8s.io" else r.group  # stored as core Events
+        return selectors.object_fields(group, r.kind, obj)
+
+    def to_scale(self, obj: Obj) -> Obj | None:
+        """The autoscaling/v1 Scale of ``obj`` (None: the workloads' default)."""
+        return None
+
+    def apply_scale(self, obj: Obj, scale: Obj) -> Obj | None:
+        """``obj`` with a Scale's replicas (None: the workloads' default)."""
+        return None
+
+    def printer(self) -> Printer | None:
+        """The Table columns of the kind (None: the built-in printer of its kind)."""
+        return None
+
+    def check_create(self) -> None:
+        """Refuse a create outright (a terminating CRD's resource); raises StatusError."""
 
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         for key in set(new) | set(old):

@@ -19,5 +19,6 @@ per group of kinds: ``pods``, ``core``, ``events``, ``apps``, ``batch``,
 from __future__ import annotations
 
 from pilothouse.apiserver.table.assembly import build_table, column_definitions
+from pilothouse.apiserver.table.model import Printer
 
-__all__ = ["build_table", "column_definitions"]
+__all__ = ["Printer", "build_table", "column_definitions"]

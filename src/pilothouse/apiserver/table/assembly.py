@@ -26,6 +26,7 @@ from pilothouse.apiserver.table import (
     core,
     docs,
     events,
+    extensions,
     other,
     pods,
     timefmt,
@@ -42,6 +43,7 @@ PRINTERS: Mapping[tuple[str, str], Printer] = MappingProxyType(
         **other.PRINTERS,
         **autoscaling.PRINTERS,
         **access.PRINTERS,
+        **extensions.PRINTERS,
     }
 )
 """Printers by (API group, kind)."""
@@ -91,6 +93,7 @@ def build_table(
     list_metadata: dict[str, Any],
     include_object: str = "Metadata",
     no_headers: bool = False,
+    printer: Printer | None = None,
 ) -> dict[str, Any]:
     """A Table of ``objects`` (all of one resource) as upstream serves it.
 
@@ -99,12 +102,14 @@ def build_table(
     ``include_object`` is the ``includeObject`` option: ``None``, ``Metadata``
     (also for an empty value) or ``Object``. ``no_headers`` leaves out the
     column definitions, as upstream does for every watch event after the first.
+    ``printer`` replaces the kind's own (custom resources bring theirs).
     """
     if include_object == "":
         include_object = "Metadata"
     if include_object not in INCLUDE_OBJECT:
         raise errors.bad_request(f'unrecognized includeObject value: "{include_object}"')
-    printer = printer_for(resource)
+    if printer is None:
+        printer = printer_for(resource)
     row_cells = printer.row
     row_conditions = printer.conditions
     rows: list[dict[str, Any]] = []

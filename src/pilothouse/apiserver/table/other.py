@@ -1,8 +1,9 @@
 """Tables of the remaining kinds with printers: Leases, EndpointSlices,
-StorageClasses, PriorityClasses and PodDisruptionBudgets.
+StorageClasses, PriorityClasses, PodDisruptionBudgets, ResourceQuotas and LimitRanges.
 
 Ports of upstream's ``printLease``, ``printEndpointSlice``, ``printStorageClass``,
-``printPriorityClass`` and ``printPodDisruptionBudget``.
+``printPriorityClass``, ``printPodDisruptionBudget``, ``printResourceQuota`` and
+``printLimitRange``.
 """
 
 from __future__ import annotations
@@ -154,10 +155,56 @@ def pdb_cells(budget: Object, now: float) -> Cells:
     ]
 
 
+RESOURCEQUOTA_COLUMNS = (
+    _NAME,
+    _AGE,
+    column(
+        "Request",
+        "string",
+        "Request represents a minimum amount of cpu/memory that a container may consume.",
+    ),
+    column(
+        "Limit",
+        "string",
+        "Limits control the maximum amount of cpu/memory that a container may use independent "
+        "of contention on the node.",
+    ),
+)
+
+
+def resourcequota_cells(quota: Object, now: float) -> Cells:
+    """``cpu: 100m/1, pods: 2/2`` under REQUEST; ``limits.*`` under LIMIT."""
+    meta = quota.get("metadata") or _EMPTY
+    status = quota.get("status") or _EMPTY
+    used, hard = status.get("used") or _EMPTY, status.get("hard") or _EMPTY
+    request: list[str] = []
+    limit: list[str] = []
+    for name in sorted((quota.get("spec") or _EMPTY).get("hard") or _EMPTY):
+        pieces = name.split(".")
+        into = limit if len(pieces) > 1 and pieces[0] == "limits" else request
+        into.append(f"{name}: {used.get(name, '0')}/{hard.get(name, '0')}")
+    return [
+        meta.get("name", ""),
+        timefmt.since(meta.get("creationTimestamp"), now),
+        ", ".join(request),
+        ", ".join(limit),
+    ]
+
+
+LIMITRANGE_COLUMNS = (_NAME, column("Created At", "date", docs.CREATION_TIMESTAMP))
+
+
+def limitrange_cells(limit_range: Object, now: float) -> Cells:
+    meta = limit_range.get("metadata") or _EMPTY
+    return [meta.get("name", ""), meta.get("creationTimestamp") or "0001-01-01T00:00:00Z"]
+
+
 PRINTERS = {
     ("coordination.k8s.io", "Lease"): Printer(LEASE_COLUMNS, lease_cells),
     ("discovery.k8s.io", "EndpointSlice"): Printer(ENDPOINTSLICE_COLUMNS, endpointslice_cells),
     ("storage.k8s.io", "StorageClass"): Printer(STORAGECLASS_COLUMNS, storageclass_cells),
     ("scheduling.k8s.io", "PriorityClass"): Printer(PRIORITYCLASS_COLUMNS, priorityclass_cells),
     ("policy", "PodDisruptionBudget"): Printer(PDB_COLUMNS, pdb_cells),
+    ("", "ResourceQuota"): Printer(RESOURCEQUOTA_COLUMNS, resourcequota_cells),
+    ("", "LimitRange"): Printer(LIMITRANGE_COLUMNS, limitrange_cells),
 }

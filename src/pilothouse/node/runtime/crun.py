@@ -38,6 +38,7 @@ from pilothouse.node.runtime import (
     bundles,
     cgroups,
     conmon,
+    fsstats,
     linux,
     ocispec,
     protocol,
@@ -522,6 +523,11 @@ class CrunRuntime:
             memory_usage=use["memory_usage"],
             cpu_throttled_periods=use["nr_throttled"],
         )
+
+    async def container_fs_usage(self, container_id: str) -> tuple[int, int]:
+        self._rec(container_id)
+        used = await asyncio.to_thread(fsstats.disk_usage, self._bundle(container_id) / "upper")
+        return used.bytes, used.inodes
 
     async def reopen_log(self, container_id: str) -> None:
         rec = self._rec(container_id)

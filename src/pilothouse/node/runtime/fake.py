@@ -215,6 +215,7 @@ class FakeRuntime:
             tuple[str, int], tuple[str, int]
         ] = {}  # (sandbox, port) -> real address
         self.stats: dict[str, protocol.ContainerStats] = {}
+        self.fs_usage: dict[str, tuple[int, int]] = {}  # container id → (bytes, inodes)
         self.processes: list[FakeProcess] = []  # every exec/attach handed out
         self.started = False
         self.scripted = scripted
@@ -487,6 +488,11 @@ class FakeRuntime:
                 f"failed to connect to localhost:{port} inside the pod: connection refused",
             )
         return await asyncio.open_connection(*target)
+
+    async def container_fs_usage(self, container_id: str) -> tuple[int, int]:
+        """What tests put in ``fs_usage`` (bytes, inodes) for the container; zeros otherwise."""
+        self._get(container_id)
+        return self.fs_usage.get(container_id, (0, 0))
 
     async def container_stats(self, container_id: str) -> protocol.ContainerStats:
         self._enter("container_stats", container_id)

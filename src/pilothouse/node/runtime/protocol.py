@@ -71,6 +71,7 @@ class Image:
     user: str = ""
     exposed_ports: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    pulled_at: float = 0.0  # unix time it came to this machine (0: unknown)
 
 
 class ImageService(Protocol):
@@ -280,3 +281,6 @@ class Runtime(Protocol):
         """A TCP connection to ``port`` inside the pod's network namespace."""
 
     async def container_stats(self, container_id: str) -> ContainerStats: ...
+
+    async def container_fs_usage(self, container_id: str) -> tuple[int, int]:
+        """Bytes and inodes the container's writable layer uses (CRI's WritableLayer)."""

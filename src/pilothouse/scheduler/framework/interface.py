@@ -139,6 +139,9 @@ NODE = "Node"
 POD = "Pod"  # assigned pods
 UNSCHEDULED_POD = "UnscheduledPod"  # the pending pod itself changed
 NAMESPACE = "Namespace"
+PERSISTENT_VOLUME = "PersistentVolume"
+PERSISTENT_VOLUME_CLAIM = "PersistentVolumeClaim"
+STORAGE_CLASS = "StorageClass"
 WILDCARD = "*"
 
 

@@ -26,7 +26,7 @@ from pilothouse.scheduler import types
 from pilothouse.scheduler.framework import interface as fw
 
 if TYPE_CHECKING:
-    from pilothouse.client import events, rest
+    from pilothouse.client import events, informer, rest
     from pilothouse.scheduler import config
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ class Handle:
     nominated_pods: Callable[[str], list[types.PodInfo]] = lambda _node: []
     all_nominated_pods: Callable[[], list[types.PodInfo]] = list
     framework: Framework | None = None
+    # The scheduler's informers: plugins add the ones they read (started with the rest).
+    informers: informer.InformerFactory | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -10,10 +10,12 @@ from pilothouse.api import resources
 from pilothouse.apiserver.registry import deletion
 from pilothouse.apiserver.registry.strategies import (
     certificates,
+    customresourcedefinition,
     namespace,
     node,
     pod,
     service,
+    storage,
     workload,
 )
 from pilothouse.apiserver.registry.strategy import Strategy
@@ -23,6 +25,7 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("", "namespaces"): namespace.NamespaceStrategy,
     ("", "nodes"): node.NodeStrategy,
     ("", "services"): service.ServiceStrategy,
+    ("", "persistentvolumes"): storage.PersistentVolumeStrategy,
     ("", "endpoints"): workload.CreateOnUpdateStrategy,
     ("", "replicationcontrollers"): workload.GenerationStrategy,
     ("apps", "deployments"): workload.DeploymentStrategy,
@@ -33,6 +36,10 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): workload.GenerationStrategy,
     ("policy", "poddisruptionbudgets"): workload.GenerationStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): certificates.CSRStrategy,
+    (
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+    ): customresourcedefinition.CustomResourceDefinitionStrategy,
 }
 
 

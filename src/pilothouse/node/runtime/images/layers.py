@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from pilothouse.node.runtime import fsstats
 from pilothouse.node.runtime.images import content, unpack
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,28 @@ class LayerStore:
         self._inflight: dict[str, asyncio.Future[Path]] = {}
         self._pins: collections.Counter[str] = collections.Counter()
         self.unpacks = 0  # how many layers this process unpacked (for tests and stats)
+        self._usage: dict[str, int] = {}  # chain id → bytes on disk (layers never change)
 
     def path(self, chain_id: str) -> Path:
         return self.root / content.hex_of(chain_id)
 
     def exists(self, chain_id: str) -> bool:
         return self.path(chain_id).is_dir()
+
+    def disk_usage(self, chain_id: str) -> int:
+        """Bytes the unpacked layer takes on disk (blocks, hard links once); 0 if absent.
+
+        Measured once per layer and remembered: a layer never changes after its unpack.
+        """
+        cached = self._usage.get(chain_id)
+        if cached is not None:
+            return cached
+        path = self.path(chain_id)
+        if not path.is_dir():
+            return 0
+        used = fsstats.disk_usage(path).bytes
+        self._usage[chain_id] = used
+        return used
 
     def chain_ids(self) -> set[str]:
         return {

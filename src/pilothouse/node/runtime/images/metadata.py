@@ -39,6 +39,7 @@ class ImageRecord:
     architecture: str = ""
     os: str = ""
     created: str = ""
+    pulled: float = 0.0  # unix time the image came to this machine
 
     @property
     def chain_ids(self) -> list[str]:
@@ -59,6 +60,7 @@ class ImageRecord:
             "architecture": self.architecture,
             "os": self.os,
             "created": self.created,
+            "pulled": self.pulled,
             "config": self.config,
         }
 
@@ -75,6 +77,7 @@ class ImageRecord:
             architecture=doc.get("architecture", ""),
             os=doc.get("os", ""),
             created=doc.get("created", ""),
+            pulled=float(doc.get("pulled") or 0.0),
         )
 
 

@@ -26,7 +26,7 @@ import orjson
 import pilothouse
 from pilothouse.node.runtime import protocol
 from pilothouse.node.runtime.images import auth as authmod
-from pilothouse.node.runtime.images import content, mediatypes, reference
+from pilothouse.node.runtime.images import content, mediatypes, reference, registries
 
 USER_AGENT = f"pilothouse/{pilothouse.__version__}"
 MAX_MANIFEST_BYTES = 4 << 20
@@ -82,7 +82,13 @@ def _status(resp: aiohttp.ClientResponse) -> str:
 
 
 class RegistryClient:
-    """Requests against ``<scheme>://<host>/v2/<repository>/…`` with authorisation."""
+    """Requests against ``<api root>/<repository>/…`` with authorisation.
+
+    The API root and repository come from ``endpoint`` (a mirror or the registry
+    itself, see :mod:`.registries`); without one, the registry ``ref`` names, over
+    https (http when ``insecure`` or on this machine). ``ssl`` is aiohttp's: an
+    SSLContext for the endpoint's own CA or client certificate, or True (the defaults).
+    """
 
     def __init__(
         self,
@@ -93,20 +99,34 @@ class RegistryClient:
         insecure: bool = False,
         tokens: TokenCache | None = None,
         actions: str = "pull",
+        endpoint: registries.Endpoint | None = None,
+        ssl: Any = True,
     ) -> None:
         self.session = session
         self.ref = ref
         self.credentials = credentials
-        scheme = "http" if insecure or reference.is_loopback(ref.domain) else "https"
-        self.base = f"{scheme}://{reference.registry_host(ref.domain)}"
+        if endpoint is None:
+            scheme = "http" if insecure or reference.is_loopback(ref.domain) else "https"
+            host = reference.registry_host(ref.domain)
+            endpoint = registries.Endpoint(f"{scheme}://{host}/v2", host, ref.path, False)
+        self.endpoint = endpoint
+        self.repository = endpoint.repository
+        scheme, _, rest = endpoint.api_root.partition("://")
+        self.base = f"{scheme}://{rest.partition('/')[0]}"
+        self.api_root = endpoint.api_root
+        self.ssl = ssl
         self.tokens = tokens if tokens is not None else TokenCache()
-        self.scope = f"repository:{ref.path}:{actions}"
+        self.scope = f"repository:{self.repository}:{actions}"
         self._authorization = ""
         self._last_challenge: tuple[str, dict[str, str]] | None = None
 
     # --- transport -----------------------------------------------------------------------
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base + path
+
+    def api(self, suffix: str) -> str:
+        """``<api root>/<repository>/<suffix>``: where this repository's ``suffix`` is."""
+        return f"{self.api_root}/{self.repository}/{suffix}"
 
     @contextlib.asynccontextmanager
     async def request(
@@ -126,7 +146,7 @@ class RegistryClient:
                 hdrs["Authorization"] = self._authorization
             try:
                 resp = await self.session.request(
-                    method, url, headers=hdrs, data=data, params=params
+                    method, url, headers=hdrs, data=data, params=params, ssl=self.ssl
                 )
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise protocol.ImagePullError(
@@ -177,12 +197,14 @@ class RegistryClient:
                     "client_id": "pilothouse",
                     **query,
                 }
-                resp = await self.session.post(realm, data=form, headers={"User-Agent": USER_AGENT})
+                resp = await self.session.post(
+                    realm, data=form, headers={"User-Agent": USER_AGENT}, ssl=self.ssl
+                )
             else:
                 headers = {"User-Agent": USER_AGENT}
                 if cred is not None and cred.username:
                     headers["Authorization"] = _basic(cred)
-                resp = await self.session.get(realm, params=query, headers=headers)
+                resp = await self.session.get(realm, params=query, headers=headers, ssl=self.ssl)
             async with resp:
                 body = await resp.read()
                 if resp.status in (401, 403):
@@ -219,7 +241,7 @@ class RegistryClient:
         A manifest asked for by digest is checked against it.
         """
         ref_text = str(self.ref)
-        path = f"/v2/{self.ref.path}/manifests/{obj}"
+        path = self.api(f"manifests/{obj}")
         async with self.request(
             "GET", path, headers={"Accept": mediatypes.MANIFEST_ACCEPT}
         ) as resp:
@@ -227,9 +249,12 @@ class RegistryClient:
                 raise NotFound(f'failed to resolve reference "{ref_text}": {ref_text}: not found')
             if resp.status in (401, 403):
                 body = await resp.read()
+                # containerd's words, plus which request got which status: with mirrors
+                # and credentials per endpoint, "denied" alone does not say where.
                 raise Unauthorized(
                     f'failed to resolve reference "{ref_text}": pull access denied, repository does '
-                    f"not exist or may require authorization: server message: {_server_message(body)}"
+                    f"not exist or may require authorization: server message: {_server_message(body)} "
+                    f"({_status(resp)} from GET {self.url(path)})"
                 )
             if resp.status != 200:
                 raise protocol.ImagePullError(
@@ -262,7 +287,7 @@ class RegistryClient:
         """
         digest = str(desc["digest"])
         size = int(desc.get("size", -1))
-        path = f"/v2/{self.ref.path}/blobs/{digest}"
+        path = self.api(f"blobs/{digest}")
         for attempt in range(1, BLOB_ATTEMPTS + 1):
             ingest = blobs.ingest(digest, size)
             try:

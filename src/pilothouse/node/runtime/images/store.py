@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from pilothouse.node.runtime.images import (
     unpack,
 )
 from pilothouse.node.runtime.images import pull as pullmod
+from pilothouse.node.runtime.images import registries as registriesmod
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,10 @@ class ImageStore:
     """Images pulled from registries or imported from archives, with shared unpacked layers.
 
     ``insecure_registries`` are reached over plain http (registries on this machine
-    always are). ``in_use`` returns layer directories that containers use: those are
-    never garbage-collected, even when no image refers to them any more.
+    always are). ``registries`` (a registries.yaml, re-read when it changes) names
+    mirrors, rewrites, credentials and TLS per registry. ``in_use`` returns layer
+    directories that containers use: those are never garbage-collected, even when no
+    image refers to them any more.
     """
 
     def __init__(
@@ -71,8 +75,10 @@ class ImageStore:
         in_use: Callable[[], Iterable[Path]] | None = None,
         platform: mediatypes.Platform | None = None,
         keep_layer_blobs: bool = False,
+        registries: registriesmod.RegistriesFile | None = None,
     ) -> None:
         self.root = root
+        self.registries = registries
         root.mkdir(parents=True, exist_ok=True)
         self.blobs = content.BlobStore(root / "blobs")
         self.layers = layers.LayerStore(root / "layers")
@@ -132,6 +138,7 @@ class ImageStore:
             user=cfg.get("User") or "",
             exposed_ports=tuple(sorted(cfg.get("ExposedPorts") or {})),
             labels=dict(cfg.get("Labels") or {}),
+            pulled_at=record.pulled,
         )
 
     # --- pulling -------------------------------------------------------------------------
@@ -209,6 +216,7 @@ class ImageStore:
             architecture=str(config.get("architecture", "")),
             os=str(config.get("os", "")),
             created=str(config.get("created", "")),
+            pulled=time.time(),
         )
         chains = record.chain_ids
         with self.layers.pinned(chains):
@@ -323,6 +331,7 @@ class ImageStore:
                     orphans.append(other)
             existing = records.get(record.id)
             if existing is not None:
+                record.pulled = existing.pulled or record.pulled  # when it first came
                 record.repo_tags = _union(existing.repo_tags, record.repo_tags)
                 record.repo_digests = _union(existing.repo_digests, record.repo_digests)
             records[record.id] = record
