@@ -1,8 +1,9 @@
 """Fuzzing a running `pilothouse server`: malformed and random requests never get a 5xx,
 never crash it, and every error is a ``Status``.
 
-The guarantee checked, for every request: an answer below 500 (but for the one 5xx
-upstream itself answers to a bad request, the 504 for a resourceVersion from the future),
+The guarantee checked, for every request: an answer below 500 (but for the 5xx upstream
+itself answers to a bad request: the 504 for a resourceVersion from the future, the 500
+for an unknown ``$patch`` directive),
 every error a ``metav1.Status`` whose ``code`` is the HTTP status and
 whose ``reason`` is set; at the end the process is alive, ``/readyz`` says ok and the
 log holds no traceback.
@@ -487,7 +488,7 @@ class Target:
                 isinstance(status, dict)
                 and status.get("kind") == "Status"
                 and status.get("code") == resp.status
-                and status.get("reason")
+                and (status.get("reason") or _upstreams_own(resp))
                 and isinstance(status.get("message"), str)
             ):
                 return f"{resp.status} with a bad Status: {resp.data[:300]!r}"
@@ -495,14 +496,27 @@ class Target:
 
 
 def _upstreams_own(resp: urllib3.BaseHTTPResponse) -> bool:
-    """The one 5xx upstream answers to a bad request: 504 Timeout for a resourceVersion
-    newer than the server has ("Too large resource version", retry after a second)."""
+    """The 5xx upstream itself answers to a bad request: 504 Timeout for a
+    resourceVersion newer than the server has ("Too large resource version", retry after
+    a second); and 500 with no reason for a strategic merge patch with an unknown
+    ``$patch`` directive (the apiserver's interpretStrategicMergePatchError lets
+    strategicpatch's "unknown patch type" error through unconverted)."""
     try:
         status = json.loads(resp.data)
     except ValueError:
         return False
+    if not isinstance(status, dict):
+        return False
     causes = (status.get("details") or {}).get("causes") or []
-    return resp.status == 504 and any(c.get("reason") == "ResourceVersionTooLarge" for c in causes)
+    if resp.status == 504:
+        return any(c.get("reason") == "ResourceVersionTooLarge" for c in causes)
+    message = status.get("message")
+    return (
+        resp.status == 500
+        and status.get("reason") == ""
+        and isinstance(message, str)
+        and message.startswith("unknown patch type: ")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -563,6 +563,12 @@ class APIServer:
             return
         self.shutting_down = True
         await self.supervisor.stop_child("https")  # closes the listening socket
+        # The server's own watchers of the cache (CRDs, APIService availability) stop
+        # first: the watches ending below would look to them like a failure.
+        if self.custom_resources is not None:
+            await self.custom_resources.stop()
+        if self.aggregator is not None:
+            await self.aggregator.stop()
         if self.cache is not None:
             self.cache.close_watchers()  # each watch ends its response cleanly
         if self.node_proxy is not None:
@@ -585,10 +591,6 @@ class APIServer:
         if self.admission is not None:
             await self.admission.stop()
         await self.encryption.stop()  # a re-encryption in progress resumes at the next start
-        if self.custom_resources is not None:
-            await self.custom_resources.stop()
-        if self.aggregator is not None:
-            await self.aggregator.stop()
         if self.cache is not None:
             await self.cache.stop()
         if self.auditor is not None:
