@@ -28,8 +28,9 @@ log (the baseline), with every request recorded at level Metadata, and at level
 RequestResponse (request and response bodies in every event), each writing JSON lines
 to a file in blocking mode, as kube-apiserver's log backend does by default.
 
-With ``--webhook`` pod creates with one validating webhook on the path are measured
-beside the same creates without it (``bench/webhooks.py``; goal ≥ 50 %).
+With ``--webhook`` pod creates with one validating webhook on the path, and with one
+ValidatingAdmissionPolicy on the path, are measured beside the same creates with
+neither (``bench/webhooks.py``; goal for the webhook ≥ 50 %).
 
 Usage: python bench/api.py [--creates 3000] [--concurrency 32] [--quick] [--datastore etcd]
                            [--rbac] [--audit [--repeat 3]] [--webhook]

@@ -127,3 +127,23 @@ async def test_metadata_only_informer(
         assert "data" not in obj
     finally:
         await inf.stop()
+
+
+async def test_many_watches_do_not_starve_requests(local_client: rest.Client) -> None:
+    """Each watch holds a connection while it runs (one per informer): a client shared
+    by more informers than any fixed connection cap must still answer lists."""
+    ns = await _namespace(local_client)
+
+    async def watch() -> None:
+        async for _ in local_client.watch(CONFIGMAPS, ns, timeout_seconds=30):
+            pass
+
+    watches = [asyncio.create_task(watch()) for _ in range(80)]
+    try:
+        await asyncio.sleep(0.5)
+        listed = await asyncio.wait_for(local_client.list(CONFIGMAPS, ns), 10)
+        assert listed["kind"] == "ConfigMapList"
+    finally:
+        for task in watches:
+            task.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)

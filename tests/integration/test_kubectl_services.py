@@ -73,7 +73,7 @@ def test_expose_get_and_describe(cluster_kubectl: Kubectl, cluster_namespace: st
              if ":" in ln}  # fmt: skip
     assert lines["Selector"] == "app=web" and lines["Type"] == "ClusterIP"
     assert lines["TargetPort"] == "8080/TCP"
-    # kubectl 1.32 describes them from the slices, whose endpoints come in no fixed order.
+    # In the slice's order, which follows the pods' events (as upstream's).
     assert sorted(lines["Endpoints"].split(",")) == ["10.42.9.11:8080", "10.42.9.12:8080"]
     assert lines["Session Affinity"] == "None"
 

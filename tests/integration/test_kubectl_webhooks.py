@@ -191,6 +191,7 @@ def test_validating_webhook_denies_a_labelled_pod(
     )
     allowed = k("create", "-n", ns, "-f", "-", input=pod("good", forbidden="false"))
     assert allowed.stdout.strip() == "pod/good created"
+    assert allowed.stderr.strip() == "Warning: pods here are checked by a webhook"
     # Other namespaces are not the webhook's business.
     other = namespace(k)
     k("create", "-n", other, "-f", "-", input=pod("bad", forbidden="true"))

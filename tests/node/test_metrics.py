@@ -204,6 +204,30 @@ async def test_the_sampler_runs_every_interval() -> None:
         task.cancel()
 
 
+async def test_a_started_container_has_a_rate_within_a_second_not_a_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "FIRST_RATE_DELAY", 0.02)
+    node = Node()
+    node.provider.interval = 60.0  # a window the test would never live to see
+    task = asyncio.create_task(node.provider.run())
+    try:
+        await asyncio.sleep(0.05)  # the first round: nothing runs yet
+        await node.pod("u1", "web", {"app": (250, 8 * MIB)})
+        node.provider.poke()  # what the agent's relist does when a container starts
+        cpu: dict[str, Any] = {}
+        for _ in range(200):
+            node.clock.now += 1
+            await asyncio.sleep(0.01)
+            pods = node.provider.summary()["pods"]
+            cpu = pods[0]["containers"][0]["cpu"] if pods else {}
+            if "usageNanoCores" in cpu:
+                break
+        assert cpu.get("usageNanoCores") == 250
+    finally:
+        task.cancel()
+
+
 # --- Prometheus ------------------------------------------------------------------------------
 @pytest.fixture
 def clock() -> Clock:

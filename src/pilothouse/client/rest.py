@@ -184,9 +184,12 @@ class Client:
         self,
         config: ClusterConfig,
         *,
-        max_connections: int = 64,
+        max_connections: int = 0,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
+        # No cap by default, as client-go's transport (MaxConnsPerHost 0): every watch
+        # holds a connection for as long as it runs, so a cap at or below the number of
+        # informers sharing a client leaves the next list waiting for ever.
         self.config = config
         self.retry = retry
         connector: aiohttp.BaseConnector

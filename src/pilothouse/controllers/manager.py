@@ -106,6 +106,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "pvc-protection": "pvc-protection-controller",
     "pv-protection": "pv-protection-controller",
     "ephemeral-volume": "ephemeral-volume-controller",
+    "validatingadmissionpolicy-status": "validatingadmissionpolicy-status-controller",
 }
 
 
@@ -137,6 +138,7 @@ def default_controllers() -> dict[str, Factory]:
         servicelb,
         statefulset,
         ttlafterfinished,
+        validatingadmissionpolicystatus,
     )
     from pilothouse.controllers.volume import (
         ephemeral,
@@ -177,6 +179,9 @@ def default_controllers() -> dict[str, Factory]:
         "pv-protection": pvprotection.PVProtectionController,
         "ephemeral-volume": ephemeral.EphemeralVolumeController,
         "resourcequota": resourcequota.ResourceQuotaController,
+        "validatingadmissionpolicy-status": (
+            validatingadmissionpolicystatus.ValidatingAdmissionPolicyStatusController
+        ),
     }
 
 

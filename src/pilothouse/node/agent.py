@@ -575,6 +575,11 @@ class Agent:
                 uid = by_sandbox.get(sandbox_id)
                 if uid:
                     self.workers.poke(uid)
+            if self.stats is not None and any(
+                state == "running" and seen.get(cid, ("",))[0] != "running"
+                for cid, (state, _) in now.items()
+            ):
+                self.stats.poke()  # a container started: its usage is wanted soon
             seen = now
 
     def _locate_log(self, namespace: str, pod: str, container: str, previous: bool) -> Path | None:

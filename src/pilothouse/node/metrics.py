@@ -4,7 +4,10 @@
 pipeline (cAdvisor plus the kubelet's Summary API). A sampler task reads every
 running container's cgroup counters and the node's every ``interval`` seconds
 (10, as metrics-server's default window) and keeps the last two samples of
-each, so CPU *rates* (nanocores) come from cumulative CPU time.
+each, so CPU *rates* (nanocores) come from cumulative CPU time. A container that
+starts is sampled at once (the agent's relist pokes the sampler) and again a
+second later, so its rate is known within about a second, as cAdvisor's own
+housekeeping gives the kubelet's, not one or two windows later.
 :meth:`StatsProvider.summary` answers ``GET /stats/summary`` from the latest
 samples without touching the runtime, so the API server's fan-out is cheap.
 
@@ -20,6 +23,7 @@ Everything runs on the agent's event loop; only the stats reads go to threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ContainerStatsSource = Callable[[str], Awaitable[protocol.ContainerStats]]
 NodeStatsSource = Callable[[], protocol.ContainerStats]
+# How soon a container without a rate yet is sampled again.
+FIRST_RATE_DELAY = 1.0
 
 # Prometheus' classic text format, which every scraper reads (Kubernetes serves this too).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -126,9 +132,19 @@ class StatsProvider:
         self.interval = interval
         self._containers: dict[str, _Tracked] = {}
         self._node: _Series | None = None
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """A container started: sample now rather than at the end of the window."""
+        self._wake.set()
+
+    def _next_delay(self) -> float:
+        waiting = any(t.series.previous is None for t in self._containers.values())
+        return min(self.interval, FIRST_RATE_DELAY) if waiting else self.interval
 
     async def run(self) -> None:
-        """Sample now and every ``interval`` seconds until cancelled."""
+        """Sample now and every ``interval`` seconds (sooner for new containers, or when
+        poked) until cancelled."""
         while True:
             try:
                 await self.sample()
@@ -137,7 +153,9 @@ class StatsProvider:
             except Exception:
                 # The sampler must outlive a bad round; the next one may well succeed.
                 log.exception("sampling resource usage failed")
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_delay())
+            self._wake.clear()
 
     async def sample(self) -> None:
         """One round: the node and every running container, concurrently."""

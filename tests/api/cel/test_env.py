@@ -171,3 +171,22 @@ def test_cost_estimate_refuses_unbounded_comprehensions_and_accepts_bounded_ones
     assert (
         bounded.compile("self.all(x, x.contains('a'))", cost_limit=1_000_000).estimated_cost < 1000
     )
+
+
+def test_one_activation_serves_several_programs() -> None:
+    env = cel.Environment({"object": cel.DYN, "variables": cel.DYN})
+    obj = {"spec": {"images": ["web:1.0", "db:latest"], "name": "Web"}}
+    activation = cel.Activation({"object": obj})
+    pinned = env.compile("object.spec.images.all(i, !i.endsWith(':latest'))")
+    lowered = env.compile("object.spec.name.lowerAscii() == 'web'")
+    found = env.compile("object.spec.images.filter(i, i.matches('^db')).size()")
+    assert pinned.evaluate(activation) is False
+    assert lowered.evaluate(activation) is True, "a library function added on first use"
+    assert found.evaluate(activation) == 1
+    reads = env.compile("variables.count + 1")
+    activation.set("variables", {"count": 2})
+    assert reads.evaluate(activation) == 3
+    missing = env.compile("object.spec.nothing == 1")
+    with pytest.raises(cel.EvaluationError) as exc:
+        missing.evaluate(activation)
+    assert exc.value.message == "no such key: nothing"

@@ -37,6 +37,7 @@ def test_default_plugins_run_in_upstreams_order() -> None:
         "CertificateSigning",
         "CertificateSubjectRestriction",
         "MutatingAdmissionWebhook",
+        "ValidatingAdmissionPolicy",
         "ValidatingAdmissionWebhook",
         "ResourceQuota",
     ]
@@ -62,6 +63,7 @@ def test_enabled_plugins_take_their_place_in_the_order() -> None:
         "CertificateSubjectRestriction",
         "DenyServiceExternalIPs",
         "MutatingAdmissionWebhook",
+        "ValidatingAdmissionPolicy",
         "ValidatingAdmissionWebhook",
         "ResourceQuota",
         "AlwaysDeny",

@@ -8,9 +8,10 @@ message. Once the pod is deleted its token is refused (401).
 
 The image is this machine's own Python with the ``kubernetes`` package (no registry
 on the internet). The API server listens on all addresses and advertises this
-machine's address, and the pod is told that address in ``KUBERNETES_SERVICE_HOST``:
-the ``kubernetes`` Service's virtual IP needs the service proxy, which is not part
-of this branch.
+machine's address, so the ``kubernetes`` Service has an endpoint pods can reach; the
+client finds it as every in-cluster client does, through the ``KUBERNETES_SERVICE_HOST``
+the agent sets (the Service's virtual IP, 10.43.0.1, carried by the node's proxy) and the
+serving certificate that names that IP.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def _token_works(url: str, ca: Path, token: str, ns: str) -> int:
 def test_incluster_client_lists_pods_is_refused_secrets_and_loses_its_token(
     reachable_cluster: tuple[Cluster, str], python_image: str
 ) -> None:
-    cluster, address = reachable_cluster
+    cluster, _ = reachable_cluster
     ns = "e2e-" + uuid.uuid4().hex[:8]
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("create", "serviceaccount", "lister", "-n", ns)
@@ -153,10 +154,6 @@ def test_incluster_client_lists_pods_is_refused_secrets_and_loses_its_token(
                     "name": "main",
                     "image": python_image,
                     "command": ["sh", "-c", f"python3 -c '{PROGRAM}' && sleep 3600"],
-                    "env": [
-                        {"name": "KUBERNETES_SERVICE_HOST", "value": address},
-                        {"name": "KUBERNETES_SERVICE_PORT", "value": str(cluster.srv.port)},
-                    ],
                 }
             ],
         },
@@ -177,6 +174,12 @@ def test_incluster_client_lists_pods_is_refused_secrets_and_loses_its_token(
         return None
 
     got = cluster.wait(result, timeout=90, what="the client's result")
+    # The client went through the kubernetes Service, as every in-cluster client does.
+    host = cluster.kubectl(
+        "exec", "client", "-n", ns, "--",
+        "python3", "-c", "import os; print(os.environ['KUBERNETES_SERVICE_HOST'])",
+    ).stdout.strip()  # fmt: skip
+    assert host == "10.43.0.1"
     assert got["namespace"] == ns
     assert got["pods"] == ["client"]
     refused = got["secrets"]

@@ -77,7 +77,7 @@ def test_the_python_clients_e2e_suite_passes_offline(cluster: Cluster) -> None:
         proc = subprocess.run(
             # --confcutdir: our own tests/node/e2e/conftest.py (which keeps this suite out
             # of ours) must not be read by this run.
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", "--tb=short",
              "--confcutdir=.", "--timeout=600", "kubernetes/e2e_test"],
             cwd=SUITE, env=env, capture_output=True, text=True, timeout=2400,
         )  # fmt: skip

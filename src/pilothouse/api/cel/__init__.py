@@ -13,6 +13,8 @@ ValidatingAdmissionPolicy alike::
   :meth:`Environment.compile` raises :class:`CompileError` with cel-go's message
   (``ERROR: <input>:1:6: undefined field 'foo'`` and a caret line) and can refuse
   expressions over a static cost limit;
+* :class:`Activation` — variables converted once for several programs (a policy's
+  expressions over one request);
 * :class:`Program` — ``evaluate(activation)`` on plain JSON-shaped values (use
   :func:`values.convert` for schema-typed values such as ``date-time`` strings),
   ``estimated_cost``, ``variables`` (which declared variables it reads, e.g. whether a
@@ -45,6 +47,7 @@ from pilothouse.api.cel.env import (
     MAX_EVALUATED_MESSAGE_EXPRESSION_SIZE_BYTES,
     PER_CALL_LIMIT,
     RUNTIME_CEL_COST_BUDGET,
+    Activation,
     CompileError,
     Environment,
     EvaluationError,
@@ -71,6 +74,7 @@ __all__ = [
     "PER_CALL_LIMIT",
     "RUNTIME_CEL_COST_BUDGET",
     "STRING",
+    "Activation",
     "CompileError",
     "Environment",
     "EvaluationError",

@@ -109,6 +109,14 @@ class _Checker:
         return None
 
     def _select(self, node: syntax.Select, scope: Mapping[str, t.Type]) -> t.Type:
+        # A variable declared with a qualified name (``authorizer.requestResource``).
+        qualified = self._qualified(node)
+        if qualified is not None and qualified in self.variables:
+            root = qualified.split(".", 1)[0]
+            if root not in scope:
+                self.used.add(qualified)
+                self.used.add(root)
+                return self.variables[qualified]
         operand = self.check(node.operand, scope)
         inner = operand
         optional = operand.name == "optional_type"

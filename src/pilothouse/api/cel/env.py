@@ -24,13 +24,13 @@ import collections
 import logging
 import re
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel as engine
 
-from pilothouse.api.cel import checker, cost, library, syntax, unparse
+from pilothouse.api.cel import checker, cost, library, paths, syntax, unparse
 from pilothouse.api.cel import types as t
 from pilothouse.api.cel.library import declarations
 
@@ -72,9 +72,13 @@ class Program:
     estimated_cost: int  # upstream's static estimate (an upper bound)
     _program: Any
     _functions: dict[str, Any]
+    # What of each variable it reads (:mod:`.paths`): callers may convert only that.
+    reads: Mapping[str, paths.Paths] = field(default_factory=dict)
 
-    def evaluate(self, activation: Mapping[str, Any]) -> Any:
+    def evaluate(self, activation: Mapping[str, Any] | Activation) -> Any:
         """The value of the expression; raises :class:`EvaluationError`."""
+        if isinstance(activation, Activation):
+            return activation.evaluate(self)
         # Handing the engine only the library functions the expression calls is most
         # of an evaluation's cost saved (a context converts every function it holds).
         context: Any = (
@@ -84,6 +88,38 @@ class Program:
         )
         try:
             return self._program.execute(context)
+        except Exception as exc:  # the engine raises builtin types for CEL errors
+            raise EvaluationError(engine_error(exc)) from None
+
+
+class Activation:
+    """Variables converted for the engine once, for several programs to read.
+
+    Converting the variables (a whole object, the request) is most of an evaluation's
+    cost: an admission policy's expressions all read the same request, so they share
+    one. Not shared between tasks: :meth:`set` changes it for every later evaluation.
+    """
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._context: Any = engine.Context(dict(values), {})
+        self._functions: set[str] = set()
+
+    def set(self, name: str, value: Any) -> None:
+        self._context.add_variable(name, value)
+
+    def add_function(self, name: str, function: Callable[..., Any]) -> None:
+        """A function of the caller's own under ``name``, ahead of the library's (the
+        admission plugin's ``check``, which asks its authorizer)."""
+        self._context.add_function(name, function)
+        self._functions.add(name)
+
+    def evaluate(self, program: Program) -> Any:
+        for name, function in program._functions.items():
+            if name not in self._functions:
+                self._context.add_function(name, function)
+                self._functions.add(name)
+        try:
+            return program._program.execute(self._context)
         except Exception as exc:  # the engine raises builtin types for CEL errors
             raise EvaluationError(engine_error(exc)) from None
 
@@ -200,4 +236,5 @@ class Environment:
             estimated_cost=cost.estimate(checked),
             _program=compiled,
             _functions=_used(self._implementations, set(compiled.functions())),
+            reads=paths.read_paths(checked.root, checked.variables),
         )

@@ -88,6 +88,11 @@ URL = Type("kubernetes.URL")
 IP = Type("net.IP")
 CIDR = Type("net.CIDR")
 FORMAT = Type("kubernetes.NamedFormat")
+AUTHORIZER = Type("kubernetes.authorization.Authorizer")
+PATH_CHECK = Type("kubernetes.authorization.PathCheck")
+GROUP_CHECK = Type("kubernetes.authorization.GroupCheck")
+RESOURCE_CHECK = Type("kubernetes.authorization.ResourceCheck")
+DECISION = Type("kubernetes.authorization.Decision")
 ERROR = Type("*error*")
 
 

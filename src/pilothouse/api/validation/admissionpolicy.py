@@ -167,7 +167,9 @@ def _validation(v: Any, params: bool, opts: webhooks._Options, path: str) -> lis
     return errs
 
 
-def _variable(v: Any, params: bool, opts: webhooks._Options, path: str) -> list[FieldError]:
+def _variable(
+    v: Any, params: bool, opts: webhooks._Options, checker: Any, path: str
+) -> list[FieldError]:
     v = as_dict(v)
     errs: list[FieldError] = []
     name = as_str(v.get("name"))
@@ -180,6 +182,10 @@ def _variable(v: Any, params: bool, opts: webhooks._Options, path: str) -> list[
     expression = as_str(v.get("expression"))
     if not expression.strip():
         errs.append(errors.required(f"{path}.expression", "expression is not specified"))
+    elif checker is not None:
+        problem = checker.variable(name, expression, params)
+        if problem:
+            errs.append(errors.invalid_value(f"{path}.expression", expression, problem))
     else:
         errs.extend(_compile(opts, expression, "variable", params, f"{path}.expression"))
     return errs
@@ -213,8 +219,21 @@ def _audit_annotation(
     return errs
 
 
+def _has_expressions(spec: dict[str, Any]) -> bool:
+    return any(
+        as_list(spec.get(k))
+        for k in ("validations", "variables", "matchConditions", "auditAnnotations")
+    )
+
+
 def _policy_spec(name: str, spec: dict[str, Any], opts: webhooks._Options) -> list[FieldError]:
     errs: list[FieldError] = []
+    checker: Any = None
+    if opts.compile is None and _has_expressions(spec):
+        from pilothouse.api import admission_cel  # the CEL engine: only when needed
+
+        checker = admission_cel.Checker()
+        opts.compile = checker
     failure = spec.get("failurePolicy")
     if failure is None:
         errs.append(errors.required("spec.failurePolicy"))
@@ -238,7 +257,7 @@ def _policy_spec(name: str, spec: dict[str, Any], opts: webhooks._Options) -> li
             )
         )
     for i, variable in enumerate(as_list(spec.get("variables"))):
-        errs.extend(_variable(variable, params, opts, f"spec.variables[{i}]"))
+        errs.extend(_variable(variable, params, opts, checker, f"spec.variables[{i}]"))
     validations = as_list(spec.get("validations"))
     annotations = as_list(spec.get("auditAnnotations"))
     if not validations and not annotations:

@@ -6,9 +6,9 @@ to what was already stored: a configuration whose webhooks were already allowed
 side effects, unknown review versions or duplicate names keeps them.
 
 CEL expressions (match conditions, validations, variables, audit annotations) are
-compiled by the caller's ``compile`` function when one is given (the API server
-passes its CEL environment's): it returns ``None`` for a good expression or the
-compiler's message. Without one only their presence is checked.
+compiled in admission's CEL environment (:mod:`pilothouse.api.admission_cel`, loaded
+only when there is an expression to compile); a ``compile`` function given instead
+returns ``None`` for a good expression or the compiler's message.
 """
 
 from __future__ import annotations
@@ -281,8 +281,16 @@ def _cel_error(path: str, expression: str, problem: str) -> FieldError:
     return errors.invalid_value(path, expression, problem)
 
 
+def _default_compile() -> Compile:
+    from pilothouse.api import admission_cel  # the CEL engine: only when needed
+
+    return admission_cel.check
+
+
 def _match_conditions(conditions: list[Any], opts: _Options, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
+    if conditions and opts.compile is None:
+        opts.compile = _default_compile()
     if len(conditions) > MAX_MATCH_CONDITIONS:
         errs.append(errors.too_many(path, len(conditions), MAX_MATCH_CONDITIONS))
     seen: set[str] = set()

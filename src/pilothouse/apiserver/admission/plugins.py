@@ -19,6 +19,7 @@ from pilothouse.apiserver.admission import (
 )
 from pilothouse.apiserver.admission.chain import Deps, Factory
 from pilothouse.apiserver.admission.interface import CREATE, UPDATE, FunctionPlugin, Plugin
+from pilothouse.apiserver.admission.policy import plugin as policy_plugin
 from pilothouse.apiserver.admission.webhook import plugins as webhook_plugins
 
 
@@ -78,7 +79,9 @@ def _claim_resize(deps: Deps) -> Plugin:
 
 
 def _webhooks(deps: Deps) -> webhook_plugins.Webhooks:
-    return webhook_plugins.Webhooks(cache=deps.cache, registry=deps.registry)
+    return webhook_plugins.Webhooks(
+        cache=deps.cache, registry=deps.registry, authorizer=deps.authorizer
+    )
 
 
 def factories() -> dict[str, Factory]:
@@ -106,6 +109,9 @@ def factories() -> dict[str, Factory]:
         "DenyServiceExternalIPs": simple.DenyServiceExternalIPs,
         "MutatingAdmissionWebhook": lambda deps: webhook_plugins.MutatingWebhookPlugin(
             _webhooks(deps)
+        ),
+        "ValidatingAdmissionPolicy": lambda deps: policy_plugin.ValidatingAdmissionPolicy(
+            cache=deps.cache, registry=deps.registry, authorizer=deps.authorizer
         ),
         "ValidatingAdmissionWebhook": lambda deps: webhook_plugins.ValidatingWebhookPlugin(
             _webhooks(deps)

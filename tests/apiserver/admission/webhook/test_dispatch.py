@@ -120,6 +120,8 @@ def webhook(
 def compile_config(
     *webhooks: dict[str, Any], mutating: bool, name: str = "config"
 ) -> list[hooks.Hook]:
+    from pilothouse.apiserver.admission.webhook import plugins
+
     kind = "MutatingWebhookConfiguration" if mutating else "ValidatingWebhookConfiguration"
     config = {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -128,7 +130,7 @@ def compile_config(
         "webhooks": copy.deepcopy(list(webhooks)),
     }
     defaults.apply_defaults("admissionregistration.k8s.io", "v1", kind, config)
-    return hooks.compile_hooks(config, mutating=mutating)
+    return hooks.compile_hooks(config, mutating=mutating, conditions=plugins.compile_conditions)
 
 
 def pod(name: str = "web", namespace: str = "team-a", **labels: str) -> dict[str, Any]:
@@ -734,3 +736,87 @@ def test_exempt_kinds() -> None:
     request = matching.Request("CREATE", vwc, "", "", "x", {"metadata": {"name": "x"}})
     assert request.is_exempt()
     assert not create(pod()).is_exempt()
+
+
+async def test_match_conditions(recorder: Recorder, server: testing_https.HTTPSServer) -> None:
+    recorder.add("/ok", testing_https.allow)
+    server.start()
+    d = make_dispatcher(server)
+    conditions = [
+        {"name": "checked-only", "expression": "object.metadata.name.startsWith('check-')"},
+        {"name": "not-alice", "expression": "request.userInfo.username != 'bob'"},
+    ]
+    found = compile_config(
+        webhook("cond.example.com", server, "/ok", matchConditions=conditions), mutating=False
+    )
+    assert d.invocations(create(pod("check-me")), found)
+    assert not d.invocations(create(pod("other")), found)
+    broken = [{"name": "broken", "expression": "object.spec.nothing.here == 1"}]
+    failing = compile_config(
+        webhook("broken.example.com", server, "/ok", matchConditions=broken), mutating=False
+    )
+    with pytest.raises(errors.StatusError) as caught:
+        d.invocations(create(pod("x")), failing)
+    assert (caught.value.code, caught.value.message) == (
+        403,
+        "pods \"x\" is forbidden: expression 'object.spec.nothing.here == 1' resulted in error: "
+        "no such key: nothing",
+    )
+    ignoring = compile_config(
+        webhook(
+            "broken.example.com", server, "/ok", matchConditions=broken, failurePolicy="Ignore"
+        ),
+        mutating=False,
+    )
+    assert not d.invocations(create(pod("x")), ignoring)
+    await d.clients.close()
+
+
+async def test_match_conditions_ask_the_authorizer(
+    recorder: Recorder, server: testing_https.HTTPSServer
+) -> None:
+    from pilothouse.apiserver.admission.webhook import plugins
+
+    class OnlyAdmins:
+        """Allows the group ``admins`` to delete pods, and nothing else."""
+
+        def authorize(self, a: Any) -> tuple[bool, str]:
+            return "admins" in a.user.groups and a.verb == "delete", ""
+
+    recorder.add("/ok", testing_https.allow)
+    server.start()
+    d = make_dispatcher(server)
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "config"},
+        "webhooks": [
+            webhook(
+                "non-admins.example.com",
+                server,
+                "/ok",
+                matchConditions=[
+                    {
+                        "name": "not-admins",
+                        "expression": "!authorizer.group('').resource('pods')"
+                        ".namespace(request.namespace).check('delete').allowed()",
+                    }
+                ],
+            )
+        ],
+    }
+    defaults.apply_defaults(
+        "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", config
+    )
+    found = hooks.compile_hooks(
+        config,
+        mutating=False,
+        conditions=lambda c: plugins.compile_conditions(c, authorizer=OnlyAdmins()),  # type: ignore[arg-type]
+    )
+    admin = create(pod("a"))
+    admin.user = {"username": "root", "groups": ["admins"]}
+    assert not d.invocations(admin, found), "admins are not the webhook's business"
+    someone = create(pod("b"))
+    someone.user = {"username": "bob", "groups": ["dev"]}
+    assert d.invocations(someone, found)
+    await d.clients.close()

@@ -18,7 +18,17 @@ from typing import Any
 
 import cel as engine
 
-from pilothouse.api.cel.library import formats, lists, net, opaque, quantity, sets, strings, urls
+from pilothouse.api.cel.library import (
+    authz,
+    formats,
+    lists,
+    net,
+    opaque,
+    quantity,
+    sets,
+    strings,
+    urls,
+)
 
 # Names the source writer uses for its helpers (never valid in user expressions: the
 # parser refuses identifiers starting with two underscores only by convention, so
@@ -124,6 +134,21 @@ def implementations() -> dict[str, Callable[..., Any]]:
         # format
         "format.named": formats.named,
         "validate": formats.validate,
+        # authz: builders here, ``check`` from whoever holds an authorizer
+        "path": authz.path,
+        "group": authz.group,
+        "serviceAccount": authz.service_account,
+        "resource": authz.resource,
+        "subresource": authz.subresource,
+        "namespace": authz.namespace,
+        "name": authz.name,
+        "fieldSelector": authz.field_selector,
+        "labelSelector": authz.label_selector,
+        "check": authz.no_authorizer,
+        "allowed": authz.allowed,
+        "reason": authz.reason,
+        "errored": authz.errored,
+        "error": authz.error,
         # helpers of the source writer
         STRING_SIZE: strings.string_size,
         OPTIONAL_SELECT: _optional_select,

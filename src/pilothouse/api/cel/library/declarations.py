@@ -279,6 +279,24 @@ def kubernetes() -> Functions:
         # format
         "format.named": [_g(s, result=t.optional_of(fmt))],
         "validate": [_m(fmt, s, result=t.optional_of(t.list_of(s)))],
+        # authz (admission only: the variable ``authorizer`` exists nowhere else)
+        "path": [_m(t.AUTHORIZER, s, result=t.PATH_CHECK)],
+        "group": [_m(t.AUTHORIZER, s, result=t.GROUP_CHECK)],
+        "serviceAccount": [_m(t.AUTHORIZER, s, s, result=t.AUTHORIZER)],
+        "resource": [_m(t.GROUP_CHECK, s, result=t.RESOURCE_CHECK)],
+        "subresource": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
+        "namespace": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
+        "name": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
+        "fieldSelector": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
+        "labelSelector": [_m(t.RESOURCE_CHECK, s, result=t.RESOURCE_CHECK)],
+        "check": [
+            _m(t.RESOURCE_CHECK, s, result=t.DECISION),
+            _m(t.PATH_CHECK, s, result=t.DECISION),
+        ],
+        "allowed": [_m(t.DECISION, result=b)],
+        "reason": [_m(t.DECISION, result=s)],
+        "errored": [_m(t.DECISION, result=b)],
+        "error": [_m(t.DECISION, result=s)],
     }
     from pilothouse.api.cel.library import formats
 

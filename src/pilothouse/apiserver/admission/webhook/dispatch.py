@@ -31,6 +31,7 @@ from pilothouse.api import defaults, errors, resources, schema
 from pilothouse.api.meta import Obj
 from pilothouse.api.patch import errors as patch_errors
 from pilothouse.api.patch import jsonpatch
+from pilothouse.apiserver.admission import celauthorizer
 from pilothouse.apiserver.admission.webhook import hooks as hooks_module
 from pilothouse.apiserver.admission.webhook import matching, review
 from pilothouse.apiserver.webhook import client
@@ -104,14 +105,16 @@ class Dispatcher:
             "object": request.versioned(request.obj, invocation.resource),
             "oldObject": request.versioned(request.old, invocation.resource),
             "request": review.request_fields(request, invocation),
+            "namespaceObject": None,
+            "authorizer": celauthorizer.variable(request),
         }
         problems = []
-        for name, program in compiled.programs:
+        for _, program in compiled.programs:
             try:
                 if not program(activation):
                     return False
-            except Exception as exc:  # an evaluation error of the user's expression
-                problems.append(f"failed to evaluate match condition {name!r}: {exc}")
+            except ValueError as exc:  # the user's expression failed to evaluate
+                problems.append(str(exc))
         if problems:
             if hook.ignores_failures:
                 return False

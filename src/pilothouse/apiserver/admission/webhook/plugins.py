@@ -12,12 +12,14 @@ request into the webhooks' one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.api import resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import requestcontext, watchcache
+from pilothouse.apiserver.admission import celauthorizer
 from pilothouse.apiserver.admission.interface import (
     CONNECT,
     CREATE,
@@ -31,11 +33,47 @@ from pilothouse.apiserver.authn import user as user_module
 from pilothouse.apiserver.webhook import client, resolver
 
 if TYPE_CHECKING:
-    pass
+    from pilothouse.apiserver.authz.authorizer import Authorizer
 
 MUTATING = "MutatingAdmissionWebhook"
 VALIDATING = "ValidatingAdmissionWebhook"
 _NAMESPACES = "/registry/namespaces/"
+
+
+def compile_conditions(
+    conditions: list[dict[str, Any]], *, authorizer: Authorizer | None = None
+) -> hooks.CompiledConditions:
+    """Webhook match conditions in admission's CEL environment (no params); their
+    ``authorizer`` asks ``authorizer`` (None: authorization is off, all allowed)."""
+    from pilothouse.api import admission_cel, cel  # the CEL engine: only when needed
+    from pilothouse.api.cel.library import authz
+
+    env = admission_cel.environment(params=False)
+    programs: list[tuple[str, hooks.ConditionProgram]] = []
+    for condition in conditions:
+        name = str(condition.get("name") or "")
+        compiled = admission_cel.compile_expression(
+            str(condition.get("expression") or ""), admission_cel.CONDITION, env
+        )
+        if compiled.program is None:
+            return hooks.CompiledConditions((), f"compilation error: {compiled.error}")
+        program = compiled.program
+
+        def run(inputs: dict[str, Any], program: cel.Program = program) -> bool:
+            activation: dict[str, Any] | cel.Activation = inputs
+            if "authorizer" in program.variables:
+                activation = cel.Activation(inputs)
+                activation.add_function("check", authz.checker(celauthorizer.decider(authorizer)))
+            try:
+                return program.evaluate(activation) is True
+            except cel.EvaluationError as exc:
+                # Upstream's CEL filter words evaluation errors this way.
+                raise ValueError(
+                    f"expression '{program.expression}' resulted in error: {exc.message}"
+                ) from None
+
+        programs.append((name, run))
+    return hooks.CompiledConditions(tuple(programs))
 
 
 class Webhooks:
@@ -47,7 +85,10 @@ class Webhooks:
         cache: watchcache.WatchCache,
         registry: resources.Registry,
         conditions: hooks.ConditionCompiler | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
+        if conditions is None:
+            conditions = functools.partial(compile_conditions, authorizer=authorizer)
         self.cache = cache
         self.mutating = hooks.Source(cache, mutating=True, conditions=conditions)
         self.validating = hooks.Source(cache, mutating=False, conditions=conditions)
@@ -115,6 +156,8 @@ class _WebhookPlugin(Plugin):
             obj=None if deleting else a.obj,
             old=a.old,
             dry_run=a.dry_run,
+            warn=requestcontext.add_warning,
+            annotate=requestcontext.add_annotation,
         )
 
     async def stop(self) -> None:

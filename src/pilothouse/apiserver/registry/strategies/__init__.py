@@ -36,6 +36,8 @@ _BY_RESOURCE: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): workload.GenerationStrategy,
     ("policy", "poddisruptionbudgets"): workload.GenerationStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): certificates.CSRStrategy,
+    # Its status controller compares status.observedGeneration with the generation.
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies"): workload.GenerationStrategy,
     (
         "apiextensions.k8s.io",
         "customresourcedefinitions",
