@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import daemonset_rollout  # bench/: the DaemonSet part
+from pilothouse import supervisor as supervision
 from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
@@ -184,14 +185,16 @@ async def measure(port: int, data_dir: Path, replicas: int, nodes: int) -> dict[
     await observer.create(NAMESPACES, {"metadata": {"name": ns}})
     await sim.start()
     node_name = next(iter(sim.nodes))
+    cm_supervisor = supervision.Supervisor("controller-manager")
     cm = manager.ControllerManager(
         ctl_client,
+        supervisor=cm_supervisor,
         factories={
             "replicaset": replicaset.ReplicaSetController,
             "deployment": deployment.DeploymentController,
         },
     )
-    cm_task = asyncio.create_task(cm.run())
+    cm_supervisor.start("main", cm.run)
     await asyncio.wait_for(cm.ready.wait(), 30)
     counter = PodCounter(observer, ns)
     await counter.start()
@@ -265,9 +268,7 @@ async def measure(port: int, data_dir: Path, replicas: int, nodes: int) -> dict[
     }
 
     await counter.stop()
-    cm_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await cm_task
+    await cm_supervisor.stop()
     await sim.stop()
     for c in (ctl_client, node_client, observer):
         await c.close()

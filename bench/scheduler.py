@@ -41,6 +41,7 @@ from typing import Any
 import numpy
 
 from pilothouse import heap
+from pilothouse import supervisor as supervision
 from pilothouse.api import resources
 from pilothouse.client import config, rest
 from pilothouse.scheduler import config as scheduler_config
@@ -319,14 +320,16 @@ async def run_workload(
         configuration = scheduler_config.Configuration(
             profiles=[scheduler_config.Profile(scheduler_name=SCHEDULER_NAME)]
         )
+        sched_supervisor = supervision.Supervisor("scheduler")
         sched = scheduler.Scheduler(
             sched_client,
+            supervisor=sched_supervisor,
             configuration=configuration,
             record_scheduled_events=events,
             freeze_gc_after_sync=True,  # as `pilothouse scheduler` runs
         )
         started = time.monotonic()
-        task = asyncio.create_task(sched.run())
+        sched_supervisor.start("main", sched.run)
         try:
             await asyncio.wait_for(sched.ready.wait(), 120)
             ready = time.monotonic()
@@ -363,9 +366,7 @@ async def run_workload(
                 spy.wait()
             metrics = sched.metrics
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await sched_supervisor.stop()
             await sched_client.close()
         pending = await client.list_all(PODS, w.measure_namespace, field_selector="spec.nodeName=")
         elapsed = metrics.last_bound - ready if metrics.last_bound else float("nan")

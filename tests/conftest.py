@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 import urllib3
 import yaml
 
+from pilothouse import supervisor as supervision
 from pilothouse import testing
 
 KUBECTL = shutil.which("kubectl")
@@ -36,6 +37,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "root" in item.keywords:
                 item.add_marker(skip_root)
+
+
+@pytest.fixture
+async def supervisor() -> AsyncIterator[supervision.Supervisor]:
+    """A supervisor for the loops a test starts (informers, recorders, …), stopped after it."""
+    sup = supervision.Supervisor("test")
+    yield sup
+    await sup.stop()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pilothouse import supervisor as supervision
 from pilothouse.apiserver import server as apiserver
 from pilothouse.cli import allinone
 from pilothouse.client import rest
@@ -275,15 +276,14 @@ async def running_controllers(
     client: rest.Client, factories: dict[str, manager.Factory]
 ) -> AsyncIterator[manager.ControllerManager]:
     """Run the given controllers on the current loop until the block ends."""
-    cm = manager.ControllerManager(client, factories=factories)
-    task = asyncio.create_task(cm.run())
+    sup = supervision.Supervisor("controller-manager")
+    cm = manager.ControllerManager(client, supervisor=sup, factories=factories)
+    sup.start("main", cm.run)
     try:
         await asyncio.wait_for(cm.ready.wait(), 20)
         yield cm
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await sup.stop()
 
 
 @contextlib.contextmanager
@@ -320,6 +320,7 @@ def node_agent(
     name: str,
     data_dir: Path,
     runtime: Runtime,
+    supervisor: supervision.Supervisor | None = None,
     network: ServiceNetwork | None = None,
 ) -> Agent:
     """A node agent in this process for ``server``, with the runtime given (usually
@@ -341,6 +342,7 @@ def node_agent(
         address="127.0.0.1",
         data_dir=data_dir,
         runtime_factory=lambda _cidr: runtime,
+        supervisor=supervisor or supervision.Supervisor(f"agent {name}"),
         tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
         port=0,
         heartbeat=1.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import resources
 from pilothouse.client import events, rest
 from pilothouse.testing import eventually
@@ -14,12 +15,14 @@ NS = resources.DEFAULT.by_path("", "v1", "namespaces")
 assert CM is not None and EV is not None and NS is not None
 
 
-async def test_repeats_are_counted_and_similar_events_combined(client: rest.Client) -> None:
+async def test_repeats_are_counted_and_similar_events_combined(
+    client: rest.Client, supervisor: supervision.Supervisor
+) -> None:
     ns = "e-" + uuid.uuid4().hex[:8]
     await client.create(NS, {"metadata": {"name": ns}})
     obj = await client.create(CM, {"metadata": {"name": "subject"}}, ns)
     recorder = events.EventRecorder(client, component="test-controller", host="node-1")
-    recorder.start()
+    recorder.start(supervisor)
     try:
         for _ in range(3):
             recorder.event(obj, events.WARNING, "BackOff", "Back-off restarting failed container")

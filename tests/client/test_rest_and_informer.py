@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from pilothouse import supervisor as supervision
 from pilothouse import testing
 from pilothouse.api import errors, resources
 from pilothouse.client import informer, lister, rest
@@ -60,7 +61,9 @@ async def test_local_socket_needs_no_certificates(local_client: rest.Client) -> 
     ] == "via-socket"
 
 
-async def test_informer_lists_watches_and_reports_changes(client: rest.Client) -> None:
+async def test_informer_lists_watches_and_reports_changes(
+    client: rest.Client, supervisor: supervision.Supervisor
+) -> None:
     ns = await _namespace(client)
     await client.create(CONFIGMAPS, {"metadata": {"name": "before"}}, ns)
     inf = informer.Informer(
@@ -77,7 +80,7 @@ async def test_informer_lists_watches_and_reports_changes(client: rest.Client) -
         return handler
 
     inf.add_handlers(on_add=record("add"), on_update=record("update"), on_delete=record("delete"))
-    inf.start()
+    inf.start(supervisor)
     try:
         await inf.wait_synced(10)
         assert inf.indexer.get(f"{ns}/before") is not None
@@ -105,7 +108,9 @@ async def test_informer_lists_watches_and_reports_changes(client: rest.Client) -
         await inf.stop()
 
 
-async def test_metadata_only_informer(client: rest.Client) -> None:
+async def test_metadata_only_informer(
+    client: rest.Client, supervisor: supervision.Supervisor
+) -> None:
     ns = await _namespace(client)
     await client.create(
         CONFIGMAPS,
@@ -113,7 +118,7 @@ async def test_metadata_only_informer(client: rest.Client) -> None:
         ns,
     )
     inf = informer.Informer(client, CONFIGMAPS, namespace=ns, metadata_only=True)
-    inf.start()
+    inf.start(supervisor)
     try:
         await inf.wait_synced(10)
         obj = inf.indexer.get(f"{ns}/m")

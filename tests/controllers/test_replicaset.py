@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -92,18 +93,23 @@ async def test_creates_pods_reports_status_and_replaces_deleted_ones(
 
         await eventually(replaced)
 
-        rs = await client.get(RS, "web", ns)
-        rs["spec"]["replicas"] = 1
-        await client.update(RS, rs)
+        # A merge patch, as kubectl scale: the controller writes the status meanwhile.
+        await client.patch(RS, "web", {"spec": {"replicas": 1}}, ns)
 
         async def scaled_down() -> bool:
             st = (await client.get(RS, "web", ns)).get("status") or {}
             return len(await pods_of(client, ns, "web")) == 1 and st.get("replicas") == 1
 
         await eventually(scaled_down)
-        events = (await client.list(resources.DEFAULT.by_path("", "v1", "events"), ns))["items"]  # type: ignore[arg-type]
-        reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == "web"}
-        assert {"SuccessfulCreate", "SuccessfulDelete"} <= reasons
+
+        async def recorded() -> bool:  # events are written in the background
+            events = (await client.list(resources.DEFAULT.by_path("", "v1", "events"), ns))[  # type: ignore[arg-type]
+                "items"
+            ]
+            reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == "web"}
+            return {"SuccessfulCreate", "SuccessfulDelete"} <= reasons
+
+        await eventually(recorded)
 
 
 async def test_adopts_orphans_and_releases_non_matching_pods(
@@ -171,3 +177,79 @@ def test_deletion_order_prefers_unassigned_pending_unready_and_young() -> None:
     assert order[:3] == ["unassigned", "pending", "not-ready"]
     # n1 holds more of this set's pods than n2: doubled-up nodes go first.
     assert order[3:] == ["running-old", "running-young"]
+
+
+async def test_scale_down_counts_sibling_sets_pods_per_node(client: rest.Client, ns: str) -> None:
+    """Of two pods alike but for their node, the one on the node where its owner's other
+    ReplicaSets also run goes first (upstream's getIndirectlyRelatedPods): scaling a
+    Deployment's old set down then spreads what is left across nodes."""
+    sim = hollow.HollowCluster(
+        client, count=2, name_prefix=f"sib-{uuid.uuid4().hex[:6]}-", heartbeat=60
+    )
+    await sim.start()
+    try:
+        busy, quiet = list(sim.nodes)
+        owner = await client.create(
+            resources.DEFAULT.by_path("", "v1", "configmaps"),  # type: ignore[arg-type]
+            {"metadata": {"name": "owner"}},
+            ns,
+        )
+        ref = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "owner",
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+        }
+
+        def pod(name: str, app: str, node_name: str) -> dict[str, Any]:
+            return {
+                "metadata": {"name": name, "labels": {"app": app}},
+                "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "busybox"}]},
+            }
+
+        def all_ready(count: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                items = (await client.list(PODS, ns))["items"]
+                return len(items) == count and all(
+                    any(
+                        c["type"] == "Ready" and c["status"] == "True"
+                        for c in (p.get("status") or {}).get("conditions") or []
+                    )
+                    for p in items
+                )
+
+            return check
+
+        # Pod "a-busy" shares its node with both pods of sibling set "b". Every other rank
+        # favours deleting "a-quiet" (ready for less time, younger), so only counting the
+        # siblings' pods makes "a-busy" go first.
+        for name, app, node_name in (("a-busy", "a", busy), ("b-1", "b", busy), ("b-2", "b", busy)):
+            await client.create(PODS, pod(name, app, node_name), ns)
+        await eventually(all_ready(3))
+        await asyncio.sleep(3)  # a-busy's ready time is in a higher log2 bucket from now on
+        await client.create(PODS, pod("a-quiet", "a", quiet), ns)
+        await eventually(all_ready(4))
+        async with controller(client):
+            for name in ("a", "b"):
+                rs = replica_set(name, 2, busy)
+                rs["metadata"]["ownerReferences"] = [ref]
+                await client.create(RS, rs, ns)
+
+            async def adopted() -> bool:
+                for name in ("a", "b"):
+                    st = (await client.get(RS, name, ns)).get("status") or {}
+                    if st.get("readyReplicas") != 2:
+                        return False
+                return True
+
+            await eventually(adopted)
+            await client.patch(RS, "a", {"spec": {"replicas": 1}}, ns)
+
+            async def one_left() -> list[str] | None:
+                names = [p["metadata"]["name"] for p in await pods_of(client, ns, "a")]
+                return names if len(names) == 1 else None
+
+            assert await eventually(one_left) == ["a-quiet"]
+    finally:
+        await sim.stop(unregister=True)

@@ -68,7 +68,7 @@ async def start_dns(client: rest.Client, metrics_port: int) -> tuple[Node, super
     )
     factory = informer.InformerFactory(client)
     dns.attach(factory)
-    factory.start()
+    factory.start(sup)
     await factory.wait_synced(10)
     sup.start("cluster-dns", dns.run)
     await asyncio.wait_for(dns.serving.wait(), 10)
@@ -166,7 +166,7 @@ async def test_a_server_that_cannot_bind_is_restarted_until_it_can(
     )
     factory = informer.InformerFactory(client)
     dns.attach(factory)
-    factory.start()
+    factory.start(sup)
     try:
         sup.start("cluster-dns", dns.run)
 

@@ -196,6 +196,14 @@ def test_namespace_deletion_and_finalize(api) -> None:
         "POST", "/api/v1/namespaces/doomed/configmaps", {"metadata": {"name": "late"}}
     )
     assert code == 403 and "because it is being terminated" in st["message"]
+    # The cause controllers test for (upstream's v1.NamespaceTerminatingCause).
+    assert st["details"]["causes"] == [
+        {
+            "reason": "NamespaceTerminating",
+            "message": "namespace doomed is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
     code, ns = api.json("GET", "/api/v1/namespaces/doomed")
     ns["spec"]["finalizers"] = []
     code, _ = api.json("PUT", "/api/v1/namespaces/doomed/finalize", ns)

@@ -57,12 +57,15 @@ async def test_the_prober_measures_every_run() -> None:
     import time
     from typing import Any, cast
 
+    from pilothouse import supervisor
     from pilothouse.node import prober
     from pilothouse.node.runtime import protocol
 
+    sup = supervisor.Supervisor("agent")
     manager = prober.ProbeManager(
         runtime=cast(protocol.Runtime, _Runtime()),
         recorder=cast(Any, None),  # only failures record events
+        supervisor=sup,
         on_change=lambda _uid: None,
         restart=cast(Any, None),
     )
@@ -78,5 +81,6 @@ async def test_the_prober_measures_every_run() -> None:
         assert manager.ready("u1", container, "c1")
     finally:
         await manager.close()
+        await sup.stop()
     assert manager.lateness.count == 3
     assert 0 <= manager.lateness.quantiles()[1.0] < 0.2

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pilothouse import supervisor as supervision
 from pilothouse.client import informer, rest
 from pilothouse.proxy import fake, kernel, proxier, rules
 
@@ -35,8 +36,9 @@ async def running(
         node_ips=("192.0.2.10",),
         **kw,
     )
-    services.start()
-    slices.start()
+    sup = supervision.Supervisor("proxy-test")
+    services.start(sup)
+    slices.start(sup)
     await services.wait_synced(10)
     await slices.wait_synced(10)
     try:
@@ -44,6 +46,7 @@ async def running(
     finally:
         await services.stop()
         await slices.stop()
+        await sup.stop()
 
 
 async def settle(p: proxier.Proxier, check: Any, timeout: float = 5.0) -> None:

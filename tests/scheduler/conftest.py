@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pilothouse import supervisor as supervision
 from pilothouse import testing
 from pilothouse.api import resources
 from pilothouse.client import config, rest
@@ -109,15 +110,14 @@ async def running_scheduler(
     configuration = configuration or scheduler_config.Configuration(
         profiles=[scheduler_config.Profile(scheduler_name=name)]
     )
-    sched = scheduler.Scheduler(client, configuration=configuration)
-    task = asyncio.create_task(sched.run())
+    sup = supervision.Supervisor(f"scheduler {name}")
+    sched = scheduler.Scheduler(client, supervisor=sup, configuration=configuration)
+    sup.start("main", sched.run)
     try:
         await asyncio.wait_for(sched.ready.wait(), 20)
         yield sched
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await sup.stop()
 
 
 def pod(

@@ -179,9 +179,8 @@ def unsupported_media_type(content_type: str, supported: list[str]) -> StatusErr
 
 
 def too_large(limit: int) -> StatusError:
-    return StatusError(
-        413, REQUEST_ENTITY_TOO_LARGE, f"the request body is too large: the limit is {limit} bytes"
-    )
+    """A request body over ``limit`` bytes (upstream's limitedReadBody)."""
+    return StatusError(413, REQUEST_ENTITY_TOO_LARGE, f"Request entity too large: limit is {limit}")
 
 
 def expired(message: str) -> StatusError:

@@ -5,21 +5,32 @@ discovery, OpenAPI, and resource requests (parsed by :mod:`request`). Every
 error becomes a ``metav1.Status``; an unexpected exception is logged with its
 traceback and answered as a 500 Status without one, so no client ever sees a
 stack trace.
+
+Each request runs as its own aiohttp task. After authentication and authorization
+it takes a seat on its priority level (:mod:`flowcontrol`; 429 when the level is
+full) unless it is long-running; long-running requests (watches, exec, attach,
+port-forward, ``logs -f``) are tracked instead, so a shutdown can end them all.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import platform
 import sys
+import time
+import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
+from aiohttp import http_exceptions as aiohttp_exceptions
 from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import negotiation, requestcontext
+from pilothouse.apiserver import flowcontrol, health, negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
@@ -67,9 +78,43 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
+_TOO_MANY = negotiation.status_body(flowcontrol.too_many_requests())
+_TOO_MANY_HEADERS = {
+    "Content-Type": "application/json",
+    "Retry-After": str(flowcontrol.RETRY_AFTER_SECONDS),
+}
+
+
+# Connections told to retry after a moment, and when that moment comes.
+_HELD_OFF: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _hold_off(transport: Any) -> None:
+    """Remember that this connection was told to retry after ``RETRY_AFTER_SECONDS``."""
+    if transport is not None:
+        _HELD_OFF[transport] = time.monotonic() + flowcontrol.RETRY_AFTER_SECONDS
+
+
+async def _wait_out(transport: Any) -> None:
+    """A request that comes sooner than its connection was told to retry waits until
+    then: client-go waits of its own accord; a client that does not would otherwise
+    make the server refuse (and parse) requests as fast as it can send them."""
+    until = _HELD_OFF.pop(transport, 0.0) if transport is not None else 0.0
+    wait = until - time.monotonic()
+    if wait > 0:
+        await asyncio.sleep(wait)
+
+
 def status_response(err: errors.StatusError) -> web.Response:
+    headers = {}
+    wait = errors.retry_after(err)
+    if wait is not None and (err.code == 429 or err.code >= 500):
+        headers["Retry-After"] = str(wait)
     return web.Response(
-        body=negotiation.status_body(err), status=err.code, content_type="application/json"
+        body=negotiation.status_body(err),
+        status=err.code,
+        content_type="application/json",
+        headers=headers,
     )
 
 
@@ -130,6 +175,26 @@ def store_status(exc: storage.StoreError) -> errors.StatusError:
     return errors.internal(f"storage error: {exc}")
 
 
+class _ClientProtocolErrors(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a bad method, request line or
+    header) with a traceback at ERROR; that is the client's fault, not the server's,
+    and aiohttp already answers it with 400. Logged at DEBUG instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, aiohttp_exceptions.HttpProcessingError) and exc.code < 500:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def quiet_client_protocol_errors() -> None:
+    """Install the filter above on aiohttp's server logger (once per process)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientProtocolErrors) for f in logger.filters):
+        logger.addFilter(_ClientProtocolErrors())
+
+
 def _route_path(request: web.Request) -> str:
     """The path without trailing slashes: upstream's request-info parser trims them
     (``/version/``, which kr8s asks for, is ``/version``)."""
@@ -148,8 +213,8 @@ class APIApp:
         openapi_docs: openapi.OpenAPIV3,
         authenticator: authn.RequestAuthenticator,
         authorizer: authz.Authorizer,
-        ready: Callable[[], bool],
-        datastore_ok: Callable[[], bool] = lambda: True,
+        health_checks: Callable[[], list[health.Check]],
+        flow_control: flowcontrol.FlowControl | None = None,
         extra_routes: dict[str, Handler] | None = None,
         api_services: dict[tuple[str, str], ResourceHandler] | None = None,
         history_api: history.HistoryAPI | None = None,
@@ -163,8 +228,8 @@ class APIApp:
         self.openapi = openapi_docs
         self.authenticator = authenticator
         self.authorizer = authorizer
-        self.ready = ready
-        self.datastore_ok = datastore_ok  # upstream's "etcd" check of /readyz
+        self.health_checks = health_checks
+        self.flow_control = flow_control or flowcontrol.FlowControl()
         self.extra_routes = extra_routes or {}
         self.api_services = api_services or {}
         self.history_api = history_api
@@ -178,16 +243,48 @@ class APIApp:
         # Upstream writes /version indented and without a trailing newline
         # (responsewriters.WriteRawJSON), unlike API objects.
         self._version = orjson.dumps(version_info(), option=orjson.OPT_INDENT_2)
+        # The tasks serving long-running requests now (ended by end_long_running).
+        self.long_running: set[asyncio.Task[Any]] = set()
 
     def build(self) -> web.Application:
         app = web.Application(
-            middlewares=(*self.middlewares, error_middleware, self._auth_middleware),
+            middlewares=(
+                self._shed_middleware,
+                *self.middlewares,
+                error_middleware,
+                self._auth_middleware,
+            ),
             client_max_size=4 * 1024 * 1024,
         )
         app.on_response_prepare.append(requestcontext.on_response_prepare)
         self.openapi.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
+
+    @web.middleware
+    async def _shed_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Under overload, the cheapest 429: a connection whose client certificate alone
+        decides its priority level, that level full, a request that is not long-running
+        — answered before metrics, authentication or routing spend anything on it.
+        Everything else goes the whole way (and may still get its 429 from
+        :meth:`dispatch`)."""
+        await _wait_out(request.transport)
+        user = self.authenticator.x509.known(request.transport)
+        if user is not None:
+            level = flowcontrol.level_of_identity(
+                user.name, (*user.groups, flowcontrol.AUTHENTICATED)
+            )
+            query = request.query_string
+            if (
+                level is not None
+                and self.flow_control.shed(level)
+                and "watch=" not in query
+                and "follow=" not in query
+                and not request.path.endswith(("/exec", "/attach", "/portforward", "/proxy"))
+            ):
+                _hold_off(request.transport)
+                return web.Response(body=_TOO_MANY, status=429, headers=_TOO_MANY_HEADERS)
+        return await handler(request)
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -236,26 +333,64 @@ class APIApp:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = _route_path(request)
-        if path in ("/healthz", "/livez", "/readyz") or path.endswith("/ping"):
-            return self._health(request, path)
+        if path.split("/", 2)[1] in health.ENDPOINTS:
+            return health.handle(request, path, self.health_checks())
         if path == "/version":
             return web.Response(body=self._version, content_type="application/json")
+        info: request_info.RequestInfo | None = None
         extra = self.extra_routes.get(path) or self._static_route(path)
-        if extra is not None:
-            return await extra(request)
-        history_of = history.object_path(path)
-        if history_of is not None and self.history_api is not None:
-            return await self.history_api.handle(request, history_of)
-        if self.aggregated is not None:
-            proxied = self.aggregated(path)
+        if extra is None and self.history_api is not None:
+            history_of = history.object_path(path)
+            if history_of is not None:
+                extra = functools.partial(self._history, history_of)
+        proxied = None
+        if extra is None and self.aggregated is not None:
+            proxied = self.aggregated(path)  # an aggregated API's, served elsewhere
+        if extra is None and proxied is None:
+            try:
+                info = request_info.parse(path, self.registry)
+            except request_info.NotAResource:
+                if request.method != "GET":
+                    raise errors.method_not_allowed("") from None
+        if info is not None and flowcontrol.is_long_running(
+            watch=info.legacy_watch or request.query.get("watch") in ("true", "1"),
+            subresource=info.subresource,
+            follow=request.query.get("follow") in ("true", "1"),
+        ):
+            return await self._long_running(request, info)
+        if proxied is not None and request.query.get("watch") in ("true", "1"):
+            return await proxied(request)  # long-running: takes no seat
+        user = request.get(USER_KEY)
+        level = flowcontrol.classify(
+            user=user.name if user else "",
+            groups=user.groups if user else (),
+            path=path,
+            resource=info.resource.plural if info else "",
+            namespace=info.namespace if info else "",
+        )
+        async with await self.flow_control.acquire(level):
+            if extra is not None:
+                return await extra(request)
             if proxied is not None:
                 return await proxied(request)
+            if info is None:
+                return await self.discovery.handle(request)
+            return await self._resource(request, info)
+
+    async def _long_running(
+        self, request: web.Request, info: request_info.RequestInfo
+    ) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self.long_running.add(task)
         try:
-            info = request_info.parse(path, self.registry)
-        except request_info.NotAResource:
-            if request.method != "GET":
-                raise errors.method_not_allowed("") from None
-            return await self.discovery.handle(request)
+            return await self._resource(request, info)
+        finally:
+            self.long_running.discard(task)
+
+    async def _resource(
+        self, request: web.Request, info: request_info.RequestInfo
+    ) -> web.StreamResponse:
         if not info.resource.stored:
             served = self.api_services.get((info.resource.group, info.resource.version))
             if served is None:
@@ -271,19 +406,15 @@ class APIApp:
                 return handler
         return None
 
-    def _health(self, request: web.Request, path: str) -> web.Response:
-        checks = {"ping": True, "log": True, "etcd": True}
-        if path == "/readyz":
-            checks["etcd"] = self.datastore_ok()
-            checks["informer-sync"] = self.ready()
-        ok = all(checks.values())
-        reasons = {"etcd": "the datastore is not reachable", "informer-sync": "not ready yet"}
-        if "verbose" in request.query:
-            lines = [f"[+]{c} ok" if passed else f"[-]{c} failed" for c, passed in checks.items()]
-            text = "\n".join(lines) + (
-                "\n" + path[1:] + " check passed\n" if ok else "\n" + path[1:] + " check failed\n"
-            )
-        else:
-            failed = [f"[-]{c} failed: {reasons[c]}" for c, passed in checks.items() if not passed]
-            text = "ok" if ok else "\n".join(failed) + "\n" + path[1:] + " check failed"
-        return web.Response(text=text, status=200 if ok else 503, content_type="text/plain")
+    async def _history(self, object_path: str, request: web.Request) -> web.StreamResponse:
+        assert self.history_api is not None
+        return await self.history_api.handle(request, object_path)
+
+    async def end_long_running(self, timeout: float) -> None:
+        """Cancel what still serves a long-running request (their handlers close their
+        streams as they unwind) and wait for them, at most ``timeout`` seconds."""
+        tasks = list(self.long_running)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)

@@ -3,11 +3,26 @@
 Start-up order is explicit: PKI, then the store, then the watch cache (which
 loads every object), then the registries and the system objects, and only then
 the listening socket — so the first request already sees a complete cache.
-``start`` returns when the server is ready; ``stop`` closes it in reverse.
+``start`` returns when the server is ready.
+
+What runs as supervised children (of the supervisor given, the process's):
+the store's writer watchdog and the two listeners (HTTPS and the private Unix
+socket) are FATAL — without them the server cannot do its job; the store's
+compactor, the watch cache's feed and the reconciler of the ``kubernetes`` Service
+are restarted when they fail.
+
+Shutdown comes in two steps, as upstream's graceful termination: ``begin_shutdown``
+makes ``/readyz`` fail, closes the HTTPS listener (no new connections), ends
+every watch, closes the connections to the node agents (ending ``logs -f``,
+exec, attach and port-forward sessions) and cancels what long-running handler
+remains; the Unix socket stays open so the components in this process can
+still stop cleanly. ``stop`` then closes the Unix socket, lets in-flight
+requests finish for at most ``grace`` seconds, and closes the cache and the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -18,11 +33,13 @@ from typing import Any
 
 from aiohttp import web
 
-from pilothouse import supervisor
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, pvhelpers, resources
 from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import (
     bootstrap,
+    flowcontrol,
+    health,
     join,
     kubernetes_service,
     masterleases,
@@ -98,6 +115,12 @@ class ServerConfig:
     # whose CA must be the one found in the datastore.
     token: str = ""
     server: str = ""
+    # Upstream's --max-requests-inflight and --max-mutating-requests-inflight: their sum
+    # is the concurrency the priority levels share (0 and 0: no limit).
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    # How long in-flight requests may take to finish once shutdown has begun.
+    shutdown_grace: float = 5.0
     # Create the local-path StorageClass (the default class) when the cluster is new.
     default_storage_class: bool = True
     # Upstream's --enable-admission-plugins, --disable-admission-plugins and
@@ -127,12 +150,17 @@ class APIServer:
     """One API server process's worth of state."""
 
     def __init__(
-        self, config: ServerConfig, *, registry: resources.Registry = resources.DEFAULT
+        self,
+        config: ServerConfig,
+        *,
+        registry: resources.Registry = resources.DEFAULT,
+        supervisor: supervision.Supervisor | None = None,
     ) -> None:
         self.config = config
         # A registry of our own: the resources of CRDs join it while we run.
         self.registry = registry.copy()
         registry = self.registry
+        self.supervisor = supervisor or supervision.Supervisor("apiserver")
         self.store: storage.Store | None = None
         self.cache: watchcache.WatchCache | None = None
         self.stores: dict[resources.Resource, ResourceStore] = {}
@@ -149,6 +177,14 @@ class APIServer:
             user_file=config.encryption_provider_config,
         )
         self.transforming: transform.TransformingStore | None = None
+        self.flow_control = flowcontrol.FlowControl(
+            max_requests_inflight=config.max_requests_inflight,
+            max_mutating_requests_inflight=config.max_mutating_requests_inflight,
+        )
+        self.metrics.registry.register(flowcontrol.Collector(self.flow_control))
+        self.app: app_module.APIApp | None = None
+        # Checks the process adds for its components, before "shutdown".
+        self.component_checks: list[health.Check] = []
         self.admission: admission_chain.Chain | None = None
         self.auditor: audit_auditor.Auditor | None = None
         self.custom_resources: crd_serving.CustomResources | None = None
@@ -156,8 +192,8 @@ class APIServer:
         self.openapi: openapi.OpenAPIV3 | None = None
         self.aggregator: aggregator_module.Aggregator | None = None
         self._ready = False
+        self.shutting_down = False
         self.port = config.https_port
-        self.supervisor = supervisor.Supervisor("apiserver")
         self.kubernetes_service: kubernetes_service.KubernetesServiceReconciler | None = None
         self.advertise_address = config.advertise_address or _local_address()
         self._passphrase = ""
@@ -182,7 +218,45 @@ class APIServer:
         return self.config.data_dir / "kubeconfig.yaml"
 
     def is_ready(self) -> bool:
-        return self._ready
+        return self._ready and not self.shutting_down
+
+    def health_checks(self) -> list[health.Check]:
+        """Upstream's checks (ping, log, etcd, etcd-readiness, informer-sync), ours for
+        the server's loops and the process's components, and shutdown last."""
+        own = health.component(self.supervisor)
+        required = health.component(self.supervisor, fatal_only=True)
+        return [
+            health.Check("ping", health.ping),
+            health.Check("log", health.ping),
+            health.Check("etcd", self._store_check),
+            health.Check("etcd-readiness", self._store_check, livez=False),
+            health.Check("informer-sync", self._cache_check, livez=False),
+            health.Check("apiserver", own, livez=False),
+            health.Check("apiserver", required, readyz=False),
+            *self.component_checks,
+            health.Check("shutdown", self._shutdown_check, livez=False),
+        ]
+
+    def _store_check(self) -> str:
+        if self.store is None:
+            return "the store has not started"
+        if not self.datastore_ok():
+            return "the datastore is not reachable"
+        for path, st in self.supervisor.walk():
+            if path.startswith(("store-", "etcd-store/")) and not st.healthy:
+                return f"the store's {path} is {st.state} ({st.last_error})"
+        return ""
+
+    def _cache_check(self) -> str:
+        if not self._ready:
+            return "not ready yet"
+        for path, st in self.supervisor.walk():
+            if path == "watch-cache" and not st.healthy:
+                return f"the watch cache's feed is {st.state} ({st.last_error})"
+        return ""
+
+    def _shutdown_check(self) -> str:
+        return "process is shutting down" if self.shutting_down else ""
 
     def datastore_ok(self) -> bool:
         """The backend's own health where it has one (etcd: its watch is up)."""
@@ -206,6 +280,7 @@ class APIServer:
                 keyfile=cfg.datastore_keyfile,
             ),
             prefix=cfg.datastore_prefix,
+            supervisor=self.supervisor,
         )
         # The store first: on a shared datastore the cluster's CA and keys come from it.
         self._backend = backend
@@ -241,7 +316,7 @@ class APIServer:
         prefixes = sorted(
             {r.storage_prefix for r in self.registry.resources if r.stored and "list" in r.verbs}
         )
-        self.cache = watchcache.WatchCache(self.store, prefixes)
+        self.cache = watchcache.WatchCache(self.store, prefixes, supervisor=self.supervisor)
         try:
             await self.cache.start()
         except values.TransformError as exc:
@@ -495,7 +570,7 @@ class APIServer:
             openapi_docs=self.openapi,
         )
         await self.aggregator.start()
-        api = app_module.APIApp(
+        api = self.app = app_module.APIApp(
             registry=self.registry,
             resource_api=resource_api,
             discovery_docs=self.discovery,
@@ -519,10 +594,16 @@ class APIServer:
                 registry=self.registry, stores=self.stores, backend=self.store
             ),
             middlewares=[self.metrics.middleware, requestcontext.Requests(self.auditor).middleware],
-            ready=self.is_ready,
-            datastore_ok=self.datastore_ok,
+            health_checks=self.health_checks,
+            flow_control=self.flow_control,
         )
-        self._runner = web.AppRunner(api.build(), access_log=None, handle_signals=False)
+        app_module.quiet_client_protocol_errors()
+        self._runner = web.AppRunner(
+            api.build(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=self.config.shutdown_grace,
+        )
         await self._runner.setup()
         site: web.BaseSite
         ssl_context = self.pki.ssl_server_context(require_client_cert=False)
@@ -552,6 +633,13 @@ class APIServer:
         if server is not None and self.config.https_port == 0:
             sockets = getattr(server, "sockets", None) or []
             self.port = sockets[0].getsockname()[1]
+        for name, listening in (("https", site._server), ("unix-socket", unix_site._server)):
+            assert isinstance(listening, asyncio.Server)
+            self.supervisor.start(
+                name,
+                functools.partial(supervision.listening, listening, name),
+                policy=supervision.Policy.FATAL,
+            )
 
     def _write_kubeconfigs(self) -> None:
         assert self.pki is not None
@@ -561,31 +649,53 @@ class APIServer:
         for path in targets:
             certs.write_kubeconfig(path, server=self.url, pki=self.pki)
 
-    async def stop(self) -> None:
-        self._ready = False
+    async def begin_shutdown(self) -> None:
+        """Stop taking new work from outside and end every long-running request; see the
+        module docstring. The Unix socket keeps serving until :meth:`stop`."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
         await self._stop_starting()
-        if self.admission is not None:
-            await self.admission.stop()
-        await self.supervisor.stop()
-        if self.kubernetes_service is not None:
-            try:
-                await self.kubernetes_service.remove_self()
-            except (errors.StatusError, storage.StoreError) as exc:
-                log.warning("could not take this server out of the kubernetes Endpoints: %s", exc)
-        await self.encryption.stop()
+        await self.supervisor.stop_child("https")  # closes the listening socket
+        # The server's own watchers of the cache (CRDs, APIService availability) stop
+        # first: the watches ending below would look to them like a failure.
         if self.custom_resources is not None:
             await self.custom_resources.stop()
         if self.aggregator is not None:
             await self.aggregator.stop()
-        if self.node_proxy is not None:
-            await self.node_proxy.close()
         if self.cache is not None:
-            await self.cache.stop()
+            self.cache.close_watchers()  # each watch ends its response cleanly
+        if self.node_proxy is not None:
+            await self.node_proxy.close()  # logs -f, exec, attach, port-forward to agents
+        if self.app is not None:
+            await self.app.end_long_running(timeout=min(2.0, self.config.shutdown_grace))
+
+    async def stop(self) -> None:
+        """Finish shutting down: the Unix socket, in-flight requests (at most
+        ``shutdown_grace`` seconds), the watch cache, the store."""
+        await self.begin_shutdown()
+        self._ready = False
+        await self.supervisor.stop_child("unix-socket")
+        await self.supervisor.stop_child("kubernetes-service")  # it writes to the store
+        await self.supervisor.stop_child("shared-encryption")
+        if self.kubernetes_service is not None:
+            try:  # other servers' clients stop being sent here
+                await self.kubernetes_service.remove_self()
+            except (errors.StatusError, storage.StoreError) as exc:
+                log.warning("could not take this server out of the kubernetes Endpoints: %s", exc)
+        if self.app is not None:
+            await self.app.end_long_running(timeout=1.0)  # any that started since
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.admission is not None:
+            await self.admission.stop()
+        await self.encryption.stop()  # a re-encryption in progress resumes at the next start
+        if self.cache is not None:
+            await self.cache.stop()
         if self.auditor is not None:
             # After the last request: what ends during shutdown is still recorded.
+            await self.supervisor.stop_child("audit-log-batches")
             await self.auditor.backend.close()
         if self.store is not None:
             await self.store.close()

@@ -13,6 +13,11 @@ turn a MODIFIED into ADDED or DELETED when an object starts or stops matching,
 as upstream does. A bounded ring of recent events per resource lets watches
 resume from a recent ``resourceVersion``; older (but not compacted) revisions
 are served from the store's log by :func:`store_watch`.
+
+The feeder is a supervised child (RESTART). Should it fail, it lists the store
+again when restarted, as upstream's reflector re-lists: the caches are rebuilt at
+that revision and every open watch is closed, so its client resumes from the
+last resourceVersion it saw (served from the store's log if need be).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import meta
 from pilothouse.storage import interface as storage
 
@@ -41,7 +47,8 @@ Filter = Callable[[dict[str, Any]], bool]
 # How many events each resource keeps for watches that resume from a past
 # resourceVersion. Older resumes fall back to the store's log.
 EVENT_WINDOW = 1000
-# A watcher that falls this many events behind is closed; its client re-watches.
+# A watcher that falls this many events behind is closed; its client re-watches from
+# the last resourceVersion it got (upstream closes an unresponsive watcher the same way).
 WATCHER_BACKLOG_LIMIT = 20000
 
 
@@ -141,6 +148,9 @@ class Watcher:
         self.wakeup = asyncio.Event()
         self.overflowed = False
         self.closed = False
+        self.limit = WATCHER_BACKLOG_LIMIT
+        # Called once when the backlog overflows (the handler cuts a stuck connection).
+        self.on_overflow: Callable[[], None] | None = None
 
     def deliver(self, event: WatchEvent) -> None:
         if self.closed or not event.entry.key.startswith(self.prefix):
@@ -148,9 +158,11 @@ class Watcher:
         out = filtered(event, self.match)
         if out is None:
             return
-        if len(self.backlog) >= WATCHER_BACKLOG_LIMIT:
+        if len(self.backlog) >= self.limit:
             self.overflowed = True
             self.closed = True
+            if self.on_overflow is not None:
+                self.on_overflow()
         else:
             self.backlog.append(out)
         self.wakeup.set()
@@ -188,6 +200,17 @@ class ResourceCache:
     def load(self, entry: Entry) -> None:
         self.objects[entry.key] = entry
         self._sorted = None
+
+    def reset(self, revision: int) -> None:
+        """Forget everything (a fresh listing at ``revision`` follows) and end every
+        watch on it: its client resumes from its last resourceVersion."""
+        for w in tuple(self.watchers):
+            w.close()
+        self.watchers.clear()
+        self.objects = {}
+        self._sorted = None
+        self.events.clear()
+        self.floor = revision
 
     def apply(self, event: WatchEvent) -> None:
         key = event.entry.key
@@ -237,32 +260,53 @@ class ResourceCache:
 
 
 class WatchCache:
-    """All resource caches, kept current by one feeder task."""
+    """All resource caches, kept current by one feeder (a supervised child)."""
 
-    def __init__(self, store: storage.Store, prefixes: list[str]) -> None:
+    def __init__(
+        self,
+        store: storage.Store,
+        prefixes: list[str],
+        *,
+        supervisor: supervision.Supervisor | None = None,
+    ) -> None:
         self.store = store
         self.revision = 0
         self._prefixes = sorted(set(prefixes), key=len, reverse=True)
         self.caches: dict[str, ResourceCache] = {}
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = 0
-        self._task: asyncio.Task[None] | None = None
-        self.failed: BaseException | None = None
+        self.supervisor = supervisor or supervision.Supervisor("watch-cache")
+        self._own_supervisor = supervisor is None
+        self._stream: storage.WatchStream | None = None
+        self.resyncs = 0  # how often a failed feed was replaced by a fresh listing
         # Objects this process is writing, by key: (the value stored, the object).
         self._writing: dict[str, tuple[bytes, dict[str, Any]]] = {}
 
     async def start(self) -> None:
         """Load every object, then follow the store from that revision."""
+        await self._load()
+        self.supervisor.start("watch-cache", self._feed)
+
+    async def _load(self) -> None:
         listing = await self.store.list("/registry/")
-        self.revision = listing.revision
-        for prefix in self._prefixes:
-            self.caches[prefix] = ResourceCache(prefix, listing.revision)
-        for kv in listing.items:
-            cache = self._route(kv.key)
-            if cache is not None:
-                cache.load(decode(kv))
+        entries = [decode(kv) for kv in listing.items]
+        # No await from here on: readers see the old contents or the new ones, whole.
+        # (The ResourceCache objects stay: the registry's stores hold them.)
         stream = self.store.watch("/registry/", after_revision=listing.revision)
-        self._task = asyncio.create_task(self._feed(stream), name="watch-cache-feeder")
+        for prefix in self._prefixes:
+            cache = self.caches.get(prefix)
+            if cache is None:
+                self.caches[prefix] = ResourceCache(prefix, listing.revision)
+            else:
+                cache.reset(listing.revision)
+        for entry in entries:
+            routed = self._route(entry.key)
+            if routed is not None:
+                routed.load(entry)
+        self._writing.clear()
+        self._stream = stream
+        self.revision = max(self.revision, listing.revision)
+        self._wake()
 
     async def add_prefix(self, prefix: str) -> ResourceCache:
         """Start caching ``prefix`` while the cache runs (a CustomResourceDefinition's
@@ -299,10 +343,17 @@ class WatchCache:
                 w.close()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, storage.StoreError):
-                await self._task
+        await self.supervisor.stop_child("watch-cache")
+        if self._own_supervisor:
+            await self.supervisor.stop()
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                await self._stream.aclose()
+            self._stream = None
+        self.close_watchers()
+
+    def close_watchers(self) -> None:
+        """End every open watch (shutdown, or a cache rebuilt from a new listing)."""
         for cache in self.caches.values():
             for w in tuple(cache.watchers):
                 w.close()
@@ -313,7 +364,12 @@ class WatchCache:
                 return self.caches[prefix]
         return None
 
-    async def _feed(self, stream: storage.WatchStream) -> None:
+    async def _feed(self) -> None:
+        if self._stream is None:  # restarted after a failure: start from a fresh listing
+            self.resyncs += 1
+            await self._load()
+        stream = self._stream
+        assert stream is not None
         try:
             async for batch in stream:
                 for event in batch:
@@ -326,14 +382,13 @@ class WatchCache:
                 self._wake()
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # the cache is useless without its feed
-            log.exception("watch cache feed ended")
-            self.failed = exc
-            for cache in self.caches.values():
-                for w in tuple(cache.watchers):
-                    w.close()
+        except BaseException:
+            # The caches may have missed events: close every watch now.
+            self.close_watchers()
             raise
         finally:
+            # However the feed ended, the stream is spent: a restart lists again.
+            self._stream = None
             with contextlib.suppress(Exception):
                 await stream.aclose()
 

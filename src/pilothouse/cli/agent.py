@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 from pilothouse import heap
+from pilothouse import supervisor as supervision
 from pilothouse.cli import dnsflags, nodeflags, process
 from pilothouse.client import config, rest
 from pilothouse.node import agent, apiserverlb, bootstrap, nodeshutdown, servicenet, setup
 from pilothouse.node.runtime.images import registries
+
+STOP_TIMEOUT = 8.0
 
 EPILOG = """\
 example:
@@ -183,13 +186,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pilothouse agent: {exc}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_serve(args, token))
-    except KeyboardInterrupt:
-        return 130
+    return process.run(_serve(args, token), name="pilothouse agent")
 
 
 async def _serve(args: argparse.Namespace, token: str) -> int:
+    signals = process.Signals("pilothouse agent")
     name = (args.node_name or socket.gethostname()).lower()
     address = args.address or _primary_address()
     data_dir = args.data_dir.resolve() / "agent"
@@ -232,6 +233,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
     client = rest.Client(cluster)
     if lb is not None:
         lb.follow(client)
+    root = supervision.Supervisor("agent")
     network = None
     if not args.disable_proxy:
         network = servicenet.ServiceNetwork.real(
@@ -254,6 +256,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
                 default_endpoint=not args.disable_default_registry_endpoint,
             ),
         ),
+        supervisor=root,
         tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
         dns=args.dns,
         config=args.node_config,
@@ -262,6 +265,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
         cgroup_root=args.cgroup_root,
         storage_dir=_storage_dir(args.default_local_storage_path),
     )
+    code = 0
     try:
         try:
             await node.start()
@@ -270,18 +274,26 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
             return 1
         print(f"pilothouse agent: node {name} is ready (pod CIDR {node.pod_cidr})", flush=True)
         heap.settle()
-        await process.until_signalled()
+        try:
+            await process.until_stopped(signals, root)
+        except supervision.ChildFailed as exc:
+            print(f"pilothouse agent: {exc}", file=sys.stderr)
+            code = 1
         grace = args.shutdown_grace_period
-        if grace > 0 and await asyncio.to_thread(nodeshutdown.host_shutting_down):
+        if code == 0 and grace > 0 and await asyncio.to_thread(nodeshutdown.host_shutting_down):
             print(
                 f"pilothouse agent: the machine is shutting down: stopping pods (within {grace:g}s)",
                 flush=True,
             )
             await node.shut_down(grace_period=grace)
         print("pilothouse agent: stopping (containers keep running)", flush=True)
-        return 0
+        return code
     finally:
-        await node.stop()
+        try:
+            await asyncio.wait_for(node.stop(), STOP_TIMEOUT)
+        except TimeoutError:
+            print("pilothouse agent: did not stop in time", file=sys.stderr)
+        await root.stop(timeout=1.0)
         await client.close()
         if lb is not None:
             await lb.close()

@@ -11,21 +11,36 @@ server made for it at start). Even without the controller manager the controller
 a cluster cannot do without run: the ``default`` ServiceAccount and the
 ``kube-root-ca.crt`` ConfigMap of every namespace (pods need both), and the
 aggregation of the ``admin``, ``edit`` and ``view`` roles.
-Components run as supervised tasks; ``stop`` cancels them in reverse order.
+
+Supervision: one root :class:`~pilothouse.supervisor.Supervisor` for the
+process, with a nested supervisor per part — ``apiserver``, ``controller-manager``,
+``scheduler``, ``node-agent``. Each component's ``main`` child is its own loop
+(restarted with back-off if it fails); its loops are children beside it. ``/readyz``
+has one check per component. A FATAL failure anywhere (the store's writer, a
+listener, the agent's server) fails :attr:`AllInOne.supervisor`, which ``pilothouse
+server`` turns into a non-zero exit. A host that cannot run pods stops the start-up
+itself.
+
+``stop`` is ordered and bounded: the server stops taking outside work and ends
+every stream; then each component stops (agent, scheduler, controllers) while
+the server still answers them on its private socket; then the server drains
+and closes the store. Each step gets what is left of one time budget.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import rbac
+from pilothouse.apiserver import health
 from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.authn import user as user_module
@@ -39,6 +54,12 @@ if TYPE_CHECKING:
     from pilothouse.scheduler import scheduler
 
 log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 8.0
+
+
+class HostNotReady(Exception):
+    """This machine cannot run the node agent (what is missing, and how to fix it)."""
 
 
 @dataclass
@@ -71,9 +92,13 @@ class AllInOne:
         self, server_config: apiserver.ServerConfig, options: Options | None = None
     ) -> None:
         self.options = options or Options()
-        self.server = apiserver.APIServer(server_config)
+        self.supervisor = supervision.Supervisor("pilothouse")
+        self.server = apiserver.APIServer(
+            server_config, supervisor=self.supervisor.nest("apiserver")
+        )
         self.clients: list[rest.Client] = []
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        # Component name → its supervisor, in start order.
+        self.components: dict[str, supervision.Supervisor] = {}
         self.controller_manager: manager.ControllerManager | None = None
         self.scheduler: scheduler.Scheduler | None = None
         self.agent: agent.Agent | None = None
@@ -88,7 +113,14 @@ class AllInOne:
         self.clients.append(c)
         return c
 
+    def _component(self, name: str, started: Callable[[], bool]) -> supervision.Supervisor:
+        sup = self.components[name] = self.supervisor.nest(name)
+        self.server.component_checks.extend(health.supervised(name, sup, started=started))
+        return sup
+
     async def start(self) -> None:
+        if self.options.agent:
+            await self._check_host()
         await self.server.start()
         pki = self.server.pki
         assert pki is not None
@@ -97,48 +129,70 @@ class AllInOne:
             enabled = IDENTITY_CONTROLLERS
         elif enabled is not None:
             enabled = [*enabled, *(c for c in IDENTITY_CONTROLLERS if c not in enabled)]
+        # Up once its controllers run (or, under leader election, while it stands by).
+        sup = self._component(
+            "controller-manager",
+            lambda: (
+                self.options.leader_elect
+                or (self.controller_manager is not None and self.controller_manager.ready.is_set())
+            ),
+        )
         self.controller_manager = manager.ControllerManager(
             self.client(
                 "pilothouse-controller-manager", user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER)
             ),
+            supervisor=sup,
             enabled=enabled,
             leader_elect=self.options.leader_elect,
             use_service_account_credentials=self.options.use_service_account_credentials,
             root_ca=pki.ca_cert.read_bytes(),
             signing_files=(pki.ca_cert, pki.ca_key),
         )
-        self._supervise("controller-manager", self.controller_manager.run())
+        sup.start("main", self.controller_manager.run)
         run_scheduler = self.options.scheduler
         if run_scheduler is None:
             run_scheduler = self.options.controllers
         if run_scheduler:
             from pilothouse.scheduler import scheduler  # numpy: only when it runs
 
+            sup = self._component(
+                "scheduler",
+                lambda: (
+                    self.options.leader_elect
+                    or (self.scheduler is not None and self.scheduler.ready.is_set())
+                ),
+            )
             self.scheduler = scheduler.Scheduler(
                 self.client("pilothouse-scheduler", user_module.UserInfo(rbac.KUBE_SCHEDULER)),
+                supervisor=sup,
                 configuration=self.options.scheduler_config,
                 leader_elect=self.options.leader_elect,
             )
-            self._supervise("scheduler", self.scheduler.run())
+            sup.start("main", self.scheduler.run)
         if self.options.agent:
-            self._supervise("agent", self._run_agent())
+            sup = self._component(
+                "node-agent", lambda: self.agent is not None and self.agent.ready.is_set()
+            )
+            sup.start("main", self._run_agent)
 
-    async def _run_agent(self) -> None:
-        """This machine's node agent, on the server's socket. A host that cannot run
-        pods is reported once, clearly; the control plane keeps running."""
-        from pilothouse.node import agent, servicenet, setup
-        from pilothouse.node import dns as node_dns
-        from pilothouse.node.runtime.images import registries
+    async def _check_host(self) -> None:
+        """k3s's rule: a node that cannot run pods stops the start, with the remedy."""
+        from pilothouse.node import setup
 
         try:
             await asyncio.to_thread(setup.check_host)
         except setup.HostNotReady as exc:
-            log.error(
-                "%s\nthe node agent is not running; fix the above and restart, "
-                "or pass --disable-agent for a control plane only",
-                exc,
-            )
-            return
+            raise HostNotReady(
+                f"{exc}\nfix the above and start again, or pass --disable-agent to run "
+                "a control plane only"
+            ) from None
+
+    async def _run_agent(self) -> None:
+        """This machine's node agent, on the server's socket, until cancelled."""
+        from pilothouse.node import agent, servicenet, setup
+        from pilothouse.node import dns as node_dns
+        from pilothouse.node.runtime.images import registries
+
         pki = self.server.pki
         assert pki is not None
         name = socket.gethostname().lower()
@@ -159,6 +213,7 @@ class AllInOne:
             address=address,
             data_dir=data_dir,
             runtime_factory=setup.runtime_factory(data_dir, registries=registries_file),
+            supervisor=self.components["node-agent"],
             tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
             dns=options.agent_dns or node_dns.Settings(serve=True),
             config=options.agent_config,
@@ -172,23 +227,39 @@ class AllInOne:
         finally:
             await self.agent.stop()
 
-    def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+    async def stop(self, *, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop everything within ``timeout`` seconds (see the module docstring)."""
+        deadline = time.monotonic() + timeout
 
-        def done(t: asyncio.Task[None]) -> None:
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s stopped: %r", name, t.exception(), exc_info=t.exception())
+        def left(at_most: float) -> float:
+            return max(0.1, min(at_most, deadline - time.monotonic()))
 
-        task.add_done_callback(done)
-        self.tasks[name] = task
-
-    async def stop(self) -> None:
-        for name in reversed(list(self.tasks)):
-            task = self.tasks.pop(name)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        began = time.monotonic()
+        streams = len(self.server.app.long_running) if self.server.app else 0
+        try:
+            await asyncio.wait_for(self.server.begin_shutdown(), left(3.0))
+        except TimeoutError:
+            log.error("ending the API server's streams took too long; going on")
+        log.info(
+            "API server: stopped listening, ended %d stream(s) in %.2fs",
+            streams,
+            time.monotonic() - began,
+        )
+        for name in reversed(list(self.components)):
+            began = time.monotonic()
+            # "main" first: its own stop is orderly (an agent lets pod terminations
+            # finish, recorders flush); then whatever of the component remains.
+            await self.components[name].stop_child("main", timeout=left(5.0))
+            await self.supervisor.unnest(name, timeout=left(2.0))
+            log.info("%s stopped in %.2fs", name, time.monotonic() - began)
+        self.components.clear()
         for c in self.clients:
             await c.close()
         self.clients.clear()
-        await self.server.stop()
+        began = time.monotonic()
+        try:
+            await asyncio.wait_for(self.server.stop(), left(timeout))
+        except TimeoutError:
+            log.error("the API server did not finish stopping in time")
+        log.info("API server stopped in %.2fs", time.monotonic() - began)
+        await self.supervisor.stop(timeout=left(1.0))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
+from pilothouse import supervisor as supervision
 from pilothouse.cli import process
 from pilothouse.client import config, rest
 from pilothouse.controllers import manager
@@ -91,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
         "signing_files": signing,
     }
     try:
-        return asyncio.run(_serve(cluster, enabled, args.leader_elect, options))
+        return process.run(
+            _serve(cluster, enabled, args.leader_elect, options),
+            name="pilothouse controller-manager",
+        )
     except ValueError as exc:
         print(f"pilothouse controller-manager: {exc}", file=sys.stderr)
         return 2
@@ -107,9 +110,17 @@ async def _serve(
 ) -> int:
     client = rest.Client(cluster.with_user_agent("pilothouse-controller-manager"))
     try:
-        cm = manager.ControllerManager(
-            client, enabled=enabled, leader_elect=leader_elect, **options
+        # Checked before anything runs: an unknown controller name is a usage error.
+        manager.ControllerManager(
+            client, supervisor=supervision.Supervisor("check"), enabled=enabled, **options
         )
-        return await process.run_component("controller-manager", client, cm.run())
+
+        def start(sup: supervision.Supervisor) -> None:
+            cm = manager.ControllerManager(
+                client, supervisor=sup, enabled=enabled, leader_elect=leader_elect, **options
+            )
+            sup.start("main", cm.run)
+
+        return await process.run_component("controller-manager", client, start)
     finally:
         await client.close()

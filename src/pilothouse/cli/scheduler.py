@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
+from pilothouse import supervisor as supervision
 from pilothouse.cli import process
 from pilothouse.client import config, rest
 from pilothouse.scheduler import config as scheduler_config
@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"pilothouse scheduler: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(cluster, configuration, args.leader_elect))
+        return process.run(
+            _serve(cluster, configuration, args.leader_elect), name="pilothouse scheduler"
+        )
     except ValueError as exc:
         print(f"pilothouse scheduler: {exc}", file=sys.stderr)
         return 2
@@ -58,12 +60,17 @@ async def _serve(
 ) -> int:
     client = rest.Client(cluster.with_user_agent("pilothouse-scheduler"))
     try:
-        sched = scheduler.Scheduler(
-            client,
-            configuration=configuration,
-            leader_elect=leader_elect,
-            freeze_gc_after_sync=True,
-        )
-        return await process.run_component("scheduler", client, sched.run())
+
+        def start(sup: supervision.Supervisor) -> None:
+            sched = scheduler.Scheduler(
+                client,
+                supervisor=sup,
+                configuration=configuration,
+                leader_elect=leader_elect,
+                freeze_gc_after_sync=True,
+            )
+            sup.start("main", sched.run)
+
+        return await process.run_component("scheduler", client, start)
     finally:
         await client.close()

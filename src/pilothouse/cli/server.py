@@ -1,4 +1,10 @@
-"""``pilothouse server``: run an all-in-one cluster in the foreground."""
+"""``pilothouse server``: run an all-in-one cluster in the foreground.
+
+The exit status says how the run ended: 0 after a signal and a clean stop, 1 when
+the start failed, a required part of the server failed (the store's writer, a
+listener, the agent's server — the reason is printed) or the stop ran out of
+time, 130 for an interrupt before the server was up.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,20 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pilothouse import heap
+from pilothouse import supervisor as supervision
 from pilothouse.cli import admissionflags, dnsflags, kubeconfig, nodeflags, process
 
+if TYPE_CHECKING:
+    from pilothouse.cli import allinone
+
 log = logging.getLogger("pilothouse")
+
+SHUTDOWN_TIMEOUT = 10.0
 
 EPILOG = """\
 examples:
@@ -54,8 +68,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "server",
         help="run an all-in-one cluster (API server, controllers, scheduler, node agent)",
         description="Runs the API server over HTTPS with an embedded SQLite store, and "
-        "the cluster's control loops, in the foreground. Ctrl-C or SIGTERM stops it cleanly; "
-        "data persists in the data directory.",
+        "the cluster's control loops, in the foreground. Ctrl-C or SIGTERM stops it cleanly "
+        f"within {SHUTDOWN_TIMEOUT:.0f} seconds (every watch, log stream, exec and port-forward "
+        "is closed; a second Ctrl-C stops it at once); data persists in the data directory. "
+        "When a part it cannot run without fails, it exits with status 1, so a service "
+        "manager restarts it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -191,6 +208,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "version (and compacts as upstream does) (default: 24h)",
     )
     p.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=400,
+        metavar="N",
+        help="with --max-mutating-requests-inflight, the number of requests the priority "
+        "levels share; requests over a level's share wait briefly, then get 429 with "
+        "Retry-After (default: %(default)s; 0 with 0: no limit)",
+    )
+    p.add_argument(
+        "--max-mutating-requests-inflight",
+        type=int,
+        default=200,
+        metavar="N",
+        help="added to --max-requests-inflight, as upstream (default: %(default)s)",
+    )
+    p.add_argument(
         "--disable-local-storage",
         action="store_true",
         help="do not create the local-path StorageClass (the default class) in a new cluster",
@@ -210,27 +243,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def prepare(args: argparse.Namespace) -> None:
+    """What the parser alone cannot do: the agent's config file and the DNS settings
+    (raises ValueError with what is wrong)."""
+    args.node_config = nodeflags.load_config(args)
+    args.dns = nodeflags.merge_dns(dnsflags.settings(args), args, args.node_config)
+
+
 def run(args: argparse.Namespace) -> int:
     process.setup_logging(args.verbose)
     try:
-        args.node_config = nodeflags.load_config(args)
-        args.dns = nodeflags.merge_dns(dnsflags.settings(args), args, args.node_config)
+        prepare(args)
     except ValueError as exc:
         print(f"pilothouse server: {exc}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        return 130
+    return process.run(_serve(args), name="pilothouse")
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(
+    args: argparse.Namespace, *, on_ready: Callable[[allinone.AllInOne], None] | None = None
+) -> int:
+    """Run the cluster until a signal or a required part's failure; ``on_ready`` is called
+    with the running cluster (for tests that reach into it)."""
     from pilothouse.apiserver import server as apiserver
     from pilothouse.apiserver.authn import tokenfile
     from pilothouse.cli import allinone
     from pilothouse.scheduler import config as scheduler_config
     from pilothouse.storage import factory
 
+    signals = process.Signals("pilothouse")
     started = time.monotonic()
     config = apiserver.ServerConfig(
         data_dir=args.data_dir.resolve(),
@@ -250,6 +291,8 @@ async def _serve(args: argparse.Namespace) -> int:
         history_retention=args.history_retention,
         token=args.token.strip(),
         server=args.server,
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
         default_storage_class=not args.disable_local_storage,
         **admissionflags.server_config(args),
     )
@@ -296,12 +339,17 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         await cluster.start()
         heap.settle()  # what start-up loaded lives for the whole run
+    except allinone.HostNotReady as exc:
+        print(f"pilothouse: {exc}", file=sys.stderr)
+        await cluster.stop()
+        return 1
     except PermissionError as exc:
         print(
             f"pilothouse: cannot use the data directory: {exc}. Run as root, or pass "
             "--data-dir to a directory you own.",
             file=sys.stderr,
         )
+        await cluster.stop()
         return 1
     except (apiserver.StartupError, ValueError, tokenfile.TokenFileError) as exc:
         print(f"pilothouse: cannot start: {exc}", file=sys.stderr)
@@ -327,11 +375,23 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.disable_agent:
         print("pilothouse: node agent disabled (--disable-agent)", flush=True)
 
-    await process.until_signalled()
-    print("pilothouse: shutting down", flush=True)
-    await cluster.stop()
-    print("pilothouse: stopped", flush=True)
-    return 0
+    if on_ready is not None:
+        on_ready(cluster)
+    code = 0
+    try:
+        await process.until_stopped(signals, cluster.supervisor)
+        print("pilothouse: shutting down", flush=True)
+    except supervision.ChildFailed as exc:
+        print(f"pilothouse: {exc}; stopping", file=sys.stderr, flush=True)
+        code = 1
+    began = time.monotonic()
+    try:
+        await asyncio.wait_for(cluster.stop(timeout=SHUTDOWN_TIMEOUT - 1.5), SHUTDOWN_TIMEOUT - 1)
+    except TimeoutError:
+        print(f"pilothouse: did not stop within {SHUTDOWN_TIMEOUT:.0f}s", file=sys.stderr)
+        return 1
+    print(f"pilothouse: stopped in {time.monotonic() - began:.1f}s", flush=True)
+    return code
 
 
 def _retention(text: str) -> float:

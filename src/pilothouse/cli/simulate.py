@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -88,10 +87,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, config.ConfigError) as exc:
         print(f"pilothouse simulate: {exc}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_serve(args, cluster, labels, taints))
-    except KeyboardInterrupt:
-        return 130
+    return process.run(_serve(args, cluster, labels, taints), name="pilothouse simulate")
 
 
 async def _serve(

@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -20,6 +20,13 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> Awaitable[None]:
         """An awaitable that completes ``seconds`` from now (measured from this call)."""
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` on the running loop ``seconds`` from now, unless cancelled."""
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
 
 class RealClock:
     def now(self) -> float:
@@ -31,14 +38,29 @@ class RealClock:
     def sleep(self, seconds: float) -> Awaitable[None]:
         return asyncio.sleep(max(0.0, seconds))
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)
+
+
+class _FakeTimer:
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class FakeClock:
-    """A clock that moves only when told (``advance``); sleepers wake in order."""
+    """A clock that moves only when told (``advance``); sleepers wake, and timers
+    fire, in order."""
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
         self._mono = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None] | _FakeTimer]] = []
         self._seq = itertools.count()
 
     def now(self) -> float:
@@ -56,18 +78,31 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self._mono + seconds, next(self._seq), fut))
         return fut
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        timer = _FakeTimer(callback)
+        heapq.heappush(self._sleepers, (self._mono + max(0.0, seconds), next(self._seq), timer))
+        return timer
+
     def advance(self, seconds: float) -> None:
         """Move time forward, waking every sleeper whose time has come."""
         self._now += seconds
         self._mono += seconds
         while self._sleepers and self._sleepers[0][0] <= self._mono:
-            _, _, fut = heapq.heappop(self._sleepers)
-            if not fut.done():
-                fut.set_result(None)
+            _, _, waiting = heapq.heappop(self._sleepers)
+            if isinstance(waiting, _FakeTimer):
+                if not waiting.cancelled:
+                    waiting.callback()
+            elif not waiting.done():
+                waiting.set_result(None)
 
     @property
     def sleepers(self) -> int:
-        return sum(1 for _, _, f in self._sleepers if not f.done())
+        """Sleeps and timers still pending."""
+        return sum(
+            1
+            for _, _, w in self._sleepers
+            if not (w.cancelled if isinstance(w, _FakeTimer) else w.done())
+        )
 
 
 DEFAULT = RealClock()

@@ -1,7 +1,7 @@
 """Recording Events the way upstream's recorder does (client-go tools/record).
 
 Components call :meth:`EventRecorder.event` and go on: events are written by a
-background task, so a slow API never slows a control loop. The correlator
+supervised background child, so a slow API never slows a control loop. The correlator
 deduplicates: an event identical to one written in the last ten minutes (same
 object, type, reason, message, source) bumps that Event's ``count`` and
 ``lastTimestamp`` instead of creating a new object; more than ten *similar*
@@ -21,6 +21,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta, resources
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
@@ -91,25 +92,28 @@ class EventRecorder:
         self._seen: collections.OrderedDict[tuple[str, ...], _Seen] = collections.OrderedDict()
         self._similar: dict[tuple[str, ...], list[float]] = {}
         self._buckets: dict[str, _Bucket] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._supervisor: supervision.Supervisor | None = None
         self.written = 0
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"events-{self.component}"
-            )
+    @property
+    def name(self) -> str:
+        return f"events {self.component}".replace("/", "_")
 
-    async def stop(self) -> None:
-        """Write what is queued (briefly), then stop."""
-        if self._task is None:
+    def start(self, supervisor: supervision.Supervisor) -> None:
+        """Write events from a child of ``supervisor``."""
+        if self._supervisor is None:
+            self._supervisor = supervisor
+            supervisor.start(self.name, self._run)
+
+    async def stop(self, *, flush: float = 2.0) -> None:
+        """Write what is queued (for at most ``flush`` seconds), then stop."""
+        sup, self._supervisor = self._supervisor, None
+        if sup is None:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), 2.0)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        if sup.running(self.name):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), flush)
+        await sup.stop_child(self.name)
 
     def event(
         self, obj: Obj, type: str, reason: str, message: str, *, field_path: str = ""
@@ -182,7 +186,7 @@ class EventRecorder:
                 self.written += 1
                 return
             except errors.StatusError as exc:
-                if exc.code != 404:
+                if not errors.is_not_found(exc):
                     raise
                 # The Event expired or was deleted: write a new one below.
         if not self._allowed(ref):

@@ -9,6 +9,12 @@ quick (controllers only enqueue keys). After a re-list, objects that vanished
 while the informer was away are reported as deletions, so controllers never
 miss one.
 
+The list-and-watch loop (and the optional resync) run as children of the
+supervisor given to :meth:`Informer.start`. Errors the API can answer with
+(StatusError, TransportError) are retried in the loop; anything else is a bug,
+left to the supervisor to log with its traceback and restart after a back-off
+(the restart lists again, so the cache cannot stay inconsistent).
+
 A :class:`InformerFactory` hands out one informer per resource (and selector),
 so the controllers in one process share a single watch per resource.
 """
@@ -22,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, resources
-from pilothouse.client import lister
+from pilothouse.client import lister, rest
 from pilothouse.client.rest import Client
 
 log = logging.getLogger(__name__)
@@ -76,8 +83,7 @@ class Informer:
         self.resync_period = resync_period
         self._registrations: list[_Registration] = []
         self._synced = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._resync_task: asyncio.Task[None] | None = None
+        self._supervisor: supervision.Supervisor | None = None
         self.resource_version = ""
         self.lists = 0  # how many times this informer listed (for tests and benchmarks)
 
@@ -100,23 +106,36 @@ class Informer:
         self.indexer.add_index(name, func)
 
     # --- life cycle ------------------------------------------------------------------
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"informer-{self.resource.qualified}"
-            )
-            if self.resync_period > 0:
-                self._resync_task = asyncio.get_running_loop().create_task(
-                    self._resync_loop(), name=f"informer-resync-{self.resource.qualified}"
-                )
+    @property
+    def name(self) -> str:
+        """The child's name: the resource, its version (two versions of one resource
+        are two informers) and whatever narrows the watch."""
+        parts = [f"informer {self.resource.qualified} {self.resource.version}"]
+        for what, value in (
+            ("ns", self.namespace),
+            ("labels", self.label_selector),
+            ("fields", self.field_selector),
+        ):
+            if value:
+                parts.append(f"{what}={value}")
+        if self.metadata_only:
+            parts.append("metadata")
+        return " ".join(parts).replace("/", "_")
+
+    def start(self, supervisor: supervision.Supervisor) -> None:
+        """Run the list-and-watch loop (and the resync) as children of ``supervisor``."""
+        if self._supervisor is not None:
+            return
+        self._supervisor = supervisor
+        supervisor.start(self.name, self.run)
+        if self.resync_period > 0:
+            supervisor.start(self.name + " resync", self._resync_loop)
 
     async def stop(self) -> None:
-        for task in (self._task, self._resync_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._resync_task = None
+        sup, self._supervisor = self._supervisor, None
+        if sup is not None:
+            await sup.stop_child(self.name + " resync")
+            await sup.stop_child(self.name)
 
     def has_synced(self) -> bool:
         return self._synced.is_set()
@@ -125,22 +144,22 @@ class Informer:
         await asyncio.wait_for(self._synced.wait(), timeout)
 
     # --- the loop ---------------------------------------------------------------------
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """List, then watch from the list's version, until cancelled."""
+        self.resource_version = ""  # a (re)start lists first: whatever came before is suspect
         while True:
             try:
                 if not self.resource_version:
                     await self._list()
                 await self._watch()
-            except asyncio.CancelledError:
-                raise
             except errors.StatusError as exc:
-                if exc.code == 410:
+                if errors.is_gone(exc):
                     self.resource_version = ""  # too old: list again
                     continue
                 log.warning("informer %s: %s; retrying", self.resource.qualified, exc.message)
                 await asyncio.sleep(RETRY_DELAY_S)
-            except Exception as exc:  # network trouble, server restarts
-                log.debug("informer %s: %r; retrying", self.resource.qualified, exc)
+            except rest.TransportError as exc:  # the server restarting, the network
+                log.debug("informer %s: %s; retrying", self.resource.qualified, exc)
                 await asyncio.sleep(RETRY_DELAY_S)
 
     async def _list(self) -> None:
@@ -260,6 +279,7 @@ class InformerFactory:
     client: Client
     resync_period: float = 0.0
     _informers: dict[tuple[str, ...], Informer] = field(default_factory=dict)
+    _supervisor: supervision.Supervisor | None = None  # what start() was given
 
     def informer(
         self,
@@ -293,9 +313,19 @@ class InformerFactory:
             self._informers[key] = inf
         return inf
 
-    def start(self) -> None:
+    def start(self, supervisor: supervision.Supervisor) -> None:
+        """Start every informer made so far as children of ``supervisor``; informers made
+        later start with :meth:`start_late`."""
+        self._supervisor = supervisor
         for inf in self._informers.values():
-            inf.start()
+            inf.start(supervisor)
+
+    def start_late(self) -> None:
+        """Start informers made since :meth:`start`, under the same supervisor (for a
+        controller that learns what to watch as it runs)."""
+        if self._supervisor is None:
+            raise RuntimeError("the informer factory has not started")
+        self.start(self._supervisor)
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         await asyncio.gather(*(inf.wait_synced(timeout) for inf in self._informers.values()))

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pilothouse.api import errors, meta, resources
+from pilothouse.client import rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.client.rest import Client
@@ -87,12 +88,12 @@ class LeaderElector:
         try:
             lease = await self.client.get(LEASES, self.name, self.namespace)
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
             try:
                 await self.client.create(LEASES, self._lease_body(None, 0), self.namespace)
             except errors.StatusError as create_exc:
-                if create_exc.code == 409:
+                if errors.is_already_exists(create_exc):
                     return False
                 raise
             return True
@@ -112,7 +113,7 @@ class LeaderElector:
         try:
             await self.client.update(LEASES, self._lease_body(lease, transitions))
         except errors.StatusError as exc:
-            if exc.code == 409:
+            if errors.is_conflict(exc):
                 return False
             raise
         return True
@@ -124,7 +125,7 @@ class LeaderElector:
             try:
                 if await self.try_acquire_or_renew():
                     break
-            except (errors.StatusError, OSError) as exc:
+            except (errors.StatusError, rest.TransportError) as exc:
                 log.debug("leader election %s: %r", self.name, exc)
             await self.clock.sleep(self.retry_period)
         self.is_leader = True
@@ -172,7 +173,7 @@ class LeaderElector:
             await self.clock.sleep(self.retry_period)
             try:
                 renewed: bool | None = await self.try_acquire_or_renew()
-            except (errors.StatusError, OSError) as exc:
+            except (errors.StatusError, rest.TransportError) as exc:
                 log.debug("renewing lease %s: %r", self.name, exc)
                 renewed = None
             if renewed:

@@ -1,11 +1,26 @@
 """The async REST client every component uses to reach the API.
 
 Resources are addressed with :class:`pilothouse.api.resources.Resource`, objects
-are plain dicts, and errors come back as :class:`pilothouse.api.errors.StatusError`
-decoded from the server's ``Status`` — so a controller checks ``err.code == 409``
-exactly as client-go code checks ``IsConflict``. One aiohttp session (one
-connection pool) serves many concurrent requests; watches are long requests on
-their own connections.
+are plain dicts. Two kinds of failure, as client-go and httpx separate them:
+
+* the server answered with an error: a :class:`pilothouse.api.errors.StatusError`
+  decoded from its ``Status``, which callers classify with the predicates of
+  :mod:`pilothouse.api.errors` (``is_not_found``, ``is_conflict``, …);
+* no answer came: a :class:`TransportError` — :class:`ConnectError` (refused,
+  unreachable, no such socket; the request was never sent), :class:`TLSError`,
+  :class:`Timeout` and :class:`Disconnected` (the connection dropped after the
+  request went out, so it may have been applied). aiohttp's own exceptions never
+  reach callers, so a loop catches exactly ``(StatusError, TransportError)``.
+
+Retries (:class:`RetryPolicy`), as client-go's request does: an answer of 429
+or 5xx that carries ``Retry-After`` is sent again after that many seconds,
+whatever the method (the server did not act on it); a request that never left
+(connect failed) is sent again with back-off, whatever the method; a GET whose
+connection dropped is sent again too, as reads are safe to repeat. Writes that
+may have reached the server are never repeated behind the caller's back.
+
+One aiohttp session (one connection pool) serves many concurrent requests;
+watches are long requests on their own connections.
 """
 
 from __future__ import annotations
@@ -13,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import ssl
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -33,6 +51,91 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+
+# Methods that are safe to send twice when the connection dropped mid-request.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class TransportError(Exception):
+    """No answer from the API server (httpx's ``TransportError``): see the subclasses.
+
+    ``sent`` says whether the request may have reached the server."""
+
+    sent = True
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(f"{method} {url}: {message}" if method else message)
+        self.method = method
+        self.url = url
+
+
+class ConnectError(TransportError):
+    """No connection could be made (refused, unreachable, no such socket, connect
+    timeout): the request was never sent."""
+
+    sent = False
+
+
+class TLSError(ConnectError):
+    """The TLS handshake failed (an untrusted or mismatched certificate)."""
+
+
+class Timeout(TransportError):
+    """The server did not answer within the request's timeout."""
+
+
+class Disconnected(TransportError):
+    """The connection dropped after the request was sent (closed, reset, a truncated
+    answer): a write may or may not have been applied."""
+
+
+def _transport_error(exc: BaseException, method: str, url: str) -> TransportError:
+    """aiohttp's (and the socket layer's) exception as one of ours."""
+    text = str(exc) or type(exc).__name__
+    kind: type[TransportError]
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        kind = TLSError
+    elif isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        kind = ConnectError
+    elif isinstance(exc, TimeoutError):
+        kind = Timeout
+    elif isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError
+        | aiohttp.ClientOSError
+        | ConnectionError,
+    ):
+        kind = Disconnected
+    else:
+        kind = TransportError
+    error = kind(text, method=method, url=url)
+    error.__cause__ = exc
+    return error
+
+
+_TRANSPORT_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long :class:`Client` retries (see the module docstring).
+
+    ``attempts`` bounds the sends of one request (1: no retry); back-off doubles
+    from ``backoff_initial`` up to ``backoff_max`` with jitter; a server's
+    ``Retry-After`` is honoured up to ``retry_after_max`` seconds per wait."""
+
+    attempts: int = 5
+    backoff_initial: float = 0.1
+    backoff_max: float = 2.0
+    retry_after_max: float = 10.0
+
+    def backoff(self, attempt: int) -> float:
+        delay: float = min(self.backoff_initial * 2.0**attempt, self.backoff_max)
+        return delay * random.uniform(0.5, 1.0)
+
+
+NO_RETRIES = RetryPolicy(attempts=1)
 
 
 def resource_path(
@@ -54,27 +157,41 @@ def resource_path(
     return "/".join(parts)
 
 
-def _status_error(status: int, body: bytes) -> errors.StatusError:
-    with contextlib.suppress(ValueError):
+def _status_error(status: int, body: bytes, retry_after: str | None = None) -> errors.StatusError:
+    error: errors.StatusError | None = None
+    with contextlib.suppress(ValueError, TypeError):
         data = orjson.loads(body)
         if isinstance(data, dict) and data.get("kind") == "Status":
-            return errors.StatusError(
+            details = data.get("details")
+            error = errors.StatusError(
                 int(data.get("code") or status),
                 str(data.get("reason") or ""),
                 str(data.get("message") or ""),
-                details=data.get("details"),
+                details=details if isinstance(details, dict) else None,
             )
-    return errors.StatusError(status, "", body.decode(errors="replace")[:500])
+    if error is None:
+        error = errors.StatusError(status, "", body.decode(errors="replace")[:500])
+    # The header is what client-go honours; keep it where errors.retry_after looks.
+    if retry_after and retry_after.isdigit() and errors.retry_after(error) is None:
+        error.details = {**(error.details or {}), "retryAfterSeconds": int(retry_after)}
+    return error
 
 
 class Client:
     """An API client. Create one per component and close it when done."""
 
-    def __init__(self, config: ClusterConfig, *, max_connections: int = 0) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        max_connections: int = 0,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
         # No cap by default, as client-go's transport (MaxConnsPerHost 0): every watch
         # holds a connection for as long as it runs, so a cap at or below the number of
         # informers sharing a client leaves the next list waiting for ever.
         self.config = config
+        self.retry = retry
         connector: aiohttp.BaseConnector
         if config.unix_socket:
             connector = aiohttp.UnixConnector(path=config.unix_socket, limit=max_connections)
@@ -92,7 +209,13 @@ class Client:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             json_serialize=lambda v: orjson.dumps(v).decode(),
         )
+        # aiohttp resends PUT and DELETE too when a kept-alive connection drops; Go's
+        # transport (client-go's) resends only GET, HEAD, OPTIONS and TRACE. The retries
+        # here follow client-go, so aiohttp's are off (it has no public switch for it).
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         self.requests = 0  # how many requests this client sent (for benchmarks)
+        self.retries = 0  # how many of them were retries
 
     async def close(self) -> None:
         await self._session.close()
@@ -115,7 +238,8 @@ class Client:
         timeout: float | None = 60.0,
         accept: str = "",
     ) -> Any:
-        """Send a request and decode the JSON answer; raise StatusError on failure."""
+        """Send a request and decode the JSON answer, retrying as :class:`RetryPolicy`
+        says; raise StatusError for an error answer, TransportError for none."""
         data: bytes | None = None
         headers = {"Accept": accept} if accept else {}
         if self.config.token_source is not None:
@@ -123,24 +247,68 @@ class Client:
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
-        self.requests += 1
         url = self.config.server + path
-        async with self._session.request(
-            method,
-            url,
-            params=params,
-            data=data,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as resp:
-            raw = await resp.read()
-            if resp.status >= 400:
-                raise _status_error(resp.status, raw)
-            if not raw:
-                return None
-            if resp.content_type == "application/json":
-                return orjson.loads(raw)
-            return raw.decode(errors="replace")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        policy = self.retry
+        attempt = 0
+        while True:
+            try:
+                return await self._send(method, url, params, data, headers, deadline)
+            except errors.StatusError as exc:
+                wait = errors.retry_after(exc)
+                if wait is None or not (exc.code == 429 or exc.code >= 500):
+                    raise
+                delay = min(float(wait), policy.retry_after_max)
+                failure: Exception = exc
+            except TransportError as exc:
+                if not exc.sent and isinstance(exc, TLSError):
+                    raise  # a certificate does not get better by asking again
+                if exc.sent and (method not in SAFE_METHODS or isinstance(exc, Timeout)):
+                    raise
+                delay = policy.backoff(attempt)
+                failure = exc
+            attempt += 1
+            if attempt >= policy.attempts or (
+                deadline is not None and loop.time() + delay >= deadline
+            ):
+                raise failure
+            log.debug("%s %s: %s; retry %d in %.2fs", method, path, failure, attempt, delay)
+            self.retries += 1
+            await asyncio.sleep(delay)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        headers: dict[str, str],
+        deadline: float | None,
+    ) -> Any:
+        self.requests += 1
+        timeout = None
+        if deadline is not None:
+            timeout = max(deadline - asyncio.get_running_loop().time(), 0.001)
+        try:
+            async with self._session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise _status_error(resp.status, raw, resp.headers.get("Retry-After"))
+                if not raw:
+                    return None
+                if resp.content_type == "application/json":
+                    return orjson.loads(raw)
+                return raw.decode(errors="replace")
+        except _TRANSPORT_FAILURES as exc:
+            raise _transport_error(exc, method, url) from None
 
     # --- verbs ------------------------------------------------------------------------
     async def get(self, resource: resources.Resource, name: str, namespace: str = "") -> Obj:
@@ -303,24 +471,29 @@ class Client:
         watch_headers = {"Accept": METADATA} if metadata_only else {}
         if self.config.token_source is not None:
             watch_headers["Authorization"] = f"Bearer {self.config.token_source()}"
-        async with self._session.get(
-            url,
-            params=params,
-            headers=watch_headers or None,
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_read=None),
-        ) as resp:
-            if resp.status >= 400:
-                raise _status_error(resp.status, await resp.read())
-            buffer = b""
-            async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while True:
-                    newline = buffer.find(b"\n")
-                    if newline < 0:
-                        break
-                    line, buffer = buffer[:newline], buffer[newline + 1 :]
-                    if line.strip():
-                        yield orjson.loads(line)
+        try:
+            async with self._session.get(
+                url,
+                params=params,
+                headers=watch_headers or None,
+                timeout=aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_read=None),
+            ) as resp:
+                if resp.status >= 400:
+                    raise _status_error(
+                        resp.status, await resp.read(), resp.headers.get("Retry-After")
+                    )
+                buffer = b""
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    while True:
+                        newline = buffer.find(b"\n")
+                        if newline < 0:
+                            break
+                        line, buffer = buffer[:newline], buffer[newline + 1 :]
+                        if line.strip():
+                            yield orjson.loads(line)
+        except _TRANSPORT_FAILURES as exc:
+            raise _transport_error(exc, "GET", url) from None
 
     async def wait_ready(self, *, timeout: float = 30.0) -> None:
         """Wait until the server answers /readyz."""
@@ -329,7 +502,7 @@ class Client:
             try:
                 await self.request("GET", "/readyz", timeout=2)
                 return
-            except (aiohttp.ClientError, errors.StatusError, OSError):
+            except (errors.StatusError, TransportError):
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.05)

@@ -10,6 +10,8 @@ Properties that controllers rely on:
 * :meth:`add_after` delays a key by a fixed time (periodic resyncs, deadlines).
 
 Everything runs on one event loop; workers are tasks calling :meth:`get`.
+Delayed keys need no task of their own: one clock timer, set for the earliest
+of them, moves the due keys into the queue.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections import deque
 from typing import Generic, TypeVar
 
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
-from pilothouse.client.clock import Clock
+from pilothouse.client.clock import Clock, Timer
 
 K = TypeVar("K")
 
@@ -72,8 +74,8 @@ class WorkQueue(Generic[K]):
         self._seq = itertools.count()
         self._has_items = asyncio.Event()
         self._shutdown = False
-        self._timer: asyncio.Task[None] | None = None
-        self._timer_wakeup = asyncio.Event()
+        self._timer: Timer | None = None
+        self._timer_at = 0.0
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -96,12 +98,16 @@ class WorkQueue(Generic[K]):
         if delay <= 0:
             self.add(key)
             return
-        heapq.heappush(self._waiting, (self.clock.monotonic() + delay, next(self._seq), key))
-        self._timer_wakeup.set()
-        if self._timer is None or self._timer.done():
-            self._timer = asyncio.get_running_loop().create_task(
-                self._run_timer(), name=f"{self.name}-timer"
-            )
+        when = self.clock.monotonic() + delay
+        heapq.heappush(self._waiting, (when, next(self._seq), key))
+        if self._timer is None or when < self._timer_at:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.clock.call_later(when - self.clock.monotonic(), self._fire)
 
     def add_rate_limited(self, key: K) -> None:
         self.add_after(key, self.backoff.when(key))
@@ -112,23 +118,16 @@ class WorkQueue(Generic[K]):
     def retries(self, key: K) -> int:
         return self.backoff.failures(key)
 
-    async def _run_timer(self) -> None:
-        while not self._shutdown and self._waiting:
-            self._timer_wakeup.clear()
-            now = self.clock.monotonic()
-            while self._waiting and self._waiting[0][0] <= now:
-                _, _, key = heapq.heappop(self._waiting)
-                self.add(key)
-            if not self._waiting:
-                break
-            delay = self._waiting[0][0] - now
-            sleeper = asyncio.ensure_future(self.clock.sleep(delay))
-            woken = asyncio.ensure_future(self._timer_wakeup.wait())
-            try:
-                await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                woken.cancel()
+    def _fire(self) -> None:
+        self._timer = None
+        if self._shutdown:
+            return
+        now = self.clock.monotonic()
+        while self._waiting and self._waiting[0][0] <= now:
+            _, _, key = heapq.heappop(self._waiting)
+            self.add(key)
+        if self._waiting:
+            self._arm(self._waiting[0][0])
 
     async def get(self) -> K:
         """The next key to process; raises ShutDown when the queue is closed."""
@@ -151,9 +150,9 @@ class WorkQueue(Generic[K]):
     def shutdown(self) -> None:
         self._shutdown = True
         self._has_items.set()
-        self._timer_wakeup.set()
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
 
     @property
     def is_shutdown(self) -> bool:

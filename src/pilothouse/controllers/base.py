@@ -7,18 +7,23 @@ from the queue; the queue never gives the same key to two workers, so one
 object is synced by one worker at a time while different objects proceed in
 parallel. A sync that raises is retried with per-key exponential backoff; a
 sync that succeeds resets it.
+
+:meth:`Controller.run` is a supervised child of the controller manager; its
+workers form a task group, so a worker that fails outside ``sync`` (a bug)
+takes the controller down, and the supervisor logs it and restarts it; the queue
+survives the restart.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pilothouse.api import errors
-from pilothouse.client import lister
+from pilothouse.client import lister, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.client.workqueue import ShutDown, WorkQueue
@@ -59,22 +64,21 @@ class Controller(abc.ABC):
         """Wait for the informers this controller reads (override); none by default."""
         return None
 
+    def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """Further loops of this controller (override), run beside its workers: one
+        failing fails the controller, which its supervisor restarts as a whole."""
+        return {}
+
     async def run(self) -> None:
-        """Run the workers until cancelled."""
+        """Run the workers (and :meth:`loops`) until cancelled."""
         await self.wait_ready()
-        self._tasks = [
-            asyncio.get_running_loop().create_task(self._worker(), name=f"{self.name}-worker-{i}")
-            for i in range(self.workers)
-        ]
-        try:
-            await asyncio.gather(*self._tasks)
-        finally:
-            self.queue.shutdown()
-            for t in self._tasks:
-                t.cancel()
-            for t in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        # The queue is left as it is when the workers stop: a restarted controller goes
+        # on with the keys still queued; a stopped one is dropped with its queue.
+        async with asyncio.TaskGroup() as workers:
+            for i in range(self.workers):
+                workers.create_task(self._worker(), name=f"{self.name}-worker-{i}")
+            for name, loop in self.loops().items():
+                workers.create_task(loop(), name=f"{self.name}-{name}")
 
     async def _worker(self) -> None:
         while True:
@@ -89,11 +93,7 @@ class Controller(abc.ABC):
                 raise
             except Exception as exc:
                 retries = self.queue.retries(key)
-                level = (
-                    logging.DEBUG
-                    if isinstance(exc, errors.StatusError) and exc.code == 409
-                    else logging.WARNING
-                )
+                level = logging.DEBUG if errors.is_conflict(exc) else logging.WARNING
                 if retries < MAX_RETRIES_LOGGED:
                     log.log(
                         level,
@@ -101,7 +101,7 @@ class Controller(abc.ABC):
                         self.name,
                         key,
                         _describe(exc),
-                        exc_info=not isinstance(exc, errors.StatusError | OSError),
+                        exc_info=not isinstance(exc, errors.StatusError | rest.TransportError),
                     )
                 self.queue.add_rate_limited(key)
             finally:

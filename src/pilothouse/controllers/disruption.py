@@ -144,7 +144,7 @@ class DisruptionController(base.Controller):
         try:
             await self.client.update_status(self.pdb_resource, updated)
         except errors.StatusError as exc:
-            if exc.code == 404:
+            if errors.is_not_found(exc):
                 return
             raise
         if disrupted:
@@ -207,7 +207,7 @@ class DisruptionController(base.Controller):
                         continue
                     replicas = int((owner.get("spec") or {}).get("replicas", 1))
                 except errors.StatusError as exc:
-                    if exc.code != 404:
+                    if not errors.is_not_found(exc):
                         raise
             seen[uid] = replicas
         return sum(seen.values()) if seen else 0

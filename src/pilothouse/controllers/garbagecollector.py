@@ -172,7 +172,7 @@ class GarbageCollector(base.Controller):
                     node.namespace if resource.namespaced else "",
                 )
             except errors.StatusError as exc:
-                if exc.code == 404:
+                if errors.is_not_found(exc):
                     return "dangling"
                 raise
             md = live.get("metadata") or {}
@@ -214,14 +214,14 @@ class GarbageCollector(base.Controller):
                 node.name,
             )
         except errors.StatusError as exc:
-            if exc.code not in (404, 409):
+            if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
                 raise
 
     async def _remove_owner_refs(self, node: Node, owner_uids: set[str]) -> None:
         try:
             live = await self.client.get(node.resource, node.name, node.namespace)
         except errors.StatusError as exc:
-            if exc.code == 404:
+            if errors.is_not_found(exc):
                 return
             raise
         md = live["metadata"]
@@ -262,7 +262,7 @@ class GarbageCollector(base.Controller):
         try:
             live = await self.client.get(node.resource, node.name, node.namespace)
         except errors.StatusError as exc:
-            if exc.code == 404:
+            if errors.is_not_found(exc):
                 return
             raise
         md = live["metadata"]

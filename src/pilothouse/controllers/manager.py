@@ -9,17 +9,23 @@ list of controllers is explicit. With
 ``leader_elect`` (several servers on one etcd), only the holder of the
 ``kube-controller-manager`` Lease runs them; a single SQLite server
 skips the election.
+
+:meth:`ControllerManager.run` is the manager's own loop (a child of the
+supervisor it is given). Each term — all of it, without an election — runs the
+informers, the event recorders and every controller as children of a nested
+supervisor ``controllers``: a controller that fails is logged and restarted on
+its own, and losing leadership stops the whole term at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import resources
 from pilothouse.client import events, informer, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
@@ -35,6 +41,7 @@ LEASE_NAME = "kube-controller-manager"  # upstream's name (RBAC grants it by nam
 class Context:
     client: rest.Client
     informers: informer.InformerFactory
+    supervisor: supervision.Supervisor
     clock: Clock = DEFAULT_CLOCK
     registry: resources.Registry = resources.DEFAULT
     # The cluster CA (PEM) that root-ca-cert-publisher puts in every namespace, and the
@@ -55,7 +62,7 @@ class Context:
             rec = self._recorders[component] = events.EventRecorder(
                 self.client, component=component, clock=self.clock
             )
-            rec.start()
+            rec.start(self.supervisor)
         return rec
 
     async def close(self) -> None:
@@ -179,10 +186,16 @@ def default_controllers() -> dict[str, Factory]:
 
 
 class ControllerManager:
-    def _context(self, client: rest.Client, shared: informer.InformerFactory) -> Context:
+    def _context(
+        self,
+        client: rest.Client,
+        shared: informer.InformerFactory,
+        term: supervision.Supervisor,
+    ) -> Context:
         return Context(
             client=client,
             informers=shared,
+            supervisor=term,
             clock=self.clock,
             root_ca=self.root_ca,
             signing_files=self.signing_files,
@@ -192,6 +205,7 @@ class ControllerManager:
         self,
         client: rest.Client,
         *,
+        supervisor: supervision.Supervisor | None = None,
         enabled: list[str] | None = None,
         leader_elect: bool = False,
         clock: Clock = DEFAULT_CLOCK,
@@ -201,6 +215,9 @@ class ControllerManager:
         signing_files: tuple[Path, Path] | None = None,
     ) -> None:
         self.client = client
+        # The process's supervisor (a component's child of it); a private one when none
+        # is given (a test or a benchmark that runs :meth:`run` as a task of its own).
+        self.supervisor = supervisor or supervision.Supervisor("controller-manager")
         self.use_service_account_credentials = use_service_account_credentials
         self.root_ca = root_ca
         self.signing_files = signing_files
@@ -229,48 +246,40 @@ class ControllerManager:
             await self._run_controllers()
 
     async def _run_controllers(self) -> None:
+        term = self.supervisor.nest("controllers")
         shared = informer.InformerFactory(self.client)
-        ctx = self._context(self.client, shared)
+        ctx = self._context(self.client, shared, term)
         contexts = [ctx]
         creds = (
             credentials.ControllerCredentials(self.client, clock=self.clock)
             if self.use_service_account_credentials
             else None
         )
-        self.controllers = {}
-        for name in self.enabled:
-            account = SERVICE_ACCOUNTS.get(name)
-            if creds is not None and account is not None:
-                own = self._context(await creds.client_for(account), shared)
-                contexts.append(own)
-                self.controllers[name] = self.factories[name](own)
-            else:
-                if creds is not None:
-                    log.warning("controller %s has no ServiceAccount of its own", name)
-                self.controllers[name] = self.factories[name](ctx)
-        ctx.informers.start()
-        tasks = [
-            asyncio.get_running_loop().create_task(c.run(), name=f"controller-{name}")
-            for name, c in self.controllers.items()
-        ]
-        if creds is not None:
-            tasks.append(
-                asyncio.get_running_loop().create_task(creds.run(), name="controller-credentials")
-            )
         try:
-            await ctx.informers.wait_synced()
+            self.controllers = {}
+            for name in self.enabled:
+                account = SERVICE_ACCOUNTS.get(name)
+                if creds is not None and account is not None:
+                    own = self._context(await creds.client_for(account), shared, term)
+                    contexts.append(own)
+                    self.controllers[name] = self.factories[name](own)
+                else:
+                    if creds is not None:
+                        log.warning("controller %s has no ServiceAccount of its own", name)
+                    self.controllers[name] = self.factories[name](ctx)
+            shared.start(term)
+            for name, c in self.controllers.items():
+                term.start(name, c.run)
+            if creds is not None:
+                term.start("controller-credentials", creds.run)
+            await shared.wait_synced()
             self.ready.set()
             log.info("controllers running: %s", ", ".join(self.controllers))
-            await asyncio.gather(*tasks)
+            await term.wait()  # until cancelled
         finally:
             self.ready.clear()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-            await ctx.informers.stop()
-            for c in contexts:
-                await c.close()
+            await self.supervisor.unnest("controllers")  # controllers and informers stop first
+            for context in contexts:
+                await context.close()
             if creds is not None:
                 await creds.close()

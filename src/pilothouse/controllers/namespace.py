@@ -128,7 +128,7 @@ class NamespaceController(base.Controller):
                 },
             )
         except errors.StatusError as exc:
-            if exc.code not in (404, 405):
+            if not (errors.is_not_found(exc) or errors.is_method_not_allowed(exc)):
                 raise
 
     async def _report(self, ns: Obj, remaining: Counter[str], finalizers: Counter[str]) -> None:
@@ -197,7 +197,7 @@ class NamespaceController(base.Controller):
         try:
             await self.client.update_status(self.namespaces, updated)
         except errors.StatusError as exc:
-            if exc.code not in (404, 409):
+            if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
                 raise
 
     async def _finalize(self, ns: Obj) -> None:
@@ -212,7 +212,7 @@ class NamespaceController(base.Controller):
                 body=body,
             )
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
 
 

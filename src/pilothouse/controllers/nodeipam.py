@@ -123,7 +123,7 @@ class NodeIPAMController(base.Controller):
                 self.nodes_resource, key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}
             )
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
             return
         self._hold(key, {subnet})

@@ -152,7 +152,7 @@ class NodeLifecycleController(base.Controller):
                 subresource="status",
             )
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
             return
         self.recorder.event(
@@ -183,7 +183,7 @@ class NodeLifecycleController(base.Controller):
                 self.nodes_resource, node["metadata"]["name"], {"spec": {"taints": taints or None}}
             )
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
         if wanted:
             self._tainted_at.setdefault(node["metadata"]["name"], time.time())
@@ -202,7 +202,7 @@ class NodeLifecycleController(base.Controller):
                     self.pods_resource, md["name"], md.get("namespace", ""), uid=md.get("uid", "")
                 )
             except errors.StatusError as exc:
-                if exc.code not in (404, 409):
+                if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
                     raise
                 continue
             self.recorder.event(

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pilothouse.api import errors, meta
+from pilothouse.api import meta
 
 Obj = dict[str, Any]
 
@@ -100,7 +100,3 @@ def pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
         return True
     since = meta.parse_time(cond.get("lastTransitionTime"))
     return since is not None and since + min_ready_seconds <= now
-
-
-def is_already_exists(exc: BaseException) -> bool:
-    return isinstance(exc, errors.StatusError) and exc.code == 409

@@ -96,5 +96,5 @@ class PodGCController(base.Controller):
                 )
                 log.info("podgc: deleted %s (%s)", lister.key_of(pod), why)
             except errors.StatusError as exc:
-                if exc.code not in (404, 409):
+                if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
                     raise

@@ -1,28 +1,40 @@
-"""Adopting and releasing a controller's objects (upstream's ``ControllerRefManager``).
+"""Claiming what a controller owns: upstream's ControllerRefManager, once for every controller.
 
-A controller *claims* objects in its namespace: those it controls and its selector (and
-any extra filters) still match stay its own; those it controls but no longer matches
-are released (its reference is removed); orphans it matches are adopted (a controller
-reference to it is added). Nothing is adopted or released while the controller is
-being deleted, and before the first adoption the controller is read fresh from the API —
-the cache may not show a deletion yet (``RecheckDeletionTimestamp``).
+A controller *claims* the objects of its namespace: it keeps those it controls
+whose labels its selector still matches, adopts matching orphans, and releases
+those it controls but no longer matches. Objects controlled by someone else are
+left alone; a controller being deleted adopts and releases nothing (claiming
+what it already owns needs no write, so that still happens).
 
-Adoption and release are strategic merge patches carrying the object's uid, so a
-deleted-and-recreated object of the same name is never touched. A claim that could not
-adopt or release raises :class:`ClaimError` after every object was tried, so the
-caller's sync fails and is retried instead of acting on a partial claim. One manager
-serves one sync of one controller; it is not shared between tasks.
+Before its first adoption, a manager re-reads its controller from the API,
+*uncached* (upstream's RecheckDeletionTimestamp): the informer may not show yet
+that the controller was deleted — or deleted and created again under the same
+name — and adopting then would hand the garbage collector objects it must not
+take. The answer is kept for the rest of the claim.
+
+Adoption and release are strategic-merge patches of ``metadata.ownerReferences``
+(merge key ``uid``) that also carry the object's ``uid``: a patch can only land
+on the very object the cache showed, never on a new one of the same name (the
+API rejects the uid change as Invalid). The API rejects a second controller
+reference too (Invalid), so two controllers racing for an orphan cannot both
+win. A claim that could not adopt or release raises :class:`ClaimError` after
+every object was tried, and the caller's sync fails and is retried, as
+upstream's ClaimPods returns its aggregate error: acting on a partial claim
+(creating pods for an adoption that failed) is what this prevents.
+
+One manager serves one sync of one controller; it is not shared between tasks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from pilothouse.api import errors, resources, selectors
-from pilothouse.api.meta import Obj
 from pilothouse.client import rest
 from pilothouse.controllers import podcontrol
 
+Obj = dict[str, Any]
 Fetch = Callable[[], Awaitable[Obj]]
 Filter = Callable[[Obj], bool]
 
@@ -42,8 +54,8 @@ class ClaimError(Exception):
 
 
 def recheck_deletion(client: rest.Client, resource: resources.Resource, controller: Obj) -> Fetch:
-    """The controller as the API has it now; :class:`CannotAdopt` when it is gone,
-    replaced by another of the same name, or being deleted."""
+    """Upstream's RecheckDeletionTimestamp: the controller as the API has it now, and
+    :class:`CannotAdopt` when it is gone, replaced or being deleted."""
     md = controller["metadata"]
 
     async def fetch() -> Obj:
@@ -75,8 +87,10 @@ class ControllerRefManager:
         selector: selectors.LabelSelector,
         resource: resources.Resource,
         recheck: Fetch,
+        finalizers: tuple[str, ...] = (),
     ) -> None:
         self.client = client
+        self.finalizers = finalizers  # added with the reference on adoption (the Job's)
         self.controller = controller
         self.selector = selector
         self.resource = resource
@@ -97,7 +111,7 @@ class ControllerRefManager:
         for obj in objects:
             try:
                 mine = await self._claim_one(obj, filters)
-            except (errors.StatusError, CannotAdopt) as exc:
+            except (errors.StatusError, rest.TransportError, CannotAdopt) as exc:
                 failures.append(exc)
                 continue
             if mine is not None:
@@ -107,6 +121,7 @@ class ControllerRefManager:
         return claimed
 
     def _matches(self, obj: Obj, filters: tuple[Filter, ...]) -> bool:
+        # The selector first, so filters only run on objects that could match.
         if not self.selector.matches((obj.get("metadata") or {}).get("labels") or {}):
             return False
         return all(f(obj) for f in filters)
@@ -123,6 +138,7 @@ class ControllerRefManager:
                 return None
             await self.release(obj)
             return None
+        # An orphan.
         if self._deleting or not self._matches(obj, filters) or md.get("deletionTimestamp"):
             return None
         if self._namespace and md.get("namespace", "") != self._namespace:
@@ -143,7 +159,7 @@ class ControllerRefManager:
                 await self._recheck()
             except CannotAdopt as exc:
                 self._refusal = exc
-            except errors.StatusError as exc:
+            except (errors.StatusError, rest.TransportError) as exc:
                 self._refusal = CannotAdopt(f"can't recheck DeletionTimestamp: {exc}")
         if self._refusal is not None:
             raise self._refusal
@@ -157,12 +173,14 @@ class ControllerRefManager:
                 f"can't adopt {self.resource.kind} {md.get('namespace')}/{md['name']} "
                 f"({md.get('uid')}): {exc}"
             ) from None
-        patch = {
+        patch: Obj = {
             "metadata": {
                 "ownerReferences": [podcontrol.controller_ref(self.controller)],
                 "uid": md["uid"],
             }
         }
+        if self.finalizers:
+            patch["metadata"]["finalizers"] = list(self.finalizers)  # merged, as upstream's
         adopted: Obj = await self.client.patch(
             self.resource,
             md["name"],
@@ -189,7 +207,9 @@ class ControllerRefManager:
                 patch_type=rest.STRATEGIC_PATCH,
             )
         except errors.StatusError as exc:
-            # Gone, or no longer ours (someone else released it): nothing to do.
-            if errors.is_not_found(exc) or errors.is_invalid(exc):
-                return
-            raise
+            # Gone; or a new object of that name (its uid differs: upstream answers 422
+            # Invalid, this server's update loop 409 Conflict — the patch names no
+            # resourceVersion, so a conflict can only be that); or no reference left to
+            # remove: nothing of ours to release.
+            if not (errors.is_not_found(exc) or errors.is_invalid(exc) or errors.is_conflict(exc)):
+                raise

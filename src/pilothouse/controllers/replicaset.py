@@ -1,11 +1,13 @@
 """The ReplicaSet controller: keep ``spec.replicas`` pods running (upstream's replica_set.go).
 
 ``sync(namespace/name)`` reads the ReplicaSet and the namespace's pods from the
-informers, adopts orphaned pods its selector matches and releases owned pods it
-no longer matches, then — if its expectations are met, so the cache is known to
-reflect its own past actions — creates pods (in slow-start batches, at most
-``burst`` per sync) or deletes the pods upstream would delete first, and writes
-``status``. One ReplicaSet is synced by one worker at a time; different ones in
+informers, claims its active pods (:mod:`~pilothouse.controllers.refmanager`:
+adopts matching orphans, releases owned pods it no longer matches), then — if
+its expectations are met, so the cache is known to reflect its own past
+actions — creates pods (in slow-start batches, at most ``burst`` per sync) or
+deletes the pods upstream would delete first (ranked against the pods of every
+ReplicaSet of the same owner, so a Deployment's pods spread across nodes), and
+writes ``status``. One ReplicaSet is synced by one worker at a time; different ones in
 parallel.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from pilothouse.api import errors, meta, selectors
 from pilothouse.client import events, lister, rest
-from pilothouse.controllers import base, podcontrol
+from pilothouse.controllers import base, podcontrol, refmanager
 from pilothouse.controllers.expectations import Expectations
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ def _log2(seconds: float) -> int:
 
 
 def deletion_order(pods: list[Obj], related: list[Obj], now: float) -> list[Obj]:
-    """Pods in the order upstream deletes them (ActivePodsWithRanks, 1.32)."""
+    """Pods in the order upstream deletes them (ActivePodsWithRanks, 1.32); ``related``
+    are the pods of every ReplicaSet with the same owner (upstream's
+    getIndirectlyRelatedPods), whose count per node ranks doubled-up nodes first."""
     per_node: dict[str, int] = {}
     for p in related:
         node = (p.get("spec") or {}).get("nodeName")
@@ -96,6 +100,7 @@ class ReplicaSetController(base.Controller):
         self.rs_resource = ctx.resource(*self.resource)
         self.pod_resource = ctx.resource("", "v1", "pods")
         self.sets = ctx.informers.informer(self.rs_resource)
+        self.sets.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
         self.pods = ctx.informers.informer(self.pod_resource)
         self.pods.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
         self.recorder: events.EventRecorder = ctx.recorder(self.component)
@@ -191,8 +196,7 @@ class ReplicaSetController(base.Controller):
         needs_sync = self.expectations.satisfied(key) and not rs["metadata"].get(
             "deletionTimestamp"
         )
-        pods = await self._claim_pods(rs)
-        active = [p for p in pods if podcontrol.is_active(p)]
+        active = await self._claim_pods(rs)
         error: BaseException | None = None
         if needs_sync:
             error = await self._manage_replicas(key, rs, active)
@@ -201,68 +205,44 @@ class ReplicaSetController(base.Controller):
             raise error
 
     async def _claim_pods(self, rs: Obj) -> list[Obj]:
-        """The pods this set owns after adopting matching orphans and releasing
-        owned pods that no longer match (upstream's PodControllerRefManager)."""
+        """The active pods this set owns once its claim is done (ClaimError if an
+        adoption or release failed: the sync is retried, never run on a partial claim)."""
         md = rs["metadata"]
-        uid = md["uid"]
         selector = self.selector_of(rs)
-        owned: list[Obj] = []
-        for pod in self.pods.indexer.list_namespace(md.get("namespace", "")):
-            ref = podcontrol.get_controller_of(pod)
-            labels = pod["metadata"].get("labels") or {}
-            matches = not selector.empty and selector.matches(labels)
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if matches:
-                    owned.append(pod)
-                elif not pod["metadata"].get("deletionTimestamp"):
-                    await self._release(rs, pod)
+        pods = self.pods.indexer.list_namespace(md.get("namespace", ""))
+        manager = refmanager.ControllerRefManager(
+            self.client,
+            controller=rs,
+            selector=selector,
+            resource=self.pod_resource,
+            recheck=refmanager.recheck_deletion(self.client, self.rs_resource, rs),
+        )
+        # An empty selector selects nothing here (validation never lets one through).
+        return await manager.claim(
+            (p for p in pods if podcontrol.is_active(p)), lambda _pod: not selector.empty
+        )
+
+    def _related_pods(self, rs: Obj) -> list[Obj]:
+        """Every pod selected by a ReplicaSet with the same controller as ``rs`` (none
+        when ``rs`` has no controller), each once: upstream's getIndirectlyRelatedPods."""
+        ref = podcontrol.get_controller_of(rs)
+        if ref is None:
+            return []
+        seen: dict[str, Obj] = {}
+        ns = rs["metadata"].get("namespace", "")
+        pods = self.pods.indexer.list_namespace(ns)
+        for sibling in self.sets.indexer.by_index(lister.OWNER_UID_INDEX, ref.get("uid", "")):
+            if sibling["metadata"].get("namespace", "") != ns:
                 continue
-            adoptable = (
-                matches
-                and not md.get("deletionTimestamp")
-                and not pod["metadata"].get("deletionTimestamp")
-            )
-            if adoptable and await self._adopt(rs, pod):
-                owned.append(pod)
-        return owned
-
-    async def _adopt(self, rs: Obj, pod: Obj) -> bool:
-        pmd = pod["metadata"]
-        refs = [r for r in pmd.get("ownerReferences") or []] + [podcontrol.controller_ref(rs)]
-        patch = {
-            "metadata": {
-                "ownerReferences": refs,
-                "uid": pmd["uid"],
-                "resourceVersion": pmd["resourceVersion"],
-            }
-        }
-        try:
-            await self.client.patch(self.pod_resource, pmd["name"], patch, pmd.get("namespace", ""))
-            return True
-        except errors.StatusError as exc:
-            if exc.code in (404, 409, 422):
-                return False
-            raise
-
-    async def _release(self, rs: Obj, pod: Obj) -> None:
-        pmd = pod["metadata"]
-        refs = [
-            r for r in pmd.get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]
-        ]
-        patch = {
-            "metadata": {
-                "ownerReferences": refs or None,
-                "uid": pmd["uid"],
-                "resourceVersion": pmd["resourceVersion"],
-            }
-        }
-        try:
-            await self.client.patch(self.pod_resource, pmd["name"], patch, pmd.get("namespace", ""))
-        except errors.StatusError as exc:
-            if exc.code not in (404, 409, 422):
-                raise
+            try:
+                selector = self.selector_of(sibling)
+            except selectors.SelectorError:
+                continue  # an invalid selector matches no pods
+            for pod in pods:
+                uid = pod["metadata"].get("uid", "")
+                if uid not in seen and selector.matches(pod["metadata"].get("labels") or {}):
+                    seen[uid] = pod
+        return list(seen.values())
 
     async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> BaseException | None:
         spec = rs.get("spec") or {}
@@ -279,7 +259,7 @@ class ReplicaSetController(base.Controller):
                 try:
                     created = await self.client.create(self.pod_resource, pod, ns)
                 except errors.StatusError as exc:
-                    if exc.code == 403 and "being terminated" in exc.message:
+                    if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                         # The namespace is going away: nothing to create there.
                         self.expectations.creation_observed(key)
                         return
@@ -300,7 +280,7 @@ class ReplicaSetController(base.Controller):
             return error
         if diff > 0:
             count = min(diff, self.burst)
-            victims = deletion_order(active, active, self.clock.now())[:count]
+            victims = deletion_order(active, self._related_pods(rs), self.clock.now())[:count]
             self.expectations.expect_deletions(key, [lister.key_of(p) for p in victims])
 
             async def delete(pod: Obj) -> None:
@@ -311,7 +291,7 @@ class ReplicaSetController(base.Controller):
                     )
                 except errors.StatusError as exc:
                     self.expectations.deletion_observed(key, lister.key_of(pod))
-                    if exc.code == 404:
+                    if errors.is_not_found(exc):
                         return
                     self.recorder.event(
                         rs, events.WARNING, "FailedDelete", f"Error deleting: {exc.message}"
@@ -374,9 +354,9 @@ class ReplicaSetController(base.Controller):
             try:
                 await self.client.update_status(self.rs_resource, updated)
             except errors.StatusError as exc:
-                if exc.code not in (404, 409):
+                if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
                     raise
-                if exc.code == 409:
+                if errors.is_conflict(exc):
                     self.queue.add_rate_limited(lister.key_of(rs))
         if min_ready and len(ready) != len(available):
             self.queue.add_after(lister.key_of(rs), float(min_ready))

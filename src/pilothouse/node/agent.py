@@ -4,9 +4,13 @@ Start-up order: register the Node (capacity, addresses, info), wait for the
 pod CIDR the cluster assigns it, start the runtime on that CIDR, adopt the
 sandboxes and containers that survived a restart, then watch this node's pods
 and hand each to its :mod:`pod worker <pilothouse.node.pod_workers>`.
-Concurrently: Lease heartbeats every ``heartbeat`` seconds, a Node status
-refresh every minute, a PLEG relist every second (container state changes wake
-the pod's worker), and the HTTPS server the API server reads logs from.
+Concurrently, as children of the agent's supervisor: Lease heartbeats every
+``heartbeat`` seconds, a Node status refresh every minute, a PLEG relist every
+second (container state changes wake the pod's worker), log rotation, stats,
+the status writers, the informers, one worker per pod (nested ``pod-workers``)
+and one per probe (nested ``probes``) — each restarted with back-off if it
+fails — and the HTTPS server the API server reads logs from and streams
+through (FATAL: an agent nobody can reach is no agent).
 
 With a :class:`~pilothouse.node.servicenet.ServiceNetwork` the agent also runs, under its supervisor, the
 node's service proxy (:mod:`pilothouse.proxy`) and the routes to the other
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pilothouse import supervisor
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta, resources
 from pilothouse.client import events, informer, rest
 from pilothouse.dns import nodelocal
@@ -132,6 +136,7 @@ class Agent:
         address: str,
         data_dir: Path,
         runtime_factory: Callable[[str], protocol.Runtime],
+        supervisor: supervision.Supervisor,
         tls: AgentTLS | None = None,
         port: int = AGENT_PORT,
         heartbeat: float = 10.0,
@@ -144,6 +149,7 @@ class Agent:
         config: kubeletconfig.KubeletConfig | None = None,
     ) -> None:
         self.client = client
+        self.supervisor = supervisor
         self.config = config or kubeletconfig.KubeletConfig()
         # Secret, token and projected volumes on tmpfs, never on disk (off for in-process
         # test agents with a fake runtime, whose pods outlive the test's data dir).
@@ -158,7 +164,6 @@ class Agent:
         self.labels = labels or {}
         self.network = network
         self.cgroup_root = cgroup_root
-        self.supervisor = supervisor.Supervisor(f"agent-{node_name}")
         self.runtime: protocol.Runtime | None = None
         self.syncer: PodSyncer | None = None
         self.workers: PodWorkers | None = None
@@ -188,7 +193,8 @@ class Agent:
         self.server: AgentServer | None = None
         self.metrics = node_metrics.AgentMetrics()
         self.stats: node_metrics.StatsProvider | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[str] = []
+        self._lateness: probe_lateness.Collector | None = None
         # Local-path volumes live here (k3s: --default-local-storage-path).
         self.storage_dir = storage_dir or data_dir / "storage"
         self.provisioner = localpath.LocalPathProvisioner(
@@ -244,17 +250,22 @@ class Agent:
         self.syncer.prober = prober.ProbeManager(
             runtime=self.runtime,
             recorder=self.recorder,
+            supervisor=self.supervisor.nest("probes"),
             on_change=self._probe_changed,
             restart=self._probe_restart,
             on_result=self.metrics.probe_result,
         )
-        self.metrics.registry.register(probe_lateness.Collector(self.syncer.prober.lateness))
+        if self._lateness is None:  # registered once: start() runs again after a failure
+            self._lateness = probe_lateness.Collector(self.syncer.prober.lateness)
+            self.metrics.registry.register(self._lateness)
+        self._lateness.lateness = self.syncer.prober.lateness
         for sandbox in await self.runtime.list_sandboxes():
             self.syncer.sandboxes[sandbox.uid] = sandbox  # adopt what survived a restart
         self.workers = PodWorkers(
             syncer=self.syncer,
             report=self.status.set,
             confirm_deleted=lambda pod: confirm_deletion(self.client, PODS, pod),
+            supervisor=self.supervisor.nest("pod-workers"),
         )
         self.housekeeping = housekeeping.Housekeeping(
             config=self.config,
@@ -273,9 +284,11 @@ class Agent:
             sandboxes=self.syncer.sandboxes,
             node_name=self.node_name,
         )
-        self.recorder.start()
-        self.status.start()
-        self.supervisor.start("local-path-provisioner", self.provisioner.run)
+        sup = self.supervisor
+        self.recorder.start(sup)
+        self.status.start(sup)
+        sup.start("local-path-provisioner", self.provisioner.run)
+        self._loops.append("local-path-provisioner")
         self.pods.add_handlers(
             on_add=self._pod_changed,
             on_update=lambda _o, n: self._pod_changed(n),
@@ -293,21 +306,24 @@ class Agent:
                 slices=self.endpointslices,
                 nodes=self.nodes,
             )
-            self.service_network.start(self.supervisor)
-        self.informers.start()
+            self.service_network.start(sup)
+        self.informers.start(sup)
         await self.informers.wait_synced(60)
         if self.cluster_dns is not None:
-            self.supervisor.start("cluster-dns", self.cluster_dns.run)
+            sup.start("cluster-dns", self.cluster_dns.run)
         self.syncer.dns.check_limits()
         await self._collect_orphans()
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._heartbeats(), name="agent-heartbeat"),
-            loop.create_task(self._node_status_loop(), name="agent-node-status"),
-            loop.create_task(self._pleg(), name="agent-pleg"),
-            loop.create_task(self.stats.run(), name="agent-stats"),
-        ]
-        self.housekeeping.start(self.supervisor)
+        loops = {
+            "heartbeat": self._heartbeats,
+            "node-status": self._node_status_loop,
+            "pleg": self._pleg,
+            "stats": self.stats.run,
+        }
+        for name, loop in loops.items():
+            sup.start(name, loop)
+        self._loops.extend(loops)
+        # Image and container GC, log rotation, eviction.
+        self._loops.extend(self.housekeeping.start(sup))
         if self.tls is not None:
             self.server = AgentServer(
                 locate_log=self._locate_log,
@@ -323,6 +339,8 @@ class Agent:
             await self.server.start(
                 host="0.0.0.0", port=self.port, ssl_context=self.tls.server_context()
             )
+            sup.start("server", self.server.serve, policy=supervision.Policy.FATAL)
+            self._loops.append("server")
             if self.port == 0:
                 self.port = self.server.port
                 await self._register()  # advertise the real port
@@ -343,28 +361,35 @@ class Agent:
         await self.status.flush(5.0)
 
     async def stop(self) -> None:
-        """Stop the agent; running containers keep running (they outlive it)."""
-        await self.supervisor.stop()
+        """Stop the agent; running containers keep running (they outlive it).
+
+        Streams through the agent's server (exec, attach, port-forward, logs -f)
+        are closed first, so the API server's side of them ends too."""
+        self.ready.clear()
+        if self.server is not None:
+            await self.supervisor.stop_child("server")  # the listener first: no new streams
+            await self.server.stop()  # then every stream it serves
+            self.server = None
+        for name in reversed(self._loops):
+            await self.supervisor.stop_child(name)
+        self._loops.clear()
         if self.service_network is not None:
-            await self.service_network.stop()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._tasks.clear()
+            for name in ("proxy", "routes"):
+                await self.supervisor.stop_child(name)
+            await self.service_network.stop()  # the rules and the routes go too
         await self.informers.stop()
         if self.cluster_dns is not None:
+            await self.supervisor.stop_child("cluster-dns")
             await self.cluster_dns.teardown()
         if self.workers is not None:
             await self.workers.stop()
         await self.status.flush(2.0)
         await self.status.stop()
         await self.recorder.stop()
-        if self.server is not None:
-            await self.server.stop()
         if self.syncer is not None and self.syncer.prober is not None:
             await self.syncer.prober.close()
+        await self.supervisor.unnest("probes")
+        await self.supervisor.unnest("pod-workers")
         if self.runtime is not None:
             await self.runtime.close()
 
@@ -391,7 +416,7 @@ class Agent:
             await self.client.create(NODES, obj)
             return
         except errors.StatusError as exc:
-            if exc.code != 409:
+            if not errors.is_already_exists(exc):
                 raise
         current = await self.client.get(NODES, self.node_name)
         status = obj["status"]
@@ -423,9 +448,18 @@ class Agent:
             await asyncio.sleep(0.2)
 
     async def _heartbeats(self) -> None:
+        failing = False
         while True:
-            with contextlib.suppress(errors.StatusError, OSError):
+            try:
                 await self._renew_lease()
+                if failing:
+                    log.info("node %s: lease renewed again", self.node_name)
+                failing = False
+            except (errors.StatusError, rest.TransportError) as exc:
+                # The next beat tries again; say so once, not every ten seconds.
+                if not failing:
+                    log.warning("node %s: renewing the lease failed: %s", self.node_name, exc)
+                failing = True
             await asyncio.sleep(self.heartbeat)
 
     async def _renew_lease(self) -> None:
@@ -435,7 +469,7 @@ class Agent:
         try:
             current = await self.client.get(LEASES, self.node_name, "kube-node-lease")
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
             node = await self.client.get(NODES, self.node_name)
             lease["metadata"]["ownerReferences"] = [
@@ -469,7 +503,7 @@ class Agent:
             pressure = self.pressure()
             if pressure == posted and time.monotonic() - last < 60:
                 continue
-            with contextlib.suppress(errors.StatusError, OSError):
+            with contextlib.suppress(errors.StatusError, rest.TransportError):
                 current = await self.client.get(NODES, self.node_name)
                 conditions = node_status.node_conditions(
                     meta.now(),

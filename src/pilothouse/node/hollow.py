@@ -12,10 +12,11 @@ end then, and are restarted or not as the pod's ``restartPolicy`` says
 they would on real ones. A container that ends at once is reported terminated in
 the pod's first status write; one whose end cannot be told runs until deleted.
 
-Concurrency: one informer task watches pods; a work queue feeds ``workers``
-tasks that write pod statuses and deletions, so thousands of pods are handled
-with many writes in flight. Heartbeats run on their own task, spread evenly
-over the heartbeat interval.
+Concurrency: one informer watches pods; a work queue feeds ``workers``
+loops that write pod statuses and deletions, so thousands of pods are handled
+with many writes in flight. Heartbeats run in a loop of their own, spread
+evenly over the heartbeat interval. All of them are children of the supervisor
+given (or of the cluster's own).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta, resources
 from pilothouse.client import informer, lister, rest, workqueue
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
@@ -114,8 +116,11 @@ class HollowCluster:
         run_pods: bool = True,
         workers: int = 16,
         clock: Clock = DEFAULT_CLOCK,
+        supervisor: supervision.Supervisor | None = None,
     ) -> None:
         self.client = client
+        self.supervisor = supervisor or supervision.Supervisor(f"{name_prefix}nodes")
+        self._own_supervisor = supervisor is None
         self.prefix = name_prefix
         self.capacity = {
             "cpu": cpu,
@@ -137,7 +142,7 @@ class HollowCluster:
         self.queue: workqueue.WorkQueue[str] = workqueue.WorkQueue("hollow-pods", clock=clock)
         self.pods: informer.Informer | None = None
         self.workers = workers
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[str] = []
         self._pod_ips: dict[str, str] = {}
         self._runs: dict[str, simulated_pod.PodRun] = {}
         self._start_times: dict[str, str] = {}
@@ -154,27 +159,27 @@ class HollowCluster:
                 await self._register(node)
 
         await asyncio.gather(*(register(n) for n in self.nodes.values()))
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._heartbeats(), name="hollow-heartbeats"))
+        self.supervisor.start("heartbeats", self._heartbeats)
+        self._loops.append("heartbeats")
         if self.run_pods:
             self.pods = informer.Informer(self.client, PODS)
             self.pods.add_handlers(
                 on_add=self._pod_event, on_update=lambda _o, n: self._pod_event(n)
             )
-            self.pods.start()
+            self.pods.start(self.supervisor)
             for i in range(self.workers):
-                self._tasks.append(loop.create_task(self._worker(), name=f"hollow-pod-worker-{i}"))
+                self.supervisor.start(f"pod-worker-{i}", self._worker)
+                self._loops.append(f"pod-worker-{i}")
 
     async def stop(self, *, unregister: bool = False) -> None:
+        for name in reversed(self._loops):
+            await self.supervisor.stop_child(name)
+        self._loops.clear()
         self.queue.shutdown()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._tasks.clear()
         if self.pods is not None:
             await self.pods.stop()
+        if self._own_supervisor:
+            await self.supervisor.stop()
         if unregister:
             sem = asyncio.Semaphore(64)
 
@@ -202,7 +207,7 @@ class HollowCluster:
         try:
             await self.client.create(NODES, obj)
         except errors.StatusError as exc:
-            if exc.code != 409:
+            if not errors.is_already_exists(exc):
                 raise
             current = await self.client.get(NODES, node.name)
             obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -220,7 +225,7 @@ class HollowCluster:
         try:
             current = await self.client.get(LEASES, name, "kube-node-lease")
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
             with contextlib.suppress(errors.StatusError):
                 await self.client.create(LEASES, lease, "kube-node-lease")
@@ -237,7 +242,7 @@ class HollowCluster:
                 await self.clock.sleep(spacing)
                 try:
                     await self._renew(name)
-                except (errors.StatusError, OSError) as exc:
+                except (errors.StatusError, rest.TransportError) as exc:
                     log.debug("hollow heartbeat %s: %r", name, exc)
 
     # --- pods -------------------------------------------------------------------------
@@ -330,7 +335,7 @@ class HollowCluster:
             try:
                 await self.client.update_status(PODS, updated)
             except errors.StatusError as exc:
-                if exc.code == 404:
+                if errors.is_not_found(exc):
                     self._forget(key)
                     return
                 raise  # 409: a newer version is coming through the informer; retried

@@ -140,9 +140,17 @@ class Housekeeping:
             return 0
         return await self.image_gc.delete_unused_images()
 
-    def start(self, tasks: supervisor.Supervisor) -> None:
-        if self.image_gc is not None:
-            tasks.start("image-gc", self.image_gc.run)
-        tasks.start("container-gc", self.container_gc.run)
-        tasks.start("log-rotation", self.log_rotator.run)
-        tasks.start("eviction-manager", self.eviction.run)
+    def start(self, tasks: supervisor.Supervisor) -> list[str]:
+        """Start each as a child of ``tasks``; their names (for stopping them in order)."""
+        loops = {
+            "image-gc": self.image_gc.run if self.image_gc is not None else None,
+            "container-gc": self.container_gc.run,
+            "log-rotation": self.log_rotator.run,
+            "eviction-manager": self.eviction.run,
+        }
+        started = []
+        for name, run in loops.items():
+            if run is not None:
+                tasks.start(name, run)
+                started.append(name)
+        return started

@@ -8,7 +8,10 @@ finished for good), it stops the containers within the grace period, releases
 everything the pod used, and confirms the deletion in the API.
 
 Each pod's worker is the only code acting on that pod, so passes never
-overlap for one pod; different pods proceed concurrently.
+overlap for one pod; different pods proceed concurrently. A worker is a
+TRANSIENT child of the agent's ``pod-workers`` supervisor: it ends (and is
+forgotten) when its pod is terminated; should it fail outside a pass, it is
+restarted where its state machine stood.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta
-from pilothouse.client import events
+from pilothouse.client import events, rest
 from pilothouse.node import claim_volumes, containergc
 from pilothouse.node import containers as containerconf
 from pilothouse.node import status as node_status
@@ -66,7 +70,7 @@ class PodWorker:
         self.gone = False  # the pod no longer exists in the API
         self._wake = asyncio.Event()
         self._wake.set()
-        self.task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
         self.started = syncer.start_times.setdefault(self.uid, meta.now())
         self._next_wait = RESYNC_S
         self._announced: dict[str, str] = {}  # container → the exit we announced a back-off for
@@ -96,26 +100,30 @@ class PodWorker:
         self._wake.set()
         return self._eviction_done
 
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"pod-worker-{self.uid[:8]}"
-        )
+    @property
+    def name(self) -> str:
+        return f"pod-worker-{self.uid}"
 
-    async def _run(self) -> None:
-        try:
-            while self.state != TERMINATED:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._next_wait)
-                self._wake.clear()
-                try:
-                    await self._step()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("pod %s: sync failed", self._name())
-                    self._next_wait = 2.0
-        finally:
-            self.on_done(self.uid)
+    async def run(self) -> None:
+        """Drive the pod to its end (resumes where it stood after a restart)."""
+        while self.state != TERMINATED:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_wait)
+            self._wake.clear()
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except (rest.TransportError, errors.StatusError) as exc:
+                # The API server away or refusing (a restart, an overload): expected, and
+                # retried; as the kubelet's "Error syncing pod, skipping", no traceback.
+                log.warning("pod %s: sync failed, retrying: %s", self._name(), exc)
+                self._next_wait = 2.0
+            except Exception:
+                log.exception("pod %s: sync failed", self._name())
+                self._next_wait = 2.0
+        self.finished.set()
+        self.on_done(self.uid)
 
     def _name(self) -> str:
         md = self.pod["metadata"]
@@ -553,7 +561,9 @@ class PodWorkers:
         syncer: PodSyncer,
         report: Callable[[Obj, Obj], None],
         confirm_deleted: Callable[[Obj], Awaitable[None]],
+        supervisor: supervision.Supervisor,
     ) -> None:
+        self.supervisor = supervisor
         self.syncer = syncer
         self.report = report
         self.confirm_deleted = confirm_deleted
@@ -571,7 +581,7 @@ class PodWorkers:
                 on_done=self._done,
             )
             self.workers[uid] = worker
-            worker.start()
+            self.supervisor.start(worker.name, worker.run, policy=supervision.Policy.TRANSIENT)
         else:
             worker.update(pod)
 
@@ -608,19 +618,20 @@ class PodWorkers:
         mounts and cgroups behind until the agent starts again and collects
         them as orphans."""
         releasing = [
-            w.task
+            asyncio.ensure_future(w.finished.wait())
             for w in self.workers.values()
-            if w.task is not None and not w.task.done() and w.should_terminate()
+            if not w.finished.is_set() and w.should_terminate()
         ]
         if releasing:
             log.info("stopping: letting %d pod termination(s) finish", len(releasing))
-            await asyncio.wait(releasing, timeout=release_within)
-        tasks = [w.task for w in self.workers.values() if w.task is not None]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            try:
+                await asyncio.wait(releasing, timeout=release_within)
+            finally:
+                for waiter in releasing:
+                    waiter.cancel()
+        for worker in list(self.workers.values()):
+            await self.supervisor.stop_child(worker.name, timeout=release_within)
+        self.workers.clear()
 
 
 async def confirm_deletion(client: Any, pods_resource: Any, pod: Obj) -> None:
@@ -634,5 +645,5 @@ async def confirm_deletion(client: Any, pods_resource: Any, pod: Obj) -> None:
             uid=md["uid"],
         )
     except errors.StatusError as exc:
-        if exc.code not in (404, 409):
+        if not (errors.is_not_found(exc) or errors.is_conflict(exc)):
             raise

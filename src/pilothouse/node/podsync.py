@@ -99,7 +99,7 @@ class PodSyncer:
         try:
             return await self.client.get(resource, name, namespace)
         except errors.StatusError as exc:
-            if exc.code == 404:
+            if errors.is_not_found(exc):
                 return None
             raise
 

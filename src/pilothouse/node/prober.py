@@ -1,6 +1,6 @@
 """Health checks: liveness, readiness and startup probes (upstream's prober).
 
-Each probed container gets one task per probe kind, running on its own
+Each probed container gets one supervised child per probe kind, on its own
 schedule (``initialDelaySeconds``, ``periodSeconds``, ``timeoutSeconds``) so
 hundreds of probes never wait on each other or on the agent. A result flips
 only after ``successThreshold``/``failureThreshold`` consecutive outcomes.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import ssl
@@ -30,6 +31,7 @@ from typing import Any
 
 import aiohttp
 
+from pilothouse import supervisor as supervision
 from pilothouse.client import events
 from pilothouse.node import probe_lateness
 from pilothouse.node.runtime import protocol
@@ -51,7 +53,7 @@ class ProbeResult:
 class _Worker:
     kind: str
     spec: Obj
-    task: asyncio.Task[None] | None = None
+    name: str = ""  # its child's name in the probe manager's supervisor
     successes: int = 0
     failures: int = 0
     result: bool | None = None  # None: no result yet
@@ -203,12 +205,14 @@ class ProbeManager:
         *,
         runtime: protocol.Runtime,
         recorder: events.EventRecorder,
+        supervisor: supervision.Supervisor,
         on_change: Callable[[str], None],
         restart: Callable[[Obj, Obj, str, int | None], Awaitable[None]],
         on_result: Callable[[str, Obj, Obj, bool], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.recorder = recorder
+        self.supervisor = supervisor  # one child per probe of a running container
         self.on_change = on_change  # pod uid: a readiness/started result changed
         self.restart = restart  # (pod, container, container_id, grace) → kill it for a restart
         self.on_result = on_result  # (kind, pod, container, ok) of every probe run: for metrics
@@ -268,11 +272,12 @@ class ProbeManager:
         )
         self._probes[key] = entry
         for kind, spec in specs.items():
-            worker = _Worker(kind, spec)
+            worker = _Worker(kind, spec, name=f"probe-{kind}-{uid}-{container['name']}")
             entry.workers[kind] = worker
-            worker.task = asyncio.get_running_loop().create_task(
-                self._run(pod, container, entry, worker, pod_ip),
-                name=f"probe-{kind}-{container['name']}",
+            self.supervisor.start(
+                worker.name,
+                functools.partial(self._run, pod, container, entry, worker, pod_ip),
+                policy=supervision.Policy.TRANSIENT,  # a startup probe ends once passed
             )
 
     def forget_pod(self, uid: str) -> None:
@@ -283,8 +288,7 @@ class ProbeManager:
         entry = self._probes.pop(key, None)
         if entry is not None:
             for w in entry.workers.values():
-                if w.task is not None:
-                    w.task.cancel()
+                self.supervisor.cancel_child(w.name)
 
     # --- one probe's loop -----------------------------------------------------------------
     async def _run(

@@ -9,10 +9,16 @@ agent's Prometheus metrics, when the agent gives the callables for them;
 ``/healthz`` answers ok; ``/exec``, ``/attach`` and ``/portForward`` are the
 WebSocket sessions of :mod:`pilothouse.node.streaming`. Each request runs as its
 own task; a followed log is a long-lived streaming response.
+
+:meth:`AgentServer.serve` is the listener as a supervised child. :meth:`stop`
+ends every request still running — followed logs, exec, attach, port-forward
+sessions — so the API server's end of them closes too, then closes the server
+within ``SHUTDOWN_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Callable
@@ -22,9 +28,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from pilothouse import supervisor as supervision
 from pilothouse.node import logs, metrics, streaming
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 2.0
 
 Locator = Callable[[str, str, str, bool], Path | None]
 
@@ -75,6 +84,8 @@ class AgentServer:
         self.metrics = metrics
         self.streams = streams  # exec, attach, portForward
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._active: set[asyncio.Task[Any]] = set()  # the tasks serving requests now
         self.port = 0
 
     def app(self) -> web.Application:
@@ -98,7 +109,13 @@ class AgentServer:
         ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
         if not self.authorized(ssl_obj):
             raise web.HTTPForbidden(text="Forbidden: only the API server may use this endpoint")
-        return await handler(request)  # type: ignore[misc, no-any-return]
+        task = asyncio.current_task()
+        assert task is not None
+        self._active.add(task)
+        try:
+            return await handler(request)  # type: ignore[misc, no-any-return]
+        finally:
+            self._active.discard(task)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -130,15 +147,31 @@ class AgentServer:
         return resp
 
     async def start(self, *, host: str, port: int, ssl_context: ssl.SSLContext) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True)
         await site.start()
         server = site._server
+        assert isinstance(server, asyncio.Server)
+        self._listener = server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
 
+    async def serve(self) -> None:
+        """The listener, as a supervised child (FATAL: an agent nobody reaches is no agent)."""
+        assert self._listener is not None, "start() first"
+        await supervision.listening(self._listener, "agent server")
+
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # no new connections
+        tasks = list(self._active)
+        for task in tasks:
+            task.cancel()  # each stream closes its websocket or response as it unwinds
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

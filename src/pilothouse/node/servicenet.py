@@ -78,7 +78,7 @@ class NodeServices:
         )
 
     def start(self, tasks: supervisor.Supervisor) -> None:
-        self.recorder.start()
+        self.recorder.start(tasks)
         tasks.start("proxy", self.proxy.run)
         tasks.start("routes", self.routes.run)
 

@@ -2,7 +2,7 @@
 
 Pod workers hand in the status they computed; the manager keeps the last one
 sent per pod and writes only real changes (timestamps of unchanged conditions
-do not count), from one background task, newest status wins. Writes are merge
+do not count), from a few supervised workers, newest status wins. Writes are merge
 patches of ``/status`` guarded by the pod's uid, so they never clobber what
 others own (the scheduler's PodScheduled condition is merged in by the
 worker) and never land on a re-created pod of the same name.
@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, resources
 from pilothouse.client import rest
 
@@ -42,22 +43,22 @@ class StatusManager:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._workers = workers
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor: supervision.Supervisor | None = None
         self.writes = 0
         self._inflight = 0
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._run(), name=f"status-manager-{i}") for i in range(self._workers)
-        ]
+    def start(self, supervisor: supervision.Supervisor) -> None:
+        """Write statuses from ``workers`` children of ``supervisor``."""
+        if self._supervisor is None:
+            self._supervisor = supervisor
+            for i in range(self._workers):
+                supervisor.start(f"status-manager-{i}", self._run)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        sup, self._supervisor = self._supervisor, None
+        if sup is not None:
+            for i in range(self._workers):
+                await sup.stop_child(f"status-manager-{i}")
 
     def set(self, pod: Obj, status: Obj) -> None:
         uid = pod["metadata"]["uid"]
@@ -111,12 +112,12 @@ class StatusManager:
             self._sent[uid] = fp
             self.writes += 1
         except errors.StatusError as exc:
-            if exc.code in (404, 409):
+            if errors.is_not_found(exc) or errors.is_conflict(exc):
                 return  # gone, or another pod with that name now
             log.warning("status of %s/%s: %s", md.get("namespace"), md["name"], exc.message)
             self._pending.setdefault(uid, (pod, status))
             await asyncio.sleep(1)
-        except OSError as exc:
+        except rest.TransportError as exc:
             log.debug("status write failed: %r", exc)
             self._pending.setdefault(uid, (pod, status))
             await asyncio.sleep(1)

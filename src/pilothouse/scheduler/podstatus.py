@@ -66,7 +66,7 @@ async def set_unschedulable(
             subresource="status",
         )
     except errors.StatusError as exc:
-        if exc.code != 404:
+        if not errors.is_not_found(exc):
             log.debug("updating status of %s: %s", md.get("name"), exc.message)
-    except OSError as exc:
+    except rest.TransportError as exc:
         log.debug("updating status of %s: %r", md.get("name"), exc)

@@ -16,17 +16,19 @@ The queue also keeps the *nominator*: which pods were nominated to which node
 by preemption, so their room is held for them.
 
 Single event loop: every method is synchronous except :meth:`pop`, which waits.
+Two timers run as supervised children while the queue runs: the backoff flush and
+the periodic move of unschedulable leftovers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pilothouse import supervisor as supervision
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.scheduler import types
@@ -98,33 +100,27 @@ class SchedulingQueue:
         self._wakeup = asyncio.Event()
         self._closed = False
         self.scheduling_cycle = 0
-        self._timer: asyncio.Task[None] | None = None
+        self._supervisor: supervision.Supervisor | None = None
         self._timer_wakeup = asyncio.Event()
-        self._leftover: asyncio.Task[None] | None = None
         # nominator
         self._nominated: dict[str, dict[str, types.PodInfo]] = {}
         self._nominated_node: dict[str, str] = {}
 
     # --- life cycle -------------------------------------------------------------------
-    def run(self) -> None:
-        """Start the timers (backoff expiry, unschedulable leftovers)."""
-        loop = asyncio.get_running_loop()
-        if self._timer is None:
-            self._timer = loop.create_task(self._backoff_loop(), name="scheduler-queue-backoff")
-        if self._leftover is None:
-            self._leftover = loop.create_task(
-                self._leftover_loop(), name="scheduler-queue-leftover"
-            )
+    def run(self, supervisor: supervision.Supervisor) -> None:
+        """Start the timers (backoff expiry, unschedulable leftovers) as children."""
+        if self._supervisor is None:
+            self._supervisor = supervisor
+            supervisor.start("queue-backoff", self._backoff_loop)
+            supervisor.start("queue-leftovers", self._leftover_loop)
 
     async def close(self) -> None:
         self._closed = True
         self._wakeup.set()
-        for task in (self._timer, self._leftover):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._timer = self._leftover = None
+        sup, self._supervisor = self._supervisor, None
+        if sup is not None:
+            await sup.stop_child("queue-leftovers")
+            await sup.stop_child("queue-backoff")
 
     @property
     def closed(self) -> bool:
@@ -357,7 +353,7 @@ class SchedulingQueue:
             self._move(qpi)
 
     async def _backoff_loop(self) -> None:
-        while not self._closed:
+        while True:
             self._timer_wakeup.clear()
             self.flush_backoff()
             delay = (
@@ -374,7 +370,7 @@ class SchedulingQueue:
                 woken.cancel()
 
     async def _leftover_loop(self) -> None:
-        while not self._closed:
+        while True:
             await self.clock.sleep(UNSCHEDULABLE_FLUSH_INTERVAL_S)
             self.flush_unschedulable_leftovers()
 

@@ -15,6 +15,11 @@ What runs concurrently and what is serialised:
 
 With ``leader_elect``, only the holder of the ``kube-scheduler`` Lease
 schedules.
+
+:meth:`Scheduler.run` is the scheduler's own loop, a child of the supervisor it
+is given. Each term (all of it, without an election) runs the informers, the
+event recorders, the queue's timers and the binding cycles in a nested
+supervisor ``term``, stopped as one when the term ends.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pilothouse import heap
+from pilothouse import supervisor as supervision
 from pilothouse.api import resources, selectors
 from pilothouse.client import events, informer, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
@@ -86,6 +92,7 @@ class Scheduler:
         self,
         client: rest.Client,
         *,
+        supervisor: supervision.Supervisor | None = None,
         configuration: config_module.Configuration | None = None,
         plugins: dict[str, runtime.Factory] | None = None,
         leader_elect: bool = False,
@@ -95,6 +102,10 @@ class Scheduler:
         freeze_gc_after_sync: bool = False,
     ) -> None:
         self.client = client
+        # The process's supervisor (a component's child of it); a private one when none
+        # is given (a test or a benchmark that runs :meth:`run` as a task of its own).
+        self.supervisor = supervisor or supervision.Supervisor("scheduler")
+        self._term: supervision.Supervisor | None = None
         self.configuration = configuration or config_module.Configuration()
         self.leader_elect = (
             self.configuration.leader_elect
@@ -122,7 +133,6 @@ class Scheduler:
         self._priority_classes: informer.Informer | None = None
         self._global_default_priority = 0
         self._bind_slots = asyncio.Semaphore(max_bindings_in_flight)
-        self._background: set[asyncio.Task[Any]] = set()
 
     def _build(self) -> None:
         """A fresh cache, frameworks and queue (again for every leadership term: what a
@@ -261,7 +271,8 @@ class Scheduler:
     async def _run(self) -> None:
         if self.queue.closed:
             self._build()
-        factory = self._informers
+        term = self._term = self.supervisor.nest("term")
+        factory = self._informers  # fresh with every term (see _build)
         self.handlers.watch_storage(factory)
         # Priority classes and namespaces first: pods are parsed with them.
         self._priority_classes = factory.informer(PRIORITY_CLASSES)
@@ -273,7 +284,7 @@ class Scheduler:
             on_delete=self._priority_classes_changed,
         )
         self._namespaces.add_handlers(on_update=self.handlers.on_namespace_change)
-        factory.start()
+        factory.start(term)
         try:
             await factory.wait_synced()
             self._services = factory.informer(SERVICES)
@@ -285,7 +296,7 @@ class Scheduler:
                 on_update=self.handlers.on_node_update,
                 on_delete=self.handlers.on_node_delete,
             )
-            factory.start()
+            factory.start(term)
             await factory.wait_synced()
             self._pods = factory.informer(PODS)
             self._pods.add_handlers(
@@ -293,11 +304,11 @@ class Scheduler:
                 on_update=self.handlers.on_pod_update,
                 on_delete=self.handlers.on_pod_delete,
             )
-            factory.start()
+            factory.start(term)
             await factory.wait_synced()
             for rec in self.recorders.values():
-                rec.start()
-            self.queue.run()
+                rec.start(term)
+            self.queue.run(term)
             if self.freeze_gc_after_sync:
                 gc.collect()  # drop the listing's garbage before freezing the rest
                 heap.settle()
@@ -307,19 +318,17 @@ class Scheduler:
         finally:
             self.ready.clear()
             await self.queue.close()
-            for task in list(self._background):
-                task.cancel()
-            for task in list(self._background):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await factory.stop()
             for rec in self.recorders.values():
                 await rec.stop()
+            self._term = None
+            await self.supervisor.unnest("term")  # informers, binding cycles in flight
 
     def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        term = self._term
+        if term is None:  # the term ended meanwhile: nothing of it may run on
+            coro.close()
+            return
+        term.spawn(coro, name=name)
 
     async def _loop(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pathlib
 
+from pilothouse import supervisor as supervision
 from pilothouse.storage import history, memory, sqlite
 from pilothouse.storage.interface import Store
 
@@ -53,13 +54,21 @@ def open_store(
     history_retention: float = history.DEFAULT_RETENTION,
     tls: TLSFiles | None = None,
     prefix: str = "",
+    supervisor: supervision.Supervisor | None = None,
 ) -> Store:
-    """A store for ``endpoint``, not started yet (call ``await store.start()``)."""
+    """A store for ``endpoint``, not started yet (call ``await store.start()``); its
+    background work runs as children of ``supervisor`` when one is given."""
     scheme, sep, rest = endpoint.partition("://")
     if not sep:
         raise ValueError(f"datastore endpoint {endpoint!r} is not a URL; use {ACCEPTED}")
     if scheme in ("http", "https"):
-        return _etcd(endpoint, compact_interval=compact_interval, tls=tls, prefix=prefix)
+        return _etcd(
+            endpoint,
+            compact_interval=compact_interval,
+            tls=tls,
+            prefix=prefix,
+            supervisor=supervisor,
+        )
     if tls is not None and tls.given():
         raise ValueError(
             "--datastore-cafile, --datastore-certfile and --datastore-keyfile are for an"
@@ -73,12 +82,14 @@ def open_store(
                 data_dir / "db" / "state.db",
                 compact_interval=compact_interval,
                 history_retention=history_retention,
+                supervisor=supervisor,
             )
         if rest.startswith("/"):
             return sqlite.SQLiteStore(
                 pathlib.Path(rest),
                 compact_interval=compact_interval,
                 history_retention=history_retention,
+                supervisor=supervisor,
             )
         raise ValueError(
             f"datastore endpoint {endpoint!r}: the SQLite path must be absolute"
@@ -96,7 +107,14 @@ def open_store(
     raise ValueError(f"datastore endpoint {endpoint!r}: unknown scheme {scheme!r}; use {ACCEPTED}")
 
 
-def _etcd(endpoint: str, *, compact_interval: float, tls: TLSFiles | None, prefix: str) -> Store:
+def _etcd(
+    endpoint: str,
+    *,
+    compact_interval: float,
+    tls: TLSFiles | None,
+    prefix: str,
+    supervisor: supervision.Supervisor | None,
+) -> Store:
     from pilothouse.storage.etcd import client as etcd_client
     from pilothouse.storage.etcd import store as etcd_store
 
@@ -119,5 +137,9 @@ def _etcd(endpoint: str, *, compact_interval: float, tls: TLSFiles | None, prefi
     if files is not None and not all(e.secure for e in endpoints):
         raise ValueError("TLS files given, but an etcd endpoint is http://; use https://")
     return etcd_store.EtcdStore(
-        endpoints, prefix=prefix, tls=files, compact_interval=compact_interval
+        endpoints,
+        prefix=prefix,
+        tls=files,
+        compact_interval=compact_interval,
+        parent=supervisor,
     )

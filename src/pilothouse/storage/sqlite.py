@@ -2,8 +2,10 @@
 
 What runs where:
 
-* The event loop runs the public API, the watch streams and the periodic
-  compaction task.
+* The event loop runs the public API, the watch streams and two supervised
+  children: the periodic compaction (restarted with back-off if it fails) and a
+  watchdog on the writer thread (FATAL: a store that can no longer write takes
+  the process down, so its service manager restarts it).
 * One writer thread (:mod:`~pilothouse.storage.sqlite_writer`) owns the only
   write connection and applies everything queued in one transaction per batch;
   compaction runs there too, in small chunks between batches.
@@ -32,6 +34,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+from pilothouse import supervisor as supervision
 from pilothouse.storage import history, sqlite_reader, sqlite_writer
 from pilothouse.storage.interface import (
     CompactedError,
@@ -153,7 +156,8 @@ class SQLiteStore:
     and ``checkpoint_after`` (rows a compaction must remove before the WAL is
     truncated), ``history_retention`` seconds of object history to keep (0: none;
     see :mod:`~pilothouse.storage.history`). A write whose caller is cancelled may
-    still be applied.
+    still be applied. The background children run on ``supervisor`` (the API
+    server's), or on a supervisor of the store's own.
     """
 
     def __init__(
@@ -167,9 +171,12 @@ class SQLiteStore:
         reader_threads: int = 2,
         checkpoint_after: int = 10_000,
         history_retention: float = 0.0,
+        supervisor: supervision.Supervisor | None = None,
     ) -> None:
         self.path = path
         self._retention = max(0.0, history_retention)
+        self.supervisor = supervisor or supervision.Supervisor(f"sqlite:{path.name}")
+        self._own_supervisor = supervisor is None
         self._compact_interval = compact_interval
         self._max_batch = max_batch
         self._compact_chunk = compact_chunk
@@ -179,7 +186,6 @@ class SQLiteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: sqlite_writer.Writer | None = None
         self._readers: sqlite_reader.Readers | None = None
-        self._compactor: asyncio.Task[None] | None = None
         self._compact_lock = asyncio.Lock()
         self._streams: weakref.WeakSet[WatchStream] = weakref.WeakSet()
         self._visibility_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -208,17 +214,33 @@ class SQLiteStore:
         self._compacted = state.compacted
         self._compact_progress = state.compact_progress
         self._readers = sqlite_reader.Readers(self.path, threads=self._reader_threads)
-        self._compactor = loop.create_task(
-            self._compact_periodically(), name=f"sqlite-compactor:{self.path}"
+        self.supervisor.start("store-writer", self._watch_writer, policy=supervision.Policy.FATAL)
+        self.supervisor.start(
+            "store-compactor",
+            self._compact_periodically,
+            # Without an interval it runs once (to finish an interrupted compaction).
+            policy=(
+                supervision.Policy.RESTART
+                if self._compact_interval > 0
+                else supervision.Policy.TRANSIENT
+            ),
         )
+
+    async def _watch_writer(self) -> None:
+        """Fail (FATAL) if the writer thread ends while the store is open."""
+        assert self._writer is not None
+        await self._writer.wait_stopped()
+        if not self._closed:
+            raise StoreError(f"the writer of {self.path} stopped; no write can be stored")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._compactor is not None:
-            self._compactor.cancel()
-            await asyncio.wait([self._compactor])
+        await self.supervisor.stop_child("store-compactor")
+        await self.supervisor.stop_child("store-writer")
+        if self._own_supervisor:
+            await self.supervisor.stop()
         if self._writer is not None:
             await self._writer.stop()  # delivers every write queued before this point
         for stream in list(self._streams):

@@ -227,6 +227,10 @@ class Writer:
         self._on_job_done = on_job_done
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Op | Job | None] = queue.SimpleQueue()
+        # Held while queueing and while the thread gives up for good, so no item is
+        # queued after the last look at the queue.
+        self._submit_lock = threading.Lock()
+        self._dead: str = ""  # why the thread ended unexpectedly
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock_file: Any = None
@@ -249,7 +253,14 @@ class Writer:
         return await ready
 
     def submit(self, item: Op | Job) -> None:
-        self._queue.put(item)
+        with self._submit_lock:
+            if self._dead:
+                raise StoreError(self._dead)
+            self._queue.put(item)
+
+    async def wait_stopped(self) -> None:
+        """Until the thread has ended (after :meth:`stop`, or on its own through a bug)."""
+        await asyncio.shield(self._stopped)
 
     async def stop(self) -> None:
         """Apply everything queued so far, then close the connection and end the thread."""
@@ -273,12 +284,27 @@ class Writer:
         self._loop.call_soon_threadsafe(settle, ready, state, None)
         try:
             self._serve()
-        except Exception:
-            # Only reachable through a bug or a closed event loop; say so loudly.
+        except Exception as exc:
+            # Only reachable through a bug or a closed event loop; say so loudly, and
+            # fail what waits rather than leave it waiting for ever.
             log.exception("SQLite writer for %s stopped", self._path)
+            self._give_up(f"the writer of {self._path} stopped: {exc!r}")
         finally:
             self._close_files()
-            self._loop.call_soon_threadsafe(settle, self._stopped, None, None)
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                self._loop.call_soon_threadsafe(settle, self._stopped, None, None)
+
+    def _give_up(self, why: str) -> None:
+        with self._submit_lock:
+            self._dead = why
+            items = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    items.append(self._queue.get_nowait())
+        for item in items:
+            if item is not None:
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(settle, item.future, None, StoreError(why))
 
     def _serve(self) -> None:
         get, get_nowait, limit = self._queue.get, self._queue.get_nowait, self._max_batch

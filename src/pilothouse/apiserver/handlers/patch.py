@@ -221,7 +221,7 @@ async def patch(
         )
         status = 200
     except errors.StatusError as exc:
-        if not (exc.code == 404 and is_apply and not info.subresource):
+        if not (errors.is_not_found(exc) and is_apply and not info.subresource):
             raise
         try:
             created = fieldmanager.apply(

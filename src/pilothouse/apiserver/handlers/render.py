@@ -7,6 +7,7 @@ listing 500 pods costs one concatenation rather than 500 encodings.
 from __future__ import annotations
 
 import time
+import unicodedata
 from typing import Any
 
 import orjson
@@ -37,12 +38,19 @@ def response(
     ct = YAML_CT if output.media_type == negotiation.YAML else JSON_CT
     resp = web.Response(body=body, status=status, content_type=ct)
     for w in warnings or ():
-        resp.headers.add("Warning", f'299 - "{_escape(w)}"')
+        if _printable(w):  # as upstream's NewWarningHeader, which refuses the others
+            resp.headers.add("Warning", f'299 - "{_escape(w)}"')
     return resp
 
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _printable(text: str) -> bool:
+    """No control characters (a field named ``"a\\nb"`` by a client, say): a header
+    cannot carry them."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 def object_body(

@@ -5,13 +5,18 @@ Each watch runs as its own request task. Events come from a
 cache's feeder task (or, for resumes older than the cache's window, by a pump
 task reading the store's log). The request task only drains the watcher's
 backlog and writes; a client too slow to keep up is disconnected and re-watches,
-as upstream does.
+as upstream does: once its backlog overflows (``WATCHER_BACKLOG_LIMIT`` events) the
+watch ends after what is being written, and if even that write does not finish
+within ``SLOW_WATCHER_GRACE`` seconds (a client that stopped reading) the
+connection is cut. Either way the client resumes from the last resourceVersion
+it received, and nothing is buffered without limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from typing import Any
@@ -27,7 +32,10 @@ from pilothouse.apiserver.registry.listing import parse_rv, too_large_rv
 from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.storage import interface as storage
 
+log = logging.getLogger(__name__)
+
 BOOKMARK_INTERVAL = 60.0
+SLOW_WATCHER_GRACE = 5.0
 # Upstream's default: a random duration between the minimum request timeout
 # (30 minutes) and twice that, so watches do not all end together.
 DEFAULT_TIMEOUT_RANGE = (1800.0, 3600.0)
@@ -161,18 +169,43 @@ async def serve(
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     loop = asyncio.get_running_loop()
+    writing = False
+
+    async def send(data: bytes) -> None:
+        nonlocal writing
+        writing = True
+        try:
+            await resp.write(data)
+        finally:
+            writing = False
+
+    def cut_if_stuck() -> None:
+        if writing and request.transport is not None:
+            log.info("watch of %s: the client stopped reading; cutting it off", prefix)
+            request.transport.abort()
+
+    def overflowed() -> None:
+        log.info(
+            "watch of %s closed: its client fell %d events behind (it resumes from its "
+            "last resourceVersion)",
+            prefix,
+            watcher.limit,
+        )
+        loop.call_later(SLOW_WATCHER_GRACE, cut_if_stuck)
+
+    watcher.on_overflow = overflowed
     try:
         await resp.prepare(request)
         if expired is not None:
-            await resp.write(error_event(expired))
+            await send(error_event(expired))
             return resp
         if initial_entries:
             converted = await store.api_entries(initial_entries)
             initial = [encoder.event(watchcache.ADDED, e) for e in converted]
         if initial:
-            await resp.write(b"".join(initial))
+            await send(b"".join(initial))
         if send_initial and params.send_initial_events:
-            await resp.write(encoder.bookmark(start, initial_end=True))
+            await send(encoder.bookmark(start, initial_end=True))
         timeout = params.timeout_seconds
         if timeout is None or timeout <= 0:
             timeout_s = random.uniform(*DEFAULT_TIMEOUT_RANGE)
@@ -190,12 +223,12 @@ async def serve(
                 entries = await store.api_entries([e for _, e in batch])
                 batch = [(t, e) for (t, _), e in zip(batch, entries, strict=True)]
             if batch:
-                await resp.write(b"".join(encoder.event(t, e) for t, e in batch))
+                await send(b"".join(encoder.event(t, e) for t, e in batch))
             elif watcher.closed:
                 break
             if params.allow_bookmarks and loop.time() >= next_bookmark:
                 if not watcher.backlog and pump is None:
-                    await resp.write(encoder.bookmark(cache.revision))
+                    await send(encoder.bookmark(cache.revision))
                 next_bookmark = loop.time() + BOOKMARK_INTERVAL
     except ConnectionResetError:
         pass
@@ -206,6 +239,12 @@ async def serve(
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-    with contextlib.suppress(ConnectionResetError, RuntimeError):
-        await resp.write_eof()
+    writing = True  # the end of the response may wait on a client that does not read
+    stuck = loop.call_later(SLOW_WATCHER_GRACE, cut_if_stuck)
+    try:
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await resp.write_eof()
+    finally:
+        stuck.cancel()
+        writing = False
     return resp

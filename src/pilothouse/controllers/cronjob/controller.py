@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 KIND = "CronJob"
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
-NAMESPACE_TERMINATING = "NamespaceTerminating"
 
 
 def finished_condition(job: Obj) -> str | None:
@@ -355,9 +354,7 @@ class CronJobController(base.Controller):
         try:
             created = await self.client.create(self.job_resource, job, ns)
         except errors.StatusError as exc:
-            if errors.has_cause(exc, NAMESPACE_TERMINATING) or (
-                errors.is_forbidden(exc) and "being terminated" in exc.message
-            ):
+            if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                 raise
             if not errors.is_already_exists(exc):
                 self.recorder.event(

@@ -16,7 +16,7 @@ from typing import Any
 
 from pilothouse.api import errors, meta, selectors
 from pilothouse.client import events, informer, lister, rest
-from pilothouse.controllers import base, podcontrol
+from pilothouse.controllers import base, podcontrol, refmanager
 from pilothouse.controllers.deployment import recreate, rollback, rolling, util
 from pilothouse.controllers.deployment import sync as dsync
 
@@ -163,7 +163,7 @@ class DeploymentController(base.Controller):
         try:
             await self._sync(d)
         except errors.StatusError as exc:
-            if exc.code == 403 and "being terminated" in exc.message:
+            if errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
                 return  # nothing can be created in a terminating namespace: done
             raise
 
@@ -193,84 +193,18 @@ class DeploymentController(base.Controller):
             raise ValueError(f"unexpected deployment strategy type: {kind}")
 
     async def claim_replica_sets(self, d: Obj) -> list[Obj]:
-        """The ReplicaSets ``d`` controls, after adopting matching orphans and
-        releasing owned sets its selector no longer matches."""
-        md = d["metadata"]
-        d_uid = util.uid(d)
+        """The ReplicaSets ``d`` controls once its claim is done (adopting matching
+        orphans, releasing owned sets it no longer matches); ClaimError if one failed."""
         selector = selectors.from_label_selector_dict(util.spec(d).get("selector"))
-        owned: list[Obj] = []
-        can_adopt: bool | None = None
-        for rs in self.sets.indexer.list_namespace(md.get("namespace", "")):
-            rs_md = rs["metadata"]
-            ref = podcontrol.get_controller_of(rs)
-            matches = selector.matches(rs_md.get("labels") or {})
-            if ref is not None:
-                if ref.get("uid") != d_uid:
-                    continue
-                if matches:
-                    owned.append(rs)
-                elif not md.get("deletionTimestamp") and not rs_md.get("deletionTimestamp"):
-                    await self._release(d, rs)
-                continue
-            if not matches or md.get("deletionTimestamp") or rs_md.get("deletionTimestamp"):
-                continue
-            if can_adopt is None:
-                can_adopt = await self._can_adopt(d)
-            if can_adopt:
-                adopted = await self._adopt(d, rs)
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _can_adopt(self, d: Obj) -> bool:
-        # The cache may not show a deletion yet: ask the API before adopting.
-        try:
-            fresh = await self.client.get(
-                self.d_resource, util.name(d), d["metadata"].get("namespace", "")
-            )
-        except errors.StatusError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return util.uid(fresh) == util.uid(d) and not fresh["metadata"].get("deletionTimestamp")
-
-    async def _adopt(self, d: Obj, rs: Obj) -> Obj | None:
-        rs_md = rs["metadata"]
-        refs = [*(rs_md.get("ownerReferences") or []), podcontrol.controller_ref(d)]
-        patch = {
-            "metadata": {
-                "ownerReferences": refs,
-                "uid": rs_md["uid"],
-                "resourceVersion": rs_md["resourceVersion"],
-            }
-        }
-        try:
-            adopted: Obj = await self.client.patch(
-                self.rs_resource, rs_md["name"], patch, rs_md.get("namespace", "")
-            )
-        except errors.StatusError as exc:
-            if exc.code in (404, 409, 422):
-                return None
-            raise
-        return adopted
-
-    async def _release(self, d: Obj, rs: Obj) -> None:
-        rs_md = rs["metadata"]
-        refs = [r for r in rs_md.get("ownerReferences") or [] if r.get("uid") != util.uid(d)]
-        patch = {
-            "metadata": {
-                "ownerReferences": refs or None,
-                "uid": rs_md["uid"],
-                "resourceVersion": rs_md["resourceVersion"],
-            }
-        }
-        try:
-            await self.client.patch(
-                self.rs_resource, rs_md["name"], patch, rs_md.get("namespace", "")
-            )
-        except errors.StatusError as exc:
-            if exc.code not in (404, 409, 422):
-                raise
+        manager = refmanager.ControllerRefManager(
+            self.client,
+            controller=d,
+            selector=selector,
+            resource=self.rs_resource,
+            recheck=refmanager.recheck_deletion(self.client, self.d_resource, d),
+        )
+        namespace = d["metadata"].get("namespace", "")
+        return await manager.claim(self.sets.indexer.list_namespace(namespace))
 
     def pod_map(self, d: Obj, rs_list: list[Obj]) -> dict[str, list[Obj]]:
         """Pods by the uid of the ReplicaSet controlling them (terminating ones included:

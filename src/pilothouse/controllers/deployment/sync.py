@@ -160,7 +160,7 @@ async def _create_new_replica_set(
     try:
         created: Obj = await dc.client.create(dc.rs_resource, new_rs, namespace)
     except errors.StatusError as exc:
-        if exc.code == 409 and exc.reason == "AlreadyExists":
+        if errors.is_already_exists(exc):
             already_exists = True
             found = dc.sets.indexer.get(f"{namespace}/{new_rs['metadata']['name']}")
             if found is None:
@@ -181,7 +181,7 @@ async def _create_new_replica_set(
                 with contextlib.suppress(errors.StatusError):
                     await update_status(dc, d)
                 raise
-        elif exc.code == 403 and "being terminated" in exc.message:
+        elif errors.has_cause(exc, errors.NAMESPACE_TERMINATING):
             raise
         else:
             msg = f'Failed to create new replica set "{new_rs["metadata"]["name"]}": {exc.message}'
@@ -310,7 +310,7 @@ async def cleanup_deployment(dc: DeploymentController, old_rss: list[Obj], d: Ob
                 dc.rs_resource, util.name(rs), rs["metadata"].get("namespace", ""), uid=util.uid(rs)
             )
         except errors.StatusError as exc:
-            if exc.code != 404:
+            if not errors.is_not_found(exc):
                 raise
 
 

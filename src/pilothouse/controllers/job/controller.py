@@ -15,8 +15,8 @@ finalizer from pods whose Job is gone or finished (orphans), one pod at a time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pilothouse.api import errors, meta, selectors
@@ -89,17 +89,9 @@ class JobController(base.Controller):
         await self.jobs.wait_synced()
         await self.pods.wait_synced()
 
-    async def run(self) -> None:
-        orphans = asyncio.get_running_loop().create_task(
-            self._orphan_worker(), name="job-orphan-worker"
-        )
-        try:
-            await super().run()
-        finally:
-            self.orphans.shutdown()
-            orphans.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await orphans
+    def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        # Its queue outlives a restart of the controller, as the main queue does.
+        return {"orphan-worker": self._orphan_worker}
 
     # --- handlers ---------------------------------------------------------------------
     def _enqueue_batched(self, job: Obj) -> None:

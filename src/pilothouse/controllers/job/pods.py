@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 MAX_PER_SYNC = 500
-NAMESPACE_TERMINATING = "NamespaceTerminating"
 
 
 def pods_for_removal(job: Obj, active: list[Obj], at_least: int) -> list[Obj]:
@@ -109,9 +108,7 @@ async def delete_job_pods(
 
 
 def namespace_terminating(exc: errors.StatusError) -> bool:
-    return errors.has_cause(exc, NAMESPACE_TERMINATING) or (
-        errors.is_forbidden(exc) and "because it is being terminated" in exc.message
-    )
+    return errors.has_cause(exc, errors.NAMESPACE_TERMINATING)
 
 
 def _wanted(s: SyncState, active: int) -> int:

@@ -79,7 +79,7 @@ class ResourceQuotaController(base.Controller):
             )
             if self._started:
                 self._handle(inf, group, plural)
-                inf.start()
+                self.factory.start_late()
         return inf
 
     def _handle(self, inf: informer.Informer, group: str, plural: str) -> None:

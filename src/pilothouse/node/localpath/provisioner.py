@@ -32,6 +32,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pilothouse import supervisor as supervision
 from pilothouse.api import errors, meta, pvhelpers, resources
 from pilothouse.client import events, informer, rest
 from pilothouse.client.workqueue import ShutDown, WorkQueue
@@ -101,11 +102,14 @@ class LocalPathProvisioner:
                 "local volumes on this node will be plain directories (capacity not enforced): %s",
                 self.no_image_because,
             )
-        self.recorder.start()
+        # The informers and the recorder live as long as this run: a supervisor of its own
+        # restarts them if they fail, and goes with the run.
+        children = supervision.Supervisor("local-path-provisioner")
+        self.recorder.start(children)
         self.queue = WorkQueue("local-path-provisioner")
         informers = (self.classes, self.claims, self.volumes)
         for inf in informers:
-            inf.start()
+            inf.start(children)
         tasks: list[asyncio.Task[None]] = []
         try:
             for inf in informers:
@@ -127,6 +131,7 @@ class LocalPathProvisioner:
             for inf in informers:
                 await inf.stop()
             await self.recorder.stop()
+            await children.stop()
 
     async def _worker(self) -> None:
         while True:

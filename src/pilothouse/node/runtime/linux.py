@@ -14,12 +14,12 @@ serving other work inside the pod's namespaces.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import ctypes
 import errno
 import fcntl
 import os
+import queue
 import socket
 import struct
 import threading
@@ -244,7 +244,31 @@ def unpin(path: Path) -> None:
         path.unlink()
 
 
-_CLOSER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inotify-close")
+class _Closer:
+    """One daemon thread closing file descriptors in order, off the event loop. Daemon:
+    a close still queued when the process exits is done by the exit itself, and a
+    close that hangs must not keep the process alive."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def close(self, fd: int) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="inotify-close", daemon=True)
+                self._thread.start()
+        self._queue.put(fd)
+
+    def _run(self) -> None:
+        while True:
+            fd = self._queue.get()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+_CLOSER = _Closer()
 
 
 class FileWatch:
@@ -272,7 +296,7 @@ class FileWatch:
         """Close in the background: closing an inotify instance waits for an SRCU grace
         period in the kernel (~15 ms measured here), which would otherwise be added to
         every container start. One worker thread does the closes, in order."""
-        _CLOSER.submit(os.close, self.fd)
+        _CLOSER.close(self.fd)
 
     def __enter__(self) -> FileWatch:
         return self

@@ -82,6 +82,7 @@ class EtcdStore:
         compact_interval: float = 300.0,
         timeout: float = etcd_client.DEFAULT_TIMEOUT,
         ring_size: int = RING_SIZE,
+        parent: supervisor.Supervisor | None = None,
     ) -> None:
         self.client = etcd_client.Client(endpoints, tls=tls, timeout=timeout)
         self.key_prefix = prefix.encode()
@@ -95,7 +96,13 @@ class EtcdStore:
         self._compact_version = 0  # version of compact_rev_key we last saw
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
-        self._children = supervisor.Supervisor("etcd-store", backoff_max=5.0)
+        # The feeder and compactor run under the API server's supervisor when given
+        # (its /readyz sees them), else under one of the store's own.
+        self._children = (
+            parent.nest("etcd-store", backoff_max=5.0)
+            if parent is not None
+            else supervisor.Supervisor("etcd-store", backoff_max=5.0)
+        )
         self._compact_lock = asyncio.Lock()
         self._feeding = asyncio.Event()
         self._barrier: asyncio.Future[int] | None = None

@@ -248,7 +248,7 @@ class DefaultPreemption(fw.PostFilterPlugin):
                 )
                 await client.delete(PODS, victim.name, victim.namespace)
             except errors.StatusError as exc:
-                if exc.code != 404:
+                if not errors.is_not_found(exc):
                     log.warning("preempting %s: %s", victim.key, exc.message)
                     return
             if recorder is not None:

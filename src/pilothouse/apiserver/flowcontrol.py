@@ -1,0 +1,271 @@
+"""Overload protection: API Priority and Fairness in its simplest form.
+
+Upstream's APF classifies every request by who sends it (FlowSchemas) into a
+priority level, and lets each level execute at most its share of the server's
+concurrency limit at once. Here the suggested configuration is built in:
+
+=================  =======  ==========================================================
+level              shares   who
+=================  =======  ==========================================================
+exempt             —        ``system:masters`` (admins, the server's own components),
+                            health probes: never limited
+leader-election    10       kube-controller-manager/scheduler on their Leases
+node-high          40       nodes (``system:nodes``) on nodes and Leases
+system             30       nodes, everything else
+workload-high      40       kube-controller-manager and kube-scheduler
+workload-low       100      service accounts
+global-default     20       every other authenticated user
+catch-all          5        the rest
+=================  =======  ==========================================================
+
+A level's limit is its share of the server's limit (``max_requests_inflight`` +
+``max_mutating_requests_inflight``, 400 + 200 by default as upstream), rounded
+up. A request over its level's limit waits in a short FIFO queue (no fair
+queuing between flows: that is the simplification); when the queue is full, or
+the request has waited too long, it is rejected with 429 ``TooManyRequests`` and
+``Retry-After``, which client-go and our client honour. Long-running requests —
+watch, exec, attach, port-forward, proxy, ``logs -f`` — are not counted, as
+upstream excludes them.
+
+Saying no costs this server about a sixth of a create (TLS, HTTP parsing), so two
+things keep a flood from eating the core the others need (:mod:`.app` does both): a
+connection whose identity alone decides its level gets its 429 before metrics,
+authentication or routing run; and such a connection that sends again before its
+``Retry-After`` is up waits until then, as client-go would have of its own accord.
+
+Concurrency: everything runs on the server's event loop; a level's counters
+change only between awaits, so no lock is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import metrics_core
+
+from pilothouse.api import errors
+
+EXEMPT = "exempt"
+# (name, nominal concurrency shares), upstream's suggested priority levels.
+LEVELS: tuple[tuple[str, int], ...] = (
+    ("leader-election", 10),
+    ("node-high", 40),
+    ("system", 30),
+    ("workload-high", 40),
+    ("workload-low", 100),
+    ("global-default", 20),
+    ("catch-all", 5),
+)
+MASTERS = "system:masters"
+NODES = "system:nodes"
+SERVICE_ACCOUNTS = "system:serviceaccounts"
+AUTHENTICATED = "system:authenticated"
+CONTROL_PLANE_USERS = frozenset({"system:kube-controller-manager", "system:kube-scheduler"})
+PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+PROBE_PREFIXES = ("/healthz/", "/livez/", "/readyz/")
+LONG_RUNNING_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
+RETRY_AFTER_SECONDS = 1
+MESSAGE = "Too many requests, please try again later."
+
+
+def is_long_running(*, watch: bool, subresource: str, follow: bool) -> bool:
+    """Upstream's LongRunningFunc: watches, streams and proxies are not limited."""
+    return watch or subresource in LONG_RUNNING_SUBRESOURCES or (subresource == "log" and follow)
+
+
+def classify(
+    *, user: str, groups: tuple[str, ...], path: str, resource: str, namespace: str
+) -> str:
+    """The priority level of a request, by upstream's suggested FlowSchemas."""
+    if MASTERS in groups or path in PROBE_PATHS or path.startswith(PROBE_PREFIXES):
+        return EXEMPT
+    if user in CONTROL_PLANE_USERS:
+        if resource in ("leases", "endpoints", "configmaps") and namespace == "kube-system":
+            return "leader-election"
+        return "workload-high"
+    if NODES in groups:
+        return "node-high" if resource in ("nodes", "leases") else "system"
+    if SERVICE_ACCOUNTS in groups:
+        return "workload-low"
+    if AUTHENTICATED in groups:
+        return "global-default"
+    return "catch-all"
+
+
+def level_of_identity(user: str, groups: tuple[str, ...]) -> str | None:
+    """The level when who sends a request decides it alone (None: it depends on what
+    is asked too, for nodes and the control plane's components)."""
+    if MASTERS in groups:
+        return EXEMPT
+    if user in CONTROL_PLANE_USERS or NODES in groups:
+        return None
+    if SERVICE_ACCOUNTS in groups:
+        return "workload-low"
+    if AUTHENTICATED in groups:
+        return "global-default"
+    return "catch-all"
+
+
+@dataclass
+class Level:
+    """One priority level: how many run, how many wait, and what was rejected."""
+
+    name: str
+    limit: int
+    queue_length: int
+    executing: int = 0
+    waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
+    dispatched: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+
+
+class Slot:
+    """A seat taken on a level; release it exactly once (``async with``)."""
+
+    __slots__ = ("_control", "_level")
+
+    def __init__(self, control: FlowControl, level: Level | None) -> None:
+        self._control = control
+        self._level = level
+
+    def release(self) -> None:
+        if self._level is not None:
+            self._control._release(self._level)
+            self._level = None
+
+    async def __aenter__(self) -> Slot:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class FlowControl:
+    """Per-level concurrency limits with a bounded wait; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        max_requests_inflight: int = 400,
+        max_mutating_requests_inflight: int = 200,
+        queue_length: int = 50,
+        max_wait: float = 5.0,
+    ) -> None:
+        total = max_requests_inflight + max_mutating_requests_inflight
+        shares = sum(s for _, s in LEVELS)
+        self.enabled = total > 0
+        self.max_wait = max_wait
+        self.levels = {
+            name: Level(name, max(1, math.ceil(total * s / shares)), queue_length)
+            for name, s in LEVELS
+        }
+
+    async def acquire(self, level_name: str) -> Slot:
+        """A seat on ``level_name``, after a wait if the level is full; raises the 429
+        StatusError when the queue is full or the wait exceeded ``max_wait``."""
+        if level_name == EXEMPT or not self.enabled:
+            return Slot(self, None)
+        level = self.levels[level_name]
+        if level.executing < level.limit and not level.waiting:
+            level.executing += 1
+            level.dispatched += 1
+            return Slot(self, level)
+        if len(level.waiting) >= level.queue_length:
+            level.rejected += 1
+            raise too_many_requests()
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        level.waiting.append(turn)
+        try:
+            await asyncio.wait_for(asyncio.shield(turn), self.max_wait)
+        except TimeoutError:
+            if turn.done():  # handed a seat just as time ran out: give it back
+                self._release(level)
+            else:
+                turn.cancel()
+                _discard(level.waiting, turn)
+            level.timed_out += 1
+            raise too_many_requests() from None
+        except asyncio.CancelledError:  # the client went away while waiting
+            if turn.done() and not turn.cancelled():
+                self._release(level)
+            else:
+                turn.cancel()
+                _discard(level.waiting, turn)
+            raise
+        level.dispatched += 1
+        return Slot(self, level)
+
+    def shed(self, level_name: str) -> bool:
+        """Whether a request of ``level_name`` would be rejected at once (no seat, the
+        queue full); it is then counted as rejected. Lets the server answer 429 before
+        doing any other work for the request."""
+        if level_name == EXEMPT or not self.enabled:
+            return False
+        level = self.levels[level_name]
+        if level.executing < level.limit or len(level.waiting) < level.queue_length:
+            return False
+        level.rejected += 1
+        return True
+
+    def _release(self, level: Level) -> None:
+        # Hand the seat straight to the first waiter still waiting.
+        while level.waiting:
+            turn = level.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        level.executing -= 1
+
+
+class Collector:
+    """The levels as upstream's APF metrics (register it on a Prometheus registry)."""
+
+    def __init__(self, control: FlowControl) -> None:
+        self.control = control
+
+    def collect(self) -> Iterator[metrics_core.Metric]:
+        levels = list(self.control.levels.values())
+        gauges = (
+            ("apiserver_flowcontrol_current_executing_requests", "executing", "Requests executing"),
+            ("apiserver_flowcontrol_current_inqueue_requests", "waiting", "Requests waiting"),
+            ("apiserver_flowcontrol_nominal_limit_seats", "limit", "Seats of each level"),
+        )
+        for name, attr, text in gauges:
+            gauge = metrics_core.GaugeMetricFamily(name, text, labels=["priority_level"])
+            for level in levels:
+                value = getattr(level, attr)
+                gauge.add_metric([level.name], len(value) if attr == "waiting" else value)
+            yield gauge
+        rejected = metrics_core.CounterMetricFamily(
+            "apiserver_flowcontrol_rejected_requests",
+            "Requests rejected with 429, by priority level and reason",
+            labels=["priority_level", "reason"],
+        )
+        dispatched = metrics_core.CounterMetricFamily(
+            "apiserver_flowcontrol_dispatched_requests",
+            "Requests that got a seat, by priority level",
+            labels=["priority_level"],
+        )
+        for level in levels:
+            rejected.add_metric([level.name, "queue-full"], level.rejected)
+            rejected.add_metric([level.name, "time-out"], level.timed_out)
+            dispatched.add_metric([level.name], level.dispatched)
+        yield rejected
+        yield dispatched
+
+
+def _discard(queue: collections.deque[asyncio.Future[None]], item: asyncio.Future[None]) -> None:
+    with contextlib.suppress(ValueError):
+        queue.remove(item)
+
+
+def too_many_requests() -> errors.StatusError:
+    """Upstream answers this in plain text; a Status (same code, same words) is what every
+    other error here is, and what kubectl and client-go print best."""
+    return errors.too_many_requests(MESSAGE, retry_after=RETRY_AFTER_SECONDS)
