@@ -302,3 +302,23 @@ def test_watch_and_server_side_apply(
     ]["managedFields"]
     assert [m["manager"] for m in managed] == ["kubectl"]
     assert managed[0]["operation"] == "Apply"
+
+
+def test_the_readme_examples_apply(kubectl, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """README's tour applies examples/crontab-crd.yaml, then examples/crontab.yaml."""
+    examples = Path(__file__).parents[2] / "examples"
+    kubectl("apply", "-f", str(examples / "crontab-crd.yaml"))
+    try:
+        kubectl("apply", "-n", namespace, "-f", str(examples / "crontab.yaml"))
+        row = kubectl("get", "ct", "-n", namespace, "--no-headers").stdout
+        assert row.startswith("my-new-cron-object   * * * * */5   1 "), row
+        bad = kubectl(
+            "patch", "ct", "my-new-cron-object", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"image":""}}', check=False,
+        )  # fmt: skip
+        assert bad.returncode != 0 and "image must not be empty" in bad.stderr, bad.stderr
+    finally:
+        kubectl(
+            "delete", "crd", "crontabs.stable.example.com", "--ignore-not-found",
+            "--timeout=30s", check=False,
+        )  # fmt: skip
