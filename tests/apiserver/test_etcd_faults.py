@@ -85,7 +85,7 @@ def test_a_server_started_before_etcd_waits_unready_and_then_serves(
     try:
         assert proc.proc is not None and proc.proc.poll() is None  # …but up, not exiting
         status, body = probe(proc, "/readyz")
-        assert status == 503 and "[-]etcd failed" in body, (status, body)
+        assert status == 500 and "[-]etcd failed" in body, (status, body)
         assert probe(proc, "/livez") == (200, "ok")
         status, body = probe(proc, "/api/v1/namespaces")
         assert status == 503 and '"reason":"ServiceUnavailable"' in body, body
@@ -135,7 +135,7 @@ async def test_etcd_lost_while_running(
             status = await asyncio.to_thread(
                 wait_for,
                 lambda: (
-                    probe(srv, "/readyz")[0] == 503 and "[-]etcd failed" in probe(srv, "/readyz")[1]
+                    probe(srv, "/readyz")[0] == 500 and "[-]etcd failed" in probe(srv, "/readyz")[1]
                 ),
                 30,
                 "/readyz to fail",

@@ -255,7 +255,13 @@ async def test_concurrent_creates_while_a_server_dies_lose_nothing_acknowledged(
             async with sem:
                 try:
                     await cs[n % 3].create(CONFIGMAPS, body, "burst")
-                except (errors.StatusError, aiohttp.ClientError, OSError, TimeoutError):
+                except (
+                    errors.StatusError,
+                    rest.TransportError,
+                    aiohttp.ClientError,
+                    OSError,
+                    TimeoutError,
+                ):
                     return  # not acknowledged: may or may not exist, never twice
                 acknowledged.add(f"r{n}")
                 if len(acknowledged) == 300:

@@ -7,7 +7,7 @@
   there (:mod:`bootstrap`), and the token and ``--server`` are checked against them.
 * :class:`StartingListener` answers on the server's port while the store waits for
   its datastore (etcd not reachable yet): ``/livez`` and ``/healthz`` ok — the process
-  is up and retrying, nothing to restart — ``/readyz`` 503 with upstream's
+  is up and retrying, nothing to restart — ``/readyz`` 500 with upstream's
   ``[-]etcd failed``, anything else a 503 Status saying what it waits for.
 
 Both run once at start, before the real listener exists; the starting listener is
@@ -136,12 +136,15 @@ class StartingListener:
         if path == "/readyz":
             failed = "informer-sync" if up else "etcd"
             reason = "not ready yet" if up else "the datastore is not reachable"
-            if "verbose" in request.query:
-                etcd = "[+]etcd ok\n" if up else ""
-                text = f"[+]ping ok\n[+]log ok\n{etcd}[-]{failed} failed\nreadyz check failed\n"
-            else:
-                text = f"[-]{failed} failed: {reason}\nreadyz check failed"
-            return web.Response(text=text, status=503, content_type="text/plain")
+            # Failed checks are always listed (upstream forces verbose output on failure).
+            etcd = "[+]etcd ok\n" if up else ""
+            text = (
+                f"[+]ping ok\n[+]log ok\n{etcd}[-]{failed} failed: reason withheld\n"
+                "readyz check failed\n"
+            )
+            log.debug("readyz check failed: %s: %s", failed, reason)
+            # 500, as upstream's health handler and the running server answer a failed check.
+            return web.Response(text=text, status=500, content_type="text/plain")
         status = errors.service_unavailable(
             "the server is starting: loading its caches"
             if up

@@ -289,7 +289,13 @@ class WatchCache:
 
     async def _load(self) -> None:
         listing = await self.store.list("/registry/")
-        entries = [decode(kv) for kv in listing.items]
+        # Only what a cache holds is decoded: other keys under /registry/ (the etcd
+        # store's read barrier, say) are not objects.
+        entries = [
+            decode(kv)
+            for kv in listing.items
+            if any(kv.key.startswith(prefix) for prefix in self._prefixes)
+        ]
         # No await from here on: readers see the old contents or the new ones, whole.
         # (The ResourceCache objects stay: the registry's stores hold them.)
         stream = self.store.watch("/registry/", after_revision=listing.revision)

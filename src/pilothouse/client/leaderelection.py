@@ -164,7 +164,7 @@ class LeaderElector:
                 }
                 await self.client.update(LEASES, lease)
                 log.info("%s: released the lease %s/%s", self.identity, self.namespace, self.name)
-        except (errors.StatusError, OSError, TimeoutError) as exc:
+        except (errors.StatusError, rest.TransportError, OSError, TimeoutError) as exc:
             log.info("could not release the lease %s/%s: %r", self.namespace, self.name, exc)
 
     async def _renew_loop(self) -> None:

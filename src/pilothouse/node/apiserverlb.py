@@ -235,7 +235,7 @@ class LoadBalancer:
                     log.info("following the kubernetes Endpoints: %s", exc.message)
                 version = ""
                 await asyncio.sleep(self.check_interval)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (rest.TransportError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 # The server went away mid-watch: the proxy has moved on; follow again.
                 log.info("following the kubernetes Endpoints: %r; again shortly", exc)
                 await asyncio.sleep(self.check_interval)

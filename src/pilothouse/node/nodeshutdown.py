@@ -83,7 +83,7 @@ async def report_node(client: rest.Client, node_name: str) -> None:
         await client.patch(
             NODES, node_name, {"status": {"conditions": conditions}}, subresource="status"
         )
-    except (errors.StatusError, OSError) as exc:
+    except (errors.StatusError, rest.TransportError, OSError) as exc:
         log.warning("could not report the node shutting down: %s", exc)
 
 
