@@ -19,7 +19,6 @@ changes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -119,28 +118,25 @@ class AvailabilityController:
 
     # --- the loop -------------------------------------------------------------------
     async def run(self) -> None:
+        """Follow APIServices, Services and Endpoints and keep each APIService's
+        availability; a follower that fails ends the run (its supervisor restarts it)."""
         watchers: list[tuple[watchcache.ResourceCache, watchcache.Watcher]] = []
-        tasks: list[asyncio.Task[None]] = []
         try:
             await self.cache.consistent()
-            for prefix in (API_SERVICES, SERVICES, ENDPOINTS):
-                resource = self.cache.caches[prefix]
-                watcher = resource.watch(prefix, None, self.cache.revision)
-                assert watcher is not None
-                watchers.append((resource, watcher))
-                tasks.append(asyncio.create_task(self._follow(prefix, watcher)))
-            for obj in self._all():
-                self.enqueue(str(obj["metadata"]["name"]))
-            while True:
-                name = await self._queue.get()
-                self._queued.discard(name)
-                await self._sync_one(name)
+            async with asyncio.TaskGroup() as followers:
+                for prefix in (API_SERVICES, SERVICES, ENDPOINTS):
+                    resource = self.cache.caches[prefix]
+                    watcher = resource.watch(prefix, None, self.cache.revision)
+                    assert watcher is not None
+                    watchers.append((resource, watcher))
+                    followers.create_task(self._follow(prefix, watcher))
+                for obj in self._all():
+                    self.enqueue(str(obj["metadata"]["name"]))
+                while True:
+                    name = await self._queue.get()
+                    self._queued.discard(name)
+                    await self._sync_one(name)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             for resource, watcher in watchers:
                 resource.unwatch(watcher)
             for handle in self._timers:
