@@ -418,20 +418,24 @@ def _name(common_name: str, organizations: list[str]) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _create_ca(
-    pki: PKI, now: datetime.datetime
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = _name(CA_COMMON_NAME, [])
+def self_signed_ca(
+    key: ec.EllipticCurvePrivateKey,
+    subject: x509.Name,
+    *,
+    now: datetime.datetime,
+    days: int,
+    backdate: datetime.timedelta = BACKDATE,
+) -> x509.Certificate:
+    """A self-signed CA certificate for ``key`` (certificate and CRL signing)."""
     public = key.public_key()
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .not_valid_before(now - backdate)
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -450,6 +454,13 @@ def _create_ca(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
+
+
+def _create_ca(
+    pki: PKI, now: datetime.datetime
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = self_signed_ca(key, _name(CA_COMMON_NAME, []), now=now, days=CA_DAYS)
     _write_pair(pki.ca_cert, pki.ca_key, cert, key)
     return cert, key
 
