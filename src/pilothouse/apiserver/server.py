@@ -29,12 +29,11 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from pilothouse import supervisor as supervision
-from pilothouse.api import errors, pvhelpers, resources
+from pilothouse.api import errors, resources
 from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import (
     bootstrap,
@@ -45,6 +44,7 @@ from pilothouse.apiserver import (
     masterleases,
     requestcontext,
     startup,
+    systemobjects,
     watchcache,
 )
 from pilothouse.apiserver import identity as identity_module
@@ -52,7 +52,7 @@ from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import config as admission_config
 from pilothouse.apiserver.admission import plugins as admission_plugins
-from pilothouse.apiserver.admission import podsecurity, priority, resourcequota
+from pilothouse.apiserver.admission import podsecurity, resourcequota
 from pilothouse.apiserver.aggregator import aggregator as aggregator_module
 from pilothouse.apiserver.audit import auditor as audit_auditor
 from pilothouse.apiserver.audit import backend as audit_backend
@@ -83,7 +83,8 @@ from pilothouse.storage import value as values
 
 log = logging.getLogger(__name__)
 
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SYSTEM_NAMESPACES = systemobjects.SYSTEM_NAMESPACES
+kube_dns_service = systemobjects.kube_dns_service
 KUBERNETES_SERVICE_IP = kubernetes_service.SERVICE_IP
 
 
@@ -707,82 +708,8 @@ class APIServer:
         return self.stores[r]
 
     async def _bootstrap(self) -> None:
-        namespaces = self.resource_store("", "v1", "namespaces")
-        first_start = await namespaces.current("", "default") is None
-        for name in SYSTEM_NAMESPACES:
-            await _ensure(
-                namespaces,
-                "",
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-            )
-        if self.config.cluster_dns:
-            await _ensure_kube_dns(
-                self.resource_store("", "v1", "services"), self.config.cluster_dns
-            )
-        priorities = self.resource_store("scheduling.k8s.io", "v1", "priorityclasses")
-        for priority_class in priority.system_priority_classes():
-            await _ensure(priorities, "", priority_class)
-        if first_start and self.config.default_storage_class:
-            # Only a new cluster gets it: a class the user deleted stays deleted.
-            classes = self.resource_store("storage.k8s.io", "v1", "storageclasses")
-            await _ensure(classes, "", pvhelpers.local_path_storage_class())
-
-
-async def _ensure(store: ResourceStore, namespace: str, obj: dict[str, Any]) -> None:
-    name = obj["metadata"]["name"]
-    if await store.current(namespace, name) is None:
-        with contextlib.suppress(errors.StatusError):
-            await store.create(namespace, obj)
-
-
-def kube_dns_service(cluster_ip: str) -> dict[str, Any]:
-    """The kube-dns Service as the DNS add-on ships it, for discovery of the cluster DNS
-    that every node agent serves on ``cluster_ip`` (no selector: no pods back it). Its
-    proxy-name label keeps kube-proxies away: the address is local on every node."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": "kube-dns",
-            "labels": {
-                "k8s-app": "kube-dns",
-                "kubernetes.io/cluster-service": "true",
-                "kubernetes.io/name": "KubeDNS",
-                "service.kubernetes.io/service-proxy-name": "pilothouse-dns",
-            },
-            "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
-        },
-        "spec": {
-            "clusterIP": cluster_ip,
-            "ports": [
-                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
-            ],
-            "type": "ClusterIP",
-            "sessionAffinity": "None",
-        },
-    }
-
-
-async def _ensure_kube_dns(services: ResourceStore, cluster_ip: str) -> None:
-    current = await services.current("kube-system", "kube-dns")
-    if current is None:
-        try:
-            await services.create("kube-system", kube_dns_service(cluster_ip))
-        except errors.StatusError as exc:
-            log.warning(
-                "kube-dns Service not created: %s (is %s taken by another Service? pods still "
-                "use it as their nameserver)",
-                exc.message,
-                cluster_ip,
-            )
-        return
-    ip = (current.obj.get("spec") or {}).get("clusterIP") or ""
-    if ip != cluster_ip:
-        log.warning(
-            "kube-system/kube-dns has cluster IP %s, but cluster DNS is served on %s; delete the "
-            "Service and restart the server to recreate it",
-            ip,
-            cluster_ip,
+        await systemobjects.ensure(
+            self.resource_store,
+            cluster_dns=self.config.cluster_dns,
+            default_storage_class=self.config.default_storage_class,
         )
