@@ -246,12 +246,6 @@ async def publish(store: storage.Store, data_dir: Path, *, passphrase: str) -> N
     raise BootstrapError("the bootstrap data kept changing under this server; start it again")
 
 
-async def fetch(store: storage.Store, *, passphrase: str) -> Files | None:
-    """The cluster's shared files as the datastore has them now."""
-    found = await store.get(key_for(passphrase))
-    return unseal(found.value, passphrase) if found is not None else None
-
-
 async def publish_file(store: storage.Store, *, passphrase: str, rel: str, data: bytes) -> None:
     """Put one shared file (the encryption configuration a server just changed) into the
     bootstrap data, stamped now, before that server starts using it."""

@@ -8,7 +8,9 @@ How the interface maps onto etcd:
   the same etcd take revisions too (ours stay increasing, not consecutive).
 * Optimistic concurrency is a transaction comparing the key's create or mod
   revision; a failed comparison reads the key in the same transaction, to tell
-  "missing" from "changed" and report the current value.
+  "missing" from "changed" and report the current value. One transaction per
+  write, never several writes in one: etcd gives a transaction one revision, and
+  objects sharing a resourceVersion break watch resumption (docs/DESIGN.md).
 * One feeder watch (``progress_notify`` on) follows every key of ours; its
   events reach the consumers' streams and a ring of recent history, and a write
   is answered only once its own event has come back through it — the
