@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 import platform
+import random
 import sys
 import time
 import weakref
@@ -90,9 +91,14 @@ _HELD_OFF: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
 def _hold_off(transport: Any) -> None:
-    """Remember that this connection was told to retry after ``RETRY_AFTER_SECONDS``."""
+    """Remember that this connection was told to retry after ``RETRY_AFTER_SECONDS``,
+    and hold it a random part of that again: a flood's connections refused together
+    would otherwise come back together, second after second, and their refusals fill
+    the event loop at once (a burst of a hundred milliseconds every second, felt by
+    every other request as latency)."""
     if transport is not None:
-        _HELD_OFF[transport] = time.monotonic() + flowcontrol.RETRY_AFTER_SECONDS
+        wait = flowcontrol.RETRY_AFTER_SECONDS * (1 + random.random() / 2)
+        _HELD_OFF[transport] = time.monotonic() + wait
 
 
 async def _wait_out(transport: Any) -> None:

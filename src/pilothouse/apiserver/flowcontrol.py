@@ -12,7 +12,8 @@ exempt             —        ``system:masters`` (admins, the server's own compo
 leader-election    10       kube-controller-manager/scheduler on their Leases
 node-high          40       nodes (``system:nodes``) on nodes and Leases
 system             30       nodes, everything else
-workload-high      40       kube-controller-manager and kube-scheduler
+workload-high      40       kube-controller-manager and kube-scheduler, and the
+                            ServiceAccounts of ``kube-system`` (the controllers')
 workload-low       100      service accounts
 global-default     20       every other authenticated user
 catch-all          5        the rest
@@ -33,8 +34,16 @@ connection whose identity alone decides its level gets its 429 before metrics,
 authentication or routing run; and such a connection that sends again before its
 ``Retry-After`` is up waits until then, as client-go would have of its own accord.
 
+The seats are the most a level may use, not what it always gets: the server is one
+event loop, and seats a flood fills keep that loop busy so that every other level's
+requests wait in it too. With ``adaptive`` (the server's default) every level's limit is
+its nominal seats times a scale that shrinks while the loop lags and grows back when it
+does not (:mod:`.adaptivelimit`); a level whose limit shrinks below what it executes
+admits no one until enough of its requests finish.
+
 Concurrency: everything runs on the server's event loop; a level's counters
-change only between awaits, so no lock is needed.
+change only between awaits, so no lock is needed. The lag monitor (:meth:`FlowControl.run_adaptive`)
+is one supervised loop beside the requests.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from dataclasses import dataclass, field
 from prometheus_client import metrics_core
 
 from pilothouse.api import errors
+from pilothouse.apiserver import adaptivelimit
 
 EXEMPT = "exempt"
 # (name, nominal concurrency shares), upstream's suggested priority levels.
@@ -64,6 +74,7 @@ LEVELS: tuple[tuple[str, int], ...] = (
 MASTERS = "system:masters"
 NODES = "system:nodes"
 SERVICE_ACCOUNTS = "system:serviceaccounts"
+KUBE_SYSTEM_SERVICE_ACCOUNTS = "system:serviceaccounts:kube-system"
 AUTHENTICATED = "system:authenticated"
 CONTROL_PLANE_USERS = frozenset({"system:kube-controller-manager", "system:kube-scheduler"})
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
@@ -90,6 +101,8 @@ def classify(
         return "workload-high"
     if NODES in groups:
         return "node-high" if resource in ("nodes", "leases") else "system"
+    if KUBE_SYSTEM_SERVICE_ACCOUNTS in groups:  # upstream's kube-system-service-accounts
+        return "workload-high"
     if SERVICE_ACCOUNTS in groups:
         return "workload-low"
     if AUTHENTICATED in groups:
@@ -104,6 +117,8 @@ def level_of_identity(user: str, groups: tuple[str, ...]) -> str | None:
         return EXEMPT
     if user in CONTROL_PLANE_USERS or NODES in groups:
         return None
+    if KUBE_SYSTEM_SERVICE_ACCOUNTS in groups:
+        return "workload-high"
     if SERVICE_ACCOUNTS in groups:
         return "workload-low"
     if AUTHENTICATED in groups:
@@ -116,7 +131,8 @@ class Level:
     """One priority level: how many run, how many wait, and what was rejected."""
 
     name: str
-    limit: int
+    nominal: int  # its share of the server's seats
+    limit: int  # what it may use now: ``nominal`` scaled by the adaptive limit
     queue_length: int
     executing: int = 0
     waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
@@ -156,15 +172,41 @@ class FlowControl:
         max_mutating_requests_inflight: int = 200,
         queue_length: int = 50,
         max_wait: float = 5.0,
+        adaptive: adaptivelimit.AdaptiveLimit | None = None,
     ) -> None:
         total = max_requests_inflight + max_mutating_requests_inflight
         shares = sum(s for _, s in LEVELS)
         self.enabled = total > 0
         self.max_wait = max_wait
-        self.levels = {
-            name: Level(name, max(1, math.ceil(total * s / shares)), queue_length)
-            for name, s in LEVELS
-        }
+        self.levels: dict[str, Level] = {}
+        for name, share in LEVELS:
+            seats = max(1, math.ceil(total * share / shares))
+            self.levels[name] = Level(name, seats, seats, queue_length)
+        self.adaptive = adaptive if self.enabled else None
+        self._busy = asyncio.Event()  # wakes the lag monitor when a seat is taken
+
+    def observe_lag(self, lag: float) -> None:
+        """One sample of the event loop's lag (seconds): every level's limit follows."""
+        if self.adaptive is None:
+            return
+        scale = self.adaptive.observe(lag)
+        for level in self.levels.values():
+            level.limit = max(1, math.ceil(level.nominal * scale))
+            self._dispatch(level)
+
+    def idle(self) -> bool:
+        """No seat taken and every level at its nominal limit: nothing to adapt."""
+        return all(
+            level.executing == 0 and level.limit == level.nominal for level in self.levels.values()
+        )
+
+    async def run_adaptive(self) -> None:
+        """The lag monitor (a supervised loop of the server's; returns at once without
+        an adaptive limit)."""
+        if self.adaptive is None:
+            return
+        monitor = adaptivelimit.LagMonitor(self.observe_lag, idle=self.idle, busy=self._busy)
+        await monitor.run()
 
     async def acquire(self, level_name: str) -> Slot:
         """A seat on ``level_name``, after a wait if the level is full; raises the 429
@@ -175,6 +217,8 @@ class FlowControl:
         if level.executing < level.limit and not level.waiting:
             level.executing += 1
             level.dispatched += 1
+            if self.adaptive is not None:
+                self._busy.set()
             return Slot(self, level)
         if len(level.waiting) >= level.queue_length:
             level.rejected += 1
@@ -214,13 +258,16 @@ class FlowControl:
         return True
 
     def _release(self, level: Level) -> None:
-        # Hand the seat straight to the first waiter still waiting.
-        while level.waiting:
+        level.executing -= 1
+        self._dispatch(level)
+
+    def _dispatch(self, level: Level) -> None:
+        # Free seats go to the first waiters still waiting, in order.
+        while level.waiting and level.executing < level.limit:
             turn = level.waiting.popleft()
             if not turn.done():
+                level.executing += 1
                 turn.set_result(None)
-                return
-        level.executing -= 1
 
 
 class Collector:
@@ -234,7 +281,12 @@ class Collector:
         gauges = (
             ("apiserver_flowcontrol_current_executing_requests", "executing", "Requests executing"),
             ("apiserver_flowcontrol_current_inqueue_requests", "waiting", "Requests waiting"),
-            ("apiserver_flowcontrol_nominal_limit_seats", "limit", "Seats of each level"),
+            ("apiserver_flowcontrol_nominal_limit_seats", "nominal", "Seats of each level"),
+            (
+                "apiserver_flowcontrol_current_limit_seats",
+                "limit",
+                "Seats each level may use now (its nominal seats, adapted to the loop's lag)",
+            ),
         )
         for name, attr, text in gauges:
             gauge = metrics_core.GaugeMetricFamily(name, text, labels=["priority_level"])
