@@ -8,8 +8,10 @@ the listening socket — so the first request already sees a complete cache.
 What runs as supervised children (of the supervisor given, the process's):
 the store's writer watchdog and the two listeners (HTTPS and the private Unix
 socket) are FATAL — without them the server cannot do its job; the store's
-compactor, the watch cache's feed, the reconciler of the ``kubernetes`` Service and
-flow control's event-loop lag monitor are restarted when they fail.
+compactor, the watch cache's feed, the reconciler of the ``kubernetes`` Service,
+flow control's event-loop lag monitor, and (in supervisors nested under this one)
+the CRD reconciler and the aggregator's APIService followers are restarted when they
+fail, and ``/readyz`` fails while one is down.
 
 Shutdown comes in two steps, as upstream's graceful termination: ``begin_shutdown``
 makes ``/readyz`` fail, closes the HTTPS listener (no new connections), ends
@@ -375,6 +377,7 @@ class APIServer:
             cache=self.cache,
             admission=self.admission,
             before_write=before_write,
+            supervisor=self.supervisor.nest("customresources"),
         )
         self.openapi = openapi.OpenAPIV3(self.registry, custom=self.custom_resources)
         self.custom_resources.changed = self._resources_changed
@@ -578,6 +581,7 @@ class APIServer:
             client_ca=self.pki.ca_cert.read_bytes(),
             discovery_docs=self.discovery,
             openapi_docs=self.openapi,
+            children=self.supervisor.nest("aggregator"),
         )
         await self.aggregator.start()
         api = self.app = app_module.APIApp(
