@@ -53,7 +53,7 @@ def test_a_lagging_loop_ends_at_the_floor_and_comes_back_once_it_keeps_up() -> N
     assert limit.observe(0.0) == 1.0  # and never above
 
 
-def test_seats_follow_the_scale_and_every_level_keeps_one() -> None:
+def test_the_users_levels_follow_the_scale_the_components_keep_their_seats() -> None:
     control = flowcontrol.FlowControl(adaptive=adaptivelimit.AdaptiveLimit(target=5 * MS))
     nominal = {name: level.nominal for name, level in control.levels.items()}
     assert nominal["global-default"] == 49
@@ -61,10 +61,12 @@ def test_seats_follow_the_scale_and_every_level_keeps_one() -> None:
         control.observe_lag(1.0)
     limits = {name: level.limit for name, level in control.levels.items()}
     assert limits == {
-        "leader-election": 2,  # ceil(25 x 0.05)
-        "node-high": 5,
-        "system": 4,
-        "workload-high": 5,
+        # Nodes, controllers, the scheduler: their work keeps the cluster going.
+        "leader-election": 25,
+        "node-high": 98,
+        "system": 74,
+        "workload-high": 98,
+        # Users' requests: down to the floor, 5 % (at least one seat).
         "workload-low": 13,
         "global-default": 3,
         "catch-all": 1,

@@ -8,8 +8,9 @@ that queue. Its latency grows with the loop's backlog whatever its priority.
 
 So the limit follows the loop's *lag*, the time a timer fires late (how long a ready
 callback waits for the loop): :class:`LagMonitor` samples it every ``interval`` and
-:class:`AdaptiveLimit` turns the samples into a scale in [``floor``, 1] applied to every
-level's nominal seats, as a TCP congestion window follows round-trip times (the
+:class:`AdaptiveLimit` turns the samples into a scale in [``floor``, 1] applied to the
+nominal seats of the levels users' requests go to (``flowcontrol.ADAPTIVE_LEVELS``; the
+cluster's own components keep theirs), as a TCP congestion window follows round-trip times (the
 gradient of Netflix's concurrency-limits, with the target lag in the role of the
 no-load RTT):
 
@@ -18,7 +19,7 @@ no-load RTT):
 * a sample under ``target`` grows it by ``growth`` (additive, also smoothed), so it
   climbs back to 1 within seconds once the loop is idle.
 
-A level whose seats are not in use is not affected in practice (its limit stays above
+Of those, a level whose seats are not in use is not affected in practice (its limit stays above
 what it uses); a level that fills its seats — the flood — is the one held back, and what
 it offers beyond them waits in its queue or gets 429 with ``Retry-After`` before any
 other work is done for it. Exempt requests (``system:masters``, health probes) and

@@ -34,12 +34,17 @@ connection whose identity alone decides its level gets its 429 before metrics,
 authentication or routing run; and such a connection that sends again before its
 ``Retry-After`` is up waits until then, as client-go would have of its own accord.
 
-The seats are the most a level may use, not what it always gets: the server is one
-event loop, and seats a flood fills keep that loop busy so that every other level's
-requests wait in it too. With ``adaptive`` (the server's default) every level's limit is
-its nominal seats times a scale that shrinks while the loop lags and grows back when it
-does not (:mod:`.adaptivelimit`); a level whose limit shrinks below what it executes
-admits no one until enough of its requests finish.
+The seats of the levels users' requests go to (``workload-low``, ``global-default``,
+``catch-all``: :data:`ADAPTIVE_LEVELS`) are the most they may use, not what they always
+get: the server is one event loop, and seats a flood fills keep that loop busy so that
+every other level's requests wait in it too. With ``adaptive`` (the server's default)
+their limit is their nominal seats times a scale that shrinks while the loop lags and
+grows back when it does not (:mod:`.adaptivelimit`); a level whose limit shrinks below
+what it executes admits no one until enough of its requests finish. The levels of the
+cluster's own components (nodes, controllers, scheduler, leader election) keep their
+seats whatever the lag — under overload they go first, as upstream's priorities intend:
+a lag their own work causes must not turn into 429s for them (they limit themselves on
+the client side, as client-go's QPS and burst do).
 
 Concurrency: everything runs on the server's event loop; a level's counters
 change only between awaits, so no lock is needed. The lag monitor (:meth:`FlowControl.run_adaptive`)
@@ -76,6 +81,8 @@ NODES = "system:nodes"
 SERVICE_ACCOUNTS = "system:serviceaccounts"
 KUBE_SYSTEM_SERVICE_ACCOUNTS = "system:serviceaccounts:kube-system"
 AUTHENTICATED = "system:authenticated"
+# The levels whose seats follow the event loop's lag (see the module docstring).
+ADAPTIVE_LEVELS = frozenset({"workload-low", "global-default", "catch-all"})
 CONTROL_PLANE_USERS = frozenset({"system:kube-controller-manager", "system:kube-scheduler"})
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PROBE_PREFIXES = ("/healthz/", "/livez/", "/readyz/")
@@ -183,21 +190,23 @@ class FlowControl:
             seats = max(1, math.ceil(total * share / shares))
             self.levels[name] = Level(name, seats, seats, queue_length)
         self.adaptive = adaptive if self.enabled else None
+        self._adaptive_levels = [self.levels[name] for name in sorted(ADAPTIVE_LEVELS)]
         self._busy = asyncio.Event()  # wakes the lag monitor when a seat is taken
 
     def observe_lag(self, lag: float) -> None:
-        """One sample of the event loop's lag (seconds): every level's limit follows."""
+        """One sample of the event loop's lag (seconds): the adaptive levels' limits follow."""
         if self.adaptive is None:
             return
         scale = self.adaptive.observe(lag)
-        for level in self.levels.values():
+        for level in self._adaptive_levels:
             level.limit = max(1, math.ceil(level.nominal * scale))
             self._dispatch(level)
 
     def idle(self) -> bool:
-        """No seat taken and every level at its nominal limit: nothing to adapt."""
+        """No seat of an adaptive level taken and each at its nominal limit: nothing
+        to adapt."""
         return all(
-            level.executing == 0 and level.limit == level.nominal for level in self.levels.values()
+            level.executing == 0 and level.limit == level.nominal for level in self._adaptive_levels
         )
 
     async def run_adaptive(self) -> None:
@@ -217,7 +226,7 @@ class FlowControl:
         if level.executing < level.limit and not level.waiting:
             level.executing += 1
             level.dispatched += 1
-            if self.adaptive is not None:
+            if self.adaptive is not None and level.name in ADAPTIVE_LEVELS:
                 self._busy.set()
             return Slot(self, level)
         if len(level.waiting) >= level.queue_length:
