@@ -47,8 +47,8 @@ a lag their own work causes must not turn into 429s for them (they limit themsel
 the client side, as client-go's QPS and burst do).
 
 Concurrency: everything runs on the server's event loop; a level's counters
-change only between awaits, so no lock is needed. The lag monitor (:meth:`FlowControl.run_adaptive`)
-is one supervised loop beside the requests.
+change only between awaits, so no lock is needed. The lag monitor
+(:meth:`FlowControl.run_adaptive`) is one supervised loop beside the requests.
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ class FlowControl:
         )
 
     async def run_adaptive(self) -> None:
-        """The lag monitor (a supervised loop of the server's; returns at once without
-        an adaptive limit)."""
+        """The lag monitor: a supervised loop of the server's, started only with an
+        adaptive limit (without one there is nothing to follow, and it returns)."""
         if self.adaptive is None:
             return
         monitor = adaptivelimit.LagMonitor(self.observe_lag, idle=self.idle, busy=self._busy)
