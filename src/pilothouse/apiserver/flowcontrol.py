@@ -96,11 +96,18 @@ def is_long_running(*, watch: bool, subresource: str, follow: bool) -> bool:
     return watch or subresource in LONG_RUNNING_SUBRESOURCES or (subresource == "log" and follow)
 
 
+def is_probe(path: str) -> bool:
+    """``/healthz``, ``/livez``, ``/readyz`` and their checks: exempt for everyone, as
+    upstream's ``probes`` FlowSchema makes them (a probe refused under load would take
+    a busy server out of service)."""
+    return path.rstrip("/") in PROBE_PATHS or path.startswith(PROBE_PREFIXES)
+
+
 def classify(
     *, user: str, groups: tuple[str, ...], path: str, resource: str, namespace: str
 ) -> str:
     """The priority level of a request, by upstream's suggested FlowSchemas."""
-    if MASTERS in groups or path in PROBE_PATHS or path.startswith(PROBE_PREFIXES):
+    if MASTERS in groups or is_probe(path):
         return EXEMPT
     if user in CONTROL_PLANE_USERS:
         if resource in ("leases", "endpoints", "configmaps") and namespace == "kube-system":
