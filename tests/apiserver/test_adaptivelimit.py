@@ -53,7 +53,7 @@ def test_a_lagging_loop_ends_at_the_floor_and_comes_back_once_it_keeps_up() -> N
     assert limit.observe(0.0) == 1.0  # and never above
 
 
-def test_the_users_levels_follow_the_scale_the_components_keep_their_seats() -> None:
+def test_peoples_levels_follow_the_scale_the_components_keep_their_seats() -> None:
     control = flowcontrol.FlowControl(adaptive=adaptivelimit.AdaptiveLimit(target=5 * MS))
     nominal = {name: level.nominal for name, level in control.levels.items()}
     assert nominal["global-default"] == 49
@@ -66,8 +66,8 @@ def test_the_users_levels_follow_the_scale_the_components_keep_their_seats() -> 
         "node-high": 98,
         "system": 74,
         "workload-high": 98,
-        # Users' requests: down to the floor, 5 % (at least one seat).
-        "workload-low": 13,
+        "workload-low": 245,
+        # People's requests: down to the floor, 5 % (at least one seat).
         "global-default": 3,
         "catch-all": 1,
     }
@@ -76,17 +76,17 @@ def test_the_users_levels_follow_the_scale_the_components_keep_their_seats() -> 
 
 async def test_a_shrunk_level_admits_no_one_until_it_is_under_its_limit() -> None:
     control = flowcontrol.FlowControl(
-        max_requests_inflight=10,
+        max_requests_inflight=61,
         max_mutating_requests_inflight=0,
         adaptive=adaptivelimit.AdaptiveLimit(target=5 * MS, floor=0.1),
     )
-    level = control.levels["workload-low"]  # 100 of 245 shares of 10 seats: 5
+    level = control.levels["global-default"]  # 20 of 245 shares of 61 seats: 5
     assert level.limit == 5
-    seats = [await control.acquire("workload-low") for _ in range(5)]
+    seats = [await control.acquire("global-default") for _ in range(5)]
     for _ in range(100):  # the loop lags: the level is cut to one seat
         control.observe_lag(1.0)
     assert (level.limit, level.executing) == (1, 5)
-    waiter = asyncio.ensure_future(control.acquire("workload-low"))
+    waiter = asyncio.ensure_future(control.acquire("global-default"))
     await asyncio.sleep(0)
     assert not waiter.done()
     for seat in seats[:4]:  # four finish: still one executing, the limit
@@ -102,15 +102,15 @@ async def test_a_shrunk_level_admits_no_one_until_it_is_under_its_limit() -> Non
 
 async def test_seats_that_grow_back_go_to_the_waiters_at_once() -> None:
     control = flowcontrol.FlowControl(
-        max_requests_inflight=10,
+        max_requests_inflight=61,
         max_mutating_requests_inflight=0,
         adaptive=adaptivelimit.AdaptiveLimit(target=5 * MS, floor=0.1, growth=0.5),
     )
-    level = control.levels["workload-low"]
+    level = control.levels["global-default"]
     for _ in range(100):
         control.observe_lag(1.0)
-    held = await control.acquire("workload-low")
-    waiters = [asyncio.ensure_future(control.acquire("workload-low")) for _ in range(3)]
+    held = await control.acquire("global-default")
+    waiters = [asyncio.ensure_future(control.acquire("global-default")) for _ in range(3)]
     await asyncio.sleep(0)
     assert (level.executing, len(level.waiting)) == (1, 3)
     for _ in range(20):  # the loop keeps up again

@@ -9,8 +9,8 @@ that queue. Its latency grows with the loop's backlog whatever its priority.
 So the limit follows the loop's *lag*, the time a timer fires late (how long a ready
 callback waits for the loop): :class:`LagMonitor` samples it every ``interval`` and
 :class:`AdaptiveLimit` turns the samples into a scale in [``floor``, 1] applied to the
-nominal seats of the levels users' requests go to (``flowcontrol.ADAPTIVE_LEVELS``; the
-cluster's own components keep theirs), as a TCP congestion window follows round-trip times (the
+nominal seats of the levels people's requests go to (``flowcontrol.ADAPTIVE_LEVELS``;
+the cluster's own components keep theirs), as a TCP congestion window follows round-trip times (the
 gradient of Netflix's concurrency-limits, with the target lag in the role of the
 no-load RTT):
 

@@ -12,8 +12,7 @@ exempt             —        ``system:masters`` (admins, the server's own compo
 leader-election    10       kube-controller-manager/scheduler on their Leases
 node-high          40       nodes (``system:nodes``) on nodes and Leases
 system             30       nodes, everything else
-workload-high      40       kube-controller-manager and kube-scheduler, and the
-                            ServiceAccounts of ``kube-system`` (the controllers')
+workload-high      40       kube-controller-manager and kube-scheduler
 workload-low       100      service accounts
 global-default     20       every other authenticated user
 catch-all          5        the rest
@@ -34,17 +33,18 @@ connection whose identity alone decides its level gets its 429 before metrics,
 authentication or routing run; and such a connection that sends again before its
 ``Retry-After`` is up waits until then, as client-go would have of its own accord.
 
-The seats of the levels users' requests go to (``workload-low``, ``global-default``,
-``catch-all``: :data:`ADAPTIVE_LEVELS`) are the most they may use, not what they always
+The seats of the levels people's requests go to (``global-default``, ``catch-all``:
+:data:`ADAPTIVE_LEVELS`) are the most they may use, not what they always
 get: the server is one event loop, and seats a flood fills keep that loop busy so that
 every other level's requests wait in it too. With ``adaptive`` (the server's default)
 their limit is their nominal seats times a scale that shrinks while the loop lags and
 grows back when it does not (:mod:`.adaptivelimit`); a level whose limit shrinks below
 what it executes admits no one until enough of its requests finish. The levels of the
-cluster's own components (nodes, controllers, scheduler, leader election) keep their
-seats whatever the lag — under overload they go first, as upstream's priorities intend:
-a lag their own work causes must not turn into 429s for them (they limit themselves on
-the client side, as client-go's QPS and burst do).
+cluster's own components — nodes, the scheduler, the controllers (whose ServiceAccounts
+are on ``workload-low`` here; upstream puts ``kube-system``'s on ``workload-high``, but
+our one 50-long queue per level would then refuse a ReplicaSet's 256-pod batch, which
+upstream's shuffle-sharded queues absorb) — keep their seats whatever the lag: a lag
+their own work causes (a scale test) must not turn into 429s for them.
 
 Concurrency: everything runs on the server's event loop; a level's counters
 change only between awaits, so no lock is needed. The lag monitor
@@ -79,10 +79,9 @@ LEVELS: tuple[tuple[str, int], ...] = (
 MASTERS = "system:masters"
 NODES = "system:nodes"
 SERVICE_ACCOUNTS = "system:serviceaccounts"
-KUBE_SYSTEM_SERVICE_ACCOUNTS = "system:serviceaccounts:kube-system"
 AUTHENTICATED = "system:authenticated"
 # The levels whose seats follow the event loop's lag (see the module docstring).
-ADAPTIVE_LEVELS = frozenset({"workload-low", "global-default", "catch-all"})
+ADAPTIVE_LEVELS = frozenset({"global-default", "catch-all"})
 CONTROL_PLANE_USERS = frozenset({"system:kube-controller-manager", "system:kube-scheduler"})
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PROBE_PREFIXES = ("/healthz/", "/livez/", "/readyz/")
@@ -115,8 +114,6 @@ def classify(
         return "workload-high"
     if NODES in groups:
         return "node-high" if resource in ("nodes", "leases") else "system"
-    if KUBE_SYSTEM_SERVICE_ACCOUNTS in groups:  # upstream's kube-system-service-accounts
-        return "workload-high"
     if SERVICE_ACCOUNTS in groups:
         return "workload-low"
     if AUTHENTICATED in groups:
@@ -131,8 +128,6 @@ def level_of_identity(user: str, groups: tuple[str, ...]) -> str | None:
         return EXEMPT
     if user in CONTROL_PLANE_USERS or NODES in groups:
         return None
-    if KUBE_SYSTEM_SERVICE_ACCOUNTS in groups:
-        return "workload-high"
     if SERVICE_ACCOUNTS in groups:
         return "workload-low"
     if AUTHENTICATED in groups:

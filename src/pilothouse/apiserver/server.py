@@ -123,7 +123,7 @@ class ServerConfig:
     # is the concurrency the priority levels share (0 and 0: no limit).
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
-    # Seconds the event loop may lag before the seats of users' priority levels shrink
+    # Seconds the event loop may lag before the seats of people's priority levels shrink
     # (0: seats fixed at their nominal share); see apiserver/adaptivelimit.py.
     flow_control_target_lag: float = adaptivelimit.DEFAULT_TARGET
     # How long in-flight requests may take to finish once shutdown has begun.

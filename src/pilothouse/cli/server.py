@@ -228,8 +228,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=0.005,
         metavar="SECONDS",
-        help="how late the event loop may run before the seats of the priority levels users' "
-        "requests go to shrink (they grow back when it keeps up), so that a flood cannot fill "
+        help="how late the event loop may run before the seats of the priority levels people's "
+        "requests go to (global-default, catch-all) shrink (they grow back when it keeps up), so that a flood cannot fill "
         "the loop others are served by (default: %(default)s; 0: seats fixed at their share)",
     )
     p.add_argument(
