@@ -271,6 +271,7 @@ def summary(answers: list[tuple[int, bool, float, float, str]], since: int) -> d
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pilothouse-overload-") as tmp:
         srv = testing.ServerProcess(
             Path(tmp) / "data",
@@ -360,6 +361,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "overload",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "server_args": args.server_args,
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "create_capacity_per_s": round(capacity, 1),
         "offered_creates_per_s": round(offered, 1),
         "seconds": args.seconds,

@@ -159,3 +159,41 @@ def test_a_component_is_not_ready_until_it_says_it_started() -> None:
     assert (probe(), live()) == ("starting", "")
     up = True
     assert probe() == ""
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["apiserver/customresources/crd-reconciler", "apiserver/aggregator/apiservice-availability"],
+)
+def test_the_crd_and_aggregator_loops_are_in_the_tree_readyz_sees(
+    srv: testing.ServerThread, path: str
+) -> None:
+    tree = srv.cluster.supervisor
+    gate = asyncio.Event()
+
+    async def inject() -> None:
+        sup, _ = tree.find(path)  # a KeyError if the loop were outside the tree
+        real_sleep = sup._sleep
+
+        async def held(delay: float) -> None:
+            await gate.wait()
+
+        sup._sleep = held
+        tree.inject_failure(path)
+        await asyncio.sleep(0.05)
+        sup._sleep = real_sleep
+
+    srv.call(inject())
+    try:
+        code, _, text = get(srv, "/readyz")
+        assert code == 500 and "[-]apiserver failed: reason withheld\n" in text
+        assert get(srv, "/livez")[0] == 200
+        code, _, text = get(srv, "/readyz/apiserver", admin=True)
+        name = path.removeprefix("apiserver/")
+        assert code == 500 and f"{name}: restarting (InjectedFailure" in text, text
+    finally:
+        srv.loop.call_soon_threadsafe(gate.set)
+    deadline = time.monotonic() + 10
+    while get(srv, "/readyz")[0] != 200:
+        assert time.monotonic() < deadline, get(srv, "/readyz?verbose")
+        time.sleep(0.05)

@@ -262,6 +262,40 @@ def test_a_client_that_ignores_retry_after_waits_for_it_anyway(
     assert time.monotonic() - began < 0.5
 
 
+def test_health_probes_are_never_shed(small: testing.ServerThread) -> None:
+    """Upstream's ``probes`` FlowSchema makes them exempt: a probe refused while the
+    server is busy would take it out of service. Even from a user whose certificate
+    alone says the level is full."""
+    level = small.server.flow_control.levels["global-default"]
+    dave = Caller(small, "dave")
+    assert dave.request("GET", "/api/v1/namespaces/default/configmaps").status == 200
+
+    def fill() -> None:
+        level.executing += level.limit
+        for _ in range(level.queue_length):
+            level.waiting.append(small.loop.create_future())
+
+    def empty() -> None:
+        level.executing -= level.limit
+        level.waiting.clear()
+
+    small.loop.call_soon_threadsafe(fill)
+    try:
+        deadline = time.monotonic() + 5
+        while len(level.waiting) < level.queue_length:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for path in ("/readyz", "/livez", "/healthz", "/livez?verbose"):
+            answer = dave.request("GET", path)
+            assert answer.status == 200, (path, answer.status, answer.data)
+        # A single check is not public: authorized (and refused), not shed.
+        assert dave.request("GET", "/readyz/ping").status == 403
+        assert dave.request("GET", "/api/v1/namespaces/default/configmaps").status == 429
+    finally:
+        small.loop.call_soon_threadsafe(empty)
+    time.sleep(1.6)  # the 429 held the connection off: let it pass for the next test
+
+
 def test_bodies_over_3_mib_are_413(small: testing.ServerThread, tmp_path: Path) -> None:
     admin = Caller(small, "")
     limit = body.MAX_BODY_BYTES

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 import platform
+import random
 import sys
 import time
 import weakref
@@ -90,9 +91,14 @@ _HELD_OFF: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
 def _hold_off(transport: Any) -> None:
-    """Remember that this connection was told to retry after ``RETRY_AFTER_SECONDS``."""
+    """Remember that this connection was told to retry after ``RETRY_AFTER_SECONDS``,
+    and hold it a random part of that again: a flood's connections refused together
+    would otherwise come back together, second after second, and their refusals fill
+    the event loop at once (a burst of a hundred milliseconds every second, felt by
+    every other request as latency)."""
     if transport is not None:
-        _HELD_OFF[transport] = time.monotonic() + flowcontrol.RETRY_AFTER_SECONDS
+        wait = flowcontrol.RETRY_AFTER_SECONDS * (1 + random.random() / 2)
+        _HELD_OFF[transport] = time.monotonic() + wait
 
 
 async def _wait_out(transport: Any) -> None:
@@ -264,8 +270,8 @@ class APIApp:
     @web.middleware
     async def _shed_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Under overload, the cheapest 429: a connection whose client certificate alone
-        decides its priority level, that level full, a request that is not long-running
-        — answered before metrics, authentication or routing spend anything on it.
+        decides its priority level, that level full, a request that is neither a health
+        probe (exempt, as upstream's ``probes`` FlowSchema) nor long-running — answered before metrics, authentication or routing spend anything on it.
         Everything else goes the whole way (and may still get its 429 from
         :meth:`dispatch`)."""
         await _wait_out(request.transport)
@@ -275,12 +281,14 @@ class APIApp:
                 user.name, (*user.groups, flowcontrol.AUTHENTICATED)
             )
             query = request.query_string
+            path = request.path
             if (
                 level is not None
+                and not flowcontrol.is_probe(path)
                 and self.flow_control.shed(level)
                 and "watch=" not in query
                 and "follow=" not in query
-                and not request.path.endswith(("/exec", "/attach", "/portforward", "/proxy"))
+                and not path.endswith(("/exec", "/attach", "/portforward", "/proxy"))
             ):
                 _hold_off(request.transport)
                 return web.Response(body=_TOO_MANY, status=429, headers=_TOO_MANY_HEADERS)

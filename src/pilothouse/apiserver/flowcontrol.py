@@ -33,8 +33,22 @@ connection whose identity alone decides its level gets its 429 before metrics,
 authentication or routing run; and such a connection that sends again before its
 ``Retry-After`` is up waits until then, as client-go would have of its own accord.
 
+The seats of the levels people's requests go to (``global-default``, ``catch-all``:
+:data:`ADAPTIVE_LEVELS`) are the most they may use, not what they always
+get: the server is one event loop, and seats a flood fills keep that loop busy so that
+every other level's requests wait in it too. With ``adaptive`` (the server's default)
+their limit is their nominal seats times a scale that shrinks while the loop lags and
+grows back when it does not (:mod:`.adaptivelimit`); a level whose limit shrinks below
+what it executes admits no one until enough of its requests finish. The levels of the
+cluster's own components — nodes, the scheduler, the controllers (whose ServiceAccounts
+are on ``workload-low`` here; upstream puts ``kube-system``'s on ``workload-high``, but
+our one 50-long queue per level would then refuse a ReplicaSet's 256-pod batch, which
+upstream's shuffle-sharded queues absorb) — keep their seats whatever the lag: a lag
+their own work causes (a scale test) must not turn into 429s for them.
+
 Concurrency: everything runs on the server's event loop; a level's counters
-change only between awaits, so no lock is needed.
+change only between awaits, so no lock is needed. The lag monitor
+(:meth:`FlowControl.run_adaptive`) is one supervised loop beside the requests.
 """
 
 from __future__ import annotations
@@ -49,6 +63,7 @@ from dataclasses import dataclass, field
 from prometheus_client import metrics_core
 
 from pilothouse.api import errors
+from pilothouse.apiserver import adaptivelimit
 
 EXEMPT = "exempt"
 # (name, nominal concurrency shares), upstream's suggested priority levels.
@@ -65,6 +80,8 @@ MASTERS = "system:masters"
 NODES = "system:nodes"
 SERVICE_ACCOUNTS = "system:serviceaccounts"
 AUTHENTICATED = "system:authenticated"
+# The levels whose seats follow the event loop's lag (see the module docstring).
+ADAPTIVE_LEVELS = frozenset({"global-default", "catch-all"})
 CONTROL_PLANE_USERS = frozenset({"system:kube-controller-manager", "system:kube-scheduler"})
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PROBE_PREFIXES = ("/healthz/", "/livez/", "/readyz/")
@@ -78,11 +95,18 @@ def is_long_running(*, watch: bool, subresource: str, follow: bool) -> bool:
     return watch or subresource in LONG_RUNNING_SUBRESOURCES or (subresource == "log" and follow)
 
 
+def is_probe(path: str) -> bool:
+    """``/healthz``, ``/livez``, ``/readyz`` and their checks: exempt for everyone, as
+    upstream's ``probes`` FlowSchema makes them (a probe refused under load would take
+    a busy server out of service)."""
+    return path.rstrip("/") in PROBE_PATHS or path.startswith(PROBE_PREFIXES)
+
+
 def classify(
     *, user: str, groups: tuple[str, ...], path: str, resource: str, namespace: str
 ) -> str:
     """The priority level of a request, by upstream's suggested FlowSchemas."""
-    if MASTERS in groups or path in PROBE_PATHS or path.startswith(PROBE_PREFIXES):
+    if MASTERS in groups or is_probe(path):
         return EXEMPT
     if user in CONTROL_PLANE_USERS:
         if resource in ("leases", "endpoints", "configmaps") and namespace == "kube-system":
@@ -116,7 +140,8 @@ class Level:
     """One priority level: how many run, how many wait, and what was rejected."""
 
     name: str
-    limit: int
+    nominal: int  # its share of the server's seats
+    limit: int  # what it may use now: ``nominal`` scaled by the adaptive limit
     queue_length: int
     executing: int = 0
     waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
@@ -156,15 +181,43 @@ class FlowControl:
         max_mutating_requests_inflight: int = 200,
         queue_length: int = 50,
         max_wait: float = 5.0,
+        adaptive: adaptivelimit.AdaptiveLimit | None = None,
     ) -> None:
         total = max_requests_inflight + max_mutating_requests_inflight
         shares = sum(s for _, s in LEVELS)
         self.enabled = total > 0
         self.max_wait = max_wait
-        self.levels = {
-            name: Level(name, max(1, math.ceil(total * s / shares)), queue_length)
-            for name, s in LEVELS
-        }
+        self.levels: dict[str, Level] = {}
+        for name, share in LEVELS:
+            seats = max(1, math.ceil(total * share / shares))
+            self.levels[name] = Level(name, seats, seats, queue_length)
+        self.adaptive = adaptive if self.enabled else None
+        self._adaptive_levels = [self.levels[name] for name in sorted(ADAPTIVE_LEVELS)]
+        self._busy = asyncio.Event()  # wakes the lag monitor when a seat is taken
+
+    def observe_lag(self, lag: float) -> None:
+        """One sample of the event loop's lag (seconds): the adaptive levels' limits follow."""
+        if self.adaptive is None:
+            return
+        scale = self.adaptive.observe(lag)
+        for level in self._adaptive_levels:
+            level.limit = max(1, math.ceil(level.nominal * scale))
+            self._dispatch(level)
+
+    def idle(self) -> bool:
+        """No seat of an adaptive level taken and each at its nominal limit: nothing
+        to adapt."""
+        return all(
+            level.executing == 0 and level.limit == level.nominal for level in self._adaptive_levels
+        )
+
+    async def run_adaptive(self) -> None:
+        """The lag monitor: a supervised loop of the server's, started only with an
+        adaptive limit (without one there is nothing to follow, and it returns)."""
+        if self.adaptive is None:
+            return
+        monitor = adaptivelimit.LagMonitor(self.observe_lag, idle=self.idle, busy=self._busy)
+        await monitor.run()
 
     async def acquire(self, level_name: str) -> Slot:
         """A seat on ``level_name``, after a wait if the level is full; raises the 429
@@ -175,6 +228,8 @@ class FlowControl:
         if level.executing < level.limit and not level.waiting:
             level.executing += 1
             level.dispatched += 1
+            if self.adaptive is not None and level.name in ADAPTIVE_LEVELS:
+                self._busy.set()
             return Slot(self, level)
         if len(level.waiting) >= level.queue_length:
             level.rejected += 1
@@ -214,13 +269,16 @@ class FlowControl:
         return True
 
     def _release(self, level: Level) -> None:
-        # Hand the seat straight to the first waiter still waiting.
-        while level.waiting:
+        level.executing -= 1
+        self._dispatch(level)
+
+    def _dispatch(self, level: Level) -> None:
+        # Free seats go to the first waiters still waiting, in order.
+        while level.waiting and level.executing < level.limit:
             turn = level.waiting.popleft()
             if not turn.done():
+                level.executing += 1
                 turn.set_result(None)
-                return
-        level.executing -= 1
 
 
 class Collector:
@@ -234,7 +292,12 @@ class Collector:
         gauges = (
             ("apiserver_flowcontrol_current_executing_requests", "executing", "Requests executing"),
             ("apiserver_flowcontrol_current_inqueue_requests", "waiting", "Requests waiting"),
-            ("apiserver_flowcontrol_nominal_limit_seats", "limit", "Seats of each level"),
+            ("apiserver_flowcontrol_nominal_limit_seats", "nominal", "Seats of each level"),
+            (
+                "apiserver_flowcontrol_current_limit_seats",
+                "limit",
+                "Seats each level may use now (its nominal seats, adapted to the loop's lag)",
+            ),
         )
         for name, attr, text in gauges:
             gauge = metrics_core.GaugeMetricFamily(name, text, labels=["priority_level"])

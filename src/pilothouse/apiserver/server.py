@@ -8,8 +8,10 @@ the listening socket — so the first request already sees a complete cache.
 What runs as supervised children (of the supervisor given, the process's):
 the store's writer watchdog and the two listeners (HTTPS and the private Unix
 socket) are FATAL — without them the server cannot do its job; the store's
-compactor, the watch cache's feed and the reconciler of the ``kubernetes`` Service
-are restarted when they fail.
+compactor, the watch cache's feed, the reconciler of the ``kubernetes`` Service,
+flow control's event-loop lag monitor, and (in supervisors nested under this one)
+the CRD reconciler and the aggregator's APIService followers are restarted when they
+fail, and ``/readyz`` fails while one is down.
 
 Shutdown comes in two steps, as upstream's graceful termination: ``begin_shutdown``
 makes ``/readyz`` fail, closes the HTTPS listener (no new connections), ends
@@ -34,8 +36,8 @@ from aiohttp import web
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import (
+    adaptivelimit,
     bootstrap,
     flowcontrol,
     health,
@@ -47,6 +49,7 @@ from pilothouse.apiserver import (
     systemobjects,
     watchcache,
 )
+from pilothouse.apiserver import app as app_module
 from pilothouse.apiserver import identity as identity_module
 from pilothouse.apiserver import metrics as api_metrics
 from pilothouse.apiserver.admission import chain as admission_chain
@@ -120,6 +123,9 @@ class ServerConfig:
     # is the concurrency the priority levels share (0 and 0: no limit).
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
+    # Seconds the event loop may lag before the seats of people's priority levels shrink
+    # (0: seats fixed at their nominal share); see apiserver/adaptivelimit.py.
+    flow_control_target_lag: float = adaptivelimit.DEFAULT_TARGET
     # How long in-flight requests may take to finish once shutdown has begun.
     shutdown_grace: float = 5.0
     # Create the local-path StorageClass (the default class) when the cluster is new.
@@ -181,6 +187,11 @@ class APIServer:
         self.flow_control = flowcontrol.FlowControl(
             max_requests_inflight=config.max_requests_inflight,
             max_mutating_requests_inflight=config.max_mutating_requests_inflight,
+            adaptive=(
+                adaptivelimit.AdaptiveLimit(target=config.flow_control_target_lag)
+                if config.flow_control_target_lag > 0
+                else None
+            ),
         )
         self.metrics.registry.register(flowcontrol.Collector(self.flow_control))
         self.app: app_module.APIApp | None = None
@@ -366,6 +377,7 @@ class APIServer:
             cache=self.cache,
             admission=self.admission,
             before_write=before_write,
+            supervisor=self.supervisor.nest("customresources"),
         )
         self.openapi = openapi.OpenAPIV3(self.registry, custom=self.custom_resources)
         self.custom_resources.changed = self._resources_changed
@@ -569,6 +581,7 @@ class APIServer:
             client_ca=self.pki.ca_cert.read_bytes(),
             discovery_docs=self.discovery,
             openapi_docs=self.openapi,
+            children=self.supervisor.nest("aggregator"),
         )
         await self.aggregator.start()
         api = self.app = app_module.APIApp(
@@ -634,6 +647,8 @@ class APIServer:
         if server is not None and self.config.https_port == 0:
             sockets = getattr(server, "sockets", None) or []
             self.port = sockets[0].getsockname()[1]
+        if self.flow_control.adaptive is not None:
+            self.supervisor.start("flowcontrol-lag", self.flow_control.run_adaptive)
         for name, listening in (("https", site._server), ("unix-socket", unix_site._server)):
             assert isinstance(listening, asyncio.Server)
             self.supervisor.start(

@@ -224,6 +224,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="added to --max-requests-inflight, as upstream (default: %(default)s)",
     )
     p.add_argument(
+        "--flow-control-target-lag",
+        type=float,
+        default=0.005,
+        metavar="SECONDS",
+        help="how late the event loop may run before the seats of the priority levels people's "
+        "requests go to (global-default, catch-all) shrink (they grow back when it keeps up), so that a flood cannot fill "
+        "the loop others are served by (default: %(default)s; 0: seats fixed at their share)",
+    )
+    p.add_argument(
         "--disable-local-storage",
         action="store_true",
         help="do not create the local-path StorageClass (the default class) in a new cluster",
@@ -293,6 +302,7 @@ async def _serve(
         server=args.server,
         max_requests_inflight=args.max_requests_inflight,
         max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        flow_control_target_lag=args.flow_control_target_lag,
         default_storage_class=not args.disable_local_storage,
         **admissionflags.server_config(args),
     )

@@ -49,6 +49,7 @@ class Aggregator:
         client_ca: bytes,
         discovery_docs: discovery_handler.Discovery,
         openapi_docs: openapi_handler.OpenAPIV3,
+        children: supervisor.Supervisor | None = None,
     ) -> None:
         self.registry = registry
         self.cache = cache
@@ -63,7 +64,8 @@ class Aggregator:
         self.proxy: proxy.Proxy | None = None
         self.extensions: discovery.ExtensionDiscovery | None = None
         self.availability: available.AvailabilityController | None = None
-        self._children = supervisor.Supervisor("aggregator")
+        # The server's (nested), so /readyz sees a follower down while it restarts.
+        self._children = children or supervisor.Supervisor("aggregator")
         self._routes: dict[tuple[str, str], str] = {}
         self._routes_seen: tuple[int, int] | None = None
 

@@ -72,6 +72,7 @@ class CustomResources:
         admission: admission_chain.Chain | None,
         before_write: list[Admission],
         changed: Callable[[], None] = lambda: None,
+        supervisor: supervision.Supervisor | None = None,
     ) -> None:
         self.registry = registry
         self.stores = stores
@@ -89,7 +90,8 @@ class CustomResources:
         self._snapshots: dict[str, Obj] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._holders: dict[str, asyncio.Task[Any] | None] = {}
-        self.supervisor = supervision.Supervisor("customresources")
+        # The server's (nested), so /readyz sees the reconciler down while it restarts.
+        self.supervisor = supervisor or supervision.Supervisor("customresources")
         self.sessions = webhook.Sessions()
 
     # --- life cycle ------------------------------------------------------------
