@@ -7,6 +7,7 @@ runs on a fake clock, so each renewal is one step the test takes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -91,3 +92,37 @@ async def test_heartbeats_update_the_lease_without_reading_it_first(client: rest
         await observer.close()
     finally:
         await sim.stop(unregister=True)
+
+
+async def test_a_slow_renewal_holds_up_no_other_node(client: rest.Client) -> None:
+    """One node's renewal hanging (a slow API server) must not delay the others' — nor
+    start a second renewal of the same node."""
+    clock = FakeClock()
+    sim = hollow.HollowCluster(client, count=3, name_prefix="slow-", heartbeat=3, clock=clock)
+    stuck = asyncio.Event()
+    calls: list[str] = []
+
+    async def renew(name: str) -> None:
+        calls.append(name)
+        if name == "slow-0":
+            await stuck.wait()
+
+    sim._renew = renew  # type: ignore[method-assign]  # no API needed: only the loop's pacing
+    loop = asyncio.create_task(sim._heartbeats())
+    await asyncio.sleep(0)  # the loop takes its first sleep at t=0
+    try:
+        for _ in range(6):  # two rounds, one node per second
+            clock.advance(1)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        assert calls == ["slow-0", "slow-1", "slow-2", "slow-1", "slow-2"]
+        stuck.set()
+        for _ in range(3):
+            clock.advance(1)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        assert calls[5:] == ["slow-0", "slow-1", "slow-2"]
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop

@@ -15,7 +15,8 @@ the pod's first status write; one whose end cannot be told runs until deleted.
 Concurrency: one informer watches pods; a work queue feeds ``workers``
 loops that write pod statuses and deletions, so thousands of pods are handled
 with many writes in flight. Heartbeats run in a loop of their own, spread
-evenly over the heartbeat interval. All of them are children of the supervisor
+evenly over the heartbeat interval, each renewal on its own (one in flight per node).
+All of them are children of the supervisor
 given (or of the cluster's own).
 """
 
@@ -254,15 +255,30 @@ class HollowCluster:
         return updated
 
     async def _heartbeats(self) -> None:
+        """Renew every node's Lease once per ``heartbeat``, spread evenly. Each renewal
+        runs on its own, as each kubelet renews its own: awaited one after another, a
+        busy API server (100 ms a write at 1,000 nodes) stretched a round of renewals
+        past the Leases' 40 s and got every hollow node marked unreachable. A node whose
+        last renewal has not come back skips its turn, as a kubelet's loop would."""
         names = list(self.nodes)
-        while True:
-            spacing = self.heartbeat / max(1, len(names))
-            for name in names:
-                await self.clock.sleep(spacing)
-                try:
-                    await self._renew(name)
-                except (errors.StatusError, rest.TransportError) as exc:
-                    log.debug("hollow heartbeat %s: %r", name, exc)
+        in_flight: set[str] = set()
+
+        async def heartbeat(name: str) -> None:
+            try:
+                await self._renew(name)
+            except (errors.StatusError, rest.TransportError) as exc:
+                log.debug("hollow heartbeat %s: %r", name, exc)
+            finally:
+                in_flight.discard(name)
+
+        async with asyncio.TaskGroup() as renewals:
+            while True:
+                spacing = self.heartbeat / max(1, len(names))
+                for name in names:
+                    await self.clock.sleep(spacing)
+                    if name not in in_flight:
+                        in_flight.add(name)
+                        renewals.create_task(heartbeat(name), name=f"heartbeat {name}")
 
     # --- pods -------------------------------------------------------------------------
     def _pod_event(self, pod: Obj) -> None:
