@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from pilothouse import supervisor as supervision
 from pilothouse.api import resources
-from pilothouse.client import events, rest
+from pilothouse.client import events, fake, rest
 from pilothouse.testing import eventually
 
 CM = resources.DEFAULT.by_path("", "v1", "configmaps")
@@ -57,3 +59,36 @@ async def test_repeats_are_counted_and_similar_events_combined(
     # Ten distinct messages are kept; later ones fold into one combined event.
     assert len(scaled) == 11
     assert sum(1 for e in scaled if e["message"].startswith("(combined from similar events)")) == 1
+
+
+async def test_caches_stay_bounded_by_the_objects_recently_written_about(
+    supervisor: supervision.Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One Event per pod (a scheduler's Scheduled) must not leave one cache entry per pod
+    for ever: upstream's aggregator and spam filter are LRUs, and so are ours."""
+    monkeypatch.setattr(events, "CACHE_SIZE", 8)
+    client = fake.FakeClient()
+    recorder = events.EventRecorder(client, component="scheduler", host="h")
+    recorder.start(supervisor)
+    try:
+        pods = [
+            {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "metadata": {"name": f"p{i}", "namespace": "d", "uid": f"u{i}"},
+            }
+            for i in range(30)
+        ]
+        for p in pods:
+            recorder.event(p, events.NORMAL, "Scheduled", "placed")
+        recorder.event(pods[-1], events.NORMAL, "Scheduled", "placed")  # recent: still deduplicated
+
+        async def written() -> bool:
+            return recorder.written == 31
+
+        await eventually(written)
+    finally:
+        await recorder.stop()
+    assert len(client.verbs("create", "events")) == 30
+    assert len(client.verbs("patch", "events")) == 1
+    assert max(len(recorder._seen), len(recorder._similar), len(recorder._buckets)) == 8

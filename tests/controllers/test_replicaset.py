@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pilothouse.api import resources
+from pilothouse.api import errors, resources
 from pilothouse.client import rest
 from pilothouse.controllers import replicaset
 from pilothouse.controllers.replicaset import deletion_order
@@ -253,3 +253,71 @@ async def test_scale_down_counts_sibling_sets_pods_per_node(client: rest.Client,
             assert await eventually(one_left) == ["a-quiet"]
     finally:
         await sim.stop(unregister=True)
+
+
+async def test_a_pod_relabeled_into_another_set_moves_there(
+    client: rest.Client, ns: str, node: hollow.HollowCluster
+) -> None:
+    """Set "a" releases the pod it no longer selects and replaces it; set "b" adopts it,
+    has one too many and deletes one; both statuses count what each now controls."""
+    node_name = next(iter(node.nodes))
+    async with controller(client):
+        await client.create(RS, replica_set("a", 2, node_name), ns)
+        await client.create(RS, replica_set("b", 1, node_name), ns)
+
+        def settled(a: int, b: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                for name, want in (("a", a), ("b", b)):
+                    st = (await client.get(RS, name, ns)).get("status") or {}
+                    owned = [
+                        p
+                        for p in await pods_of(client, ns, name)
+                        if (p["metadata"].get("ownerReferences") or [{}])[0].get("name") == name
+                    ]
+                    if not (
+                        len(owned) == want
+                        and st.get("replicas") == want
+                        and st.get("readyReplicas") == want
+                        and st.get("fullyLabeledReplicas") == want
+                    ):
+                        return False
+                return True
+
+            return check
+
+        await eventually(settled(2, 1))
+        moved = (await pods_of(client, ns, "a"))[0]
+        moved["metadata"]["labels"] = {"app": "b"}
+        await client.update(PODS, moved)
+
+        async def moved_to_b() -> bool:
+            try:
+                pod = await client.get(PODS, moved["metadata"]["name"], ns)
+            except errors.StatusError as exc:
+                return errors.is_not_found(exc)  # adopted by b, then b's one too many
+            refs = pod["metadata"].get("ownerReferences") or []
+            return bool(refs) and refs[0]["name"] == "b" and refs[0]["kind"] == "ReplicaSet"
+
+        await eventually(moved_to_b)
+        await eventually(settled(2, 1))
+
+
+async def test_available_waits_for_min_ready_seconds(
+    client: rest.Client, ns: str, node: hollow.HollowCluster
+) -> None:
+    node_name = next(iter(node.nodes))
+    rs = replica_set("slow", 2, node_name)
+    rs["spec"]["minReadySeconds"] = 2
+    async with controller(client):
+        await client.create(RS, rs, ns)
+
+        async def ready_not_available() -> bool:
+            st = (await client.get(RS, "slow", ns)).get("status") or {}
+            return st.get("readyReplicas") == 2 and not st.get("availableReplicas")
+
+        async def available() -> bool:
+            st = (await client.get(RS, "slow", ns)).get("status") or {}
+            return st.get("readyReplicas") == 2 and st.get("availableReplicas") == 2
+
+        await eventually(ready_not_available)
+        await eventually(available)

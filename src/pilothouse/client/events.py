@@ -90,8 +90,13 @@ class EventRecorder:
         self.clock = clock
         self._queue: asyncio.Queue[Obj] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self._seen: collections.OrderedDict[tuple[str, ...], _Seen] = collections.OrderedDict()
-        self._similar: dict[tuple[str, ...], list[float]] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        # Like _seen, least-recently-used caches of CACHE_SIZE entries (upstream's
+        # aggregator and spam filter are LRUs of 4,096): one entry per object an event
+        # was about would otherwise grow with every pod a scheduler ever placed.
+        self._similar: collections.OrderedDict[tuple[str, ...], list[float]] = (
+            collections.OrderedDict()
+        )
+        self._buckets: collections.OrderedDict[str, _Bucket] = collections.OrderedDict()
         self._supervisor: supervision.Supervisor | None = None
         self.written = 0
 
@@ -146,6 +151,9 @@ class EventRecorder:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(SPAM_BURST, now)
+            _trim(self._buckets)
+        else:
+            self._buckets.move_to_end(key)
         bucket.tokens = min(SPAM_BURST, bucket.tokens + (now - bucket.updated) / SPAM_REFILL_S)
         bucket.updated = now
         if bucket.tokens < 1:
@@ -168,6 +176,8 @@ class EventRecorder:
         recent = [t for t in self._similar.get(similar_key, []) if now_mono - t < DEDUP_WINDOW_S]
         recent.append(now_mono)
         self._similar[similar_key] = recent[-(SIMILAR_THRESHOLD + 1) :]
+        self._similar.move_to_end(similar_key)
+        _trim(self._similar)
         if len(recent) > SIMILAR_THRESHOLD:
             message = f"(combined from similar events): {message}"
             key = (*similar_key, "aggregate")
@@ -213,5 +223,10 @@ class EventRecorder:
         await self.client.create(EVENTS, event, namespace)
         self.written += 1
         self._seen[key] = _Seen(name, namespace, 1, stamp, now_mono)
-        while len(self._seen) > CACHE_SIZE:
-            self._seen.popitem(last=False)
+        _trim(self._seen)
+
+
+def _trim(cache: collections.OrderedDict[Any, Any]) -> None:
+    """Drop the least recently used entries beyond CACHE_SIZE."""
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)

@@ -17,6 +17,7 @@ IndexFunc = Callable[[Obj], list[str]]
 NAMESPACE_INDEX = "namespace"
 OWNER_UID_INDEX = "owner-uid"
 NODE_NAME_INDEX = "node-name"
+ORPHAN_INDEX = "orphans"
 
 
 def key_of(obj: Obj) -> str:
@@ -47,6 +48,16 @@ def controller_uid_index(obj: Obj) -> list[str]:
         if ref.get("controller") and ref.get("uid"):
             return [ref["uid"]]
     return []
+
+
+def orphan_index(obj: Obj) -> list[str]:
+    """The namespace of an object no controller controls (the candidates for adoption,
+    without a pass over the whole namespace)."""
+    md = obj.get("metadata") or {}
+    for ref in md.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return []
+    return [md.get("namespace") or ""]
 
 
 def node_name_index(obj: Obj) -> list[str]:

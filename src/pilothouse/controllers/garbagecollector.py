@@ -67,6 +67,7 @@ class GarbageCollector(base.Controller):
         self.nodes: dict[str, Node] = {}
         self.dependents: dict[str, set[str]] = {}
         self.informers: list[informer.Informer] = []
+        self._synced = False
         for r in self.registry.resources:
             if (r.group, r.plural) in IGNORED:
                 continue
@@ -110,13 +111,20 @@ class GarbageCollector(base.Controller):
         node.owners = owners
         node.finalizers = tuple(md.get("finalizers") or [])
         node.deleting = bool(md.get("deletionTimestamp"))
-        if self.informers and all(i.has_synced() for i in self.informers):
+        if self._graph_synced():
             for owner_uid in new_owner_uids:
                 owner = self.nodes.get(owner_uid)
                 if owner is None or owner.deleting:
                     self.queue.add(f"attempt:{uid}")
                     break
         self._enqueue_finalizer_work(node)
+
+    def _graph_synced(self) -> bool:
+        """Whether every informer has listed once (asked on every event: remembered once
+        true, as an informer never becomes unsynced, rather than asked of ~50 each time)."""
+        if not self._synced:
+            self._synced = bool(self.informers) and all(i.has_synced() for i in self.informers)
+        return self._synced
 
     def _enqueue_finalizer_work(self, node: Node) -> None:
         if not node.deleting:

@@ -1,14 +1,22 @@
 """The ReplicaSet controller: keep ``spec.replicas`` pods running (upstream's replica_set.go).
 
-``sync(namespace/name)`` reads the ReplicaSet and the namespace's pods from the
-informers, claims its active pods (:mod:`~pilothouse.controllers.refmanager`:
-adopts matching orphans, releases owned pods it no longer matches), then — if
-its expectations are met, so the cache is known to reflect its own past
-actions — creates pods (in slow-start batches, at most ``burst`` per sync) or
-deletes the pods upstream would delete first (ranked against the pods of every
-ReplicaSet of the same owner, so a Deployment's pods spread across nodes), and
-writes ``status``. One ReplicaSet is synced by one worker at a time; different ones in
+``sync(namespace/name)`` reads the ReplicaSet from the informer, claims its
+active pods (:mod:`~pilothouse.controllers.refmanager`: adopts matching
+orphans, releases owned pods it no longer matches), then — if its expectations
+are met, so the cache is known to reflect its own past actions — creates pods
+(in slow-start batches, at most ``burst`` per sync) or deletes the pods
+upstream would delete first (ranked against the pods of every ReplicaSet of
+the same owner, so a Deployment's pods spread across nodes), and writes
+``status``. One ReplicaSet is synced by one worker at a time; different ones in
 parallel.
+
+Upstream walks every pod of the namespace to claim and every pod of the set
+to count, on each sync; here the set's pods and their counts are kept up to
+date from the pod informer's events (:mod:`~pilothouse.controllers.ownedpods`)
+and the claim looks only at the pods the set must release and at the
+namespace's orphans (``lister.ORPHAN_INDEX``) — the same outcome, at a cost
+per sync that does not grow with the number of pods. Only scaling down still
+ranks every pod of the set, as upstream does.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Any
 
 from pilothouse.api import errors, meta, selectors
 from pilothouse.client import events, lister, rest
-from pilothouse.controllers import base, podcontrol, refmanager
+from pilothouse.controllers import base, ownedpods, podcontrol, refmanager
 from pilothouse.controllers.expectations import Expectations
 
 log = logging.getLogger(__name__)
@@ -103,6 +111,8 @@ class ReplicaSetController(base.Controller):
         self.sets.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
         self.pods = ctx.informers.informer(self.pod_resource)
         self.pods.add_indexer(lister.OWNER_UID_INDEX, lister.controller_uid_index)
+        self.pods.add_indexer(lister.ORPHAN_INDEX, lister.orphan_index)
+        self.owned = ownedpods.OwnedPods(self.pods.indexer)
         self.recorder: events.EventRecorder = ctx.recorder(self.component)
         self.expectations = Expectations(ctx.clock)
         self.sets.add_handlers(
@@ -122,11 +132,14 @@ class ReplicaSetController(base.Controller):
 
     # --- handlers ---------------------------------------------------------------------
     def _set_updated(self, old: Obj, new: Obj) -> None:
+        if old["metadata"].get("uid") != new["metadata"].get("uid"):
+            self.owned.forget(old["metadata"].get("uid", ""))  # replaced while we were away
         self.enqueue(new)
 
     def _set_deleted(self, rs: Obj) -> None:
         key = lister.key_of(rs)
         self.expectations.forget(key)
+        self.owned.forget(rs["metadata"].get("uid", ""))
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -150,8 +163,9 @@ class ReplicaSetController(base.Controller):
         return out
 
     def _pod_added(self, pod: Obj) -> None:
+        self.owned.observe(None, pod)
         if pod["metadata"].get("deletionTimestamp"):
-            self._pod_deleted(pod)
+            self._expect_deleted(pod)
             return
         key = self._owner_key(pod)
         if key is not None:
@@ -162,11 +176,12 @@ class ReplicaSetController(base.Controller):
                 self.queue.add(k)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
+        self.owned.observe(old, new)
         if new["metadata"].get("deletionTimestamp") and not old["metadata"].get(
             "deletionTimestamp"
         ):
             # A pod being deleted is gone for our count: expect it as a deletion.
-            self._pod_deleted(new)
+            self._expect_deleted(new)
             return
         old_key, new_key = self._owner_key(old), self._owner_key(new)
         if old_key and old_key != new_key:
@@ -182,6 +197,10 @@ class ReplicaSetController(base.Controller):
                 self.queue.add(k)
 
     def _pod_deleted(self, pod: Obj) -> None:
+        self.owned.observe(pod, None)
+        self._expect_deleted(pod)
+
+    def _expect_deleted(self, pod: Obj) -> None:
         key = self._owner_key(pod)
         if key is not None:
             self.expectations.deletion_observed(key, lister.key_of(pod))
@@ -196,20 +215,49 @@ class ReplicaSetController(base.Controller):
         needs_sync = self.expectations.satisfied(key) and not rs["metadata"].get(
             "deletionTimestamp"
         )
-        active = await self._claim_pods(rs)
+        group = self.owned.group(
+            rs["metadata"].get("uid", ""), ownedpods.view_key(rs), lambda: self._view(rs)
+        )
+        adopted = await self._claim_pods(rs, group)
+        # The counts as the claim left them, taken at one instant: manage and status
+        # work from the same figures, as upstream's work from the same claimed list.
+        extra = [(lister.key_of(p), p) for p in adopted]
+        counts = group.snapshot(extra)
         error: BaseException | None = None
         if needs_sync:
-            error = await self._manage_replicas(key, rs, active)
-        await self._update_status(rs, active, error)
+            error = await self._manage_replicas(key, rs, counts, group, extra)
+        await self._update_status(rs, counts, error)
         if error is not None:
             raise error
 
-    async def _claim_pods(self, rs: Obj) -> list[Obj]:
-        """The active pods this set owns once its claim is done (ClaimError if an
-        adoption or release failed: the sync is retried, never run on a partial claim)."""
-        md = rs["metadata"]
-        selector = self.selector_of(rs)
-        pods = self.pods.indexer.list_namespace(md.get("namespace", ""))
+    def _view(self, rs: Obj) -> ownedpods.View:
+        spec = rs.get("spec") or {}
+        template_md = (spec.get("template") or {}).get("metadata") or {}
+        return ownedpods.View(
+            key=ownedpods.view_key(rs),
+            selector=self.selector_of(rs),
+            template_labels=dict(template_md.get("labels") or {}),
+            min_ready=bool(int(spec.get("minReadySeconds") or 0)),
+        )
+
+    async def _claim_pods(self, rs: Obj, group: ownedpods.Group) -> list[Obj]:
+        """Release the active pods the set controls but no longer selects, adopt the
+        active orphans it selects; returns the adopted pods as the API returned them
+        (ClaimError if an adoption or release failed: the sync is retried, never run on
+        a partial claim). Pods controlled by someone else are never looked at: the claim
+        would leave them alone anyway."""
+        ns = rs["metadata"].get("namespace", "")
+        selector = group.view.selector
+        candidates = [
+            pod for k in sorted(group.unselected) if (pod := self.pods.indexer.get(k)) is not None
+        ]
+        candidates.extend(
+            p
+            for p in self.pods.indexer.by_index(lister.ORPHAN_INDEX, ns)
+            if podcontrol.is_active(p)
+        )
+        if not candidates:
+            return []
         manager = refmanager.ControllerRefManager(
             self.client,
             controller=rs,
@@ -217,10 +265,9 @@ class ReplicaSetController(base.Controller):
             resource=self.pod_resource,
             recheck=refmanager.recheck_deletion(self.client, self.rs_resource, rs),
         )
-        # An empty selector selects nothing here (validation never lets one through).
-        return await manager.claim(
-            (p for p in pods if podcontrol.is_active(p)), lambda _pod: not selector.empty
-        )
+        # An unselected pod is never kept (released, or left alone while the set is being
+        # deleted), so what the claim keeps is what it adopted.
+        return await manager.claim(candidates, lambda _pod: not selector.empty)
 
     def _related_pods(self, rs: Obj) -> list[Obj]:
         """Every pod selected by a ReplicaSet with the same controller as ``rs`` (none
@@ -244,10 +291,26 @@ class ReplicaSetController(base.Controller):
                     seen[uid] = pod
         return list(seen.values())
 
-    async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> BaseException | None:
+    def _active_pods(self, group: ownedpods.Group, extra: list[tuple[str, Obj]]) -> list[Obj]:
+        """The active pods the set owns once claimed (a walk over the set)."""
+        out = {
+            k: pod for k in group.counted_keys() if (pod := self.pods.indexer.get(k)) is not None
+        }
+        for k, pod in extra:
+            out.setdefault(k, pod)
+        return list(out.values())
+
+    async def _manage_replicas(
+        self,
+        key: str,
+        rs: Obj,
+        counts: ownedpods.Counts,
+        group: ownedpods.Group,
+        extra: list[tuple[str, Obj]],
+    ) -> BaseException | None:
         spec = rs.get("spec") or {}
         wanted = int(spec.get("replicas", 1))
-        diff = len(active) - wanted
+        diff = counts.replicas - wanted
         ns = rs["metadata"].get("namespace", "")
         if diff < 0:
             count = min(-diff, self.burst)
@@ -280,6 +343,7 @@ class ReplicaSetController(base.Controller):
             return error
         if diff > 0:
             count = min(diff, self.burst)
+            active = self._active_pods(group, extra)
             victims = deletion_order(active, self._related_pods(rs), self.clock.now())[:count]
             self.expectations.expect_deletions(key, [lister.key_of(p) for p in victims])
 
@@ -305,25 +369,17 @@ class ReplicaSetController(base.Controller):
             return next((r for r in results if isinstance(r, BaseException)), None)
         return None
 
-    async def _update_status(self, rs: Obj, active: list[Obj], error: BaseException | None) -> None:
+    async def _update_status(
+        self, rs: Obj, counts: ownedpods.Counts, error: BaseException | None
+    ) -> None:
         spec = rs.get("spec") or {}
-        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         min_ready = int(spec.get("minReadySeconds") or 0)
-        now = self.clock.now()
-        ready = [p for p in active if podcontrol.pod_ready(p)]
-        available = [p for p in ready if podcontrol.pod_available(p, min_ready, now)]
-        fully_labeled = [
-            p
-            for p in active
-            if all(
-                (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items()
-            )
-        ]
+        available = counts.available(min_ready, self.clock.now())
         old = rs.get("status") or {}
         conditions = [c for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
         if error is not None:
             reason = (
-                "FailedCreate" if len(active) < int(spec.get("replicas", 1)) else "FailedDelete"
+                "FailedCreate" if counts.replicas < int(spec.get("replicas", 1)) else "FailedDelete"
             )
             message = error.message if isinstance(error, errors.StatusError) else repr(error)
             conditions.append(
@@ -336,10 +392,10 @@ class ReplicaSetController(base.Controller):
                 }
             )
         status: Obj = {
-            "replicas": len(active),
-            "fullyLabeledReplicas": len(fully_labeled),
-            "readyReplicas": len(ready),
-            "availableReplicas": len(available),
+            "replicas": counts.replicas,
+            "fullyLabeledReplicas": counts.fully_labeled,
+            "readyReplicas": counts.ready,
+            "availableReplicas": available,
             "observedGeneration": int(rs["metadata"].get("generation") or 1),
         }
         if conditions:
@@ -358,5 +414,5 @@ class ReplicaSetController(base.Controller):
                     raise
                 if errors.is_conflict(exc):
                     self.queue.add_rate_limited(lister.key_of(rs))
-        if min_ready and len(ready) != len(available):
+        if min_ready and counts.ready != available:
             self.queue.add_after(lister.key_of(rs), float(min_ready))

@@ -169,7 +169,6 @@ class DeploymentController(base.Controller):
 
     async def _sync(self, d: Obj) -> None:
         rs_list = await self.claim_replica_sets(d)
-        pod_map = self.pod_map(d, rs_list)
         if d["metadata"].get("deletionTimestamp"):
             await dsync.sync_status_only(self, d, rs_list)
             return
@@ -186,7 +185,9 @@ class DeploymentController(base.Controller):
             return
         kind = util.strategy_type(d)
         if kind == "Recreate":
-            await recreate.rollout_recreate(self, d, rs_list, pod_map)
+            # Only Recreate reads the pods (upstream lists them on every sync; here that
+            # walk over every pod of the Deployment is paid only where it is used).
+            await recreate.rollout_recreate(self, d, rs_list, self.pod_map(d, rs_list))
         elif kind == "RollingUpdate":
             await rolling.rollout_rolling(self, d, rs_list)
         else:
