@@ -16,7 +16,23 @@ left to the supervisor to log with its traceback and restart after a back-off
 (the restart lists again, so the cache cannot stay inconsistent).
 
 A :class:`InformerFactory` hands out one informer per resource (and selector),
-so the controllers in one process share a single watch per resource.
+so the controllers in one process share a single watch per resource. Where
+several components of one process read the same resources (the all-in-one
+server's controller manager and scheduler), each takes a :meth:`InformerFactory.scope`
+of one factory: the informers, their caches and their watches exist once, and
+each scope's handlers are removed when the scope stops (a leadership term ends)
+while the informers run on for the others.
+
+Cached objects are shared and read-only. An object an informer hands to a
+handler or keeps in its indexer is the very object every other handler and
+lister of the process sees: a consumer that wants to change one copies it first
+(``meta.deep_copy``), as client-go's rule is ("treat cache objects as
+read-only; DeepCopy before mutating").
+
+A factory may be given a ``transform``, applied to every object as it arrives
+and before anyone sees it (client-go's ``WithTransform``): the controller
+manager and the scheduler drop ``metadata.managedFields``, as upstream's do,
+since no control loop reads them and they are a third of a pod's memory.
 """
 
 from __future__ import annotations
@@ -37,6 +53,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
+Transform = Callable[[Obj], Obj]
 AddHandler = Callable[[Obj], None]
 UpdateHandler = Callable[[Obj, Obj], None]
 DeleteHandler = Callable[[Obj], None]
@@ -52,10 +69,21 @@ class Handlers:
     on_delete: DeleteHandler | None = None
 
 
-@dataclass
-class _Registration:
+@dataclass(eq=False)
+class Registration:
+    """What :meth:`Informer.add_handlers` returns: a handle to remove them with."""
+
     handlers: Handlers
     resync: float = 0.0
+
+
+def trim_managed_fields(obj: Obj) -> Obj:
+    """A transform dropping ``metadata.managedFields`` (upstream's controller manager
+    trims its informers' objects the same way: control loops never read them)."""
+    md = obj.get("metadata")
+    if isinstance(md, dict):
+        md.pop("managedFields", None)
+    return obj
 
 
 class Informer:
@@ -72,8 +100,11 @@ class Informer:
         indexers: dict[str, lister.IndexFunc] | None = None,
         resync_period: float = 0.0,
         metadata_only: bool = False,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
+        # Applied to each object as it arrives, before the cache or a handler sees it.
+        self.transform = transform
         self.metadata_only = metadata_only
         self.resource = resource
         self.namespace = namespace
@@ -81,7 +112,7 @@ class Informer:
         self.field_selector = field_selector
         self.indexer = lister.Indexer(indexers or {})
         self.resync_period = resync_period
-        self._registrations: list[_Registration] = []
+        self._registrations: list[Registration] = []
         self._synced = asyncio.Event()
         self._supervisor: supervision.Supervisor | None = None
         self.resource_version = ""
@@ -94,13 +125,24 @@ class Informer:
         on_add: AddHandler | None = None,
         on_update: UpdateHandler | None = None,
         on_delete: DeleteHandler | None = None,
-    ) -> None:
+    ) -> Registration:
         """Register handlers; if the cache already has objects, they are replayed as adds."""
-        reg = _Registration(Handlers(on_add, on_update, on_delete))
+        reg = Registration(Handlers(on_add, on_update, on_delete))
         self._registrations.append(reg)
         if on_add is not None:
             for obj in self.indexer.list():
                 on_add(obj)
+        return reg
+
+    def remove_handlers(self, registration: Registration) -> None:
+        """Stop calling the handlers of ``registration`` (client-go's RemoveEventHandler)."""
+        with contextlib.suppress(ValueError):
+            self._registrations.remove(registration)
+
+    def view(self) -> InformerView:
+        """This informer as one consumer sees it: the same cache and watch, with
+        handlers of its own that :meth:`InformerView.stop` removes."""
+        return InformerView(self)
 
     def add_indexer(self, name: str, func: lister.IndexFunc) -> None:
         self.indexer.add_index(name, func)
@@ -171,9 +213,10 @@ class Informer:
             metadata_only=self.metadata_only,
         )
         self.lists += 1
-        fresh = {lister.key_of(o): o for o in result.get("items") or []}
-        for obj in fresh.values():
-            self._stamp(obj)
+        fresh = {}
+        for item in result.get("items") or []:
+            obj = self._stamp(item)
+            fresh[lister.key_of(obj)] = obj
         old = self.indexer.replace(fresh)
         for key, obj in fresh.items():
             prev = old.get(key)
@@ -215,19 +258,19 @@ class Informer:
                     if rv:
                         self.resource_version = rv
                     continue
-                self._stamp(obj)
-                self._apply(kind, obj)
+                self._apply(kind, self._stamp(obj))
                 if rv:
                     self.resource_version = rv
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]  # an async generator
 
-    def _stamp(self, obj: Obj) -> None:
+    def _stamp(self, obj: Obj) -> Obj:
         # List items (and metadata-only views) may lack their kind; set ours.
         if self.metadata_only or "kind" not in obj:
             obj["kind"] = self.resource.kind
             obj["apiVersion"] = self.resource.api_version
+        return obj if self.transform is None else self.transform(obj)
 
     def _apply(self, kind: str | None, obj: Obj) -> None:
         key = lister.key_of(obj)
@@ -265,6 +308,77 @@ class Informer:
                 _call(reg.handlers.on_delete, obj)
 
 
+class InformerView(Informer):
+    """One consumer's handle on a shared :class:`Informer`: the same cache, watch and
+    synced state, with handler registrations of its own.
+
+    The view runs no loop (the shared informer does, under its factory's supervisor);
+    :meth:`stop` removes the handlers added through it and leaves the informer
+    running for its other consumers.
+    """
+
+    def __init__(self, shared: Informer) -> None:
+        # No Informer.__init__: every piece of state is the shared informer's own
+        # object (the indexer, the handler list, the synced event), not a copy.
+        self.shared = shared
+        self.client = shared.client
+        self.metadata_only = shared.metadata_only
+        self.resource = shared.resource
+        self.namespace = shared.namespace
+        self.label_selector = shared.label_selector
+        self.field_selector = shared.field_selector
+        self.transform = shared.transform
+        self.indexer = shared.indexer
+        self.resync_period = shared.resync_period
+        self._registrations = shared._registrations
+        self._synced = shared._synced
+        self._supervisor = None
+        self._own: list[Registration] = []
+
+    @property
+    def resource_version(self) -> str:
+        return self.shared.resource_version
+
+    @resource_version.setter
+    def resource_version(self, value: str) -> None:
+        self.shared.resource_version = value
+
+    @property
+    def lists(self) -> int:
+        return self.shared.lists
+
+    @lists.setter
+    def lists(self, value: int) -> None:
+        self.shared.lists = value
+
+    def add_handlers(
+        self,
+        *,
+        on_add: AddHandler | None = None,
+        on_update: UpdateHandler | None = None,
+        on_delete: DeleteHandler | None = None,
+    ) -> Registration:
+        reg = super().add_handlers(on_add=on_add, on_update=on_update, on_delete=on_delete)
+        self._own.append(reg)
+        return reg
+
+    def view(self) -> InformerView:
+        return self.shared.view()
+
+    def start(self, supervisor: supervision.Supervisor) -> None:
+        """Start the shared informer if nobody has (a consumer outside any factory)."""
+        self.shared.start(supervisor)
+
+    async def stop(self) -> None:
+        """Remove this view's handlers; the shared informer runs on."""
+        own, self._own = self._own, []
+        for reg in own:
+            self.shared.remove_handlers(reg)
+
+    async def run(self) -> None:
+        raise RuntimeError("a view runs no loop; its shared informer does")
+
+
 def _call(handler: Callable[..., None], *args: Obj) -> None:
     try:
         handler(*args)
@@ -278,8 +392,14 @@ class InformerFactory:
 
     client: Client
     resync_period: float = 0.0
+    # Applied to every object of every informer as it arrives (client-go's WithTransform).
+    transform: Transform | None = None
     _informers: dict[tuple[str, ...], Informer] = field(default_factory=dict)
     _supervisor: supervision.Supervisor | None = None  # what start() was given
+
+    def scope(self) -> InformerScope:
+        """A view of this factory for one consumer's term (see :class:`InformerScope`)."""
+        return InformerScope(self)
 
     def informer(
         self,
@@ -290,14 +410,7 @@ class InformerFactory:
         field_selector: str = "",
         metadata_only: bool = False,
     ) -> Informer:
-        key = (
-            resource.api_version,
-            resource.plural,
-            namespace,
-            label_selector,
-            field_selector,
-            str(metadata_only),
-        )
+        key = _key(resource, namespace, label_selector, field_selector, metadata_only)
         inf = self._informers.get(key)
         if inf is None:
             inf = Informer(
@@ -309,6 +422,7 @@ class InformerFactory:
                 indexers={lister.NAMESPACE_INDEX: lister.namespace_index},
                 resync_period=self.resync_period,
                 metadata_only=metadata_only,
+                transform=self.transform,
             )
             self._informers[key] = inf
         return inf
@@ -332,3 +446,67 @@ class InformerFactory:
 
     async def stop(self) -> None:
         await asyncio.gather(*(inf.stop() for inf in self._informers.values()))
+
+
+class InformerScope(InformerFactory):
+    """One consumer's term on a factory shared in the process: what the consumer asks
+    for is a view (:class:`InformerView`) of the factory's one informer for it.
+
+    The informers run under the shared factory's supervisor, whatever supervisor the
+    scope is started with, so they outlive the term; :meth:`stop` removes the handlers
+    the term registered. The shared factory must have been started first.
+    """
+
+    def __init__(self, shared: InformerFactory) -> None:
+        super().__init__(shared.client, shared.resync_period, shared.transform)
+        self.shared = shared
+
+    def scope(self) -> InformerScope:
+        return self.shared.scope()
+
+    def informer(
+        self,
+        resource: resources.Resource,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Informer:
+        key = _key(resource, namespace, label_selector, field_selector, metadata_only)
+        view = self._informers.get(key)
+        if view is None:
+            view = self._informers[key] = self.shared.informer(
+                resource,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                metadata_only=metadata_only,
+            ).view()
+        return view
+
+    def start(self, supervisor: supervision.Supervisor) -> None:
+        self._supervisor = supervisor
+        self.shared.start_late()
+
+    def start_late(self) -> None:
+        if self._supervisor is None:
+            raise RuntimeError("the informer scope has not started")
+        self.shared.start_late()
+
+
+def _key(
+    resource: resources.Resource,
+    namespace: str,
+    label_selector: str,
+    field_selector: str,
+    metadata_only: bool,
+) -> tuple[str, ...]:
+    return (
+        resource.api_version,
+        resource.plural,
+        namespace,
+        label_selector,
+        field_selector,
+        str(metadata_only),
+    )
