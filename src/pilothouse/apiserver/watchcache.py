@@ -53,21 +53,44 @@ WATCHER_BACKLOG_LIMIT = 20000
 
 
 class Entry:
-    """One object version, with its JSON encoding made once on demand."""
+    """One object version, with its JSON encoding made once on demand.
 
-    __slots__ = ("_raw", "key", "obj", "revision")
+    The encoding is kept only while an event of this version is in the event
+    window, where watchers fan it out (one encoding for every watcher, as
+    upstream's cachingObject); a LIST encodes what it serves afresh
+    (:meth:`encode`) and keeps nothing, so the cache holds each object once,
+    decoded, rather than decoded and encoded (a third more for a pod).
+    """
+
+    __slots__ = ("_raw", "key", "obj", "revision", "windowed")
 
     def __init__(self, key: str, obj: dict[str, Any], revision: int) -> None:
         self.key = key
         self.obj = obj
         self.revision = revision
         self._raw: bytes | None = None
+        # Whether an event of this version is in its cache's event window.
+        self.windowed = False
 
     def raw(self) -> bytes:
-        """The object as responses carry it (fields in upstream's order)."""
-        if self._raw is None:
-            self._raw = orjson.dumps(meta.wire_order(self.obj))
-        return self._raw
+        """The object as responses carry it (fields in upstream's order), kept for
+        the other watchers of the same event while that event is in the window."""
+        if self._raw is not None:
+            return self._raw
+        raw = orjson.dumps(meta.wire_order(self.obj))
+        if self.windowed:
+            self._raw = raw
+        return raw
+
+    def encode(self) -> bytes:
+        """What :meth:`raw` gives, without keeping it (a LIST's items)."""
+        if self._raw is not None:
+            return self._raw
+        return orjson.dumps(meta.wire_order(self.obj))
+
+    def leave_window(self) -> None:
+        self.windowed = False
+        self._raw = None
 
 
 class WatchEvent:
@@ -223,9 +246,14 @@ class ResourceCache:
             if key not in self.objects:
                 self._sorted = None
             self.objects[key] = event.entry
+        event.entry.windowed = True
         self.events.append(event)
         if len(self.events) > EVENT_WINDOW:
-            self.floor = self.events.popleft().revision
+            oldest = self.events.popleft()
+            self.floor = oldest.revision
+            # No watcher registers for it any more (one that still has it in its
+            # backlog encodes it again).
+            oldest.entry.leave_window()
         for w in tuple(self.watchers):
             w.deliver(event)
 
