@@ -14,6 +14,16 @@ as upstream does. A bounded ring of recent events per resource lets watches
 resume from a recent ``resourceVersion``; older (but not compacted) revisions
 are served from the store's log by :func:`store_watch`.
 
+Paged lists (``limit``/``continue``) are served from list snapshots: the
+resource's objects in key order as of one revision, a list of references made
+for a first page and kept (a few per resource, for :data:`SNAPSHOT_TTL`
+seconds) so that every later page of that list costs a bisection and the page
+itself, not a sort, a copy of the whole resource or a read of the store. A
+snapshot serves every revision from the one it was taken at until the
+resource's next change, so lists at different revisions with nothing changed
+between them share one. A continue token whose snapshot is gone is served from
+the store's log, as before.
+
 The feeder is a supervised child (RESTART). Should it fail, it lists the store
 again when restarted, as upstream's reflector re-lists: the caches are rebuilt at
 that revision and every open watch is closed, so its client resumes from the
@@ -27,7 +37,9 @@ import bisect
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,6 +62,11 @@ EVENT_WINDOW = 1000
 # A watcher that falls this many events behind is closed; its client re-watches from
 # the last resourceVersion it got (upstream closes an unresponsive watcher the same way).
 WATCHER_BACKLOG_LIMIT = 20000
+# How long a list snapshot serves continue pages after its last use, and how many
+# each resource keeps (kubectl asks for the next page at once; a client that takes
+# longer reads the rest from the store's log).
+SNAPSHOT_TTL = 60.0
+SNAPSHOTS_PER_RESOURCE = 4
 
 
 class Entry:
@@ -205,6 +222,30 @@ class Watcher:
         return batch
 
 
+def _entry_key(entry: Entry) -> str:
+    return entry.key
+
+
+@dataclass(slots=True, eq=False)
+class Snapshot:
+    """A resource's objects in key order, as they were from revision ``since`` up to
+    (not including) ``until`` (None: still so)."""
+
+    entries: list[Entry]
+    since: int
+    until: int | None
+    used: float  # time.monotonic() of the last page served from it
+
+    def covers(self, revision: int) -> bool:
+        return self.since <= revision and (self.until is None or revision < self.until)
+
+    def bounds(self, prefix: str, start_key: str) -> tuple[int, int]:
+        """The index range of keys under ``prefix`` from ``start_key`` on."""
+        lo = bisect.bisect_left(self.entries, max(prefix, start_key), key=_entry_key)
+        hi = bisect.bisect_left(self.entries, storage.prefix_end(prefix), key=_entry_key)
+        return lo, hi
+
+
 class ResourceCache:
     """Objects of one storage resource (e.g. ``/registry/pods/``) and recent events."""
 
@@ -215,6 +256,9 @@ class ResourceCache:
         self.events: collections.deque[WatchEvent] = collections.deque()
         # Every event after this revision is in ``events``.
         self.floor = start_revision
+        # The revision of the last change applied (or of the listing it was filled at).
+        self.changed = start_revision
+        self.snapshots: list[Snapshot] = []
         self.watchers: set[Watcher] = set()
         # Keys changed while the cache was being filled at start_revision (see
         # WatchCache.add_prefix): the listing must not overwrite them.
@@ -223,6 +267,7 @@ class ResourceCache:
     def load(self, entry: Entry) -> None:
         self.objects[entry.key] = entry
         self._sorted = None
+        self.snapshots = []
 
     def reset(self, revision: int) -> None:
         """Forget everything (a fresh listing at ``revision`` follows) and end every
@@ -234,18 +279,30 @@ class ResourceCache:
         self._sorted = None
         self.events.clear()
         self.floor = revision
+        self.changed = revision
+        self.snapshots = []
 
     def apply(self, event: WatchEvent) -> None:
         key = event.entry.key
         if self.touched is not None:
             self.touched.add(key)
+        # The key list stays sorted through adds and deletes (a memmove, not a sort
+        # of every key after each new object).
         if event.type == DELETED:
-            if self.objects.pop(key, None) is not None:
-                self._sorted = None
+            if self.objects.pop(key, None) is not None and self._sorted is not None:
+                i = bisect.bisect_left(self._sorted, key)
+                if i < len(self._sorted) and self._sorted[i] == key:
+                    del self._sorted[i]
+                else:
+                    self._sorted = None
         else:
-            if key not in self.objects:
-                self._sorted = None
+            if key not in self.objects and self._sorted is not None:
+                bisect.insort(self._sorted, key)
             self.objects[key] = event.entry
+        self.changed = event.revision
+        for snap in self.snapshots:
+            if snap.until is None:
+                snap.until = event.revision
         event.entry.windowed = True
         self.events.append(event)
         if len(self.events) > EVENT_WINDOW:
@@ -268,6 +325,37 @@ class ResourceCache:
         lo = bisect.bisect_left(keys, max(prefix, start_key))
         hi = bisect.bisect_left(keys, storage.prefix_end(prefix))
         return [self.objects[k] for k in keys[lo:hi]]
+
+    def list_snapshot(self) -> Snapshot:
+        """A snapshot of the current contents (the one already taken, if nothing
+        changed since)."""
+        now = time.monotonic()
+        self._expire(now)
+        for snap in self.snapshots:
+            if snap.until is None:
+                snap.used = now
+                return snap
+        keys = self.sorted_keys()
+        objects = self.objects
+        snap = Snapshot([objects[k] for k in keys], self.changed, None, now)
+        self.snapshots.append(snap)
+        if len(self.snapshots) > SNAPSHOTS_PER_RESOURCE:
+            self.snapshots.remove(min(self.snapshots, key=lambda s: s.used))
+        return snap
+
+    def snapshot_at(self, revision: int) -> Snapshot | None:
+        """The snapshot that holds the contents as of ``revision``, if one is kept."""
+        now = time.monotonic()
+        self._expire(now)
+        for snap in self.snapshots:
+            if snap.covers(revision):
+                snap.used = now
+                return snap
+        return None
+
+    def _expire(self, now: float) -> None:
+        if self.snapshots:
+            self.snapshots = [s for s in self.snapshots if now - s.used <= SNAPSHOT_TTL]
 
     def watch(self, prefix: str, match: Filter | None, after_revision: int) -> Watcher | None:
         """Register a watcher for events after ``after_revision``.
