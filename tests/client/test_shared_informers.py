@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from pilothouse import supervisor as supervision
 from pilothouse import testing
 from pilothouse.api import meta, resources
@@ -103,5 +105,32 @@ async def test_the_server_keeps_managed_fields_an_update_from_a_trimmed_cache_om
         live = await client.get(CONFIGMAPS, "m", ns)
         assert live["data"] == {"k": "w"}
         assert [e["manager"] for e in live["metadata"]["managedFields"]]
+    finally:
+        await inf.stop()
+
+
+async def test_the_mutation_detector_names_an_object_changed_in_place(
+    client: rest.Client, supervisor: supervision.Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(informer.MUTATION_DETECTOR_ENV, "true")
+    ns = await _namespace(client)
+    await client.create(CONFIGMAPS, {"metadata": {"name": "m"}, "data": {"k": "v"}}, ns)
+    await client.create(CONFIGMAPS, {"metadata": {"name": "fine"}, "data": {"k": "v"}}, ns)
+    inf = informer.Informer(client, CONFIGMAPS, namespace=ns)
+    inf.start(supervisor)
+    try:
+        await inf.wait_synced(10)
+        cached = inf.indexer.get(f"{ns}/m")
+        assert cached is not None
+        cached["data"]["k"] = "changed in place"  # what a consumer must never do
+        for name in ("m", "fine"):
+            live = await client.get(CONFIGMAPS, name, ns)
+            live["data"] = {"k": "updated"}
+            await client.update(CONFIGMAPS, live)
+        await _until(
+            lambda: (inf.indexer.get(f"{ns}/fine") or {}).get("data") == {"k": "updated"},
+            "both updates",
+        )
+        assert inf.mutations == [f"{ns}/m"]
     finally:
         await inf.stop()

@@ -109,6 +109,8 @@ class AllInOne:
         self.controller_manager: manager.ControllerManager | None = None
         self.scheduler: scheduler.Scheduler | None = None
         self.agent: agent.Agent | None = None
+        # What the controller manager and the scheduler read through (made by start).
+        self.informers: informer.InformerFactory | None = None
 
     def client(self, user_agent: str, user: user_module.UserInfo | None = None) -> rest.Client:
         """A client on the server's socket, acting as ``user`` (the server itself if None)."""
@@ -146,7 +148,7 @@ class AllInOne:
         )
         # The informers both components read through: in the controller manager's
         # supervisor (its health, and stopped after the scheduler, which stops first).
-        informers = informer.InformerFactory(
+        informers = self.informers = informer.InformerFactory(
             self.client(
                 "pilothouse-controller-manager/shared-informers",
                 user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER),

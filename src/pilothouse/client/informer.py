@@ -27,7 +27,12 @@ Cached objects are shared and read-only. An object an informer hands to a
 handler or keeps in its indexer is the very object every other handler and
 lister of the process sees: a consumer that wants to change one copies it first
 (``meta.deep_copy``), as client-go's rule is ("treat cache objects as
-read-only; DeepCopy before mutating").
+read-only; DeepCopy before mutating"). With ``PILOTHOUSE_CACHE_MUTATION_DETECTOR=true``
+in the environment (client-go's ``KUBE_CACHE_MUTATION_DETECTOR``; the test suite
+sets it) each informer keeps a hash of every object it caches and, when a
+newer version or a deletion replaces it, checks that nobody changed it in place:
+a mutation is logged as an error and its key recorded in ``Informer.mutations``.
+It costs an encoding per event, so it is for tests.
 
 A factory may be given a ``transform``, applied to every object as it arrives
 and before anyone sees it (client-go's ``WithTransform``): the controller
@@ -40,9 +45,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import errors, resources
@@ -58,6 +66,7 @@ AddHandler = Callable[[Obj], None]
 UpdateHandler = Callable[[Obj, Obj], None]
 DeleteHandler = Callable[[Obj], None]
 
+MUTATION_DETECTOR_ENV = "PILOTHOUSE_CACHE_MUTATION_DETECTOR"
 WATCH_TIMEOUT_S = 300
 RETRY_DELAY_S = 1.0
 
@@ -117,6 +126,11 @@ class Informer:
         self._supervisor: supervision.Supervisor | None = None
         self.resource_version = ""
         self.lists = 0  # how many times this informer listed (for tests and benchmarks)
+        # The mutation detector (see the module docstring): a hash of each cached
+        # object's encoding by key, and the keys whose cached object was found changed.
+        detect = os.environ.get(MUTATION_DETECTOR_ENV, "").lower() in ("1", "true")
+        self._fingerprints: dict[str, int] | None = {} if detect else None
+        self.mutations: list[str] = []
 
     # --- registration -----------------------------------------------------------------
     def add_handlers(
@@ -218,6 +232,12 @@ class Informer:
             obj = self._stamp(item)
             fresh[lister.key_of(obj)] = obj
         old = self.indexer.replace(fresh)
+        if self._fingerprints is not None:
+            for key, cached in old.items():
+                self._check_unchanged(key, cached)
+            self._fingerprints.clear()
+            for key, obj in fresh.items():
+                self._fingerprints[key] = hash(orjson.dumps(obj))
         for key, obj in fresh.items():
             prev = old.get(key)
             if prev is None:
@@ -275,14 +295,33 @@ class Informer:
     def _apply(self, kind: str | None, obj: Obj) -> None:
         key = lister.key_of(obj)
         if kind == "DELETED":
-            self.indexer.delete(key)
+            gone = self.indexer.delete(key)
+            if self._fingerprints is not None and gone is not None:
+                self._check_unchanged(key, gone)
+                self._fingerprints.pop(key, None)
             self._dispatch_delete(obj)  # the object as it last was, from the server
             return
         prev = self.indexer.upsert(key, obj)
+        if self._fingerprints is not None:
+            if prev is not None:
+                self._check_unchanged(key, prev)
+            self._fingerprints[key] = hash(orjson.dumps(obj))
         if prev is None:
             self._dispatch_add(obj)
         else:
             self._dispatch_update(prev, obj)
+
+    def _check_unchanged(self, key: str, cached: Obj) -> None:
+        assert self._fingerprints is not None
+        before = self._fingerprints.get(key)
+        if before is not None and before != hash(orjson.dumps(cached)):
+            self.mutations.append(key)
+            log.error(
+                "informer %s: the cached object %s was changed in place by a consumer "
+                "(cached objects are read-only: copy before changing)",
+                self.resource.qualified,
+                key,
+            )
 
     async def _resync_loop(self) -> None:
         """Periodically re-deliver every cached object as an update (upstream's resync)."""
@@ -333,6 +372,8 @@ class InformerView(Informer):
         self._registrations = shared._registrations
         self._synced = shared._synced
         self._supervisor = None
+        self._fingerprints = None  # the shared informer's detector does the checking
+        self.mutations = shared.mutations
         self._own: list[Registration] = []
 
     @property
@@ -426,6 +467,10 @@ class InformerFactory:
             )
             self._informers[key] = inf
         return inf
+
+    def informers(self) -> list[Informer]:
+        """Every informer made so far."""
+        return list(self._informers.values())
 
     def start(self, supervisor: supervision.Supervisor) -> None:
         """Start every informer made so far as children of ``supervisor``; informers made
