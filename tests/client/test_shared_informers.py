@@ -134,3 +134,20 @@ async def test_the_mutation_detector_names_an_object_changed_in_place(
         assert inf.mutations == [f"{ns}/m"]
     finally:
         await inf.stop()
+
+
+async def test_metadata_readers_share_a_whole_object_informer_when_there_is_one(
+    client: rest.Client,
+) -> None:
+    assert NAMESPACES is not None and CONFIGMAPS is not None
+    factory = informer.InformerFactory(client)
+    full = factory.informer(CONFIGMAPS)
+    assert factory.informer_or_metadata(CONFIGMAPS) is full
+    meta_only = factory.informer_or_metadata(NAMESPACES)
+    assert meta_only.metadata_only
+    assert meta_only is factory.informer(NAMESPACES, metadata_only=True)
+    # Through a scope: a view of the shared whole-object informer.
+    scope = factory.scope()
+    view = scope.informer_or_metadata(CONFIGMAPS)
+    assert isinstance(view, informer.InformerView) and view.shared is full
+    assert scope.informer_or_metadata(NAMESPACES).metadata_only

@@ -472,6 +472,18 @@ class InformerFactory:
         """Every informer made so far."""
         return list(self._informers.values())
 
+    def informer_or_metadata(self, resource: resources.Resource) -> Informer:
+        """The whole-object informer of ``resource`` when one is made already (its
+        objects carry their metadata: a second, metadata-only watch would decode and
+        cache every object again), else a metadata-only one. Upstream's garbage
+        collector reads the typed informers the same way."""
+        if self._has_full(resource):
+            return self.informer(resource)
+        return self.informer(resource, metadata_only=True)
+
+    def _has_full(self, resource: resources.Resource) -> bool:
+        return _key(resource, "", "", "", False) in self._informers
+
     def start(self, supervisor: supervision.Supervisor) -> None:
         """Start every informer made so far as children of ``supervisor``; informers made
         later start with :meth:`start_late`."""
@@ -508,6 +520,9 @@ class InformerScope(InformerFactory):
 
     def scope(self) -> InformerScope:
         return self.shared.scope()
+
+    def _has_full(self, resource: resources.Resource) -> bool:
+        return self.shared._has_full(resource)
 
     def informer(
         self,
