@@ -21,8 +21,9 @@ seconds) so that every later page of that list costs a bisection and the page
 itself, not a sort, a copy of the whole resource or a read of the store. A
 snapshot serves every revision from the one it was taken at until the
 resource's next change, so lists at different revisions with nothing changed
-between them share one. A continue token whose snapshot is gone is served from
-the store's log, as before.
+between them share one; it is dropped once the resource has changed a lot since
+(:data:`SNAPSHOT_STALE_CHANGES`), so it never pins many old versions. A continue
+token whose snapshot is gone is served from the store's log, as before.
 
 The feeder is a supervised child (RESTART). Should it fail, it lists the store
 again when restarted, as upstream's reflector re-lists: the caches are rebuilt at
@@ -67,6 +68,11 @@ WATCHER_BACKLOG_LIMIT = 20000
 # longer reads the rest from the store's log).
 SNAPSHOT_TTL = 60.0
 SNAPSHOTS_PER_RESOURCE = 4
+# A snapshot keeps the versions it holds alive after the cache has moved on; once this
+# many changes (or an eighth of its size, if more) came after it, it is dropped (its
+# continue tokens are then served from the store's log), so snapshots of a resource
+# that changes fast cannot hold several copies of it.
+SNAPSHOT_STALE_CHANGES = 1000
 
 
 class Entry:
@@ -237,6 +243,7 @@ class Snapshot:
     since: int
     until: int | None
     used: float  # time.monotonic() of the last page served from it
+    stale: int = 0  # changes to the resource since ``until``
 
     def covers(self, revision: int) -> bool:
         return self.since <= revision and (self.until is None or revision < self.until)
@@ -302,9 +309,8 @@ class ResourceCache:
                 bisect.insort(self._sorted, key)
             self.objects[key] = event.entry
         self.changed = event.revision
-        for snap in self.snapshots:
-            if snap.until is None:
-                snap.until = event.revision
+        if self.snapshots:
+            self._age_snapshots(event.revision)
         event.entry.windowed = True
         self.events.append(event)
         if len(self.events) > EVENT_WINDOW:
@@ -354,6 +360,20 @@ class ResourceCache:
                 snap.used = now
                 return snap
         return None
+
+    def _age_snapshots(self, revision: int) -> None:
+        dropped = False
+        for snap in self.snapshots:
+            if snap.until is None:
+                snap.until = revision
+            snap.stale += 1
+            dropped |= snap.stale > max(SNAPSHOT_STALE_CHANGES, len(snap.entries) // 8)
+        if dropped:
+            self.snapshots = [
+                s
+                for s in self.snapshots
+                if s.stale <= max(SNAPSHOT_STALE_CHANGES, len(s.entries) // 8)
+            ]
 
     def _expire(self, now: float) -> None:
         if self.snapshots:

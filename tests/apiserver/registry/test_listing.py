@@ -198,3 +198,23 @@ async def test_resource_version_match_exact_lists_a_past_revision(setup: Setup) 
     )
     assert [e.obj["metadata"]["name"] for e in paged.entries] == ["one"]
     assert paged.continue_token == ""
+
+
+async def test_a_snapshot_the_resource_moved_far_from_is_dropped(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watchcache, "SNAPSHOT_STALE_CHANGES", 3)
+    for i in range(4):
+        await setup.create("a", f"cm-{i}")
+    first = await setup.cms.list("a", listing.ListOptions(limit=2))
+    for i in range(3):
+        await setup.create("a", f"later-{i}")
+    assert setup.cms.cache.snapshot_at(int(first.resource_version)) is not None
+    await setup.create("a", "one-too-many")
+    assert setup.cms.cache.snapshots == []
+    # Its list goes on from the store's log, the same as it began.
+    rest = await setup.cms.list(
+        "a", listing.ListOptions(limit=2, continue_token=first.continue_token)
+    )
+    assert [e.obj["metadata"]["name"] for e in rest.entries] == ["cm-2", "cm-3"]
+    assert rest.continue_token == ""
