@@ -11,7 +11,7 @@ import pytest
 from pilothouse import supervisor as supervision
 from pilothouse import testing
 from pilothouse.api import meta, resources
-from pilothouse.client import informer, rest
+from pilothouse.client import informer, informerscope, rest
 
 CONFIGMAPS = resources.DEFAULT.by_path("", "v1", "configmaps")
 NAMESPACES = resources.DEFAULT.by_path("", "v1", "namespaces")
@@ -40,7 +40,7 @@ async def test_scopes_share_one_cache_and_one_watch(
     await client.create(CONFIGMAPS, {"metadata": {"name": "before"}}, ns)
     factory = informer.InformerFactory(client, transform=informer.trim_managed_fields)
     factory.start(supervisor.nest("shared"))
-    first, second = factory.scope(), factory.scope()
+    first, second = informerscope.InformerScope(factory), informerscope.InformerScope(factory)
     a = first.informer(CONFIGMAPS, namespace=ns)
     b = second.informer(CONFIGMAPS, namespace=ns)
     seen_a: list[str] = []
@@ -70,7 +70,7 @@ async def test_scopes_share_one_cache_and_one_watch(
         assert a.indexer.get(f"{ns}/after") is not None
 
         # A new scope (a new leadership term) is replayed what the cache holds.
-        third = factory.scope()
+        third = informerscope.InformerScope(factory)
         seen_c: list[str] = []
         third.informer(CONFIGMAPS, namespace=ns).add_handlers(
             on_add=lambda o: seen_c.append(o["metadata"]["name"])
@@ -147,7 +147,7 @@ async def test_metadata_readers_share_a_whole_object_informer_when_there_is_one(
     assert meta_only.metadata_only
     assert meta_only is factory.informer(NAMESPACES, metadata_only=True)
     # Through a scope: a view of the shared whole-object informer.
-    scope = factory.scope()
+    scope = informerscope.InformerScope(factory)
     view = scope.informer_or_metadata(CONFIGMAPS)
-    assert isinstance(view, informer.InformerView) and view.shared is full
+    assert isinstance(view, informerscope.InformerView) and view.shared is full
     assert scope.informer_or_metadata(NAMESPACES).metadata_only

@@ -18,10 +18,10 @@ left to the supervisor to log with its traceback and restart after a back-off
 A :class:`InformerFactory` hands out one informer per resource (and selector),
 so the controllers in one process share a single watch per resource. Where
 several components of one process read the same resources (the all-in-one
-server's controller manager and scheduler), each takes a :meth:`InformerFactory.scope`
-of one factory: the informers, their caches and their watches exist once, and
-each scope's handlers are removed when the scope stops (a leadership term ends)
-while the informers run on for the others.
+server's controller manager and scheduler), each takes a scope of one factory
+(:mod:`pilothouse.client.informerscope`): the informers, their caches and their
+watches exist once, and each scope's handlers are removed when the scope stops
+(a leadership term ends) while the informers run on for the others.
 
 Cached objects are shared and read-only. An object an informer hands to a
 handler or keeps in its indexer is the very object every other handler and
@@ -152,11 +152,6 @@ class Informer:
         """Stop calling the handlers of ``registration`` (client-go's RemoveEventHandler)."""
         with contextlib.suppress(ValueError):
             self._registrations.remove(registration)
-
-    def view(self) -> InformerView:
-        """This informer as one consumer sees it: the same cache and watch, with
-        handlers of its own that :meth:`InformerView.stop` removes."""
-        return InformerView(self)
 
     def add_indexer(self, name: str, func: lister.IndexFunc) -> None:
         self.indexer.add_index(name, func)
@@ -347,79 +342,6 @@ class Informer:
                 _call(reg.handlers.on_delete, obj)
 
 
-class InformerView(Informer):
-    """One consumer's handle on a shared :class:`Informer`: the same cache, watch and
-    synced state, with handler registrations of its own.
-
-    The view runs no loop (the shared informer does, under its factory's supervisor);
-    :meth:`stop` removes the handlers added through it and leaves the informer
-    running for its other consumers.
-    """
-
-    def __init__(self, shared: Informer) -> None:
-        # No Informer.__init__: every piece of state is the shared informer's own
-        # object (the indexer, the handler list, the synced event), not a copy.
-        self.shared = shared
-        self.client = shared.client
-        self.metadata_only = shared.metadata_only
-        self.resource = shared.resource
-        self.namespace = shared.namespace
-        self.label_selector = shared.label_selector
-        self.field_selector = shared.field_selector
-        self.transform = shared.transform
-        self.indexer = shared.indexer
-        self.resync_period = shared.resync_period
-        self._registrations = shared._registrations
-        self._synced = shared._synced
-        self._supervisor = None
-        self._fingerprints = None  # the shared informer's detector does the checking
-        self.mutations = shared.mutations
-        self._own: list[Registration] = []
-
-    @property
-    def resource_version(self) -> str:
-        return self.shared.resource_version
-
-    @resource_version.setter
-    def resource_version(self, value: str) -> None:
-        self.shared.resource_version = value
-
-    @property
-    def lists(self) -> int:
-        return self.shared.lists
-
-    @lists.setter
-    def lists(self, value: int) -> None:
-        self.shared.lists = value
-
-    def add_handlers(
-        self,
-        *,
-        on_add: AddHandler | None = None,
-        on_update: UpdateHandler | None = None,
-        on_delete: DeleteHandler | None = None,
-    ) -> Registration:
-        reg = super().add_handlers(on_add=on_add, on_update=on_update, on_delete=on_delete)
-        self._own.append(reg)
-        return reg
-
-    def view(self) -> InformerView:
-        return self.shared.view()
-
-    def start(self, supervisor: supervision.Supervisor) -> None:
-        """Start the shared informer if nobody has (a consumer outside any factory)."""
-        self.shared.start(supervisor)
-
-    async def stop(self) -> None:
-        """Remove this view's handlers; the shared informer runs on."""
-        own, self._own = self._own, []
-        for reg in own:
-            self.shared.remove_handlers(reg)
-
-    async def run(self) -> None:
-        raise RuntimeError("a view runs no loop; its shared informer does")
-
-
 def _call(handler: Callable[..., None], *args: Obj) -> None:
     try:
         handler(*args)
@@ -438,10 +360,6 @@ class InformerFactory:
     _informers: dict[tuple[str, ...], Informer] = field(default_factory=dict)
     _supervisor: supervision.Supervisor | None = None  # what start() was given
 
-    def scope(self) -> InformerScope:
-        """A view of this factory for one consumer's term (see :class:`InformerScope`)."""
-        return InformerScope(self)
-
     def informer(
         self,
         resource: resources.Resource,
@@ -451,7 +369,7 @@ class InformerFactory:
         field_selector: str = "",
         metadata_only: bool = False,
     ) -> Informer:
-        key = _key(resource, namespace, label_selector, field_selector, metadata_only)
+        key = informer_key(resource, namespace, label_selector, field_selector, metadata_only)
         inf = self._informers.get(key)
         if inf is None:
             inf = Informer(
@@ -482,7 +400,7 @@ class InformerFactory:
         return self.informer(resource, metadata_only=True)
 
     def _has_full(self, resource: resources.Resource) -> bool:
-        return _key(resource, "", "", "", False) in self._informers
+        return informer_key(resource, "", "", "", False) in self._informers
 
     def start(self, supervisor: supervision.Supervisor) -> None:
         """Start every informer made so far as children of ``supervisor``; informers made
@@ -505,57 +423,7 @@ class InformerFactory:
         await asyncio.gather(*(inf.stop() for inf in self._informers.values()))
 
 
-class InformerScope(InformerFactory):
-    """One consumer's term on a factory shared in the process: what the consumer asks
-    for is a view (:class:`InformerView`) of the factory's one informer for it.
-
-    The informers run under the shared factory's supervisor, whatever supervisor the
-    scope is started with, so they outlive the term; :meth:`stop` removes the handlers
-    the term registered. The shared factory must have been started first.
-    """
-
-    def __init__(self, shared: InformerFactory) -> None:
-        super().__init__(shared.client, shared.resync_period, shared.transform)
-        self.shared = shared
-
-    def scope(self) -> InformerScope:
-        return self.shared.scope()
-
-    def _has_full(self, resource: resources.Resource) -> bool:
-        return self.shared._has_full(resource)
-
-    def informer(
-        self,
-        resource: resources.Resource,
-        *,
-        namespace: str = "",
-        label_selector: str = "",
-        field_selector: str = "",
-        metadata_only: bool = False,
-    ) -> Informer:
-        key = _key(resource, namespace, label_selector, field_selector, metadata_only)
-        view = self._informers.get(key)
-        if view is None:
-            view = self._informers[key] = self.shared.informer(
-                resource,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                metadata_only=metadata_only,
-            ).view()
-        return view
-
-    def start(self, supervisor: supervision.Supervisor) -> None:
-        self._supervisor = supervisor
-        self.shared.start_late()
-
-    def start_late(self) -> None:
-        if self._supervisor is None:
-            raise RuntimeError("the informer scope has not started")
-        self.shared.start_late()
-
-
-def _key(
+def informer_key(
     resource: resources.Resource,
     namespace: str,
     label_selector: str,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import resources
-from pilothouse.client import events, informer, leaderelection, rest
+from pilothouse.client import events, informer, informerscope, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.controllers import base, credentials
@@ -254,7 +254,7 @@ class ControllerManager:
     async def _run_controllers(self) -> None:
         term = self.supervisor.nest("controllers")
         shared = (
-            self.informers.scope()
+            informerscope.InformerScope(self.informers)
             if self.informers is not None
             else informer.InformerFactory(self.client, transform=informer.trim_managed_fields)
         )

@@ -38,7 +38,7 @@ from typing import Any
 from pilothouse import heap
 from pilothouse import supervisor as supervision
 from pilothouse.api import resources, selectors
-from pilothouse.client import events, informer, leaderelection, rest
+from pilothouse.client import events, informer, informerscope, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.scheduler import (
@@ -147,7 +147,7 @@ class Scheduler:
         self.cache = cache.Cache(namespace_labels=self._namespace_labels)
         # Made here so plugins can add the informers they read; started by _run.
         self._informers = (
-            self._shared_informers.scope()
+            informerscope.InformerScope(self._shared_informers)
             if self._shared_informers is not None
             else informer.InformerFactory(self.client, transform=informer.trim_managed_fields)
         )
