@@ -14,16 +14,8 @@ as upstream does. A bounded ring of recent events per resource lets watches
 resume from a recent ``resourceVersion``; older (but not compacted) revisions
 are served from the store's log by :func:`store_watch`.
 
-Paged lists (``limit``/``continue``) are served from list snapshots: the
-resource's objects in key order as of one revision, a list of references made
-for a first page and kept (a few per resource, for :data:`SNAPSHOT_TTL`
-seconds) so that every later page of that list costs a bisection and the page
-itself, not a sort, a copy of the whole resource or a read of the store. A
-snapshot serves every revision from the one it was taken at until the
-resource's next change, so lists at different revisions with nothing changed
-between them share one; it is dropped once the resource has changed a lot since
-(:data:`SNAPSHOT_STALE_CHANGES`), so it never pins many old versions. A continue
-token whose snapshot is gone is served from the store's log, as before.
+Paged lists are served from list snapshots of a resource cache
+(:mod:`pilothouse.apiserver.listsnapshots`).
 
 The feeder is a supervised child (RESTART). Should it fail, it lists the store
 again when restarted, as upstream's reflector re-lists: the caches are rebuilt at
@@ -38,15 +30,14 @@ import bisect
 import collections
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import meta
+from pilothouse.apiserver import listsnapshots
 from pilothouse.storage import interface as storage
 
 log = logging.getLogger(__name__)
@@ -63,16 +54,6 @@ EVENT_WINDOW = 1000
 # A watcher that falls this many events behind is closed; its client re-watches from
 # the last resourceVersion it got (upstream closes an unresponsive watcher the same way).
 WATCHER_BACKLOG_LIMIT = 20000
-# How long a list snapshot serves continue pages after its last use, and how many
-# each resource keeps (kubectl asks for the next page at once; a client that takes
-# longer reads the rest from the store's log).
-SNAPSHOT_TTL = 60.0
-SNAPSHOTS_PER_RESOURCE = 4
-# A snapshot keeps the versions it holds alive after the cache has moved on; once this
-# many changes (or an eighth of its size, if more) came after it, it is dropped (its
-# continue tokens are then served from the store's log), so snapshots of a resource
-# that changes fast cannot hold several copies of it.
-SNAPSHOT_STALE_CHANGES = 1000
 
 
 class Entry:
@@ -230,31 +211,6 @@ class Watcher:
         return batch
 
 
-def _entry_key(entry: Entry) -> str:
-    return entry.key
-
-
-@dataclass(slots=True, eq=False)
-class Snapshot:
-    """A resource's objects in key order, as they were from revision ``since`` up to
-    (not including) ``until`` (None: still so)."""
-
-    entries: list[Entry]
-    since: int
-    until: int | None
-    used: float  # time.monotonic() of the last page served from it
-    stale: int = 0  # changes to the resource since ``until``
-
-    def covers(self, revision: int) -> bool:
-        return self.since <= revision and (self.until is None or revision < self.until)
-
-    def bounds(self, prefix: str, start_key: str) -> tuple[int, int]:
-        """The index range of keys under ``prefix`` from ``start_key`` on."""
-        lo = bisect.bisect_left(self.entries, max(prefix, start_key), key=_entry_key)
-        hi = bisect.bisect_left(self.entries, storage.prefix_end(prefix), key=_entry_key)
-        return lo, hi
-
-
 class ResourceCache:
     """Objects of one storage resource (e.g. ``/registry/pods/``) and recent events."""
 
@@ -267,7 +223,7 @@ class ResourceCache:
         self.floor = start_revision
         # The revision of the last change applied (or of the listing it was filled at).
         self.changed = start_revision
-        self.snapshots: list[Snapshot] = []
+        self.snapshots = listsnapshots.Snapshots()
         self.watchers: set[Watcher] = set()
         # Keys changed while the cache was being filled at start_revision (see
         # WatchCache.add_prefix): the listing must not overwrite them.
@@ -276,7 +232,7 @@ class ResourceCache:
     def load(self, entry: Entry) -> None:
         self.objects[entry.key] = entry
         self._sorted = None
-        self.snapshots = []
+        self.snapshots.clear()
 
     def reset(self, revision: int) -> None:
         """Forget everything (a fresh listing at ``revision`` follows) and end every
@@ -289,7 +245,7 @@ class ResourceCache:
         self.events.clear()
         self.floor = revision
         self.changed = revision
-        self.snapshots = []
+        self.snapshots.clear()
 
     def apply(self, event: WatchEvent) -> None:
         key = event.entry.key
@@ -309,8 +265,7 @@ class ResourceCache:
                 bisect.insort(self._sorted, key)
             self.objects[key] = event.entry
         self.changed = event.revision
-        if self.snapshots:
-            self._age_snapshots(event.revision)
+        self.snapshots.changed(event.revision)
         event.entry.windowed = True
         self.events.append(event)
         if len(self.events) > EVENT_WINDOW:
@@ -334,50 +289,17 @@ class ResourceCache:
         hi = bisect.bisect_left(keys, storage.prefix_end(prefix))
         return [self.objects[k] for k in keys[lo:hi]]
 
-    def list_snapshot(self) -> Snapshot:
+    def list_snapshot(self) -> listsnapshots.Snapshot:
         """A snapshot of the current contents (the one already taken, if nothing
         changed since)."""
-        now = time.monotonic()
-        self._expire(now)
-        for snap in self.snapshots:
-            if snap.until is None:
-                snap.used = now
-                return snap
-        keys = self.sorted_keys()
         objects = self.objects
-        snap = Snapshot([objects[k] for k in keys], self.changed, None, now)
-        self.snapshots.append(snap)
-        if len(self.snapshots) > SNAPSHOTS_PER_RESOURCE:
-            self.snapshots.remove(min(self.snapshots, key=lambda s: s.used))
-        return snap
+        return self.snapshots.current(
+            self.changed, lambda: [objects[k] for k in self.sorted_keys()]
+        )
 
-    def snapshot_at(self, revision: int) -> Snapshot | None:
+    def snapshot_at(self, revision: int) -> listsnapshots.Snapshot | None:
         """The snapshot that holds the contents as of ``revision``, if one is kept."""
-        now = time.monotonic()
-        self._expire(now)
-        for snap in self.snapshots:
-            if snap.covers(revision):
-                snap.used = now
-                return snap
-        return None
-
-    def _age_snapshots(self, revision: int) -> None:
-        dropped = False
-        for snap in self.snapshots:
-            if snap.until is None:
-                snap.until = revision
-            snap.stale += 1
-            dropped |= snap.stale > max(SNAPSHOT_STALE_CHANGES, len(snap.entries) // 8)
-        if dropped:
-            self.snapshots = [
-                s
-                for s in self.snapshots
-                if s.stale <= max(SNAPSHOT_STALE_CHANGES, len(s.entries) // 8)
-            ]
-
-    def _expire(self, now: float) -> None:
-        if self.snapshots:
-            self.snapshots = [s for s in self.snapshots if now - s.used <= SNAPSHOT_TTL]
+        return self.snapshots.at(revision)
 
     def watch(self, prefix: str, match: Filter | None, after_revision: int) -> Watcher | None:
         """Register a watcher for events after ``after_revision``.

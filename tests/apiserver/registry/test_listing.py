@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pilothouse.api import errors, meta, resources
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import listsnapshots, watchcache
 from pilothouse.apiserver.registry import listing, strategies
 from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.storage import sqlite
@@ -150,17 +150,17 @@ async def test_an_unchanged_resource_shares_one_snapshot(setup: Setup) -> None:
     await setup.create("a", "cm-9")
     await setup.pages("a", 3)
     assert len(setup.cms.cache.snapshots) == 2
-    assert len(setup.cms.cache.snapshots) <= watchcache.SNAPSHOTS_PER_RESOURCE
+    assert len(setup.cms.cache.snapshots) <= listsnapshots.PER_RESOURCE
 
 
 async def test_snapshots_expire(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(4):
         await setup.create("a", f"cm-{i}")
     first = (await setup.pages("a", 3))[0]
-    assert setup.cms.cache.snapshots
-    monkeypatch.setattr(watchcache, "SNAPSHOT_TTL", -1.0)
+    assert len(setup.cms.cache.snapshots) == 1
+    monkeypatch.setattr(listsnapshots, "TTL", -1.0)
     assert setup.cms.cache.snapshot_at(int(first.resource_version)) is None
-    assert setup.cms.cache.snapshots == []
+    assert len(setup.cms.cache.snapshots) == 0
 
 
 async def test_an_expired_continue_token_is_gone(setup: Setup) -> None:
@@ -172,7 +172,7 @@ async def test_an_expired_continue_token_is_gone(setup: Setup) -> None:
         await setup.create("a", f"later-{i}")
     await setup.store.compact(setup.store.current_revision())
     # Even while its snapshot is still kept: the token names a compacted revision.
-    assert setup.cms.cache.snapshots
+    assert len(setup.cms.cache.snapshots) == 1
     with pytest.raises(errors.StatusError) as exc:
         await setup.cms.list("a", listing.ListOptions(limit=2, continue_token=first.continue_token))
     assert exc.value.code == 410 and exc.value.reason == "Expired"
@@ -203,7 +203,7 @@ async def test_resource_version_match_exact_lists_a_past_revision(setup: Setup) 
 async def test_a_snapshot_the_resource_moved_far_from_is_dropped(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(watchcache, "SNAPSHOT_STALE_CHANGES", 3)
+    monkeypatch.setattr(listsnapshots, "STALE_CHANGES", 3)
     for i in range(4):
         await setup.create("a", f"cm-{i}")
     first = await setup.cms.list("a", listing.ListOptions(limit=2))
@@ -211,7 +211,7 @@ async def test_a_snapshot_the_resource_moved_far_from_is_dropped(
         await setup.create("a", f"later-{i}")
     assert setup.cms.cache.snapshot_at(int(first.resource_version)) is not None
     await setup.create("a", "one-too-many")
-    assert setup.cms.cache.snapshots == []
+    assert len(setup.cms.cache.snapshots) == 0
     # Its list goes on from the store's log, the same as it began.
     rest = await setup.cms.list(
         "a", listing.ListOptions(limit=2, continue_token=first.continue_token)

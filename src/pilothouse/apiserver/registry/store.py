@@ -27,7 +27,7 @@ import orjson
 
 from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import requestcontext, watchcache
+from pilothouse.apiserver import listsnapshots, requestcontext, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import interface as admission
 from pilothouse.apiserver.registry import conversion, deletion, write_origin
@@ -182,7 +182,7 @@ class ResourceStore:
 
     def _page(
         self,
-        snap: watchcache.Snapshot,
+        snap: listsnapshots.Snapshot,
         prefix: str,
         start_key: str,
         opts: ListOptions,
