@@ -248,6 +248,10 @@ async def serve(
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+        # What it still holds goes now: the watcher and its overflow callback refer to
+        # each other, so it would otherwise wait for a full collection (rare here).
+        watcher.backlog.clear()
+        watcher.on_overflow = None
     writing = True  # the end of the response may wait on a client that does not read
     stuck = loop.call_later(SLOW_WATCHER_GRACE, cut_if_stuck)
     try:
