@@ -23,6 +23,10 @@ from pilothouse import testing
 
 KUBECTL = shutil.which("kubectl")
 
+# Informers check that nobody changes a cached object in place (see client/informer.py);
+# the cluster fixture below fails the session when one did.
+os.environ.setdefault("PILOTHOUSE_CACHE_MUTATION_DETECTOR", "true")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if KUBECTL is None:
@@ -77,6 +81,13 @@ def cluster_server() -> Iterator[testing.ServerThread]:
         testing.server_thread(Path(tmp) / "data", controllers=True) as srv,
     ):
         yield srv
+        informers = srv.cluster.informers
+        mutated = {
+            inf.name: inf.mutations
+            for inf in (informers.informers() if informers is not None else [])
+            if inf.mutations
+        }
+        assert not mutated, f"cached objects changed in place by their consumers: {mutated}"
 
 
 class Kubectl:

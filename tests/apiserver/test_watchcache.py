@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from pilothouse.api import meta
 from pilothouse.apiserver import watchcache
 from pilothouse.storage import interface as storage
 from pilothouse.storage import memory
@@ -133,3 +134,36 @@ async def test_deletes_are_always_decoded(
     event = cache.resource(PREFIX).events[-1]
     assert event.type == watchcache.DELETED and event.entry.obj is not obj
     assert KEY not in cache.resource(PREFIX).objects
+
+
+async def test_encodings_are_kept_only_inside_the_event_window(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, cache = setup
+    monkeypatch.setattr(watchcache, "EVENT_WINDOW", 3)
+    resource = cache.resource(PREFIX)
+    revs = []
+    for i in range(5):
+        obj = _config_map(str(i))
+        obj["metadata"]["name"] = f"c{i}"
+        revs.append(await store.create(f"{PREFIX}default/c{i}", orjson.dumps(obj)))
+    assert await cache.wait_for(revs[-1])
+    entries = [resource.objects[f"{PREFIX}default/c{i}"] for i in range(5)]
+    for entry in entries:
+        entry.raw()  # what a watch event's fan-out does
+    # Only the three in the window keep it.
+    assert [e._raw is None for e in entries] == [True, True, False, False, False]
+    # One more write: the oldest of them left the window, and its encoding with it;
+    # the objects themselves stay cached.
+    obj = _config_map("x")
+    obj["metadata"]["name"] = "c5"
+    assert await cache.wait_for(await store.create(f"{PREFIX}default/c5", orjson.dumps(obj)))
+    assert len(resource.events) == 3
+    assert [e._raw is None for e in entries] == [True, True, True, False, False]
+    assert resource.objects[f"{PREFIX}default/c2"] is entries[2]
+    # A LIST's encoding is the same bytes and is not kept.
+    first = entries[0]
+    assert orjson.loads(first.encode()) == first.obj
+    assert first.encode() == orjson.dumps(meta.wire_order(first.obj))
+    assert first._raw is None
+    assert entries[4].encode() is entries[4].raw()

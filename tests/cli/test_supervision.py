@@ -70,10 +70,10 @@ def test_each_loop_of_the_server_is_restarted_and_logged_once(
             "apiserver/aggregator/apiservice-discovery",
             "controller-manager/main",
             "controller-manager/controllers/replicaset",
-            "controller-manager/controllers/informer pods v1",
+            # The informers the controllers and the scheduler share.
+            "controller-manager/shared-informers/informer pods v1",
             "scheduler/main",
             "scheduler/term/queue-backoff",
-            "scheduler/term/informer pods v1",
         ):
             assert expected in restartable, (expected, restartable)
 

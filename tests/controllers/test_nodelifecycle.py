@@ -48,7 +48,7 @@ async def test_lost_node_is_tainted_and_its_pods_evicted(client: rest.Client, ns
         PODS, {"metadata": {"name": "patient"}, "spec": {**spec, "tolerations": [patient]}}, ns
     )
     try:
-        async with running_controllers(client, {"nodelifecycle": fast}):
+        async with running_controllers(client, {"nodelifecycle": fast}) as cm:
             await sim.stop()  # the node goes silent
 
             async def unreachable() -> bool:
@@ -84,6 +84,16 @@ async def test_lost_node_is_tainted_and_its_pods_evicted(client: rest.Client, ns
                 await eventually(untainted, timeout=20)
             finally:
                 await sim2.stop()
+            # A deleted node leaves nothing behind in the controller.
+            controller = cm.controllers["nodelifecycle"]
+            assert isinstance(controller, nodelifecycle.NodeLifecycleController)
+            assert name in controller._seen
+            await client.delete(NODES, name)
+
+            async def forgotten() -> bool:
+                return name not in controller._seen and name not in controller._tainted_at
+
+            await eventually(forgotten, timeout=20)
     finally:
         with contextlib.suppress(errors.StatusError):
             await client.delete(NODES, name)

@@ -14,6 +14,9 @@ as upstream does. A bounded ring of recent events per resource lets watches
 resume from a recent ``resourceVersion``; older (but not compacted) revisions
 are served from the store's log by :func:`store_watch`.
 
+Paged lists are served from list snapshots of a resource cache
+(:mod:`pilothouse.apiserver.listsnapshots`).
+
 The feeder is a supervised child (RESTART). Should it fail, it lists the store
 again when restarted, as upstream's reflector re-lists: the caches are rebuilt at
 that revision and every open watch is closed, so its client resumes from the
@@ -34,6 +37,7 @@ import orjson
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import meta
+from pilothouse.apiserver import listsnapshots
 from pilothouse.storage import interface as storage
 
 log = logging.getLogger(__name__)
@@ -53,21 +57,46 @@ WATCHER_BACKLOG_LIMIT = 20000
 
 
 class Entry:
-    """One object version, with its JSON encoding made once on demand."""
+    """One object version, with its JSON encoding made once on demand.
 
-    __slots__ = ("_raw", "key", "obj", "revision")
+    The encoding is kept only while an event of this version is in the event
+    window, where watchers fan it out (one encoding for every watcher, as
+    upstream's cachingObject); a LIST encodes what it serves afresh
+    (:meth:`encode`) and keeps nothing, so the cache holds each object once,
+    decoded, rather than decoded and encoded (a third more for a pod).
+    """
+
+    __slots__ = ("_raw", "key", "obj", "revision", "windowed")
 
     def __init__(self, key: str, obj: dict[str, Any], revision: int) -> None:
         self.key = key
         self.obj = obj
         self.revision = revision
         self._raw: bytes | None = None
+        # Whether an event of this version is in its cache's event window.
+        self.windowed = False
 
     def raw(self) -> bytes:
-        """The object as responses carry it (fields in upstream's order)."""
-        if self._raw is None:
-            self._raw = orjson.dumps(meta.wire_order(self.obj))
-        return self._raw
+        """The object as responses carry it (fields in upstream's order), kept for
+        the other watchers of the same event while that event is in the window."""
+        if self._raw is not None:
+            return self._raw
+        raw = orjson.dumps(meta.wire_order(self.obj))
+        if self.windowed:
+            # Kept as a copy of exactly its size: orjson's bytes keep the buffer they
+            # grew in (8 KB of memory for a 4 KB pod).
+            raw = self._raw = bytes(memoryview(raw))
+        return raw
+
+    def encode(self) -> bytes:
+        """What :meth:`raw` gives, without keeping it (a LIST's items)."""
+        if self._raw is not None:
+            return self._raw
+        return orjson.dumps(meta.wire_order(self.obj))
+
+    def leave_window(self) -> None:
+        self.windowed = False
+        self._raw = None
 
 
 class WatchEvent:
@@ -192,6 +221,9 @@ class ResourceCache:
         self.events: collections.deque[WatchEvent] = collections.deque()
         # Every event after this revision is in ``events``.
         self.floor = start_revision
+        # The revision of the last change applied (or of the listing it was filled at).
+        self.changed = start_revision
+        self.snapshots = listsnapshots.Snapshots()
         self.watchers: set[Watcher] = set()
         # Keys changed while the cache was being filled at start_revision (see
         # WatchCache.add_prefix): the listing must not overwrite them.
@@ -200,6 +232,7 @@ class ResourceCache:
     def load(self, entry: Entry) -> None:
         self.objects[entry.key] = entry
         self._sorted = None
+        self.snapshots.clear()
 
     def reset(self, revision: int) -> None:
         """Forget everything (a fresh listing at ``revision`` follows) and end every
@@ -211,21 +244,36 @@ class ResourceCache:
         self._sorted = None
         self.events.clear()
         self.floor = revision
+        self.changed = revision
+        self.snapshots.clear()
 
     def apply(self, event: WatchEvent) -> None:
         key = event.entry.key
         if self.touched is not None:
             self.touched.add(key)
+        # The key list stays sorted through adds and deletes (a memmove, not a sort
+        # of every key after each new object).
         if event.type == DELETED:
-            if self.objects.pop(key, None) is not None:
-                self._sorted = None
+            if self.objects.pop(key, None) is not None and self._sorted is not None:
+                i = bisect.bisect_left(self._sorted, key)
+                if i < len(self._sorted) and self._sorted[i] == key:
+                    del self._sorted[i]
+                else:
+                    self._sorted = None
         else:
-            if key not in self.objects:
-                self._sorted = None
+            if key not in self.objects and self._sorted is not None:
+                bisect.insort(self._sorted, key)
             self.objects[key] = event.entry
+        self.changed = event.revision
+        self.snapshots.changed(event.revision)
+        event.entry.windowed = True
         self.events.append(event)
         if len(self.events) > EVENT_WINDOW:
-            self.floor = self.events.popleft().revision
+            oldest = self.events.popleft()
+            self.floor = oldest.revision
+            # No watcher registers for it any more (one that still has it in its
+            # backlog encodes it again).
+            oldest.entry.leave_window()
         for w in tuple(self.watchers):
             w.deliver(event)
 
@@ -240,6 +288,18 @@ class ResourceCache:
         lo = bisect.bisect_left(keys, max(prefix, start_key))
         hi = bisect.bisect_left(keys, storage.prefix_end(prefix))
         return [self.objects[k] for k in keys[lo:hi]]
+
+    def list_snapshot(self) -> listsnapshots.Snapshot:
+        """A snapshot of the current contents (the one already taken, if nothing
+        changed since)."""
+        objects = self.objects
+        return self.snapshots.current(
+            self.changed, lambda: [objects[k] for k in self.sorted_keys()]
+        )
+
+    def snapshot_at(self, revision: int) -> listsnapshots.Snapshot | None:
+        """The snapshot that holds the contents as of ``revision``, if one is kept."""
+        return self.snapshots.at(revision)
 
     def watch(self, prefix: str, match: Filter | None, after_revision: int) -> Watcher | None:
         """Register a watcher for events after ``after_revision``.

@@ -12,9 +12,16 @@ a cluster cannot do without run: the ``default`` ServiceAccount and the
 ``kube-root-ca.crt`` ConfigMap of every namespace (pods need both), and the
 aggregation of the ``admin``, ``edit`` and ``view`` roles.
 
+The controller manager and the scheduler read through one informer factory
+(``shared-informers``, with the controller manager's identity, whose role may
+list and watch everything): each resource both read is watched, decoded and
+cached once in the process, not once per component as upstream's separate
+processes must. Their writes keep their own identities. Cached objects are
+read-only to every consumer (see :mod:`pilothouse.client.informer`).
+
 Supervision: one root :class:`~pilothouse.supervisor.Supervisor` for the
-process, with a nested supervisor per part — ``apiserver``, ``controller-manager``,
-``scheduler``, ``node-agent``. Each component's ``main`` child is its own loop
+process, with a nested supervisor per part — ``apiserver``, ``controller-manager``
+(whose ``shared-informers`` the scheduler reads too), ``scheduler``, ``node-agent``. Each component's ``main`` child is its own loop
 (restarted with back-off if it fails); its loops are children beside it. ``/readyz``
 has one check per component. A FATAL failure anywhere (the store's writer, a
 listener, the agent's server) fails :attr:`AllInOne.supervisor`, which ``pilothouse
@@ -44,7 +51,7 @@ from pilothouse.apiserver import health
 from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.authn import user as user_module
-from pilothouse.client import config, rest
+from pilothouse.client import config, informer, rest
 from pilothouse.controllers import manager
 
 if TYPE_CHECKING:
@@ -102,6 +109,8 @@ class AllInOne:
         self.controller_manager: manager.ControllerManager | None = None
         self.scheduler: scheduler.Scheduler | None = None
         self.agent: agent.Agent | None = None
+        # What the controller manager and the scheduler read through (made by start).
+        self.informers: informer.InformerFactory | None = None
 
     def client(self, user_agent: str, user: user_module.UserInfo | None = None) -> rest.Client:
         """A client on the server's socket, acting as ``user`` (the server itself if None)."""
@@ -137,6 +146,16 @@ class AllInOne:
                 or (self.controller_manager is not None and self.controller_manager.ready.is_set())
             ),
         )
+        # The informers both components read through: in the controller manager's
+        # supervisor (its health, and stopped after the scheduler, which stops first).
+        informers = self.informers = informer.InformerFactory(
+            self.client(
+                "pilothouse-controller-manager/shared-informers",
+                user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER),
+            ),
+            transform=informer.trim_managed_fields,
+        )
+        informers.start(sup.nest("shared-informers"))
         self.controller_manager = manager.ControllerManager(
             self.client(
                 "pilothouse-controller-manager", user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER)
@@ -147,6 +166,7 @@ class AllInOne:
             use_service_account_credentials=self.options.use_service_account_credentials,
             root_ca=pki.ca_cert.read_bytes(),
             signing_files=(pki.ca_cert, pki.ca_key),
+            informers=informers,
         )
         sup.start("main", self.controller_manager.run)
         run_scheduler = self.options.scheduler
@@ -167,6 +187,7 @@ class AllInOne:
                 supervisor=sup,
                 configuration=self.options.scheduler_config,
                 leader_elect=self.options.leader_elect,
+                informers=informers,
             )
             sup.start("main", self.scheduler.run)
         if self.options.agent:

@@ -16,7 +16,28 @@ left to the supervisor to log with its traceback and restart after a back-off
 (the restart lists again, so the cache cannot stay inconsistent).
 
 A :class:`InformerFactory` hands out one informer per resource (and selector),
-so the controllers in one process share a single watch per resource.
+so the controllers in one process share a single watch per resource. Where
+several components of one process read the same resources (the all-in-one
+server's controller manager and scheduler), each takes a scope of one factory
+(:mod:`pilothouse.client.informerscope`): the informers, their caches and their
+watches exist once, and each scope's handlers are removed when the scope stops
+(a leadership term ends) while the informers run on for the others.
+
+Cached objects are shared and read-only. An object an informer hands to a
+handler or keeps in its indexer is the very object every other handler and
+lister of the process sees: a consumer that wants to change one copies it first
+(``meta.deep_copy``), as client-go's rule is ("treat cache objects as
+read-only; DeepCopy before mutating"). With ``PILOTHOUSE_CACHE_MUTATION_DETECTOR=true``
+in the environment (client-go's ``KUBE_CACHE_MUTATION_DETECTOR``; the test suite
+sets it) each informer keeps a hash of every object it caches and, when a
+newer version or a deletion replaces it, checks that nobody changed it in place:
+a mutation is logged as an error and its key recorded in ``Informer.mutations``.
+It costs an encoding per event, so it is for tests.
+
+A factory may be given a ``transform``, applied to every object as it arrives
+and before anyone sees it (client-go's ``WithTransform``): the controller
+manager and the scheduler drop ``metadata.managedFields``, as upstream's do,
+since no control loop reads them and they are a third of a pod's memory.
 """
 
 from __future__ import annotations
@@ -24,9 +45,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import errors, resources
@@ -37,10 +61,12 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
+Transform = Callable[[Obj], Obj]
 AddHandler = Callable[[Obj], None]
 UpdateHandler = Callable[[Obj, Obj], None]
 DeleteHandler = Callable[[Obj], None]
 
+MUTATION_DETECTOR_ENV = "PILOTHOUSE_CACHE_MUTATION_DETECTOR"
 WATCH_TIMEOUT_S = 300
 RETRY_DELAY_S = 1.0
 
@@ -52,10 +78,21 @@ class Handlers:
     on_delete: DeleteHandler | None = None
 
 
-@dataclass
-class _Registration:
+@dataclass(eq=False)
+class Registration:
+    """What :meth:`Informer.add_handlers` returns: a handle to remove them with."""
+
     handlers: Handlers
     resync: float = 0.0
+
+
+def trim_managed_fields(obj: Obj) -> Obj:
+    """A transform dropping ``metadata.managedFields`` (upstream's controller manager
+    trims its informers' objects the same way: control loops never read them)."""
+    md = obj.get("metadata")
+    if isinstance(md, dict):
+        md.pop("managedFields", None)
+    return obj
 
 
 class Informer:
@@ -72,8 +109,11 @@ class Informer:
         indexers: dict[str, lister.IndexFunc] | None = None,
         resync_period: float = 0.0,
         metadata_only: bool = False,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
+        # Applied to each object as it arrives, before the cache or a handler sees it.
+        self.transform = transform
         self.metadata_only = metadata_only
         self.resource = resource
         self.namespace = namespace
@@ -81,11 +121,16 @@ class Informer:
         self.field_selector = field_selector
         self.indexer = lister.Indexer(indexers or {})
         self.resync_period = resync_period
-        self._registrations: list[_Registration] = []
+        self._registrations: list[Registration] = []
         self._synced = asyncio.Event()
         self._supervisor: supervision.Supervisor | None = None
         self.resource_version = ""
         self.lists = 0  # how many times this informer listed (for tests and benchmarks)
+        # The mutation detector (see the module docstring): a hash of each cached
+        # object's encoding by key, and the keys whose cached object was found changed.
+        detect = os.environ.get(MUTATION_DETECTOR_ENV, "").lower() in ("1", "true")
+        self._fingerprints: dict[str, int] | None = {} if detect else None
+        self.mutations: list[str] = []
 
     # --- registration -----------------------------------------------------------------
     def add_handlers(
@@ -94,13 +139,19 @@ class Informer:
         on_add: AddHandler | None = None,
         on_update: UpdateHandler | None = None,
         on_delete: DeleteHandler | None = None,
-    ) -> None:
+    ) -> Registration:
         """Register handlers; if the cache already has objects, they are replayed as adds."""
-        reg = _Registration(Handlers(on_add, on_update, on_delete))
+        reg = Registration(Handlers(on_add, on_update, on_delete))
         self._registrations.append(reg)
         if on_add is not None:
             for obj in self.indexer.list():
                 on_add(obj)
+        return reg
+
+    def remove_handlers(self, registration: Registration) -> None:
+        """Stop calling the handlers of ``registration`` (client-go's RemoveEventHandler)."""
+        with contextlib.suppress(ValueError):
+            self._registrations.remove(registration)
 
     def add_indexer(self, name: str, func: lister.IndexFunc) -> None:
         self.indexer.add_index(name, func)
@@ -171,10 +222,17 @@ class Informer:
             metadata_only=self.metadata_only,
         )
         self.lists += 1
-        fresh = {lister.key_of(o): o for o in result.get("items") or []}
-        for obj in fresh.values():
-            self._stamp(obj)
+        fresh = {}
+        for item in result.get("items") or []:
+            obj = self._stamp(item)
+            fresh[lister.key_of(obj)] = obj
         old = self.indexer.replace(fresh)
+        if self._fingerprints is not None:
+            for key, cached in old.items():
+                self._check_unchanged(key, cached)
+            self._fingerprints.clear()
+            for key, obj in fresh.items():
+                self._fingerprints[key] = hash(orjson.dumps(obj))
         for key, obj in fresh.items():
             prev = old.get(key)
             if prev is None:
@@ -215,31 +273,50 @@ class Informer:
                     if rv:
                         self.resource_version = rv
                     continue
-                self._stamp(obj)
-                self._apply(kind, obj)
+                self._apply(kind, self._stamp(obj))
                 if rv:
                     self.resource_version = rv
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]  # an async generator
 
-    def _stamp(self, obj: Obj) -> None:
+    def _stamp(self, obj: Obj) -> Obj:
         # List items (and metadata-only views) may lack their kind; set ours.
         if self.metadata_only or "kind" not in obj:
             obj["kind"] = self.resource.kind
             obj["apiVersion"] = self.resource.api_version
+        return obj if self.transform is None else self.transform(obj)
 
     def _apply(self, kind: str | None, obj: Obj) -> None:
         key = lister.key_of(obj)
         if kind == "DELETED":
-            self.indexer.delete(key)
+            gone = self.indexer.delete(key)
+            if self._fingerprints is not None and gone is not None:
+                self._check_unchanged(key, gone)
+                self._fingerprints.pop(key, None)
             self._dispatch_delete(obj)  # the object as it last was, from the server
             return
         prev = self.indexer.upsert(key, obj)
+        if self._fingerprints is not None:
+            if prev is not None:
+                self._check_unchanged(key, prev)
+            self._fingerprints[key] = hash(orjson.dumps(obj))
         if prev is None:
             self._dispatch_add(obj)
         else:
             self._dispatch_update(prev, obj)
+
+    def _check_unchanged(self, key: str, cached: Obj) -> None:
+        assert self._fingerprints is not None
+        before = self._fingerprints.get(key)
+        if before is not None and before != hash(orjson.dumps(cached)):
+            self.mutations.append(key)
+            log.error(
+                "informer %s: the cached object %s was changed in place by a consumer "
+                "(cached objects are read-only: copy before changing)",
+                self.resource.qualified,
+                key,
+            )
 
     async def _resync_loop(self) -> None:
         """Periodically re-deliver every cached object as an update (upstream's resync)."""
@@ -278,6 +355,8 @@ class InformerFactory:
 
     client: Client
     resync_period: float = 0.0
+    # Applied to every object of every informer as it arrives (client-go's WithTransform).
+    transform: Transform | None = None
     _informers: dict[tuple[str, ...], Informer] = field(default_factory=dict)
     _supervisor: supervision.Supervisor | None = None  # what start() was given
 
@@ -290,14 +369,7 @@ class InformerFactory:
         field_selector: str = "",
         metadata_only: bool = False,
     ) -> Informer:
-        key = (
-            resource.api_version,
-            resource.plural,
-            namespace,
-            label_selector,
-            field_selector,
-            str(metadata_only),
-        )
+        key = informer_key(resource, namespace, label_selector, field_selector, metadata_only)
         inf = self._informers.get(key)
         if inf is None:
             inf = Informer(
@@ -309,9 +381,26 @@ class InformerFactory:
                 indexers={lister.NAMESPACE_INDEX: lister.namespace_index},
                 resync_period=self.resync_period,
                 metadata_only=metadata_only,
+                transform=self.transform,
             )
             self._informers[key] = inf
         return inf
+
+    def informers(self) -> list[Informer]:
+        """Every informer made so far."""
+        return list(self._informers.values())
+
+    def informer_or_metadata(self, resource: resources.Resource) -> Informer:
+        """The whole-object informer of ``resource`` when one is made already (its
+        objects carry their metadata: a second, metadata-only watch would decode and
+        cache every object again), else a metadata-only one. Upstream's garbage
+        collector reads the typed informers the same way."""
+        if self._has_full(resource):
+            return self.informer(resource)
+        return self.informer(resource, metadata_only=True)
+
+    def _has_full(self, resource: resources.Resource) -> bool:
+        return informer_key(resource, "", "", "", False) in self._informers
 
     def start(self, supervisor: supervision.Supervisor) -> None:
         """Start every informer made so far as children of ``supervisor``; informers made
@@ -332,3 +421,20 @@ class InformerFactory:
 
     async def stop(self) -> None:
         await asyncio.gather(*(inf.stop() for inf in self._informers.values()))
+
+
+def informer_key(
+    resource: resources.Resource,
+    namespace: str,
+    label_selector: str,
+    field_selector: str,
+    metadata_only: bool,
+) -> tuple[str, ...]:
+    return (
+        resource.api_version,
+        resource.plural,
+        namespace,
+        label_selector,
+        field_selector,
+        str(metadata_only),
+    )

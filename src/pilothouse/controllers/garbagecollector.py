@@ -73,7 +73,9 @@ class GarbageCollector(base.Controller):
                 continue
             if not {"list", "watch", "delete"} <= set(r.verbs):
                 continue
-            inf = ctx.informers.informer(r, metadata_only=True)
+            # It reads metadata only: a whole-object informer another controller made
+            # already serves (pods: one watch and one cache instead of two).
+            inf = ctx.informers.informer_or_metadata(r)
             inf.add_handlers(
                 on_add=lambda o, r=r: self._upsert(r, o),
                 on_update=lambda old, new, r=r: self._upsert(r, new),

@@ -5,6 +5,9 @@ factory (one watch per resource for all controllers), an event recorder and the
 clock. With ``use_service_account_credentials`` each controller's client acts as
 its own ServiceAccount (``SERVICE_ACCOUNTS``, upstream's names), so it holds only
 its ``system:controller:<name>`` role; the informers use the manager's client. The
+informers drop ``managedFields`` as upstream's do. Given a process-wide factory
+(``informers``, the all-in-one server shares one with the scheduler), each term
+takes a scope of it instead of a factory of its own. The
 list of controllers is explicit. With
 ``leader_elect`` (several servers on one etcd), only the holder of the
 ``kube-controller-manager`` Lease runs them; a single SQLite server
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import resources
-from pilothouse.client import events, informer, leaderelection, rest
+from pilothouse.client import events, informer, informerscope, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.controllers import base, credentials
@@ -213,8 +216,11 @@ class ControllerManager:
         use_service_account_credentials: bool = False,
         root_ca: bytes = b"",
         signing_files: tuple[Path, Path] | None = None,
+        informers: informer.InformerFactory | None = None,
     ) -> None:
         self.client = client
+        # A factory shared with other components of the process (started by its owner).
+        self.informers = informers
         # The process's supervisor (a component's child of it); a private one when none
         # is given (a test or a benchmark that runs :meth:`run` as a task of its own).
         self.supervisor = supervisor or supervision.Supervisor("controller-manager")
@@ -247,7 +253,11 @@ class ControllerManager:
 
     async def _run_controllers(self) -> None:
         term = self.supervisor.nest("controllers")
-        shared = informer.InformerFactory(self.client)
+        shared = (
+            informerscope.InformerScope(self.informers)
+            if self.informers is not None
+            else informer.InformerFactory(self.client, transform=informer.trim_managed_fields)
+        )
         ctx = self._context(self.client, shared, term)
         contexts = [ctx]
         creds = (
@@ -278,7 +288,11 @@ class ControllerManager:
             await term.wait()  # until cancelled
         finally:
             self.ready.clear()
-            await self.supervisor.unnest("controllers")  # controllers and informers stop first
+            try:
+                await self.supervisor.unnest("controllers")  # controllers and informers stop first
+            finally:
+                if self.informers is not None:
+                    await shared.stop()  # this term's handlers off the shared informers
             for context in contexts:
                 await context.close()
             if creds is not None:

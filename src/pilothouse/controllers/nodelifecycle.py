@@ -97,6 +97,10 @@ class NodeLifecycleController(base.Controller):
         try:
             for node in self.nodes.indexer.list():
                 await self._check(node)
+            # What we noted about nodes that are gone goes with them.
+            for noted in (self._seen, self._tainted_at):
+                for name in [n for n in noted if n not in self.nodes.indexer]:
+                    del noted[name]
         finally:
             self.queue.add_after(KEY, self.interval)
 

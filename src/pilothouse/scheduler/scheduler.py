@@ -22,7 +22,10 @@ schedules.
 :meth:`Scheduler.run` is the scheduler's own loop, a child of the supervisor it
 is given. Each term (all of it, without an election) runs the informers, the
 event recorders, the queue's timers and the binding cycles in a nested
-supervisor ``term``, stopped as one when the term ends.
+supervisor ``term``, stopped as one when the term ends. Given a process-wide
+informer factory (the all-in-one server shares one with the controller manager),
+the informers are that factory's and outlive the term; the term's handlers are
+removed from them when it ends. The informers drop ``managedFields``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 from pilothouse import heap
 from pilothouse import supervisor as supervision
 from pilothouse.api import resources, selectors
-from pilothouse.client import events, informer, leaderelection, rest
+from pilothouse.client import events, informer, informerscope, leaderelection, rest
 from pilothouse.client.clock import DEFAULT as DEFAULT_CLOCK
 from pilothouse.client.clock import Clock
 from pilothouse.scheduler import (
@@ -106,8 +109,12 @@ class Scheduler:
         max_bindings_in_flight: int = 64,
         record_scheduled_events: bool = True,
         freeze_gc_after_sync: bool = False,
+        informers: informer.InformerFactory | None = None,
     ) -> None:
         self.client = client
+        # A factory shared with other components of the process (started by its owner):
+        # each term then takes a scope of it (see _build) instead of a factory of its own.
+        self._shared_informers = informers
         # The process's supervisor (a component's child of it); a private one when none
         # is given (a test or a benchmark that runs :meth:`run` as a task of its own).
         self.supervisor = supervisor or supervision.Supervisor("scheduler")
@@ -145,7 +152,11 @@ class Scheduler:
         former leader knew may be stale)."""
         self.cache = cache.Cache(namespace_labels=self._namespace_labels)
         # Made here so plugins can add the informers they read; started by _run.
-        self._informers = informer.InformerFactory(self.client)
+        self._informers = (
+            informerscope.InformerScope(self._shared_informers)
+            if self._shared_informers is not None
+            else informer.InformerFactory(self.client, transform=informer.trim_managed_fields)
+        )
         self.frameworks: dict[str, runtime.Framework] = {}
         for profile in self.configuration.profiles:
             handle = runtime.Handle(
@@ -327,7 +338,11 @@ class Scheduler:
             for rec in self.recorders.values():
                 await rec.stop()
             self._term = None
-            await self.supervisor.unnest("term")  # informers, binding cycles in flight
+            try:
+                await self.supervisor.unnest("term")  # informers, binding cycles in flight
+            finally:
+                if self._shared_informers is not None:
+                    await self._informers.stop()  # this term's handlers off the shared ones
 
     def _spawn(self, coro: Any, name: str) -> None:
         term = self._term

@@ -159,7 +159,11 @@ def _terms(
 
 
 def _signature(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if value else b""
+    if not value:
+        return b""
+    # A copy of exactly its size: the bytes orjson returns keep the buffer it grew
+    # (4 KB for a 100-byte signature), and every pod keeps two signatures.
+    return bytes(memoryview(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)))
 
 
 @dataclass(slots=True, eq=False)

@@ -243,7 +243,9 @@ def test_cronjob_and_a_job_created_from_it(kubectl: Kubectl, ns: str) -> None:
 
 
 def test_ttl_after_finished_deletes_the_job_and_its_pods(kubectl: Kubectl, ns: str) -> None:
-    kubectl("-n", ns, "apply", "-f", "-", input=job("brief", "true", ttlSecondsAfterFinished=1))
+    # Long enough for `kubectl wait` (a process start on a loaded machine) to see the
+    # job complete before it goes: with 1 s, a quick job was sometimes gone already.
+    kubectl("-n", ns, "apply", "-f", "-", input=job("brief", "true", ttlSecondsAfterFinished=4))
     kubectl("-n", ns, "wait", "--for=condition=complete", "job/brief", "--timeout=60s", timeout=70)
     wait(
         lambda: "NotFound" in kubectl("-n", ns, "get", "job", "brief", check=False).stderr,

@@ -1,7 +1,9 @@
 """Turning objects and lists into response bodies in the negotiated form.
 
-Lists reuse each cached object's JSON encoding (``orjson.Fragment``), so
-listing 500 pods costs one concatenation rather than 500 encodings.
+A JSON list splices each object's own encoding into the body
+(``orjson.Fragment``): a version still in the watch cache's event window reuses
+the encoding its watch event made; older ones are encoded here and not kept
+(see :class:`~pilothouse.apiserver.watchcache.Entry`).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def list_body(
         return negotiation.encode(body, output.media_type)
     items: list[Any]
     if output.media_type == negotiation.JSON and store.convert is None:
-        items = [orjson.Fragment(e.raw()) for e in entries]
+        items = [orjson.Fragment(e.encode()) for e in entries]
     else:
         items = [meta.wire_order(store.output(e.obj)) for e in entries]
     body = {

@@ -40,6 +40,8 @@ SLOW_WATCHER_GRACE = 5.0
 # (30 minutes) and twice that, so watches do not all end together.
 DEFAULT_TIMEOUT_RANGE = (1800.0, 3600.0)
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+# How many initial events are encoded and written at a time.
+INITIAL_EVENTS_SLICE = 500
 
 
 class _Encoder:
@@ -53,10 +55,13 @@ class _Encoder:
         self.include_object = include_object
         self.first_table = True
 
-    def event(self, type_: str, entry: watchcache.Entry) -> bytes:
+    def event(self, type_: str, entry: watchcache.Entry, *, initial: bool = False) -> bytes:
+        """One event; ``initial`` for the current state a watch starts with, whose
+        encoding no other watcher shares (so the cache does not keep it)."""
         form = self.output.form
         if form == "object" and self.store.convert is None and self.store.remote is None:
-            return b'{"type":"' + type_.encode() + b'","object":' + entry.raw() + b"}\n"
+            raw = entry.encode() if initial else entry.raw()
+            return b'{"type":"' + type_.encode() + b'","object":' + raw + b"}\n"
         obj = self.store.output(entry.obj)
         body: Any
         if form == "table":
@@ -201,9 +206,13 @@ async def serve(
             return resp
         if initial_entries:
             converted = await store.api_entries(initial_entries)
-            initial = [encoder.event(watchcache.ADDED, e) for e in converted]
-        if initial:
-            await send(b"".join(initial))
+            # In slices: the whole state at once would be a second copy of the cache.
+            for i in range(0, len(converted), INITIAL_EVENTS_SLICE):
+                initial = [
+                    encoder.event(watchcache.ADDED, e, initial=True)
+                    for e in converted[i : i + INITIAL_EVENTS_SLICE]
+                ]
+                await send(b"".join(initial))
         if send_initial and params.send_initial_events:
             await send(encoder.bookmark(start, initial_end=True))
         timeout = params.timeout_seconds
@@ -239,6 +248,10 @@ async def serve(
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+        # What it still holds goes now: the watcher and its overflow callback refer to
+        # each other, so it would otherwise wait for a full collection (rare here).
+        watcher.backlog.clear()
+        watcher.on_overflow = None
     writing = True  # the end of the response may wait on a client that does not read
     stuck = loop.call_later(SLOW_WATCHER_GRACE, cut_if_stuck)
     try:
