@@ -163,6 +163,7 @@ def test_image_gc_frees_the_image_filesystem_down_to_the_low_threshold(
         iid for iid, tags in stored(c).items() if "docker.io/library/busybox:latest" in tags
     )
     imported: list[str] = []
+    usage = [usage_percent(c.images)]
     for i in range(7):
         layout = testimage.write_oci_layout(
             tmp_path / f"img{i}", [standin.unique_layer(f"img{i}", 5 * MI)], tag=f"gc/img{i}:1"
@@ -176,9 +177,14 @@ def test_image_gc_frees_the_image_filesystem_down_to_the_low_threshold(
             next(iid for iid, tags in stored(c).items() if f"docker.io/gc/img{i}:1" in tags)
         )
         time.sleep(1.1)  # each arrives at its own second: the LRU order is the import order
-        if usage_percent(c.images) >= 60:
+        usage.append(usage_percent(c.images))
+        # Past the high threshold — or past it while an import unpacked (its temporary
+        # files count) and already collected by the agent's monitor: usage fell.
+        if usage[-1] >= 60 or usage[-1] < usage[-2]:
             break
-    assert usage_percent(c.images) >= 60, "the imports must go past the high threshold"
+    assert usage[-1] >= 60 or usage[-1] < usage[-2], (
+        f"the imports must go past the high threshold (usage after each: {usage})"
+    )
 
     def collected() -> bool:
         return usage_percent(c.images) <= 40
