@@ -13,7 +13,7 @@ import orjson
 
 from pilothouse.api import errors
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import listsnapshots, watchcache
 
 Match = Callable[[Obj], bool]
 
@@ -96,3 +96,39 @@ def list_metadata(page: ListPage) -> dict[str, Any]:
         if page.remaining is not None:
             out["remainingItemCount"] = page.remaining
     return out
+
+
+def page_of(
+    snap: listsnapshots.Snapshot,
+    prefix: str,
+    start_key: str,
+    opts: ListOptions,
+    revision: int,
+) -> ListPage:
+    """Up to ``opts.limit`` matching objects of ``snap`` from ``start_key`` on; a
+    continue token when another matching object follows. The count of what
+    remains is given without a selector only (upstream's rule: with one it is
+    not known without reading everything)."""
+    entries = snap.entries
+    i, hi = snap.bounds(prefix, start_key)
+    match = opts.match
+    limit = opts.limit
+    if match is None:
+        end = min(hi, i + limit)
+        out = entries[i:end]
+        if end >= hi:
+            return ListPage(out, str(revision))
+        token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
+        return ListPage(out, str(revision), token, hi - end)
+    out = []
+    while i < hi and len(out) < limit:
+        entry = entries[i]
+        i += 1
+        if match(entry.obj):
+            out.append(entry)
+    while i < hi and not match(entries[i].obj):
+        i += 1
+    if i >= hi:
+        return ListPage(out, str(revision))
+    token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
+    return ListPage(out, str(revision), token)

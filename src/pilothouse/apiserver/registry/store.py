@@ -27,7 +27,7 @@ import orjson
 
 from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import listsnapshots, requestcontext, watchcache
+from pilothouse.apiserver import requestcontext, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import interface as admission
 from pilothouse.apiserver.registry import conversion, deletion, write_origin
@@ -37,6 +37,7 @@ from pilothouse.apiserver.registry.listing import (
     ListPage,
     decode_continue,
     encode_continue,
+    page_of,
     parse_rv,
     too_large_rv,
 )
@@ -149,7 +150,7 @@ class ResourceStore:
             revision, start = decode_continue(opts.continue_token)
             snap = self.cache.snapshot_at(revision)
             if snap is not None and revision >= self.store.compacted_revision():
-                return self._page(snap, prefix, prefix + start, opts, revision)
+                return page_of(snap, prefix, prefix + start, opts, revision)
             return await self._list_from_store(prefix, opts, revision, prefix + start)
         rv = parse_rv(opts.resource_version)
         if opts.resource_version_match == "Exact":
@@ -169,52 +170,12 @@ class ResourceStore:
             raise too_large_rv(rv, self.watch_cache.revision)
         revision = self.watch_cache.revision
         if opts.limit:
-            return self._page(self.cache.list_snapshot(), prefix, prefix, opts, revision)
+            return page_of(self.cache.list_snapshot(), prefix, prefix, opts, revision)
         entries = self.cache.snapshot(prefix)
         if opts.match is not None:
             match = opts.match
             entries = [e for e in entries if match(e.obj)]
-        if opts.limit and len(entries) > opts.limit:
-            last = entries[opts.limit - 1].key
-            token = encode_continue(revision, last[len(prefix) :] + "\x00")
-            return ListPage(entries[: opts.limit], str(revision), token, len(entries) - opts.limit)
         return ListPage(entries, str(revision))
-
-    def _page(
-        self,
-        snap: listsnapshots.Snapshot,
-        prefix: str,
-        start_key: str,
-        opts: ListOptions,
-        revision: int,
-    ) -> ListPage:
-        """Up to ``opts.limit`` matching objects of ``snap`` from ``start_key`` on; a
-        continue token when another matching object follows. The count of what
-        remains is given without a selector only (upstream's rule: with one it is
-        not known without reading everything)."""
-        entries = snap.entries
-        i, hi = snap.bounds(prefix, start_key)
-        match = opts.match
-        limit = opts.limit
-        if match is None:
-            end = min(hi, i + limit)
-            out = entries[i:end]
-            if end >= hi:
-                return ListPage(out, str(revision))
-            token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
-            return ListPage(out, str(revision), token, hi - end)
-        out = []
-        while i < hi and len(out) < limit:
-            entry = entries[i]
-            i += 1
-            if match(entry.obj):
-                out.append(entry)
-        while i < hi and not match(entries[i].obj):
-            i += 1
-        if i >= hi:
-            return ListPage(out, str(revision))
-        token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
-        return ListPage(out, str(revision), token)
 
     async def _list_from_store(
         self, prefix: str, opts: ListOptions, revision: int, start_key: str
