@@ -14,8 +14,9 @@ aggregation of the ``admin``, ``edit`` and ``view`` roles.
 
 The controller manager and the scheduler read through one informer factory
 (``shared-informers``, with the controller manager's identity, whose role may
-list and watch everything): each resource both read is watched, decoded and
-cached once in the process, not once per component as upstream's separate
+list and watch everything), which lists and watches the API server's own watch
+cache (:mod:`pilothouse.apiserver.cachesource`): each object both read is held once
+in the process, the cache's, not decoded again per component as upstream's separate
 processes must. Their writes keep their own identities. Cached objects are
 read-only to every consumer (see :mod:`pilothouse.client.informer`).
 
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import rbac
-from pilothouse.apiserver import health
+from pilothouse.apiserver import cachesource, health
 from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.authn import user as user_module
@@ -148,12 +149,17 @@ class AllInOne:
         )
         # The informers both components read through: in the controller manager's
         # supervisor (its health, and stopped after the scheduler, which stops first).
+        informers_user = user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER)
         informers = self.informers = informer.InformerFactory(
-            self.client(
-                "pilothouse-controller-manager/shared-informers",
-                user_module.UserInfo(rbac.KUBE_CONTROLLER_MANAGER),
-            ),
+            self.client("pilothouse-controller-manager/shared-informers", informers_user),
             transform=informer.trim_managed_fields,
+            # The watch cache's own objects, where that identity may read them.
+            local=cachesource.CacheSource(
+                registry=self.server.registry,
+                stores=self.server.stores,
+                authorizer=self.server.identity.authorizer if self.server.identity else None,
+                user=informers_user,
+            ),
         )
         informers.start(sup.nest("shared-informers"))
         self.controller_manager = manager.ControllerManager(

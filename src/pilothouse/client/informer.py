@@ -38,6 +38,18 @@ A factory may be given a ``transform``, applied to every object as it arrives
 and before anyone sees it (client-go's ``WithTransform``): the controller
 manager and the scheduler drop ``metadata.managedFields``, as upstream's do,
 since no control loop reads them and they are a third of a pod's memory.
+
+Inside the API server's own process an informer need not list and watch over HTTP:
+a factory given a :class:`LocalSource` (the all-in-one server gives its watch
+cache, :mod:`pilothouse.apiserver.cachesource`) asks it at each start of the loop
+for a :class:`ListWatch` of the informer's resource, and where it gets one the
+informer lists the cache's objects and follows the cache's events, with the same
+list-then-watch-from-resourceVersion loop (a watch that ends resumes from the last
+version seen; 410 lists again). The objects handed over are the cache's own: never
+copied, never transformed (the cache keeps ``managedFields`` apart already) and, as
+every cached object, read-only — the mutation detector hashes them like any other.
+Where the source declines (a resource served with conversion, one the identity may
+not read), the informer lists and watches over HTTP as before.
 """
 
 from __future__ import annotations
@@ -46,9 +58,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -69,6 +81,36 @@ DeleteHandler = Callable[[Obj], None]
 MUTATION_DETECTOR_ENV = "PILOTHOUSE_CACHE_MUTATION_DETECTOR"
 WATCH_TIMEOUT_S = 300
 RETRY_DELAY_S = 1.0
+
+
+class ListWatch(Protocol):
+    """One resource's list and watch, served in the process (see the module docstring)."""
+
+    async def listing(self) -> tuple[list[Obj], str]:
+        """Every object (read-only, shared) and the resourceVersion of the listing."""
+        ...
+
+    def watch(self, resource_version: str) -> AsyncIterator[list[tuple[str, Obj]]]:
+        """Batches of ``(ADDED|MODIFIED|DELETED, object)`` after ``resource_version``,
+        in order, none skipped or repeated; ends when the source closes the watch (resume
+        from the last object's resourceVersion); raises a 410 StatusError when that
+        version is too old to resume from (list again)."""
+        ...
+
+
+class LocalSource(Protocol):
+    """Lists and watches in the process instead of over HTTP, where it may."""
+
+    def list_watch(
+        self,
+        resource: resources.Resource,
+        *,
+        namespace: str,
+        label_selector: str,
+        field_selector: str,
+    ) -> ListWatch | None:
+        """The list and watch of ``resource``, or None: use HTTP."""
+        ...
 
 
 @dataclass
@@ -110,8 +152,13 @@ class Informer:
         resync_period: float = 0.0,
         metadata_only: bool = False,
         transform: Transform | None = None,
+        local: LocalSource | None = None,
     ) -> None:
         self.client = client
+        # Asked at each start of the loop; None or a refusal: list and watch over HTTP.
+        self.local = local
+        # Whether the running loop reads the local source (for tests and benchmarks).
+        self.served_locally = False
         # Applied to each object as it arrives, before the cache or a handler sees it.
         self.transform = transform
         self.metadata_only = metadata_only
@@ -198,8 +245,22 @@ class Informer:
     async def run(self) -> None:
         """List, then watch from the list's version, until cancelled."""
         self.resource_version = ""  # a (re)start lists first: whatever came before is suspect
+        lw = None
+        if self.local is not None:
+            lw = self.local.list_watch(
+                self.resource,
+                namespace=self.namespace,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+            )
+        self.served_locally = lw is not None
         while True:
             try:
+                if lw is not None:
+                    if not self.resource_version:
+                        self._replace(*await lw.listing())
+                    await self._watch_local(lw)
+                    continue
                 if not self.resource_version:
                     await self._list()
                 await self._watch()
@@ -221,11 +282,15 @@ class Informer:
             field_selector=self.field_selector,
             metadata_only=self.metadata_only,
         )
+        self._replace(
+            [self._stamp(item) for item in result.get("items") or []],
+            (result.get("metadata") or {}).get("resourceVersion", ""),
+        )
+
+    def _replace(self, items: list[Obj], resource_version: str) -> None:
+        """Take a listing as the cache's contents, and tell the handlers what changed."""
         self.lists += 1
-        fresh = {}
-        for item in result.get("items") or []:
-            obj = self._stamp(item)
-            fresh[lister.key_of(obj)] = obj
+        fresh = {lister.key_of(obj): obj for obj in items}
         old = self.indexer.replace(fresh)
         if self._fingerprints is not None:
             for key, cached in old.items():
@@ -244,8 +309,18 @@ class Informer:
         for key, prev in old.items():
             if key not in fresh:
                 self._dispatch_delete(prev)
-        self.resource_version = (result.get("metadata") or {}).get("resourceVersion", "")
+        self.resource_version = resource_version
         self._synced.set()
+
+    async def _watch_local(self, lw: ListWatch) -> None:
+        stream = lw.watch(self.resource_version)
+        try:
+            async for batch in stream:
+                for kind, obj in batch:
+                    self._apply(kind, obj)
+                    self.resource_version = obj["metadata"]["resourceVersion"]
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # an async generator
 
     async def _watch(self) -> None:
         stream = self.client.watch(
@@ -355,8 +430,11 @@ class InformerFactory:
 
     client: Client
     resync_period: float = 0.0
-    # Applied to every object of every informer as it arrives (client-go's WithTransform).
+    # Applied to every object of every informer as it arrives (client-go's WithTransform)
+    # over HTTP; objects from ``local`` are handed over as they are (see the module).
     transform: Transform | None = None
+    # Where informers list and watch in the process instead of over HTTP, if it may.
+    local: LocalSource | None = None
     _informers: dict[tuple[str, ...], Informer] = field(default_factory=dict)
     _supervisor: supervision.Supervisor | None = None  # what start() was given
 
@@ -382,6 +460,7 @@ class InformerFactory:
                 resync_period=self.resync_period,
                 metadata_only=metadata_only,
                 transform=self.transform,
+                local=self.local,
             )
             self._informers[key] = inf
         return inf

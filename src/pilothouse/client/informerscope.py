@@ -42,6 +42,7 @@ class InformerView(informer.Informer):
         self.label_selector = shared.label_selector
         self.field_selector = shared.field_selector
         self.transform = shared.transform
+        self.local = shared.local
         self.indexer = shared.indexer
         self.resync_period = shared.resync_period
         self._registrations = shared._registrations
@@ -58,6 +59,14 @@ class InformerView(informer.Informer):
     @resource_version.setter
     def resource_version(self, value: str) -> None:
         self.shared.resource_version = value
+
+    @property
+    def served_locally(self) -> bool:
+        return self.shared.served_locally
+
+    @served_locally.setter
+    def served_locally(self, value: bool) -> None:
+        self.shared.served_locally = value
 
     @property
     def lists(self) -> int:
@@ -102,7 +111,7 @@ class InformerScope(informer.InformerFactory):
     """
 
     def __init__(self, shared: informer.InformerFactory) -> None:
-        super().__init__(shared.client, shared.resync_period, shared.transform)
+        super().__init__(shared.client, shared.resync_period, shared.transform, shared.local)
         self.shared = shared
 
     def _has_full(self, resource: resources.Resource) -> bool:
