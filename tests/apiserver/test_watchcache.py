@@ -167,3 +167,61 @@ async def test_encodings_are_kept_only_inside_the_event_window(
     assert first.encode() == orjson.dumps(meta.wire_order(first.obj))
     assert first._raw is None
     assert entries[4].encode() is entries[4].raw()
+
+
+def _with_managed_fields() -> dict[str, Any]:
+    obj = _config_map("v")
+    obj["metadata"] = {
+        "name": "c",
+        "namespace": "default",
+        "uid": "u",
+        "creationTimestamp": "2026-12-06T12:00:00Z",
+        "managedFields": [
+            {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:data": {"f:k": {}}}}
+        ],
+        "labels": {"app": "x"},  # out of upstream's order: answers reorder it as they did
+    }
+    return obj
+
+
+async def test_managed_fields_are_kept_apart_and_every_answer_is_unchanged(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup
+    written = _with_managed_fields()
+    value = orjson.dumps(written)
+    await store.create(KEY, value)
+    assert await cache.wait_for(store.current_revision())
+    entry = _cached(cache)
+    # What the process's informers share has none; the entry keeps them encoded.
+    assert "managedFields" not in entry.obj["metadata"]
+    assert entry.managed == orjson.dumps(written["metadata"]["managedFields"])
+    # Put back where they were: the whole object, key order and all, and its encodings
+    # byte for byte what encoding the decoded stored value gives.
+    full = orjson.loads(value)
+    full["metadata"]["resourceVersion"] = str(entry.revision)
+    assert orjson.dumps(entry.whole()) == orjson.dumps(full)
+    assert entry.whole() is not entry.whole()  # a fresh copy each time: callers may keep it
+    expected = orjson.dumps(meta.wire_order(full))
+    assert entry.encode() == expected and entry.raw() == expected
+    assert b'"managedFields":[{"manager":"kubectl"' in expected
+
+
+async def test_an_offered_object_keeps_its_managed_fields_for_the_writers_answer(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup
+    written = _with_managed_fields()
+    value = orjson.dumps(written)
+    cache.writing(KEY, value, written)
+    rev = await store.create(KEY, value)
+    assert await cache.wait_for(rev)
+    entry = _cached(cache)
+    # The writer answers with its object, managedFields in place; the cache holds the
+    # same values (not a decoding) without them.
+    assert written["metadata"]["managedFields"][0]["manager"] == "kubectl"
+    assert "managedFields" not in entry.obj["metadata"]
+    assert entry.obj["data"] is written["data"]
+    assert entry.obj["metadata"]["labels"] is written["metadata"]["labels"]
+    assert orjson.dumps(entry.whole()) == orjson.dumps(written)
+    assert entry.encode() == orjson.dumps(meta.wire_order(written))

@@ -167,6 +167,16 @@ def _ordered_metadata(md: Any) -> Any:
     return {key: md[key] for _, key in sorted(zip(ranks, md, strict=True), key=lambda p: p[0])}
 
 
+def with_managed_fields(obj: Obj, managed: Any, *, at: int) -> Obj:
+    """A shallow copy of ``obj`` whose metadata (a copy too) carries ``managed`` as its
+    ``managedFields``, as the ``at``-th metadata field (where it was: the watch cache
+    keeps them apart from the objects it shares, and puts them back in place)."""
+    md = obj.get("metadata") or {}
+    items = list(md.items())
+    items.insert(at, ("managedFields", managed))
+    return {**obj, "metadata": dict(items)}
+
+
 def wire_order(obj: Obj) -> Obj:
     """``obj`` with its top-level and metadata fields in upstream's order: the
     object itself when already so, else a shallow copy (nested values shared)."""

@@ -59,6 +59,14 @@ WATCHER_BACKLOG_LIMIT = 20000
 class Entry:
     """One object version, with its JSON encoding made once on demand.
 
+    ``obj`` is the object without ``metadata.managedFields``: they are kept apart,
+    encoded (``managed``, exact-size bytes, None when the object has none), so the
+    object the cache shares with the process's informers is the one they want
+    (control loops never read managedFields; they were a third of a pod's memory,
+    decoded). Whatever answers a request or bases a write on the object puts them
+    back: :meth:`whole` (decoded afresh, in their place) or the encodings below,
+    which splice the bytes in, so every answer is byte for byte what it was.
+
     The encoding is kept only while an event of this version is in the event
     window, where watchers fan it out (one encoding for every watcher, as
     upstream's cachingObject); a LIST encodes what it serves afresh
@@ -66,22 +74,47 @@ class Entry:
     decoded, rather than decoded and encoded (a third more for a pod).
     """
 
-    __slots__ = ("_raw", "key", "obj", "revision", "windowed")
+    __slots__ = ("_raw", "key", "managed", "managed_at", "obj", "revision", "windowed")
 
-    def __init__(self, key: str, obj: dict[str, Any], revision: int) -> None:
+    def __init__(
+        self,
+        key: str,
+        obj: dict[str, Any],
+        revision: int,
+        managed: tuple[bytes, int] | None = None,
+    ) -> None:
         self.key = key
         self.obj = obj
         self.revision = revision
+        # The managedFields' encoding and their place among the metadata fields.
+        self.managed: bytes | None = None
+        self.managed_at = 0
+        if managed is not None:
+            self.managed, self.managed_at = managed
         self._raw: bytes | None = None
         # Whether an event of this version is in its cache's event window.
         self.windowed = False
+
+    def whole(self) -> dict[str, Any]:
+        """The object with its managedFields: ``obj`` itself when it has none apart,
+        else a shallow copy (metadata copied, managedFields decoded afresh) — what a
+        response or a write (field management, admission's old object) needs."""
+        if self.managed is None:
+            return self.obj
+        return meta.with_managed_fields(self.obj, orjson.loads(self.managed), at=self.managed_at)
+
+    def _wire(self) -> dict[str, Any]:
+        if self.managed is None:
+            return meta.wire_order(self.obj)
+        spliced = orjson.Fragment(self.managed)  # encoded already: no decoding
+        return meta.wire_order(meta.with_managed_fields(self.obj, spliced, at=self.managed_at))
 
     def raw(self) -> bytes:
         """The object as responses carry it (fields in upstream's order), kept for
         the other watchers of the same event while that event is in the window."""
         if self._raw is not None:
             return self._raw
-        raw = orjson.dumps(meta.wire_order(self.obj))
+        raw = orjson.dumps(self._wire())
         if self.windowed:
             # Kept as a copy of exactly its size: orjson's bytes keep the buffer they
             # grew in (8 KB of memory for a 4 KB pod).
@@ -92,7 +125,7 @@ class Entry:
         """What :meth:`raw` gives, without keeping it (a LIST's items)."""
         if self._raw is not None:
             return self._raw
-        return orjson.dumps(meta.wire_order(self.obj))
+        return orjson.dumps(self._wire())
 
     def leave_window(self) -> None:
         self.windowed = False
@@ -114,17 +147,36 @@ class WatchEvent:
         return self.entry.revision
 
 
+def _take_managed(md: dict[str, Any]) -> tuple[bytes, int] | None:
+    """Remove ``managedFields`` from ``md``: their encoding (exact size) and the place
+    they had among its fields, or None."""
+    for at, key in enumerate(md):
+        if key == "managedFields":
+            return bytes(memoryview(orjson.dumps(md.pop(key)))), at
+    return None
+
+
 def decode(kv: storage.KeyValue) -> Entry:
     """Decode a stored value and stamp its ``resourceVersion``."""
     obj = orjson.loads(kv.value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return Entry(kv.key, obj, kv.mod_revision)
+    md = obj.setdefault("metadata", {})
+    md["resourceVersion"] = str(kv.mod_revision)
+    return Entry(kv.key, obj, kv.mod_revision, _take_managed(md))
 
 
 def adopt(kv: storage.KeyValue, obj: dict[str, Any]) -> Entry:
-    """What :func:`decode` would make of ``kv``, from the object ``kv.value`` encodes."""
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return Entry(kv.key, obj, kv.mod_revision)
+    """What :func:`decode` would make of ``kv``, from the object ``kv.value`` encodes.
+
+    The writer still answers its request with ``obj`` (managedFields and all), so when
+    there are managedFields to keep apart the cache takes a shallow copy of it, its
+    metadata copied without them; nested values are shared, read-only for both."""
+    md = obj.setdefault("metadata", {})
+    md["resourceVersion"] = str(kv.mod_revision)
+    if "managedFields" not in md:
+        return Entry(kv.key, obj, kv.mod_revision)
+    cached_md = dict(md)
+    managed = _take_managed(cached_md)
+    return Entry(kv.key, {**obj, "metadata": cached_md}, kv.mod_revision, managed)
 
 
 def decode_event(

@@ -188,7 +188,7 @@ async def _ensure(store: ResourceStore, wanted: dict[str, Any], *, binding: bool
             if not errors.is_already_exists(exc):
                 log.warning("cannot create %s %s: %s", wanted["kind"], name, exc.message)
         return
-    current = entry.obj
+    current = entry.whole()  # reconciled and written back: managedFields kept
     if ((current.get("metadata") or {}).get("annotations") or {}).get(AUTOUPDATE) == "false":
         return
     if binding and current.get("roleRef") != wanted["roleRef"]:

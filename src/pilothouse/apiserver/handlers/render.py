@@ -91,7 +91,7 @@ def list_body(
 ) -> bytes:
     resource = store.resource
     if output.form == "table":
-        objs = [store.output(e.obj) for e in entries]
+        objs = [store.output(e.whole()) for e in entries]
         t = table.build_table(
             resource,
             objs,
@@ -107,14 +107,14 @@ def list_body(
             "kind": "PartialObjectMetadataList",
             "apiVersion": f"meta.k8s.io/{output.version}",
             "metadata": list_meta,
-            "items": [metadata_only(e.obj, output.version) for e in entries],
+            "items": [metadata_only(e.whole(), output.version) for e in entries],
         }
         return negotiation.encode(body, output.media_type)
     items: list[Any]
     if output.media_type == negotiation.JSON and store.convert is None:
         items = [orjson.Fragment(e.encode()) for e in entries]
     else:
-        items = [meta.wire_order(store.output(e.obj)) for e in entries]
+        items = [meta.wire_order(store.output(e.whole())) for e in entries]
     body = {
         "kind": resource.list_kind,
         "apiVersion": resource.api_version,

@@ -62,7 +62,7 @@ class _Encoder:
         if form == "object" and self.store.convert is None and self.store.remote is None:
             raw = entry.encode() if initial else entry.raw()
             return b'{"type":"' + type_.encode() + b'","object":' + raw + b"}\n"
-        obj = self.store.output(entry.obj)
+        obj = self.store.output(entry.whole())
         body: Any
         if form == "table":
             body = table.build_table(

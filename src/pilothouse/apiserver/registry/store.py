@@ -12,9 +12,10 @@ request either fails with 409 (the client named a resourceVersion) or is
 retried on the fresh object (it did not). Many requests run concurrently on
 the event loop; the store serialises the writes.
 
-Objects read are the cache's, and so is the object a create or update returns
-(the cache keeps the written object rather than decoding what was stored):
-callers read them and never change them.
+Objects read are the cache's, with their managedFields put back
+(:meth:`~pilothouse.apiserver.watchcache.Entry.whole`), and the cache keeps the
+written object rather than decoding what was stored (its top level and metadata
+copied, to hold the managedFields apart): callers read them and never change them.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class ResourceStore:
         """Cached entries converted through the remote conversion (one call for all)."""
         if self.remote is None or not entries:
             return entries
-        converted = await self.remote.to_api([self.output(e.obj) for e in entries])
+        converted = await self.remote.to_api([self.output(e.whole()) for e in entries])
         return [
             watchcache.Entry(e.key, obj, e.revision)
             for e, obj in zip(entries, converted, strict=True)
@@ -142,7 +143,7 @@ class ResourceStore:
         entry = self.cache.objects.get(self.key(namespace, name))
         if entry is None:
             raise self._not_found(name)
-        return await self._out(entry.obj)
+        return await self._out(entry.whole())
 
     async def list(self, namespace: str, opts: ListOptions) -> ListPage:
         prefix = self.resource.prefix(namespace)
@@ -439,7 +440,7 @@ class ResourceStore:
                     )
                     return created, True
                 raise self._not_found(name)
-            old = entry.obj
+            old = entry.whole()
             new = await mutate(old)
             md = new.setdefault("metadata", {})
             rv = requested_rv
@@ -617,7 +618,7 @@ class ResourceStore:
             entry = await self.current(namespace, name)
             if entry is None:
                 raise self._not_found(name)
-            old = entry.obj
+            old = entry.whole()
             self._check_preconditions(old, name, options)
             self.strategy.before_delete(old)
             attrs = self._attributes(

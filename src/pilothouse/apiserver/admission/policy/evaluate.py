@@ -255,14 +255,15 @@ class Evaluator:
         if cache is not None:
             if ref.get("name"):
                 entry = cache.objects.get(resource.key(namespace, str(ref["name"])))
-                found = [entry.obj] if entry is not None else []
+                # Whole: a policy's expressions may read the params' managedFields.
+                found = [entry.whole()] if entry is not None else []
             elif isinstance(ref.get("selector"), dict):
                 try:
                     selector = label_selectors.from_label_selector_dict(ref["selector"])
                 except selector_error.SelectorError as exc:
                     raise ConfigError(str(exc)) from None
                 found = [
-                    e.obj
+                    e.whole()
                     for e in cache.snapshot(resource.prefix(namespace))
                     if selector.matches((e.obj.get("metadata") or {}).get("labels") or {})
                 ]
