@@ -272,6 +272,11 @@ def test_the_all_in_one_servers_informers_read_its_watch_cache(
         store = server.stores.get(server.registry.by_path(r.group, r.version, r.plural))  # type: ignore[arg-type]
         expected = store is not None and store.convert is None and store.remote is None
         assert inf.served_locally == expected, inf.name
+        if inf.served_locally:
+            # Handed over as they are: no kind stamped in, no managedFields to trim.
+            for obj in inf.indexer.list():
+                assert obj["kind"] == r.kind and obj["apiVersion"] == r.api_version, inf.name
+                assert "managedFields" not in obj["metadata"], inf.name
     assert any(inf.served_locally for inf in made)
     ns = informers.informer(NAMESPACES)  # type: ignore[arg-type]
     entry = cluster_server.server.stores[NAMESPACES].cache.objects["/registry/namespaces/default"]  # type: ignore[index]
