@@ -9,7 +9,10 @@ lists the resource cache and follows its events instead
 its current revision, the watch a :class:`~pilothouse.apiserver.watchcache.Watcher`
 registered after that revision, so an event is neither skipped nor repeated, with
 the label and field selectors and the namespace an HTTP watch would apply. The
-objects are the cache's own, shared and read-only.
+objects are the cache's own, shared and read-only, without ``managedFields`` (the
+cache keeps them apart). A metadata-only informer (the garbage collector's) is handed
+the whole objects too: its consumers read their metadata, and a shared object costs
+nothing where a PartialObjectMetadata would be a copy.
 
 Authorization: over HTTP every list and watch of the factory's identity passes RBAC;
 reading the cache does not pass through a request. So the source serves a resource
