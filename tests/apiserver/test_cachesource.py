@@ -281,3 +281,36 @@ def test_the_all_in_one_servers_informers_read_its_watch_cache(
     ns = informers.informer(NAMESPACES)  # type: ignore[arg-type]
     entry = cluster_server.server.stores[NAMESPACES].cache.objects["/registry/namespaces/default"]  # type: ignore[index]
     assert ns.indexer.get("default") is entry.obj
+
+
+def test_a_backlog_is_handed_over_in_slices_in_order(
+    srv: testing.ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cachesource, "WATCH_SLICE", 2)
+
+    async def body(client: rest.Client) -> None:
+        assert CONFIGMAPS is not None
+        ns = await namespace(client)
+        lw = source(srv).list_watch(CONFIGMAPS, namespace=ns, label_selector="", field_selector="")
+        assert lw is not None
+        _, rv = await lw.listing()
+        for i in range(5):
+            await client.create(CONFIGMAPS, {"metadata": {"name": f"c{i}"}}, ns)
+        # Registered after the five writes: all five are its first backlog.
+        stream = lw.watch(rv)
+        batches: list[list[str]] = []
+        async for batch in stream:
+            batches.append(
+                [
+                    o["metadata"]["name"]
+                    for _, o in batch
+                    if o["metadata"]["name"] != "kube-root-ca.crt"
+                ]
+            )
+            if sum(len(b) for b in batches) >= 5:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert [n for b in batches for n in b] == [f"c{i}" for i in range(5)]
+        assert all(len(b) <= 2 for b in batches) and len(batches) >= 3
+
+    run(srv, body)

@@ -29,6 +29,7 @@ backlog synchronously, and the informer's task drains it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 
@@ -42,6 +43,9 @@ from pilothouse.apiserver.handlers import rest
 from pilothouse.apiserver.registry.store import ResourceStore
 
 log = logging.getLogger(__name__)
+
+# How many events an informer applies before the event loop runs others.
+WATCH_SLICE = 200
 
 
 class CacheListWatch:
@@ -79,7 +83,12 @@ class CacheListWatch:
             while True:
                 batch = await watcher.next_batch(None)
                 if batch:
-                    yield [(kind, entry.obj) for kind, entry in batch]
+                    # In slices, letting the loop run between them: a backlog is every
+                    # event since the informer last ran, and its handlers run inline.
+                    for i in range(0, len(batch), WATCH_SLICE):
+                        if i:
+                            await asyncio.sleep(0)
+                        yield [(kind, entry.obj) for kind, entry in batch[i : i + WATCH_SLICE]]
                 elif watcher.closed:
                     # The cache rebuilt itself or the informer fell too far behind: the
                     # informer resumes from the last version it got.
