@@ -60,6 +60,7 @@ def run(srv: testing.ServerThread, body: Callable[[rest.Client], Awaitable[None]
 
 async def namespace(client: rest.Client) -> str:
     name = "cs-" + uuid.uuid4().hex[:8]
+    assert NAMESPACES is not None
     await client.create(NAMESPACES, {"metadata": {"name": name}})
     return name
 
@@ -249,7 +250,7 @@ def test_what_the_source_declines(srv: testing.ServerThread) -> None:
     # An identity RBAC does not let list and watch a resource reads it through the API.
     assert source(srv, "somebody").list_watch(CONFIGMAPS, **args) is None
     assert not source(srv, rbac.KUBE_SCHEDULER).allowed(SECRETS, "")
-    assert source(srv, rbac.KUBE_SCHEDULER).allowed(resources.DEFAULT.by_path("", "v1", "pods"), "")  # type: ignore[arg-type]
+    assert source(srv, rbac.KUBE_SCHEDULER).allowed(resources.DEFAULT.by_path("", "v1", "pods"), "")
     # A selector the API would refuse: the informer gets the API's answer.
     bad = {**args, "field_selector": "no.such.field=1"}
     assert controller_manager.list_watch(CONFIGMAPS, **bad) is None
@@ -309,7 +310,7 @@ def test_a_backlog_is_handed_over_in_slices_in_order(
             )
             if sum(len(b) for b in batches) >= 5:
                 break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert [n for b in batches for n in b] == [f"c{i}" for i in range(5)]
         assert all(len(b) <= 2 for b in batches) and len(batches) >= 3
 
