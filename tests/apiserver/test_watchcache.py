@@ -225,3 +225,33 @@ async def test_an_offered_object_keeps_its_managed_fields_for_the_writers_answer
     assert entry.obj["metadata"]["labels"] is written["metadata"]["labels"]
     assert orjson.dumps(entry.whole()) == orjson.dumps(written)
     assert entry.encode() == orjson.dumps(meta.wire_order(written))
+
+
+def test_answers_carry_managed_fields_in_place_byte_for_byte(api: Any, namespace: str) -> None:
+    # Two managers (an apply, then an update), so managedFields has two entries.
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mf"}, "data": {"a": "1"}}
+    resp = api.request(
+        "PATCH",
+        f"{path}/mf?fieldManager=applier",
+        raw=orjson.dumps(body),
+        content_type="application/apply-patch+yaml",
+    )
+    assert resp.status == 201, resp.data
+    status, live = api.json("GET", f"{path}/mf")
+    live["data"]["b"] = "2"
+    status, _ = api.json("PUT", f"{path}/mf?fieldManager=updater", live)
+    assert status == 200
+    got = api.request("GET", f"{path}/mf").data
+    obj = orjson.loads(got)
+    md = list(obj["metadata"])
+    assert md.index("managedFields") == md.index("creationTimestamp") + 1  # upstream's place
+    assert [m["manager"] for m in obj["metadata"]["managedFields"]] == ["applier", "updater"]
+    # The same bytes in a LIST item and in a watch's initial event.
+    listed = orjson.loads(api.request("GET", path + "?fieldSelector=metadata.name=mf").data)
+    assert orjson.dumps(listed["items"][0]) == got.rstrip(b"\n")
+    watch = api.request(
+        "GET", path + "?watch=true&fieldSelector=metadata.name=mf&timeoutSeconds=1"
+    ).data
+    event = orjson.loads(watch.splitlines()[0])
+    assert orjson.dumps(event["object"]) == got.rstrip(b"\n")
