@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -48,3 +49,21 @@ def test_generated_names_are_trimmed_to_leave_room_for_the_suffix() -> None:
     name = meta.generate_name("x" * 80)
     assert len(name) == 63
     assert name.startswith("x" * meta.MAX_GENERATED_NAME_LENGTH)
+
+
+def test_a_forked_child_does_not_repeat_its_parents_identifiers() -> None:
+    meta.new_uid()  # the parent has a block in hand
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, meta.new_uid().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert uuid.UUID(child).version == 4
+    assert child != meta.new_uid()

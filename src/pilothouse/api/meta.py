@@ -56,12 +56,17 @@ class _RandomPool:
     Every request takes a uid or an audit ID (and a created pod both, and a generated
     name): one ``getrandom`` system call each was ~2 % of a busy server's samples. The
     bytes are the same ``os.urandom`` bytes, each handed out once; the lock keeps that
-    true for the server's few threads (uncontended, it costs ~50 ns).
+    true for the server's few threads (uncontended, it costs ~50 ns), and a forked child
+    starts from a block of its own rather than the rest of its parent's.
     """
 
     BLOCK = 4096
 
     def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._block = b""
         self._pos = 0
