@@ -78,7 +78,7 @@ test: install-test lint typecheck importlint
 # Each prints one JSON object with its figures and the baseline it measured in the same
 # run (bench/noop_server.py is api.py's baseline, not a benchmark). pod_startup and probes
 # run real containers, services and storage set up networks and mounts: as root.
-BENCHMARKS := api controllers scheduler pod_startup probes encryption jwt_libs services storage audit overload
+BENCHMARKS := api controllers scheduler pod_startup probes encryption jwt_libs services storage audit overload writepath
 
 bench: install-test
 	@for b in $(BENCHMARKS); do echo "==> bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done

@@ -34,6 +34,40 @@ def test_json_duplicates_are_reported_with_nested_paths_and_last_wins() -> None:
     assert type(value["metadata"]) is dict and type(value["spec"]["containers"][1]) is dict
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Compact, as orjson and Go's encoding/json write it: the fast path's shape.
+        b'{"a":1,"b":{"c":2,"c":3}}',
+        b'{"a":1,"a":1}',
+        b'[{"x":"1"},{"y":{"z":[{"k":true,"k":true}]}}]',
+        b'{"kind":"Pod","metadata":{"name":"p"},"kind":"Pod"}\n',
+    ],
+)
+def test_json_duplicates_in_compact_bodies_are_found(body: bytes) -> None:
+    value, dups = decode.decode_json(body, find_duplicates=True)
+    assert len(dups) == 1
+    assert value == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a":1,"b":{"c":[1,2.5,"x",null,false]},"d":"\xc3\xa9\\"q\\\\"}',
+        b'{"a":1,"b":{"c":[1,2.5,"x",null,false]},"d":"\xc3\xa9\\"q\\\\"}\n',
+        b'{"a": 1, "b": {"c": [1, 2.5, "x", null, false]}, "d": "\\u00e9\\"q\\\\"}',
+        b'{"big":123456789012345678901234567890,"f":1E5,"h":"\\u003c"}',
+    ],
+)
+def test_json_bodies_without_duplicates_decode_the_same_on_every_path(body: bytes) -> None:
+    # Canonical bodies take orjson's path, the others the duplicate-finding parser;
+    # both must give the stdlib's value and no duplicates.
+    value, dups = decode.decode_json(body, find_duplicates=True)
+    assert dups == []
+    assert value == json.loads(body)
+    assert list(value) == list(json.loads(body))
+
+
 def test_json_without_duplicate_tracking_keeps_last_and_reports_nothing() -> None:
     value, dups = decode.decode_json(b'{"a": 1, "a": 2}', find_duplicates=False)
     assert value == {"a": 2}

@@ -127,6 +127,28 @@ def _replace_surrogates(value: Any) -> Any:
     return value
 
 
+def _canonical_json(body: bytes) -> Any | None:
+    """The value of a body that is exactly orjson's own compact encoding of it, else None.
+
+    Such a body cannot repeat a key: the decoded value keeps one member per key, so
+    encoding it again would come out shorter. Bodies from pilothouse's own clients
+    (orjson) and compact ones from Go's encoding/json mostly are; the test costs an
+    encode and a compare, against a parse with a Python hook on every object (about a
+    fifth of the time). Anything else takes the duplicate-finding parse.
+    """
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict | list):
+        return None
+    try:
+        again = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # pragma: no cover - what orjson decoded it encodes
+        return None
+    return value if again == body.strip() else None
+
+
 def decode_json(body: bytes, *, find_duplicates: bool) -> tuple[Any, list[str]]:
     """Parse a JSON body; with ``find_duplicates`` also list repeated keys' paths."""
     if not find_duplicates:
@@ -134,6 +156,9 @@ def decode_json(body: bytes, *, find_duplicates: bool) -> tuple[Any, list[str]]:
             return orjson.loads(body), []
         except orjson.JSONDecodeError:
             return _lenient_json(body, None), []
+    value = _canonical_json(body)
+    if value is not None:
+        return value, []
     found: list[bool] = []
     hook = _pairs_hook(found)
     try:

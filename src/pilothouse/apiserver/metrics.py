@@ -155,6 +155,10 @@ class APIMetrics:
         )
         for kind in ("readOnly", "mutating"):
             self.inflight.labels(kind).set(0)
+        # Each request's counter and histogram series, looked up once per label set:
+        # ``labels()`` checks and joins its arguments under a lock on every call.
+        self._counted: dict[tuple[str, ...], Any] = {}
+        self._timed: dict[tuple[str, ...], Any] = {}
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -180,10 +184,17 @@ class APIMetrics:
             raise
         finally:
             gauge.dec()
-            self.requests.labels(verb, dry_run, *rest, COMPONENT, str(code)).inc()
-            self.latency.labels(verb, dry_run, *rest, COMPONENT).observe(
-                time.perf_counter() - started
-            )
+            series = (verb, dry_run, *rest, COMPONENT)
+            counted = self._counted.get((*series, str(code)))
+            if counted is None:
+                counted = self._counted[(*series, str(code))] = self.requests.labels(
+                    *series, str(code)
+                )
+            counted.inc()
+            timed = self._timed.get(series)
+            if timed is None:
+                timed = self._timed[series] = self.latency.labels(*series)
+            timed.observe(time.perf_counter() - started)
 
     async def handle(self, request: web.Request) -> web.Response:
         """``GET /metrics``."""
@@ -211,6 +222,7 @@ class InstrumentedStore:
         self.inner = store
         self._observe = observe
         self._types = {r.storage_prefix: r.qualified for r in registry.resources if r.stored}
+        self._series: dict[tuple[str, str], Any] = {}  # as APIMetrics' request series
 
     def _type(self, key: str) -> str:
         # Storage prefixes are /registry/<plural>/ or /registry/<group>/<plural>/.
@@ -222,7 +234,11 @@ class InstrumentedStore:
         return "unknown"
 
     def _time(self, operation: str, key: str, started: float) -> None:
-        self._observe.labels(operation, self._type(key)).observe(time.perf_counter() - started)
+        labels = (operation, self._type(key))
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = self._observe.labels(*labels)
+        series.observe(time.perf_counter() - started)
 
     async def start(self) -> None:
         await self.inner.start()

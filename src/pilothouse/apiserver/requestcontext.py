@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextvars
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
+
+from pilothouse.api import meta
 
 
 class UserInfo(Protocol):
@@ -68,7 +69,7 @@ def _truncate(text: str) -> str:
 class RequestContext:
     """One request's identity, audit record and warnings."""
 
-    audit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    audit_id: str = field(default_factory=meta.random_uuid)
     received: float = field(default_factory=time.time)
     user: UserInfo | None = None
     # Who the request acts as when it impersonates (``user`` stays who asked).

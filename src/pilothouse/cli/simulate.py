@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pilothouse import heap
 from pilothouse.cli import process
 from pilothouse.client import config, rest
 from pilothouse.node import hollow
@@ -127,6 +128,9 @@ async def _serve(
             f"pilothouse simulate: {args.nodes} nodes ready ({args.name_prefix}0…); Ctrl-C to stop",
             flush=True,
         )
+        # A long-running process like the agent: its informers hold every pod bound to
+        # its nodes, which the collector's default pace would walk again and again.
+        heap.settle()
         await process.until_signalled()
         await sim.stop(unregister=args.unregister)
         print(

@@ -185,6 +185,25 @@ def test_same_manager_unions_its_fields_and_moves_its_time(
     assert editor["time"] == T2
 
 
+def test_a_writer_changing_only_its_own_fields_keeps_its_set_and_moves_its_time(
+    deployment: Callable[..., Obj], stored: Callable[[Obj], Obj]
+) -> None:
+    # A Lease renewal, a node's status report: the set is the one the writer had
+    # (the very fieldsV1 object it sent, not a re-encoded copy), only the time moves.
+    live = stored(_update(None, deployment(), "kubectl-create"))
+    new = copy.deepcopy(live)
+    new["metadata"]["labels"]["x"] = "1"
+    once = stored(_update(live, new, "editor", now=T1))
+    newer = copy.deepcopy(once)
+    newer["metadata"]["labels"]["x"] = "2"
+    twice = _update(once, newer, "editor", now=T2)
+    before, after = _by_manager(newer)[("editor", "")], _by_manager(twice)[("editor", "")]
+    assert after["fieldsV1"] == {"f:metadata": {"f:labels": {"f:x": {}}}}
+    assert after["fieldsV1"] is before["fieldsV1"]
+    assert after["time"] == T2
+    assert _by_manager(twice)[("kubectl-create", "")] == _by_manager(once)[("kubectl-create", "")]
+
+
 def test_status_is_not_owned_through_the_main_resource(
     deployment: Callable[..., Obj], stored: Callable[[Obj], Obj]
 ) -> None:

@@ -108,6 +108,11 @@ def update(
     previous = out.get(key)
     if previous is not None:
         taken = taken | previous.fields
+    before = managed.get(key)
+    if before is not None and taken == before.fields:
+        # The writer changed only fields it already owned (a Lease renewal, a node's
+        # status report): its set is the one it had, whose encoding is already made.
+        taken = before.fields
     time = (previous.time if previous else None) if keep_time else ctx.now
     out[key] = Entry(taken, ctx.api_version, time)
     return out
