@@ -76,6 +76,18 @@ def test_bulk_levels_follow_the_scale_heartbeats_and_leader_election_keep_their_
     assert {name: level.nominal for name, level in control.levels.items()} == nominal
 
 
+def test_lag_the_loop_did_not_make_holds_back_people_not_the_components() -> None:
+    control = flowcontrol.FlowControl(adaptive=adaptivelimit.AdaptiveLimit(target=5 * MS))
+    for _ in range(200):  # late by 50 ms each time, with no CPU spent by the loop
+        control.observe_lag(50 * MS, 0.0)
+    limits = {name: level.limit for name, level in control.levels.items()}
+    assert (limits["global-default"], limits["catch-all"]) == (3, 1)
+    assert (limits["system"], limits["workload-high"], limits["workload-low"]) == (74, 98, 245)
+    for _ in range(200):  # the loop's own work: both follow
+        control.observe_lag(50 * MS, 50 * MS)
+    assert control.levels["workload-low"].limit == 13
+
+
 def test_a_components_level_queues_what_its_nominal_seats_would_have_admitted() -> None:
     """A shrunk limit moves a component's requests from the event loop's ready queue to
     the level's queue; it must not refuse one that fixed seats would have run."""
@@ -171,11 +183,11 @@ def test_exempt_requests_never_take_a_seat() -> None:
 
 
 async def test_the_monitor_measures_how_late_the_loop_runs() -> None:
-    seen: list[float] = []
+    seen: list[tuple[float, float]] = []
     sampled = asyncio.Event()
 
-    def observe(lag: float) -> None:
-        seen.append(lag)
+    def observe(late: float, own: float) -> None:
+        seen.append((late, own))
         sampled.set()
 
     monitor = adaptivelimit.LagMonitor(
@@ -189,7 +201,8 @@ async def test_the_monitor_measures_how_late_the_loop_runs() -> None:
         # A ready callback that computes for 60 ms makes the next timer that late.
         asyncio.get_running_loop().call_soon(spin, 0.06)
         await asyncio.wait_for(sampled.wait(), 5)
-        assert seen[0] >= 0.04, seen
+        late, own = seen[0]
+        assert late >= 0.04 and own >= 0.04, seen
     finally:
         task.cancel()
 
@@ -197,11 +210,11 @@ async def test_the_monitor_measures_how_late_the_loop_runs() -> None:
 async def test_the_monitor_leaves_out_lag_the_loop_did_not_cause() -> None:
     """A loop held up without using the CPU (here a blocking sleep; on a busy machine,
     the process waiting for a core) is late, but not because of what it admitted."""
-    seen: list[float] = []
+    seen: list[tuple[float, float]] = []
     sampled = asyncio.Event()
 
-    def observe(lag: float) -> None:
-        seen.append(lag)
+    def observe(late: float, own: float) -> None:
+        seen.append((late, own))
         sampled.set()
 
     monitor = adaptivelimit.LagMonitor(
@@ -214,7 +227,8 @@ async def test_the_monitor_leaves_out_lag_the_loop_did_not_cause() -> None:
         seen.clear()
         asyncio.get_running_loop().call_soon(time.sleep, 0.06)
         await asyncio.wait_for(sampled.wait(), 5)
-        assert seen[0] < 0.02, seen
+        late, own = seen[0]
+        assert late >= 0.04 and own < 0.02, seen
     finally:
         task.cancel()
 
@@ -230,7 +244,7 @@ async def test_an_idle_monitor_sleeps_until_a_seat_is_taken() -> None:
     control = flowcontrol.FlowControl(adaptive=adaptivelimit.AdaptiveLimit())
     seen: list[float] = []
     monitor = adaptivelimit.LagMonitor(
-        seen.append, idle=control.idle, busy=control._busy, interval=0.001
+        lambda late, own: seen.append(late), idle=control.idle, busy=control._busy, interval=0.001
     )
     task = asyncio.ensure_future(monitor.run())
     try:

@@ -65,11 +65,12 @@ class AdaptiveLimit:
 class LagMonitor:
     """Samples the event loop's lag and hands each sample to ``observe``.
 
-    A sample counts only the lag the loop's own work made: a timer that fires late
-    while the loop's thread used no CPU (the process waited for a core another
-    process had) says nothing about what the server admitted, and fewer seats would
-    only cost throughput — so a sample is the wall-clock lag, but at most the CPU
-    time the loop's thread used beyond the interval (``cpu``: the thread's CPU clock).
+    Each sample is two figures: how late the timer fired (wall clock), and the part of
+    that the loop's own work made — at most the CPU time the loop's thread used beyond
+    the interval (``cpu``: the thread's CPU clock). A timer late while the thread used
+    no CPU (the process waited for a core another process had) says nothing about what
+    the server admitted; flow control holds the cluster's own components back only for
+    the second figure (see :meth:`pilothouse.apiserver.flowcontrol.FlowControl.observe_lag`).
 
     While nothing holds a seat and the scale is back at 1 there is nothing to control:
     the monitor then sleeps until ``busy`` is set (by flow control, when it admits a
@@ -78,7 +79,7 @@ class LagMonitor:
 
     def __init__(
         self,
-        observe: Callable[[float], None],
+        observe: Callable[[float, float], None],
         *,
         idle: Callable[[], bool],
         busy: asyncio.Event,
@@ -100,6 +101,6 @@ class LagMonitor:
             due = loop.time() + self.interval
             used = self.cpu()
             await asyncio.sleep(self.interval)
-            late = loop.time() - due
+            late = max(0.0, loop.time() - due)
             own = self.cpu() - used - self.interval
-            self.observe(max(0.0, min(late, own)))
+            self.observe(late, max(0.0, min(late, own)))

@@ -67,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -211,17 +212,33 @@ class FlowControl:
             if self.adaptive is not None and name in COMPONENT_LEVELS:
                 queue += seats
             self.levels[name] = Level(name, seats, seats, queue)
+        # The components' levels follow a scale of their own, with the same settings.
+        self.components_adaptive = (
+            dataclasses.replace(self.adaptive) if self.adaptive is not None else None
+        )
         self._adaptive_levels = [self.levels[name] for name in sorted(ADAPTIVE_LEVELS)]
+        self._people_levels = [
+            lv for lv in self._adaptive_levels if lv.name not in COMPONENT_LEVELS
+        ]
+        self._component_levels = [lv for lv in self._adaptive_levels if lv.name in COMPONENT_LEVELS]
         self._busy = asyncio.Event()  # wakes the lag monitor when a seat is taken
 
-    def observe_lag(self, lag: float) -> None:
-        """One sample of the event loop's lag (seconds): the adaptive levels' limits follow."""
-        if self.adaptive is None:
+    def observe_lag(self, lag: float, own: float | None = None) -> None:
+        """One sample of the event loop's lag (seconds): how late a timer fired, and
+        ``own``, the part of it the loop's own work made (its CPU time; ``lag`` when not
+        given). People's levels follow ``lag`` — whatever makes the loop late, a flood
+        of optional work is held back — and the components' levels ``own``: holding
+        back the cluster's own work for a lag it did not make costs throughput and
+        shortens nothing."""
+        if self.adaptive is None or self.components_adaptive is None:
             return
-        scale = self.adaptive.observe(lag)
-        for level in self._adaptive_levels:
-            level.limit = max(1, math.ceil(level.nominal * scale))
-            self._dispatch(level)
+        for scale, levels in (
+            (self.adaptive.observe(lag), self._people_levels),
+            (self.components_adaptive.observe(lag if own is None else own), self._component_levels),
+        ):
+            for level in levels:
+                level.limit = max(1, math.ceil(level.nominal * scale))
+                self._dispatch(level)
 
     def idle(self) -> bool:
         """No seat of an adaptive level taken and each at its nominal limit: nothing
