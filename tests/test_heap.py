@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 from typing import Any
 
@@ -135,3 +136,16 @@ async def test_run_installs_its_hook_and_removes_it_when_cancelled() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert fake.callbacks == []
+
+
+def test_demand_counts_running_not_sleeping() -> None:
+    before = heap.demand()
+    end = time.thread_time() + 0.05
+    while time.thread_time() < end:
+        pass
+    worked = heap.demand() - before
+    before = heap.demand()
+    time.sleep(0.1)
+    slept = heap.demand() - before
+    assert worked >= 0.04
+    assert slept < 0.05  # the wake-up may wait for a CPU a little

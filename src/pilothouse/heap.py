@@ -78,13 +78,27 @@ class GarbageCollector(Protocol):
     def get_freeze_count(self) -> int: ...
 
 
+def demand() -> float:
+    """Seconds the calling thread has run or waited to run (Linux's schedstat: CPU time
+    plus run-queue delay), so that a thread starved of a CPU by other processes does
+    not look idle; the thread's CPU time where schedstat is not available."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            running, waiting, _ = stat.read().split()
+    except (OSError, ValueError):
+        return time.thread_time()
+    return (int(running) + int(waiting)) / 1e9
+
+
 class Collector:
     """Full collections over what was made since the last one; the whole heap only
     when it grew by ``growth`` and the process is idle (or ``max_delay`` passed).
 
-    ``step`` is one check (a test drives it with a fake clock, CPU counter and
+    ``step`` is one check (a test drives it with a fake clock, demand counter and
     collector); ``run`` calls it every ``interval`` seconds with the hook installed.
-    Idle: the process used less than ``idle_share`` of a core since the last check.
+    Idle: the event loop's thread ran or waited to run (:func:`demand`) less than
+    ``idle_share`` of the time since the last check — a loop starved of a CPU by a
+    busy machine still has work, and a walk then would stall it the longest.
     """
 
     def __init__(
@@ -96,7 +110,7 @@ class Collector:
         interval: float = 1.0,
         collector: GarbageCollector = gc,  # type: ignore[assignment]
         clock: Callable[[], float] = time.monotonic,
-        cpu: Callable[[], float] = time.process_time,
+        cpu: Callable[[], float] = demand,
     ) -> None:
         self.growth = growth
         self.idle_share = idle_share
