@@ -37,6 +37,16 @@ class FakeGC:
     def get_freeze_count(self) -> int:
         return self.frozen
 
+    def get_objects(self, generation: int | None = None) -> list[Any]:
+        assert generation == 2
+        return [None] * self.young
+
+    def survive(self, objects: int) -> None:
+        """``objects`` survive a full collection (the hook freezes them)."""
+        self.young += objects
+        for hook in self.callbacks:
+            hook("stop", {"generation": 2, "collected": 0, "uncollectable": 0})
+
 
 class Clock:
     def __init__(self) -> None:
@@ -65,23 +75,32 @@ def test_survivors_of_a_full_collection_are_frozen_and_younger_ones_are_not() ->
     assert (fake.frozen, fake.young) == (1200, 0)
 
 
+def started(fake: FakeGC, clock: Clock) -> heap.Collector:
+    c = collector(fake, clock)
+    fake.callbacks.append(c.after_collection)
+    return c
+
+
 def test_no_whole_heap_walk_until_the_frozen_part_grew_by_a_quarter() -> None:
     fake, clock = FakeGC(frozen=1000), Clock()
-    c = collector(fake, clock)
-    fake.frozen = 1250
+    c = started(fake, clock)
+    fake.survive(250)
     clock.tick(1, busy=0)
     assert not c.step()
-    fake.frozen = 1251
+    fake.survive(1)
     clock.tick(1, busy=0)
     assert c.step()
     assert fake.collections == 1
     assert c.baseline == 1251  # the next walk waits for 25 % more than this
+    fake.survive(312)
+    clock.tick(1, busy=0)
+    assert not c.step()
 
 
 def test_a_busy_process_defers_the_walk_until_idle() -> None:
     fake, clock = FakeGC(frozen=1000), Clock()
-    c = collector(fake, clock)
-    fake.frozen = 2000
+    c = started(fake, clock)
+    fake.survive(1000)
     for _ in range(30):
         clock.tick(1, busy=0.9)
         assert not c.step()
@@ -92,8 +111,8 @@ def test_a_busy_process_defers_the_walk_until_idle() -> None:
 
 def test_a_process_that_is_never_idle_walks_at_the_latest_after_max_delay() -> None:
     fake, clock = FakeGC(frozen=1000), Clock()
-    c = collector(fake, clock)
-    fake.frozen = 2000
+    c = started(fake, clock)
+    fake.survive(1000)
     walked = []
     for second in range(1, 200):
         clock.tick(1, busy=1.0)

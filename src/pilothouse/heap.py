@@ -77,6 +77,8 @@ class GarbageCollector(Protocol):
 
     def get_freeze_count(self) -> int: ...
 
+    def get_objects(self, generation: int | None = None) -> list[Any]: ...
+
 
 def demand() -> float:
     """Seconds the calling thread has run or waited to run (Linux's schedstat: CPU time
@@ -119,7 +121,10 @@ class Collector:
         self.gc = collector
         self.clock = clock
         self.cpu = cpu
+        # ``get_freeze_count`` walks the whole frozen list (millions of objects at scale):
+        # it is read only at a walk, and what was frozen since is counted as it is frozen.
         self.baseline = collector.get_freeze_count()
+        self.frozen_since = 0
         self.due_since: float | None = None
         self.walks = 0  # whole-heap collections done
         self._last = (clock(), cpu())
@@ -128,10 +133,13 @@ class Collector:
         """The ``gc.callbacks`` hook: what survived a full collection is long-lived;
         freeze it so the next one does not walk it again."""
         if phase == "stop" and info.get("generation") == 2:
+            # The survivors are what the oldest generation holds now; counting them walks
+            # the list once more, after a collection that walked it already.
+            self.frozen_since += len(self.gc.get_objects(generation=2))
             self.gc.freeze()
 
     def due(self) -> bool:
-        return self.gc.get_freeze_count() > self.baseline * (1 + self.growth)
+        return self.frozen_since > self.baseline * self.growth
 
     def step(self) -> bool:
         """One check; True when it walked the whole heap."""
@@ -159,6 +167,7 @@ class Collector:
         freed = self.gc.collect()  # the hook freezes the survivors
         self.gc.freeze()  # and without the hook (a bare walk) too
         self.baseline = self.gc.get_freeze_count()
+        self.frozen_since = 0
         self.due_since = None
         self.walks += 1
         log.info(
