@@ -19,7 +19,7 @@ loop: whatever survives a full collection is frozen with the rest, so the next
 full collection walks only what was made since; and the whole heap is walked
 (unfrozen, collected, frozen again) only once the frozen part has grown by a
 quarter — CPython's own proportion for full collections — and then when the
-process is idle, or at the latest ``max_delay`` after it fell due. Frozen
+event loop's thread is idle, or at the latest ``max_delay`` after it fell due. Frozen
 objects freed by their reference count are freed as always; what freezing
 holds back is only cyclic garbage among frozen objects, and that waits at most
 until the next whole-heap walk: bounded by the quarter's growth and the delay,
@@ -94,7 +94,7 @@ def demand() -> float:
 
 class Collector:
     """Full collections over what was made since the last one; the whole heap only
-    when it grew by ``growth`` and the process is idle (or ``max_delay`` passed).
+    when it grew by ``growth`` and the loop's thread is idle (or ``max_delay`` passed).
 
     ``step`` is one check (a test drives it with a fake clock, demand counter and
     collector); ``run`` calls it every ``interval`` seconds with the hook installed.
