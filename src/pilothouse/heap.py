@@ -10,13 +10,40 @@ flight (SchedulingBasic p99 558 ms → 112 ms, bench/scheduler.py); the middle
 generation collected in small steps keeps a write flood's pauses short
 (bench/overload.py).
 
+What the server caches after start-up (the watch cache's objects, the shared
+informers' copies: millions of dicts and lists at 30,000 pods) would be walked
+again by every full collection, each one a stop of the whole event loop for
+0.7 s at 10,000 pods and several seconds at 30,000 — the GET and PATCH p99 of
+bench/scale.py were those stops. :class:`Collector` keeps them off the busy
+loop: whatever survives a full collection is frozen with the rest, so the next
+full collection walks only what was made since; and the whole heap is walked
+(unfrozen, collected, frozen again) only once the frozen part has grown by a
+quarter — CPython's own proportion for full collections — and then when the
+event loop's thread is idle, or at the latest ``max_delay`` after it fell due. Frozen
+objects freed by their reference count are freed as always; what freezing
+holds back is only cyclic garbage among frozen objects, and that waits at most
+until the next whole-heap walk: bounded by the quarter's growth and the delay,
+not leaked.
+
 Only for processes (``pilothouse server``, ``agent``, ``scheduler``): the
-settings are process-wide, so library code and tests never call it.
+settings are process-wide, so library code and tests never call :func:`settle`
+or run a :class:`Collector` on the real collector.
+
+Concurrency: :meth:`Collector.run` is one supervised loop on the process's event
+loop; its ``gc.callbacks`` hook runs on whichever thread triggers a collection
+(it only freezes, which CPython does under the GIL).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 # Young-generation threshold: 10,000 allocations between collections instead
 # of 700 (request handling allocates and frees thousands of small objects).
@@ -35,3 +62,126 @@ def settle() -> None:
     """Call once start-up is done: freeze what is loaded, and collect less often."""
     gc.freeze()
     gc.set_threshold(YOUNG, MIDDLE, OLD)
+
+
+class GarbageCollector(Protocol):
+    """What :class:`Collector` uses of the :mod:`gc` module (a test passes a fake)."""
+
+    callbacks: list[Callable[[str, dict[str, Any]], None]]
+
+    def freeze(self) -> None: ...
+
+    def unfreeze(self) -> None: ...
+
+    def collect(self) -> int: ...
+
+    def get_freeze_count(self) -> int: ...
+
+    def get_objects(self, generation: int | None = None) -> list[Any]: ...
+
+
+def demand() -> float:
+    """Seconds the calling thread has run or waited to run (Linux's schedstat: CPU time
+    plus run-queue delay), so that a thread starved of a CPU by other processes does
+    not look idle; the thread's CPU time where schedstat is not available."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            running, waiting, _ = stat.read().split()
+    except (OSError, ValueError):
+        return time.thread_time()
+    return (int(running) + int(waiting)) / 1e9
+
+
+class Collector:
+    """Full collections over what was made since the last one; the whole heap only
+    when it grew by ``growth`` and the loop's thread is idle (or ``max_delay`` passed).
+
+    ``step`` is one check (a test drives it with a fake clock, demand counter and
+    collector); ``run`` calls it every ``interval`` seconds with the hook installed.
+    Idle: the event loop's thread ran or waited to run (:func:`demand`) less than
+    ``idle_share`` of the time since the last check — a loop starved of a CPU by a
+    busy machine still has work, and a walk then would stall it the longest.
+    """
+
+    def __init__(
+        self,
+        *,
+        growth: float = 0.25,
+        idle_share: float = 0.2,
+        max_delay: float = 600.0,
+        interval: float = 1.0,
+        collector: GarbageCollector = gc,  # type: ignore[assignment]
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = demand,
+    ) -> None:
+        self.growth = growth
+        self.idle_share = idle_share
+        self.max_delay = max_delay
+        self.interval = interval
+        self.gc = collector
+        self.clock = clock
+        self.cpu = cpu
+        # ``get_freeze_count`` walks the whole frozen list (millions of objects at scale):
+        # it is read only at a walk, and what was frozen since is counted as it is frozen.
+        self.baseline = collector.get_freeze_count()
+        self.frozen_since = 0
+        self.due_since: float | None = None
+        self.walks = 0  # whole-heap collections done
+        self._last = (clock(), cpu())
+
+    def after_collection(self, phase: str, info: dict[str, Any]) -> None:
+        """The ``gc.callbacks`` hook: what survived a full collection is long-lived;
+        freeze it so the next one does not walk it again."""
+        if phase == "stop" and info.get("generation") == 2:
+            # The survivors are what the oldest generation holds now; counting them walks
+            # the list once more, after a collection that walked it already.
+            self.frozen_since += len(self.gc.get_objects(generation=2))
+            self.gc.freeze()
+
+    def due(self) -> bool:
+        return self.frozen_since > self.baseline * self.growth
+
+    def step(self) -> bool:
+        """One check; True when it walked the whole heap."""
+        now, used = self.clock(), self.cpu()
+        last_now, last_used = self._last
+        self._last = (now, used)
+        if not self.due():
+            self.due_since = None
+            return False
+        if self.due_since is None:
+            self.due_since = now
+        elapsed = now - last_now
+        idle = elapsed > 0 and (used - last_used) / elapsed < self.idle_share
+        if not idle and now - self.due_since < self.max_delay:
+            return False
+        self.walk()
+        self._last = (self.clock(), self.cpu())  # the walk's own CPU is not the process's load
+        return True
+
+    def walk(self) -> None:
+        """Collect the whole heap, frozen part included, and freeze what is left."""
+        before = self.gc.get_freeze_count()
+        started = time.perf_counter()
+        self.gc.unfreeze()
+        freed = self.gc.collect()  # the hook freezes the survivors
+        self.gc.freeze()  # and without the hook (a bare walk) too
+        self.baseline = self.gc.get_freeze_count()
+        self.frozen_since = 0
+        self.due_since = None
+        self.walks += 1
+        log.info(
+            "whole-heap collection: %d objects walked, %d unreachable, %.3f s",
+            before,
+            freed,
+            time.perf_counter() - started,
+        )
+
+    async def run(self) -> None:
+        self.gc.callbacks.append(self.after_collection)
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                self.step()
+        finally:
+            self.gc.callbacks.remove(self.after_collection)

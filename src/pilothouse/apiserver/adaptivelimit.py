@@ -9,8 +9,8 @@ that queue. Its latency grows with the loop's backlog whatever its priority.
 So the limit follows the loop's *lag*, the time a timer fires late (how long a ready
 callback waits for the loop): :class:`LagMonitor` samples it every ``interval`` and
 :class:`AdaptiveLimit` turns the samples into a scale in [``floor``, 1] applied to the
-nominal seats of the levels people's requests go to (``flowcontrol.ADAPTIVE_LEVELS``;
-the cluster's own components keep theirs), as a TCP congestion window follows round-trip times (the
+nominal seats of every level but leader election's and node heartbeats'
+(``flowcontrol.ADAPTIVE_LEVELS``), as a TCP congestion window follows round-trip times (the
 gradient of Netflix's concurrency-limits, with the target lag in the role of the
 no-load RTT):
 
@@ -33,6 +33,7 @@ synthetic lags and no clock at all).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,6 +65,13 @@ class AdaptiveLimit:
 class LagMonitor:
     """Samples the event loop's lag and hands each sample to ``observe``.
 
+    Each sample is two figures: how late the timer fired (wall clock), and the part of
+    that the loop's own work made — at most the CPU time the loop's thread used beyond
+    the interval (``cpu``: the thread's CPU clock). A timer late while the thread used
+    no CPU (the process waited for a core another process had) says nothing about what
+    the server admitted; flow control holds the cluster's own components back only for
+    the second figure (see :meth:`pilothouse.apiserver.flowcontrol.FlowControl.observe_lag`).
+
     While nothing holds a seat and the scale is back at 1 there is nothing to control:
     the monitor then sleeps until ``busy`` is set (by flow control, when it admits a
     request), so an idle server does not wake a hundred times a second.
@@ -71,16 +79,18 @@ class LagMonitor:
 
     def __init__(
         self,
-        observe: Callable[[float], None],
+        observe: Callable[[float, float], None],
         *,
         idle: Callable[[], bool],
         busy: asyncio.Event,
         interval: float = DEFAULT_INTERVAL,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.observe = observe
         self.idle = idle
         self.busy = busy
         self.interval = interval
+        self.cpu = cpu
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -89,5 +99,8 @@ class LagMonitor:
                 self.busy.clear()
                 await self.busy.wait()
             due = loop.time() + self.interval
+            used = self.cpu()
             await asyncio.sleep(self.interval)
-            self.observe(max(0.0, loop.time() - due))
+            late = max(0.0, loop.time() - due)
+            own = self.cpu() - used - self.interval
+            self.observe(late, max(0.0, min(late, own)))

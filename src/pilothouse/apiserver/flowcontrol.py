@@ -33,18 +33,29 @@ connection whose identity alone decides its level gets its 429 before metrics,
 authentication or routing run; and such a connection that sends again before its
 ``Retry-After`` is up waits until then, as client-go would have of its own accord.
 
-The seats of the levels people's requests go to (``global-default``, ``catch-all``:
-:data:`ADAPTIVE_LEVELS`) are the most they may use, not what they always
-get: the server is one event loop, and seats a flood fills keep that loop busy so that
-every other level's requests wait in it too. With ``adaptive`` (the server's default)
+The seats of every level but ``leader-election`` and ``node-high``
+(:data:`ADAPTIVE_LEVELS`) are the most it may use, not what it always gets: the server
+is one event loop, and the requests a level's seats admit keep that loop busy so that
+every other request waits in its ready queue too — an admin's GET as well, exempt as
+it is (exempt from seats, not from the loop). With ``adaptive`` (the server's default)
 their limit is their nominal seats times a scale that shrinks while the loop lags and
 grows back when it does not (:mod:`.adaptivelimit`); a level whose limit shrinks below
-what it executes admits no one until enough of its requests finish. The levels of the
-cluster's own components — nodes, the scheduler, the controllers (whose ServiceAccounts
-are on ``workload-low`` here; upstream puts ``kube-system``'s on ``workload-high``, but
-our one 50-long queue per level would then refuse a ReplicaSet's 256-pod batch, which
-upstream's shuffle-sharded queues absorb) — keep their seats whatever the lag: a lag
-their own work causes (a scale test) must not turn into 429s for them.
+what it executes admits no one until enough of its requests finish. What happens to
+the excess depends on whose it is:
+
+* people's levels (``global-default``, ``catch-all``) keep the short queue: a flood
+  beyond it gets 429 with ``Retry-After`` (issue 12's overload protection);
+* the cluster's own components' levels (:data:`COMPONENT_LEVELS`: ``system`` — nodes'
+  pod status and Events —, ``workload-high`` — the scheduler's bindings and Events —,
+  ``workload-low`` — the controllers, whose ServiceAccounts are there, where upstream
+  puts ``kube-system``'s on ``workload-high``: our one queue per level would refuse a
+  ReplicaSet's 256-pod batch that upstream's shuffle-sharded queues absorb) get a queue
+  as long as their nominal seats on top: what fixed seats would have run waits for a
+  seat rather than being refused. A lag their own work causes (a scale test) moves
+  their bulk writes from the loop's ready queue, where everyone waits behind them, to
+  their level's queue, where only they do — and never turns into 429s for them;
+* leader election and node heartbeats (``node-high``: Leases, node status) keep their
+  seats: a renewal that waits costs a leader its lease or marks a node unreachable.
 
 Concurrency: everything runs on the server's event loop; a level's counters
 change only between awaits, so no lock is needed. The lag monitor
@@ -56,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,7 +93,17 @@ NODES = "system:nodes"
 SERVICE_ACCOUNTS = "system:serviceaccounts"
 AUTHENTICATED = "system:authenticated"
 # The levels whose seats follow the event loop's lag (see the module docstring).
-ADAPTIVE_LEVELS = frozenset({"global-default", "catch-all"})
+ADAPTIVE_LEVELS = frozenset(
+    {"system", "workload-high", "workload-low", "global-default", "catch-all"}
+)
+# Of those, the cluster's components' levels: what their nominal seats would have
+# admitted waits for a seat when their limit shrinks, never refused for it.
+COMPONENT_LEVELS = frozenset({"system", "workload-high", "workload-low"})
+# The least share of their seats the components' levels keep however the loop lags: a
+# rollout saturates the loop with work no seat counts (informer handlers, watch fan-out,
+# the scheduler's cycles), so their limit sits at the floor for its whole length, and
+# at 5 % (the scheduler's bindings on 5 seats, 40-50 queued) 30,000 pods came at ~50/s.
+COMPONENT_FLOOR = 0.25
 CONTROL_PLANE_USERS = frozenset({"system:kube-controller-manager", "system:kube-scheduler"})
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PROBE_PREFIXES = ("/healthz/", "/livez/", "/readyz/")
@@ -188,21 +210,43 @@ class FlowControl:
         self.enabled = total > 0
         self.max_wait = max_wait
         self.levels: dict[str, Level] = {}
+        self.adaptive = adaptive if self.enabled else None
         for name, share in LEVELS:
             seats = max(1, math.ceil(total * share / shares))
-            self.levels[name] = Level(name, seats, seats, queue_length)
-        self.adaptive = adaptive if self.enabled else None
+            queue = queue_length
+            if self.adaptive is not None and name in COMPONENT_LEVELS:
+                queue += seats
+            self.levels[name] = Level(name, seats, seats, queue)
+        # The components' levels follow a scale of their own, with the same settings but
+        # a higher floor: see COMPONENT_FLOOR.
+        self.components_adaptive = (
+            dataclasses.replace(self.adaptive, floor=max(self.adaptive.floor, COMPONENT_FLOOR))
+            if self.adaptive is not None
+            else None
+        )
         self._adaptive_levels = [self.levels[name] for name in sorted(ADAPTIVE_LEVELS)]
+        self._people_levels = [
+            lv for lv in self._adaptive_levels if lv.name not in COMPONENT_LEVELS
+        ]
+        self._component_levels = [lv for lv in self._adaptive_levels if lv.name in COMPONENT_LEVELS]
         self._busy = asyncio.Event()  # wakes the lag monitor when a seat is taken
 
-    def observe_lag(self, lag: float) -> None:
-        """One sample of the event loop's lag (seconds): the adaptive levels' limits follow."""
-        if self.adaptive is None:
+    def observe_lag(self, lag: float, own: float | None = None) -> None:
+        """One sample of the event loop's lag (seconds): how late a timer fired, and
+        ``own``, the part of it the loop's own work made (its CPU time; ``lag`` when not
+        given). People's levels follow ``lag`` — whatever makes the loop late, a flood
+        of optional work is held back — and the components' levels ``own``: holding
+        back the cluster's own work for a lag it did not make costs throughput and
+        shortens nothing."""
+        if self.adaptive is None or self.components_adaptive is None:
             return
-        scale = self.adaptive.observe(lag)
-        for level in self._adaptive_levels:
-            level.limit = max(1, math.ceil(level.nominal * scale))
-            self._dispatch(level)
+        for scale, levels in (
+            (self.adaptive.observe(lag), self._people_levels),
+            (self.components_adaptive.observe(lag if own is None else own), self._component_levels),
+        ):
+            for level in levels:
+                level.limit = max(1, math.ceil(level.nominal * scale))
+                self._dispatch(level)
 
     def idle(self) -> bool:
         """No seat of an adaptive level taken and each at its nominal limit: nothing
