@@ -2,8 +2,9 @@
 
 ``pilothouse server`` and the test harness both compose the cluster here, in
 one explicit start-up order: the API server first (ready when it answers), then
-the components, each with its own client on the server's private socket and its
-own least-privilege identity, as upstream's components have: the controller
+the components, each with its own client of the server — its in-process transport
+(:mod:`pilothouse.apiserver.inprocess`: the server's whole handler chain, no socket)
+— and its own least-privilege identity, as upstream's components have: the controller
 manager is ``system:kube-controller-manager`` and each of its controllers its own
 ``kube-system`` ServiceAccount, the scheduler ``system:kube-scheduler``, the node
 agent ``system:node:<host>`` in ``system:nodes`` (each with a bearer token the
@@ -30,7 +31,7 @@ itself.
 
 ``stop`` is ordered and bounded: the server stops taking outside work and ends
 every stream; then each component stops (agent, scheduler, controllers) while
-the server still answers them on its private socket; then the server drains
+the server still answers them in process; then the server drains
 and closes the store. Each step gets what is left of one time budget.
 """
 
@@ -113,8 +114,10 @@ class AllInOne:
         self.informers: informer.InformerFactory | None = None
 
     def client(self, user_agent: str, user: user_module.UserInfo | None = None) -> rest.Client:
-        """A client on the server's socket, acting as ``user`` (the server itself if None)."""
-        cfg = config.local_socket(self.server.socket_path).with_user_agent(user_agent)
+        """A client of the server in this process (no socket: its in-process transport),
+        acting as ``user`` (the server itself if None)."""
+        assert self.server.in_process is not None
+        cfg = config.in_process(self.server.in_process).with_user_agent(user_agent)
         if user is not None:
             assert self.server.identity is not None
             cfg = cfg.with_token(self.server.identity.component_token(user))
@@ -209,7 +212,7 @@ class AllInOne:
             ) from None
 
     async def _run_agent(self) -> None:
-        """This machine's node agent, on the server's socket, until cancelled."""
+        """This machine's node agent, a client of the server in process, until cancelled."""
         from pilothouse.node import agent, servicenet, setup
         from pilothouse.node import dns as node_dns
         from pilothouse.node.runtime.images import registries
