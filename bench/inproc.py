@@ -40,8 +40,9 @@ from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.client import config, rest
 
-CONFIGMAPS = resources.DEFAULT.by_path("", "v1", "configmaps")
-assert CONFIGMAPS is not None
+_CONFIGMAPS = resources.DEFAULT.by_path("", "v1", "configmaps")
+assert _CONFIGMAPS is not None
+CONFIGMAPS: resources.Resource = _CONFIGMAPS
 NS = "default"
 
 

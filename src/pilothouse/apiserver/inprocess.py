@@ -216,6 +216,7 @@ class InProcess:
 
     def __init__(self, server: web.Server) -> None:
         self._server = server
+        self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -232,6 +233,10 @@ class InProcess:
         if self._closed:
             raise inprocess.Refused("the API server takes no more in-process requests")
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Futures and tasks of the server's loop cannot be awaited from another:
+            # a client on another loop (a test's, a thread's) uses the Unix socket.
+            raise RuntimeError("the in-process transport serves only its server's event loop")
         exchange = _Exchange(loop)
         task = loop.create_task(self._serve(exchange, method, path, query, headers, body))
         self._tasks.add(task)
