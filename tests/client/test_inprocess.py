@@ -32,7 +32,7 @@ class Sent:
 class Answer:
     def __init__(self, status: int, headers: dict[str, str], chunks: list[bytes | Exception]):
         self.status = status
-        self.headers = headers
+        self.headers: Mapping[str, str] = headers
         self._chunks = chunks
 
     async def read(self) -> bytes:
