@@ -340,3 +340,32 @@ async def test_another_event_loop_is_refused(server: apiserver.APIServer) -> Non
 
     with pytest.raises(RuntimeError, match="only its server's event loop"):
         await asyncio.to_thread(asyncio.run, elsewhere())
+
+
+async def test_requests_are_counted_as_on_the_socket(server: apiserver.APIServer) -> None:
+    """The metrics middleware sees an in-process request as any other: counted by verb,
+    resource and answer code (a miss is a 404)."""
+
+    def misses() -> float:
+        value = server.metrics.registry.get_sample_value(
+            "apiserver_request_total",
+            {
+                "verb": "GET",
+                "dry_run": "",
+                "group": "",
+                "version": "v1",
+                "resource": "configmaps",
+                "subresource": "",
+                "scope": "resource",
+                "component": "apiserver",
+                "code": "404",
+            },
+        )
+        return value or 0.0
+
+    before = misses()
+    async with client_of(server, None) as c:
+        for _ in range(3):
+            with pytest.raises(errors.StatusError):
+                await c.get(CONFIGMAPS, "absent", "default")
+    assert misses() == before + 3
