@@ -373,11 +373,14 @@ def store_mb(data_dir: Path) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ph-scale-"))
-    srv = testing.ServerProcess(tmp / "server")
+    srv = testing.ServerProcess(
+        tmp / "server", extra_args=["--in-process-components"] if args.in_process else []
+    )
     sim: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {
         "bench": "scale",
         "nodes": args.nodes,
+        "in_process_components": args.in_process,
         "pods": args.pods,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -476,6 +479,12 @@ def main() -> None:
         "--timeout", type=float, default=1800.0, help="give up the rollout after S seconds"
     )
     p.add_argument("--skip-kubectl", action="store_true", help="skip kubectl get pods -A")
+    p.add_argument(
+        "--in-process-components",
+        dest="in_process",
+        action="store_true",
+        help="run the server with --in-process-components (BENCHMARKS.md, inproc)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the data directory and logs")
     args = p.parse_args()
     result = asyncio.run(run(args))

@@ -295,8 +295,10 @@ def hollow_nodes(server: ServerThread, count: int, **options: Any) -> Iterator[A
     from pilothouse.node import hollow
 
     async def start() -> tuple[hollow.HollowCluster, rest.Client]:
+        # On the server's loop, as the server's own components: its in-process transport.
+        assert server.server.in_process is not None
         client = rest.Client(
-            config.local_socket(server.server.socket_path).with_user_agent("pilothouse-hollow")
+            config.in_process(server.server.in_process).with_user_agent("pilothouse-hollow")
         )
         sim = hollow.HollowCluster(client, count=count, **options)
         await sim.start()

@@ -17,9 +17,10 @@ Shutdown comes in two steps, as upstream's graceful termination: ``begin_shutdow
 makes ``/readyz`` fail, closes the HTTPS listener (no new connections), ends
 every watch, closes the connections to the node agents (ending ``logs -f``,
 exec, attach and port-forward sessions) and cancels what long-running handler
-remains; the Unix socket stays open so the components in this process can
-still stop cleanly. ``stop`` then closes the Unix socket, lets in-flight
-requests finish for at most ``grace`` seconds, and closes the cache and the store.
+remains; the Unix socket and the in-process transport (:mod:`inprocess`, what the
+components in this process send their requests to) stay open so those components
+can still stop cleanly. ``stop`` then closes both, lets in-flight requests finish
+for at most ``grace`` seconds, and closes the cache and the store.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pilothouse.apiserver import (
     bootstrap,
     flowcontrol,
     health,
+    inprocess,
     join,
     kubernetes_service,
     masterleases,
@@ -212,6 +214,8 @@ class APIServer:
         self._backend: storage.Store | None = None
         self._listen_sock: socket.socket | None = None
         self._starting: startup.StartingListener | None = None
+        # What the components in this process send their requests to (made by start).
+        self.in_process: inprocess.InProcess | None = None
 
     # --- addresses ---------------------------------------------------------------
     @property
@@ -619,6 +623,9 @@ class APIServer:
             shutdown_timeout=self.config.shutdown_grace,
         )
         await self._runner.setup()
+        # The components in this process reach the same handler without the socket.
+        assert self._runner.server is not None
+        self.in_process = inprocess.InProcess(self._runner.server)
         site: web.BaseSite
         ssl_context = self.pki.ssl_server_context(require_client_cert=False)
         if self._listen_sock is not None:
@@ -692,6 +699,8 @@ class APIServer:
         await self.begin_shutdown()
         self._ready = False
         await self.supervisor.stop_child("unix-socket")
+        if self.in_process is not None:
+            self.in_process.close()  # as the socket: no new requests from the components
         await self.supervisor.stop_child("kubernetes-service")  # it writes to the store
         await self.supervisor.stop_child("shared-encryption")
         if self.kubernetes_service is not None:
@@ -701,6 +710,8 @@ class APIServer:
                 log.warning("could not take this server out of the kubernetes Endpoints: %s", exc)
         if self.app is not None:
             await self.app.end_long_running(timeout=1.0)  # any that started since
+        if self.in_process is not None:
+            await self.in_process.shutdown(timeout=self.config.shutdown_grace)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

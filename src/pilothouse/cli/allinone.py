@@ -2,8 +2,9 @@
 
 ``pilothouse server`` and the test harness both compose the cluster here, in
 one explicit start-up order: the API server first (ready when it answers), then
-the components, each with its own client on the server's private socket and its
-own least-privilege identity, as upstream's components have: the controller
+the components, each with its own client of the server — on its private socket, or
+with ``in_process`` its in-process transport (:mod:`pilothouse.apiserver.inprocess`:
+the server's whole handler chain, no socket) — and its own least-privilege identity, as upstream's components have: the controller
 manager is ``system:kube-controller-manager`` and each of its controllers its own
 ``kube-system`` ServiceAccount, the scheduler ``system:kube-scheduler``, the node
 agent ``system:node:<host>`` in ``system:nodes`` (each with a bearer token the
@@ -31,7 +32,7 @@ itself.
 
 ``stop`` is ordered and bounded: the server stops taking outside work and ends
 every stream; then each component stops (agent, scheduler, controllers) while
-the server still answers them on its private socket; then the server drains
+the server still answers them (socket and in-process transport); then the server drains
 and closes the store. Each step gets what is left of one time budget.
 """
 
@@ -87,6 +88,12 @@ class Options:
     agent_config: kubeletconfig.KubeletConfig | None = None  # None: upstream's defaults
     agent_registries: Path | None = None  # registries.yaml (None: DATA_DIR/registries.yaml)
     agent_default_registry_endpoint: bool = True
+    # The components reach the server in process (its whole handler chain, no socket):
+    # ~9 % less server CPU a pod in a rollout, but outside clients then wait longer
+    # behind the components' cheaper work on the one event loop (BENCHMARKS.md, "scale:
+    # the in-process components' requests"): off until flow control gives them their
+    # share back; on, `pilothouse server --in-process-components`.
+    in_process: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -114,8 +121,14 @@ class AllInOne:
         self.informers: informer.InformerFactory | None = None
 
     def client(self, user_agent: str, user: user_module.UserInfo | None = None) -> rest.Client:
-        """A client on the server's socket, acting as ``user`` (the server itself if None)."""
-        cfg = config.local_socket(self.server.socket_path).with_user_agent(user_agent)
+        """A client of the server in this process — its in-process transport, or its
+        private socket (:attr:`Options.in_process`) — acting as ``user`` (the server
+        itself if None)."""
+        cfg = config.local_socket(self.server.socket_path)
+        if self.options.in_process:
+            assert self.server.in_process is not None
+            cfg = config.in_process(self.server.in_process)
+        cfg = cfg.with_user_agent(user_agent)
         if user is not None:
             assert self.server.identity is not None
             cfg = cfg.with_token(self.server.identity.component_token(user))
@@ -215,7 +228,7 @@ class AllInOne:
             ) from None
 
     async def _run_agent(self) -> None:
-        """This machine's node agent, on the server's socket, until cancelled."""
+        """This machine's node agent, a client of the server in this process, until cancelled."""
         from pilothouse.node import agent, servicenet, setup
         from pilothouse.node import dns as node_dns
         from pilothouse.node.runtime.images import registries

@@ -3,7 +3,8 @@
 A :class:`ClusterConfig` is everything the REST client needs: the server URL,
 the TLS material (CA, client certificate and key, held in memory), an optional
 bearer token, or — for components running inside ``pilothouse server`` — the
-path of the server's private Unix socket, which skips TLS entirely.
+path of the server's private Unix socket, which skips TLS entirely, or the server's
+in-process transport (:mod:`pilothouse.client.inprocess`), which skips the socket too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pilothouse.client import inprocess
 
 
 class ConfigError(ValueError):
@@ -38,9 +41,11 @@ class ClusterConfig:
     # A token that changes (a ServiceAccount token refreshed before it expires): read
     # for every request, instead of ``token``.
     token_source: Callable[[], str] | None = None
+    # The API server in this process: requests go to its handler without a socket.
+    in_process: inprocess.Transport | None = None
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        if self.unix_socket or not self.server.startswith("https://"):
+        if self.unix_socket or self.in_process or not self.server.startswith("https://"):
             return None
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         if self.insecure:
@@ -118,3 +123,9 @@ def load_kubeconfig(path: str | Path, *, context: str | None = None) -> ClusterC
 def local_socket(path: str | Path) -> ClusterConfig:
     """Config for a component inside ``pilothouse server``: the private socket."""
     return ClusterConfig(server="http://localhost", unix_socket=str(path))
+
+
+def in_process(transport: inprocess.Transport) -> ClusterConfig:
+    """Config for a component inside ``pilothouse server``: its in-process transport,
+    private as the socket is (a token names who the component is)."""
+    return ClusterConfig(server="http://localhost", in_process=transport)

@@ -20,7 +20,10 @@ connection dropped is sent again too, as reads are safe to repeat. Writes that
 may have reached the server are never repeated behind the caller's back.
 
 One aiohttp session (one connection pool) serves many concurrent requests;
-watches are long requests on their own connections.
+watches are long requests on their own connections. A client of a component inside
+``pilothouse server`` (its config's ``in_process``) has no session: each request goes
+to the server's handler in process (:mod:`pilothouse.client.inprocess`), with the same
+headers, bodies, answers, errors and retries.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import aiohttp
 import orjson
 
 from pilothouse.api import errors, resources
+from pilothouse.client import inprocess
 from pilothouse.client.config import ClusterConfig
 
 log = logging.getLogger(__name__)
@@ -192,6 +196,16 @@ class Client:
         # informers sharing a client leaves the next list waiting for ever.
         self.config = config
         self.retry = retry
+        headers = {"User-Agent": config.user_agent, "Accept": JSON, **config.extra_headers}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self.requests = 0  # how many requests this client sent (for benchmarks)
+        self.retries = 0  # how many of them were retries
+        self._local = config.in_process
+        self._headers = headers  # what every request carries (in process; aiohttp's own)
+        self._session: aiohttp.ClientSession | None = None
+        if self._local is not None:
+            return
         connector: aiohttp.BaseConnector
         if config.unix_socket:
             connector = aiohttp.UnixConnector(path=config.unix_socket, limit=max_connections)
@@ -199,9 +213,6 @@ class Client:
             connector = aiohttp.TCPConnector(
                 ssl=config.ssl_context() or False, limit=max_connections
             )
-        headers = {"User-Agent": config.user_agent, "Accept": JSON, **config.extra_headers}
-        if config.token:
-            headers["Authorization"] = f"Bearer {config.token}"
         self._session = aiohttp.ClientSession(
             base_url=None,
             connector=connector,
@@ -214,11 +225,10 @@ class Client:
         # here follow client-go, so aiohttp's are off (it has no public switch for it).
         if hasattr(self._session, "_retry_connection"):
             self._session._retry_connection = False
-        self.requests = 0  # how many requests this client sent (for benchmarks)
-        self.retries = 0  # how many of them were retries
 
     async def close(self) -> None:
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def __aenter__(self) -> Client:
         return self
@@ -247,14 +257,13 @@ class Client:
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
-        url = self.config.server + path
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         policy = self.retry
         attempt = 0
         while True:
             try:
-                return await self._send(method, url, params, data, headers, deadline)
+                return await self._send(method, path, params, data, headers, deadline)
             except errors.StatusError as exc:
                 wait = errors.retry_after(exc)
                 if wait is None or not (exc.code == 429 or exc.code >= 500):
@@ -280,7 +289,7 @@ class Client:
     async def _send(
         self,
         method: str,
-        url: str,
+        path: str,
         params: Mapping[str, str] | None,
         data: bytes | None,
         headers: dict[str, str],
@@ -290,6 +299,10 @@ class Client:
         timeout = None
         if deadline is not None:
             timeout = max(deadline - asyncio.get_running_loop().time(), 0.001)
+        if self._local is not None:
+            return await self._send_local(self._local, method, path, params, data, headers, timeout)
+        assert self._session is not None
+        url = self.config.server + path
         try:
             async with self._session.request(
                 method,
@@ -309,6 +322,39 @@ class Client:
                 return raw.decode(errors="replace")
         except _TRANSPORT_FAILURES as exc:
             raise _transport_error(exc, method, url) from None
+
+    async def _send_local(
+        self,
+        local: inprocess.Transport,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> Any:
+        """:meth:`_send` to the server in this process: the same answers and errors."""
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                local.open(
+                    method,
+                    path,
+                    query=params,
+                    headers={**self._headers, **headers},
+                    body=data,
+                ) as answer,
+            ):
+                raw = await answer.read()
+                if answer.status >= 400:
+                    raise _status_error(answer.status, raw, answer.headers.get("Retry-After"))
+                if not raw:
+                    return None
+                if _media_type(answer.headers) == "application/json":
+                    return orjson.loads(raw)
+                return raw.decode(errors="replace")
+        except _LOCAL_FAILURES as exc:
+            raise _local_error(exc, method, path) from None
 
     # --- verbs ------------------------------------------------------------------------
     async def get(self, resource: resources.Resource, name: str, namespace: str = "") -> Obj:
@@ -467,10 +513,18 @@ class Client:
         if field_selector:
             params["fieldSelector"] = field_selector
         self.requests += 1
-        url = self.config.server + resource_path(resource, namespace)
+        path = resource_path(resource, namespace)
         watch_headers = {"Accept": METADATA} if metadata_only else {}
         if self.config.token_source is not None:
             watch_headers["Authorization"] = f"Bearer {self.config.token_source()}"
+        if self._local is not None:
+            async for event in self._watch_local(
+                self._local, path, params, watch_headers, timeout_seconds + 30
+            ):
+                yield event
+            return
+        assert self._session is not None
+        url = self.config.server + path
         try:
             async with self._session.get(
                 url,
@@ -482,18 +536,35 @@ class Client:
                     raise _status_error(
                         resp.status, await resp.read(), resp.headers.get("Retry-After")
                     )
-                buffer = b""
-                async for chunk in resp.content.iter_any():
-                    buffer += chunk
-                    while True:
-                        newline = buffer.find(b"\n")
-                        if newline < 0:
-                            break
-                        line, buffer = buffer[:newline], buffer[newline + 1 :]
-                        if line.strip():
-                            yield orjson.loads(line)
+                async for event in _events(resp.content.iter_any()):
+                    yield event
         except _TRANSPORT_FAILURES as exc:
             raise _transport_error(exc, "GET", url) from None
+
+    async def _watch_local(
+        self,
+        local: inprocess.Transport,
+        path: str,
+        params: Mapping[str, str],
+        headers: dict[str, str],
+        timeout: float,
+    ) -> AsyncIterator[Obj]:
+        """:meth:`watch` on the server in this process; leaving it ends the server's side."""
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                local.open(
+                    "GET", path, query=params, headers={**self._headers, **headers}, body=None
+                ) as answer,
+            ):
+                if answer.status >= 400:
+                    raise _status_error(
+                        answer.status, await answer.read(), answer.headers.get("Retry-After")
+                    )
+                async for event in _events(answer.chunks()):
+                    yield event
+        except _LOCAL_FAILURES as exc:
+            raise _local_error(exc, "GET", path) from None
 
     async def wait_ready(self, *, timeout: float = 30.0) -> None:
         """Wait until the server answers /readyz."""
@@ -506,6 +577,43 @@ class Client:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.05)
+
+
+async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Obj]:
+    """A watch's events from its body: one JSON object a line, in chunks cut anywhere."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while True:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                break
+            line, buffer = buffer[:newline], buffer[newline + 1 :]
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
+
+_LOCAL_FAILURES = (inprocess.Refused, inprocess.Cut, TimeoutError)
+
+
+def _local_error(exc: BaseException, method: str, path: str) -> TransportError:
+    """What an in-process transport raised, as a TransportError: the server taking no
+    more requests is a refused connection (never sent), an answer it cut off a dropped
+    connection, a deadline a timeout."""
+    kind: type[TransportError]
+    if isinstance(exc, inprocess.Refused):
+        kind = ConnectError
+    elif isinstance(exc, inprocess.Cut):
+        kind = Disconnected
+    else:
+        kind = Timeout
+    error = kind(str(exc) or type(exc).__name__, method=method, url=f"in-process:{path}")
+    error.__cause__ = exc
+    return error
 
 
 def _write_params(dry_run: bool, field_manager: str) -> dict[str, str]:

@@ -13,7 +13,9 @@ subprotocol. Requests on the server's private Unix socket (root-only, mode 0600)
 without a token are the server's own ``system:apiserver`` in ``system:masters``,
 as upstream trusts its loopback client; with a token they are whoever the token
 names — that is how the components inside ``pilothouse server`` each act with an
-identity of their own.
+identity of their own. Their requests served in process, without the socket
+(:mod:`pilothouse.apiserver.inprocess`), are private in the same way: their transport
+says so with :data:`IN_PROCESS`, which no request from outside can carry.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from pilothouse.apiserver.authn import x509 as x509_module
 log = logging.getLogger(__name__)
 
 WEBSOCKET_BEARER_PREFIX = "base64url.bearer.authorization.k8s.io."
+
+# The extra-info key of the transport of a request served in process.
+IN_PROCESS = "pilothouse-in-process"
 
 
 class TokenAuthenticator(Protocol):
@@ -108,7 +113,7 @@ class RequestAuthenticator:
     ) -> user_module.UserInfo:
         now = time.time() if now is None else now
         failure = ""
-        if transport is not None and _is_unix(transport):
+        if transport is not None and _is_private(transport):
             token = bearer_token(headers)
             if token is None:
                 return user_module.APISERVER
@@ -167,6 +172,9 @@ class RequestAuthenticator:
         return None
 
 
-def _is_unix(transport: Any) -> bool:
+def _is_private(transport: Any) -> bool:
+    """The private Unix socket, or a request from a component in this process."""
+    if transport.get_extra_info(IN_PROCESS):
+        return True
     sock = transport.get_extra_info("socket")
     return sock is not None and sock.family == socket.AF_UNIX
