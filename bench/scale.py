@@ -374,7 +374,7 @@ def store_mb(data_dir: Path) -> float:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ph-scale-"))
     srv = testing.ServerProcess(
-        tmp / "server", extra_args=["--in-process-components"] if args.in_process else []
+        tmp / "server", extra_args=[] if args.in_process else ["--no-in-process-components"]
     )
     sim: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {
@@ -482,8 +482,10 @@ def main() -> None:
     p.add_argument(
         "--in-process-components",
         dest="in_process",
-        action="store_true",
-        help="run the server with --in-process-components (BENCHMARKS.md, inproc)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the server's components in process (its default) or, with --no-…, through "
+        "its private socket (BENCHMARKS.md, inproc)",
     )
     p.add_argument("--keep", action="store_true", help="keep the data directory and logs")
     args = p.parse_args()

@@ -1,6 +1,6 @@
-"""How the all-in-one server's components reach its API: the private socket by
-default, the in-process transport with ``Options.in_process`` (``pilothouse server
---in-process-components``) — and the cluster works either way."""
+"""How the all-in-one server's components reach its API: the in-process transport by
+default (``Options.in_process``), the private socket with ``pilothouse server
+--no-in-process-components`` — and the cluster works either way."""
 
 from __future__ import annotations
 
@@ -51,8 +51,10 @@ async def _pods_made(srv: testing.ServerThread, name: str) -> list[str]:
     raise AssertionError("the ReplicaSet controller made no pods")
 
 
-def test_components_use_the_socket_by_default(tmp_path: Path) -> None:
-    with testing.ServerThread(tmp_path / "data", controllers=True) as srv:
+def test_components_use_the_socket_when_asked(tmp_path: Path) -> None:
+    srv = testing.ServerThread(tmp_path / "data", controllers=True)
+    srv.cluster.options.in_process = False
+    with srv:
         assert srv.cluster.clients
         assert all(
             c.config.unix_socket == str(srv.server.socket_path) and c.config.in_process is None
@@ -61,10 +63,8 @@ def test_components_use_the_socket_by_default(tmp_path: Path) -> None:
         assert len(srv.call(_pods_made(srv, "sock"), timeout=60)) == 3
 
 
-def test_components_in_process_run_the_cluster(tmp_path: Path) -> None:
-    srv = testing.ServerThread(tmp_path / "data", controllers=True)
-    srv.cluster.options.in_process = True
-    with srv:
+def test_components_in_process_by_default(tmp_path: Path) -> None:
+    with testing.ServerThread(tmp_path / "data", controllers=True) as srv:
         assert srv.cluster.clients
         assert all(
             c.config.in_process is srv.server.in_process and c.config.unix_socket is None

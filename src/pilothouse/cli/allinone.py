@@ -89,11 +89,12 @@ class Options:
     agent_registries: Path | None = None  # registries.yaml (None: DATA_DIR/registries.yaml)
     agent_default_registry_endpoint: bool = True
     # The components reach the server in process (its whole handler chain, no socket):
-    # ~9 % less server CPU a pod in a rollout, but outside clients then wait longer
-    # behind the components' cheaper work on the one event loop (BENCHMARKS.md, "scale:
-    # the in-process components' requests"): off until flow control gives them their
-    # share back; on, `pilothouse server --in-process-components`.
-    in_process: bool = False
+    # 10-15 % less server CPU a pod in a rollout. Their cheaper requests would crowd
+    # outside clients on the one event loop; the components' flow-control levels follow
+    # the loop's lag (apiserver/adaptivelimit.py), which keeps that within the socket's
+    # figures (BENCHMARKS.md, "scale: … both parts together"). Off:
+    # `pilothouse server --no-in-process-components`.
+    in_process: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
 

