@@ -181,6 +181,18 @@ def _status_error(status: int, body: bytes, retry_after: str | None = None) -> e
     return error
 
 
+def _answer(status: int, media_type: str, raw: bytes, headers: Mapping[str, str]) -> Any:
+    """A whole answer as :meth:`Client.request` returns it, over either transport: the
+    decoded JSON, the text, None for no body — or the StatusError of an error answer."""
+    if status >= 400:
+        raise _status_error(status, raw, headers.get("Retry-After"))
+    if not raw:
+        return None
+    if media_type == "application/json":
+        return orjson.loads(raw)
+    return raw.decode(errors="replace")
+
+
 class Client:
     """An API client. Create one per component and close it when done."""
 
@@ -313,13 +325,7 @@ class Client:
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 raw = await resp.read()
-                if resp.status >= 400:
-                    raise _status_error(resp.status, raw, resp.headers.get("Retry-After"))
-                if not raw:
-                    return None
-                if resp.content_type == "application/json":
-                    return orjson.loads(raw)
-                return raw.decode(errors="replace")
+                return _answer(resp.status, resp.content_type, raw, resp.headers)
         except _TRANSPORT_FAILURES as exc:
             raise _transport_error(exc, method, url) from None
 
@@ -346,13 +352,7 @@ class Client:
                 ) as answer,
             ):
                 raw = await answer.read()
-                if answer.status >= 400:
-                    raise _status_error(answer.status, raw, answer.headers.get("Retry-After"))
-                if not raw:
-                    return None
-                if _media_type(answer.headers) == "application/json":
-                    return orjson.loads(raw)
-                return raw.decode(errors="replace")
+                return _answer(answer.status, _media_type(answer.headers), raw, answer.headers)
         except _LOCAL_FAILURES as exc:
             raise _local_error(exc, method, path) from None
 
