@@ -255,3 +255,20 @@ def test_answers_carry_managed_fields_in_place_byte_for_byte(api: Any, namespace
     ).data
     event = orjson.loads(watch.splitlines()[0])
     assert orjson.dumps(event["object"]) == got.rstrip(b"\n")
+
+
+async def test_an_offered_encoding_of_the_managed_fields_is_kept_as_is(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup
+    written = _with_managed_fields()
+    managed = orjson.dumps(written["metadata"]["managedFields"])
+    value = orjson.dumps(written)
+    cache.writing(KEY, value, written, managed=managed)
+    rev = await store.create(KEY, value)
+    assert await cache.wait_for(rev)
+    entry = _cached(cache)
+    assert entry.managed is managed  # not encoded again
+    assert "managedFields" not in entry.obj["metadata"]
+    assert list(entry.whole()["metadata"]) == list(written["metadata"])
+    assert orjson.dumps(entry.whole()) == orjson.dumps(written)

@@ -47,6 +47,9 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 
 Filter = Callable[[dict[str, Any]], bool]
+# What a writer in this process offers for its write: the object the stored value
+# encodes, and the exact-size encoding of its managedFields when it made one.
+Written = tuple[dict[str, Any], bytes | None]
 
 # How many events each resource keeps for watches that resume from a past
 # resourceVersion. Older resumes fall back to the store's log.
@@ -164,30 +167,37 @@ def decode(kv: storage.KeyValue) -> Entry:
     return Entry(kv.key, obj, kv.mod_revision, _take_managed(md))
 
 
-def adopt(kv: storage.KeyValue, obj: dict[str, Any]) -> Entry:
+def adopt(kv: storage.KeyValue, obj: dict[str, Any], managed: bytes | None = None) -> Entry:
     """What :func:`decode` would make of ``kv``, from the object ``kv.value`` encodes.
 
     The writer still answers its request with ``obj`` (managedFields and all), so when
     there are managedFields to keep apart the cache takes a shallow copy of it, its
-    metadata copied without them; nested values are shared, read-only for both."""
+    metadata copied without them; nested values are shared, read-only for both.
+    ``managed`` is their encoding (exact size) when the writer made it already, as
+    part of ``kv.value``: then they are not encoded a second time."""
     md = obj.setdefault("metadata", {})
     md["resourceVersion"] = str(kv.mod_revision)
     if "managedFields" not in md:
         return Entry(kv.key, obj, kv.mod_revision)
     cached_md = dict(md)
-    managed = _take_managed(cached_md)
-    return Entry(kv.key, {**obj, "metadata": cached_md}, kv.mod_revision, managed)
+    if managed is None:
+        apart = _take_managed(cached_md)
+    else:
+        apart = managed, list(cached_md).index("managedFields")
+        del cached_md["managedFields"]
+    return Entry(kv.key, {**obj, "metadata": cached_md}, kv.mod_revision, apart)
 
 
 def decode_event(
-    event: storage.Event, known: Entry | None = None, written: dict[str, Any] | None = None
+    event: storage.Event, known: Entry | None = None, written: Written | None = None
 ) -> WatchEvent:
     """Decode a store event; ``known`` is the cached previous version, if any,
     reused instead of decoding the previous value again; ``written`` the object
-    the new value encodes, if this process wrote it (see :meth:`WatchCache.writing`)."""
+    the new value encodes and its managedFields' encoding, if this process wrote it
+    (see :meth:`WatchCache.writing`)."""
     if event.type is storage.EventType.CREATE:
         return WatchEvent(
-            ADDED, adopt(event.kv, written) if written is not None else decode(event.kv), None
+            ADDED, adopt(event.kv, *written) if written is not None else decode(event.kv), None
         )
     prev: Entry | None = None
     if event.prev is not None:
@@ -196,7 +206,7 @@ def decode_event(
         else:
             prev = decode(event.prev)
     if event.type is storage.EventType.UPDATE:
-        entry = adopt(event.kv, written) if written is not None else decode(event.kv)
+        entry = adopt(event.kv, *written) if written is not None else decode(event.kv)
         return WatchEvent(MODIFIED, entry, prev)
     # A deleted object is sent as it last was, at the deletion's revision.
     return WatchEvent(DELETED, decode(event.kv), prev)
@@ -392,7 +402,7 @@ class WatchCache:
         self._stream: storage.WatchStream | None = None
         self.resyncs = 0  # how often a failed feed was replaced by a fresh listing
         # Objects this process is writing, by key: (the value stored, the object).
-        self._writing: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self._writing: dict[str, tuple[bytes, Written]] = {}
 
     async def start(self) -> None:
         """Load every object, then follow the store from that revision."""
@@ -510,9 +520,12 @@ class WatchCache:
             with contextlib.suppress(Exception):
                 await stream.aclose()
 
-    def writing(self, key: str, value: bytes, obj: dict[str, Any]) -> None:
+    def writing(
+        self, key: str, value: bytes, obj: dict[str, Any], *, managed: bytes | None = None
+    ) -> None:
         """``obj`` is being stored at ``key`` as ``value`` (its encoding, without
-        ``resourceVersion``) by this process.
+        ``resourceVersion``) by this process; ``managed`` is the encoding of its
+        managedFields inside ``value`` (exact size), kept apart by the cache as is.
 
         When the event of that very write arrives, the cache keeps ``obj`` instead
         of decoding ``value`` again (a backend that hands back another bytes object
@@ -522,7 +535,7 @@ class WatchCache:
         the caller withdraws the offer with :meth:`not_written` (a no-op when the
         event took it), so no offer outlives its write.
         """
-        self._writing[key] = (value, obj)
+        self._writing[key] = (value, (obj, managed))
 
     def not_written(self, key: str, value: bytes) -> None:
         """Withdraw what :meth:`writing` offered for this very value, if still there."""
@@ -530,7 +543,7 @@ class WatchCache:
         if found is not None and found[0] is value:
             del self._writing[key]
 
-    def _take_written(self, event: storage.Event) -> dict[str, Any] | None:
+    def _take_written(self, event: storage.Event) -> Written | None:
         if event.type is storage.EventType.DELETE:
             return None
         kv = event.kv

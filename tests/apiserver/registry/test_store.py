@@ -127,6 +127,28 @@ async def test_a_created_object_is_the_one_the_cache_keeps(reg: Registry) -> Non
     assert not reg.cache._writing
 
 
+async def test_managed_fields_are_encoded_once_for_the_store_and_the_cache(
+    reg: Registry,
+) -> None:
+    pods = reg.by_plural["pods"]
+
+    async def check(obj: Obj) -> None:
+        entry = reg.cached("pods", "ns", "p")
+        assert entry.managed is not None
+        # The cache's bytes are the encoding of what was written, found verbatim inside
+        # the stored value, and the entry puts them back where they were.
+        assert entry.managed == orjson.dumps(obj["metadata"]["managedFields"])
+        kv = await reg.store.get(pods.key("ns", "p"))
+        assert kv is not None and b'"managedFields":' + entry.managed in kv.value
+        assert list(entry.whole()["metadata"]) == list(obj["metadata"])
+        assert _same(entry.whole(), obj)
+
+    await check(await pods.create("ns", _pod("p"), manager="test"))
+    updated, _ = await pods.update("ns", "p", _pod("p", labels={"b": "c"}), manager="m")
+    assert sorted(e["manager"] for e in updated["metadata"]["managedFields"]) == ["m", "test"]
+    await check(updated)
+
+
 async def test_updates_hand_over_their_objects_too(reg: Registry) -> None:
     cms = reg.by_plural["configmaps"]
     base: Obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}

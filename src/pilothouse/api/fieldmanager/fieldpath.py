@@ -125,8 +125,13 @@ def _value_order(item: Any) -> tuple[Any, ...]:
 
 
 @functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=16384)
 def sort_key(element: str) -> tuple[Any, ...]:
-    """Where a path element sorts: fields, then keys, then values, then indices."""
+    """Where a path element sorts: fields, then keys, then values, then indices.
+
+    Cached as :func:`canonical` is: the same few elements (``f:status``,
+    ``k:{"type":"Ready"}``) are sorted in every set encoded, and a key's JSON would
+    otherwise be parsed again each time."""
     kind, body = decode(element)
     if kind == "f":
         return (0, body)

@@ -56,12 +56,24 @@ Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
 AfterWrite = Callable[[Obj], Awaitable[None]]
 
 
-def _strip_rv(obj: Obj) -> bytes:
-    """Encode an object for the store: the revision is the resourceVersion."""
+def _encode(obj: Obj) -> tuple[bytes, bytes | None]:
+    """Encode an object for the store (the revision is the resourceVersion), and its
+    managedFields apart (exact size, None without them), spliced into the whole as
+    they are: the watch cache keeps them so (:func:`.watchcache.adopt`), and they are
+    encoded once per write instead of twice."""
     md = obj["metadata"]
     rv = md.pop("resourceVersion", None)
     try:
-        return orjson.dumps(obj)
+        if "managedFields" not in md:
+            return orjson.dumps(obj), None
+        fields = md["managedFields"]
+        managed = bytes(memoryview(orjson.dumps(fields)))
+        # Assigning an existing key keeps its place: the bytes are those of before.
+        md["managedFields"] = orjson.Fragment(managed)
+        try:
+            return orjson.dumps(obj), managed
+        finally:
+            md["managedFields"] = fields
     finally:
         if rv is not None:
             md["resourceVersion"] = rv
@@ -544,8 +556,8 @@ class ResourceStore:
         of decoding what was stored: the store delivers the event before it answers,
         so by the time this returns the offer has been taken (or, with a backend
         that hands back other bytes, is withdrawn unused)."""
-        value = _strip_rv(obj)
-        self.watch_cache.writing(key, value, obj)
+        value, managed = _encode(obj)
+        self.watch_cache.writing(key, value, obj, managed=managed)
         try:
             with history.writing_as(write_origin.origin(old, obj)):
                 if if_revision is None:
