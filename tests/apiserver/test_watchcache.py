@@ -272,3 +272,27 @@ async def test_an_offered_encoding_of_the_managed_fields_is_kept_as_is(
     assert "managedFields" not in entry.obj["metadata"]
     assert list(entry.whole()["metadata"]) == list(written["metadata"])
     assert orjson.dumps(entry.whole()) == orjson.dumps(written)
+
+
+async def test_events_reach_a_prefix_added_after_its_keys_were_routed_nowhere(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup
+    widgets = "/registry/example.com/widgets/"
+    value = orjson.dumps(_config_map("w"))
+    rev = await store.create(widgets + "default/a", value)  # cached by no one yet
+    assert await cache.wait_for(rev)
+    added = await cache.add_prefix(widgets)
+    rev = await store.create(widgets + "default/b", value)
+    assert await cache.wait_for(rev)
+    assert sorted(added.objects) == [widgets + "default/a", widgets + "default/b"]
+    # A nested prefix takes its keys from the shorter one, in the same directory too.
+    nested = await cache.add_prefix(widgets + "default/")
+    rev = await store.create(widgets + "default/c", value)
+    assert await cache.wait_for(rev)
+    assert widgets + "default/c" in nested.objects
+    assert widgets + "default/c" not in added.objects
+    cache.remove_prefix(widgets + "default/")
+    rev = await store.create(widgets + "default/d", value)
+    assert await cache.wait_for(rev)
+    assert widgets + "default/d" in added.objects

@@ -57,6 +57,9 @@ EVENT_WINDOW = 1000
 # A watcher that falls this many events behind is closed; its client re-watches from
 # the last resourceVersion it got (upstream closes an unresponsive watcher the same way).
 WATCHER_BACKLOG_LIMIT = 20000
+# Key directories (a resource and namespace) whose cache is remembered; beyond this
+# many the memory starts again.
+ROUTES_KEPT = 10000
 
 
 class Entry:
@@ -394,6 +397,9 @@ class WatchCache:
         self.store = store
         self.revision = 0
         self._prefixes = sorted(set(prefixes), key=len, reverse=True)
+        # The cache of each key's directory (up to its last "/"), found once: with
+        # every prefix ending in "/", a key and its directory start with the same ones.
+        self._routes: dict[str, ResourceCache | None] = {}
         self.caches: dict[str, ResourceCache] = {}
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = 0
@@ -451,6 +457,7 @@ class WatchCache:
         cache.touched = set()
         self.caches[prefix] = cache
         self._prefixes = sorted({*self._prefixes, prefix}, key=len, reverse=True)
+        self._routes.clear()
         try:
             listing = await self.store.list(prefix, at_revision=revision)
         except BaseException:
@@ -466,6 +473,7 @@ class WatchCache:
         """Stop caching ``prefix``; its watchers end (clients re-watch and get 404s)."""
         cache = self.caches.pop(prefix, None)
         self._prefixes = [p for p in self._prefixes if p != prefix]
+        self._routes.clear()
         if cache is not None:
             for w in tuple(cache.watchers):
                 w.close()
@@ -487,7 +495,20 @@ class WatchCache:
                 w.close()
 
     def _route(self, key: str) -> ResourceCache | None:
-        for prefix in self._prefixes:
+        directory = key[: key.rfind("/") + 1]
+        try:
+            return self._routes[directory]
+        except KeyError:
+            pass
+        found = self._scan(key)
+        if all(prefix.endswith("/") for prefix in self._prefixes):
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()  # namespaces come and go: start again
+            self._routes[directory] = found
+        return found
+
+    def _scan(self, key: str) -> ResourceCache | None:
+        for prefix in self._prefixes:  # the longest first
             if key.startswith(prefix):
                 return self.caches[prefix]
         return None
