@@ -281,6 +281,21 @@ def make_pod_info(pod: Obj, *, priority: int | None = None) -> PodInfo:
     )
 
 
+def take_status(info: PodInfo, pod: Obj, *, priority: int) -> None:
+    """Make ``info`` that of ``pod``, a later version of its pod with the same spec,
+    labels and deletion state: only what :func:`make_pod_info` reads from the status
+    (and the priority, resolved by the caller) is read again."""
+    status = pod.get("status") or {}
+    info.pod = pod
+    info.priority = priority
+    info.start_time = (
+        meta.parse_time(status.get("startTime"))
+        or meta.parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+        or 0.0
+    )
+    info.nominated_node = status.get("nominatedNodeName") or ""
+
+
 def tolerates(toleration: Obj, taint: Obj) -> bool:
     """Upstream's ``Toleration.ToleratesTaint``."""
     effect = toleration.get("effect") or ""
