@@ -52,6 +52,9 @@ async def test_a_status_update_swaps_the_object_and_reads_its_status() -> None:
             "nominatedNodeName": "n1",
         },
     )
+    # Decoded afresh, as every informer event is: equal values, dicts of its own.
+    running["metadata"]["labels"] = dict(bound["metadata"]["labels"])
+    running["metadata"]["uid"] = "".join(bound["metadata"]["uid"])
     sched.handlers.on_pod_update(bound, running)
 
     after = sched.cache.pods["default/p"]
@@ -61,6 +64,9 @@ async def test_a_status_update_swaps_the_object_and_reads_its_status() -> None:
     assert _fields(after) == _fields(sched.pod_info(running))
     assert after.start_time == meta.parse_time("2026-12-06T10:00:05Z")
     assert (sched.cache.table.requested == used).all()
+    # Nothing of the previous version is held through the cached pod.
+    assert after.labels is running["metadata"]["labels"]
+    assert after.uid is running["metadata"]["uid"]
 
 
 async def test_label_and_spec_changes_are_parsed_again() -> None:

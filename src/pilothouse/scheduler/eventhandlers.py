@@ -152,7 +152,13 @@ class EventHandlers:
         md = obj.get("metadata") or {}
         key = f"{md.get('namespace', '')}/{md.get('name', '')}"
         cached = self.cache.pods.get(key)
-        if cached is None or key in self.cache.assumed:
+        if (
+            cached is None
+            or key in self.cache.assumed
+            or cached.has_affinity_terms
+            or cached.host_ports
+            or cached.scheduling_gates
+        ):
             return False
         old_md = old_obj.get("metadata") or {}
         if (
