@@ -18,7 +18,9 @@ runs ``kubectl create deployment big --image=img:1 --replicas=P`` and measures, 
   responses (discovery and every page of the Table list, recorded on the way through a
   proxy) from a static in-memory server over TLS — the baseline is kubectl's own cost
   (decode, print) in the same run, so the ratio is what the server adds;
-- **store size**: the SQLite files.
+- **store size**: the SQLite files;
+- **requests per pod during the rollout**: the server's ``apiserver_request_total``
+  (in-process components' requests included) by verb, resource and subresource.
 
 Prints progress on stderr and one JSON object on stdout.
 Usage: python bench/scale.py [--nodes 1000] [--pods 30000]
@@ -98,8 +100,32 @@ class Api:
                 raise RuntimeError(f"{method} {path}: {resp.status} {payload[:300]!r}")
             return json.loads(payload)
 
+    async def text(self, path: str) -> str:
+        async with self.session.get(self.base + path) as resp:
+            return await resp.text()
+
     async def close(self) -> None:
         await self.session.close()
+
+
+async def request_counts(api: Api) -> dict[str, float]:
+    """``apiserver_request_total`` summed by verb, resource and subresource (scopes together;
+    answers other than 2xx apart, by code), from the server's ``/metrics``."""
+    counts: dict[str, float] = {}
+    for line in (await api.text("/metrics")).splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, _, value = line[len("apiserver_request_total{") :].rpartition("} ")
+        labels = {
+            name: raw.strip('"')
+            for name, _, raw in (part.partition("=") for part in labels_text.split('",'))
+        }
+        sub = labels.get("subresource", "")
+        key = f"{labels.get('verb', '')} {labels.get('resource', '')}{'/' + sub if sub else ''}"
+        if not labels.get("code", "").startswith("2"):
+            key += f" {labels.get('code', '')}"
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
 
 
 async def wait_nodes_ready(api: Api, count: int, timeout: float) -> float:
@@ -412,6 +438,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             probe = Probe(api, args.get_rate, args.patch_rate)
             await probe.setup()
             server_cpu, sim_cpu = cpu_seconds(srv.proc.pid), cpu_seconds(sim.pid)
+            requests_before = await request_counts(api)
             say(f"kubectl create deployment big --image=img:1 --replicas={args.pods}")
             probing = [asyncio.create_task(probe.run(k)) for k in ("get", "patch")]
             followed = await rollout(api, srv.kubeconfig, args.pods, args.timeout)
@@ -429,6 +456,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "hollow_nodes": round(cpu_seconds(sim.pid) - sim_cpu, 1),
             }
             result["latency_during_rollout"] = probe.summary()
+            requests_after = await request_counts(api)
+            per_pod = {
+                key: round((n - requests_before.get(key, 0.0)) / args.pods, 3)
+                for key, n in requests_after.items()
+            }
+            result["requests_per_pod_during_rollout"] = dict(
+                sorted(((k, v) for k, v in per_pod.items() if v >= 0.001), key=lambda kv: -kv[1])
+            )
             say(f"all {result['available']:,} available after {result['all_available_s']} s")
         finally:
             await api.close()

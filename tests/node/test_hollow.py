@@ -126,3 +126,52 @@ async def test_a_slow_renewal_holds_up_no_other_node(client: rest.Client) -> Non
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+
+
+async def test_a_pod_start_is_one_status_write_without_managed_fields(client: rest.Client) -> None:
+    """As a kubelet's status patch: one write when the pod starts, carrying no
+    managedFields (the status subresource keeps the live ones whatever the body says)."""
+    node = f"mf-{uuid.uuid4().hex[:6]}-"
+    sim = hollow.HollowCluster(client, count=1, name_prefix=node, heartbeat=3600, workers=1)
+    sent: list[dict[str, Any]] = []
+    update_status = client.update_status
+
+    async def recording(resource: Any, obj: dict[str, Any], *args: Any, **kw: Any) -> Any:
+        sent.append(obj)
+        return await update_status(resource, obj, *args, **kw)
+
+    client.update_status = recording  # type: ignore[method-assign]  # count the writes
+    await sim.start()
+    name = f"p-{uuid.uuid4().hex[:6]}"
+    try:
+        created = await client.create(
+            hollow.PODS,
+            {
+                "metadata": {"name": name},
+                "spec": {"nodeName": f"{node}0", "containers": [{"name": "c", "image": "i"}]},
+            },
+            "default",
+        )
+        assert created["metadata"]["managedFields"]
+
+        async def running() -> bool:
+            pod = await client.get(hollow.PODS, name, "default")
+            return bool(pod["status"].get("phase") == "Running")
+
+        await _until(running)
+        await asyncio.sleep(0.1)  # a second write, were there one, would come now
+        assert len(sent) == 1
+        assert "managedFields" not in sent[0]["metadata"]
+        assert sent[0]["metadata"]["resourceVersion"]
+        pod = await client.get(hollow.PODS, name, "default")
+        entries = {
+            (e.get("manager"), e.get("subresource", "")) for e in pod["metadata"]["managedFields"]
+        }
+        creator = created["metadata"]["managedFields"][0]["manager"]
+        # The creator's entry is kept, and the status write got one of its own.
+        assert (creator, "") in entries
+        assert (creator, "status") in entries
+    finally:
+        with contextlib.suppress(errors.StatusError):
+            await client.delete(hollow.PODS, name, "default", grace_period_seconds=0)
+        await sim.stop(unregister=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pilothouse.api import selectors
 from pilothouse.scheduler import config
 
 from .builders import Harness, node, pod
@@ -120,6 +121,51 @@ def test_spread_scoring_prefers_emptier_domains() -> None:
 def test_system_default_spreading_needs_an_owner_selector() -> None:
     h = zones()
     assert h.scores(pod("p", labels={"app": "web"}), "PodTopologySpread") == {}
+
+
+def owner_selected(calls: list[str]) -> Harness:
+    """A harness whose default selector is an owner's ``app=web``, counting its look-ups."""
+
+    def default_selector(info: Any) -> selectors.LabelSelector:
+        calls.append(info.name)
+        return selectors.selector_from_set({"app": "web"})
+
+    return Harness(extra={"default_selector": default_selector})
+
+
+def test_system_default_spreading_on_unzoned_nodes_spreads_over_hosts() -> None:
+    calls: list[str] = []
+    h = owner_selected(calls).add_nodes(node("n1"), node("n2"), node("n3"))
+    h.add_pod(web("e1"), "n1")
+    h.add_pod(web("e2"), "n1")
+    h.add_pod(web("e3"), "n2")
+    calls.clear()
+    # Host counts 2, 1, 0 weighted by log(3 + 2), plus maxSkew - 1: 5, 4, 2 → normalized.
+    assert h.scores(pod("p", labels={"app": "web"}), "PodTopologySpread") == {
+        "n1": 40,
+        "n2": 60,
+        "n3": 100,
+    }
+    # The defaults only score: PreFilter never asks for the owner's selector.
+    assert calls == ["p"]
+    assert h.filter_mask(pod("q", labels={"app": "web"})) == {"n1": True, "n2": True, "n3": True}
+    assert calls == ["p"]
+
+
+def test_system_default_spreading_counts_zones_and_hosts() -> None:
+    h = owner_selected([]).add_nodes(
+        node("a1", labels={ZONE: "a"}),
+        node("a2", labels={ZONE: "a"}),
+        node("b1", labels={ZONE: "b"}),
+    )
+    h.add_pod(web("e1"), "a1")
+    h.add_pod(web("e2"), "a2")
+    # Hosts: 1, 1, 0 x log(3 + 2) + 2; zones: 2, 2, 0 x log(2 + 2) + 4 → 10, 10, 6.
+    assert h.scores(pod("p", labels={"app": "web"}), "PodTopologySpread") == {
+        "a1": 100 * (10 + 6 - 10) // 10,
+        "a2": 100 * (10 + 6 - 10) // 10,
+        "b1": 100 * (10 + 6 - 6) // 10,
+    }
 
 
 def anti(selector: dict[str, str], key: str = HOST, **term: Any) -> dict[str, Any]:

@@ -158,3 +158,17 @@ def test_balanced_allocation() -> None:
         "n1": 87,
         "n2": 100,
     }
+
+
+def test_balanced_allocation_follows_usage_changes() -> None:
+    """Kept per pod shape across pods, recomputed for the nodes whose usage changed."""
+    h = Harness().add_nodes(
+        node("n1", cpu="4", memory="10000"), node("n2", cpu="6", memory="10000")
+    )
+    p = pod("p", cpu="3", memory="5000")
+    assert h.scores(p, "NodeResourcesBalancedAllocation") == {"n1": 87, "n2": 100}
+    h.add_pod(pod("a", cpu="1", memory="1000"), "n2")
+    # n2: 4/6 cpu, 6000/10000 memory → 1 - 0.0333; n1 as before.
+    assert h.scores(p, "NodeResourcesBalancedAllocation") == {"n1": 87, "n2": 96}
+    h.cache.remove_pod("default/a")
+    assert h.scores(p, "NodeResourcesBalancedAllocation") == {"n1": 87, "n2": 100}

@@ -136,10 +136,26 @@ class Indexer:
 
     def upsert(self, key: str, obj: Obj) -> Obj | None:
         prev = self._items.get(key)
-        if prev is not None:
-            self._unindex(key, prev)
         self._items[key] = obj
-        self._index(key, obj)
+        if prev is None:
+            self._index(key, obj)
+            return None
+        # An update mostly leaves every index value as it was (a pod's status write
+        # keeps its namespace, node and owner): only the indexes whose values changed
+        # are touched.
+        for name, func in self._funcs.items():
+            before, after = func(prev), func(obj)
+            if before == after:
+                continue
+            index = self._indexes[name]
+            for value in before:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in after:
+                index.setdefault(value, set()).add(key)
         return prev
 
     def delete(self, key: str) -> Obj | None:

@@ -30,9 +30,13 @@ def controller_ref(owner: Obj) -> Obj:
 
 
 def get_controller_of(obj: Obj) -> Obj | None:
+    """The object's controlling owner reference: part of ``obj`` (read-only, as the
+    informer's objects are; copy it to change it). Every controller asks it of every
+    pod event, so it is not copied each time."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
-            return dict(ref)
+            ref_: Obj = ref
+            return ref_
     return None
 
 

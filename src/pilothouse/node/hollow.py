@@ -362,6 +362,11 @@ class HollowCluster:
         ]
         # A shallow copy is enough: only the status is replaced, and nothing is mutated.
         updated = {**pod}
+        if "managedFields" in md:
+            # The status subresource keeps the live object's managedFields whatever the
+            # body says, and the kubelet's status patch carries none: sending them back
+            # only made the server parse and walk them (a third of the body) to drop them.
+            updated["metadata"] = {k: v for k, v in md.items() if k != "managedFields"}
         updated["status"] = node_status.pod_status(
             pod,
             containers=run.states(),

@@ -94,7 +94,7 @@ class EventHandlers:
             self.queue.add(pod)
 
     def on_pod_update(self, old_obj: Obj, obj: Obj) -> None:
-        if self._confirm(old_obj, obj):
+        if self._confirm(old_obj, obj) or self._status_only(old_obj, obj):
             return
         pod = self.scheduler.pod_info(obj)
         if pod.node_name:
@@ -142,6 +142,36 @@ class EventHandlers:
         assumed.node_name = node
         self.queue.delete(key)
         self._assigned(assumed, ASSIGNED_POD_ADD)
+        return True
+
+    def _status_only(self, old_obj: Obj, obj: Obj) -> bool:
+        """A bound pod's status changed and nothing else the scheduler reads (its node
+        agent's writes, once or more per pod): take the new object and what is read from
+        its status into the cached pod without parsing it again — as :meth:`_confirm`,
+        and as the cache's own same-shape swap would after a full parse."""
+        md = obj.get("metadata") or {}
+        key = f"{md.get('namespace', '')}/{md.get('name', '')}"
+        cached = self.cache.pods.get(key)
+        if (
+            cached is None
+            or key in self.cache.assumed
+            or cached.has_affinity_terms
+            or cached.host_ports
+            or cached.scheduling_gates
+        ):
+            return False
+        old_md = old_obj.get("metadata") or {}
+        if (
+            md.get("uid") != cached.uid
+            or md.get("deletionTimestamp")
+            or old_md.get("deletionTimestamp")
+            or (md.get("labels") or {}) != cached.labels
+            or not (obj.get("spec") or {}).get("nodeName")
+            or obj.get("spec") != old_obj.get("spec")
+            or old_obj is not cached.pod
+        ):
+            return False
+        types.take_status(cached, obj, priority=self.scheduler.pod_priority(obj))
         return True
 
     def on_pod_delete(self, obj: Obj) -> None:

@@ -31,11 +31,10 @@ removed from them when it ends. The informers drop ``managedFields``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +72,7 @@ SERVICES = resources.Resource("", "v1", "Service", "services", True)
 REPLICA_SETS = resources.Resource("apps", "v1", "ReplicaSet", "replicasets", True)
 STATEFUL_SETS = resources.Resource("apps", "v1", "StatefulSet", "statefulsets", True)
 MAX_MESSAGE = 1024
+OWNER_SELECTORS_KEPT = 1024
 # How long the scheduling loop runs pods back to back before it lets the event loop in.
 YIELD_AFTER_S = 0.005
 
@@ -145,6 +145,11 @@ class Scheduler:
         self._pods: informer.Informer | None = None
         self._priority_classes: informer.Informer | None = None
         self._global_default_priority = 0
+        # Owner uid → (its resourceVersion, its selector's requirements): every pod of a
+        # ReplicaSet asks for the same selector (the spreading defaults), parsed once.
+        self._owner_selectors: OrderedDict[str, tuple[str, tuple[selectors.Requirement, ...]]] = (
+            OrderedDict()
+        )
         self._bind_slots = asyncio.Semaphore(max_bindings_in_flight)
 
     def _build(self) -> None:
@@ -227,11 +232,7 @@ class Scheduler:
                 continue
             owner = inf.indexer.get_by(pod.namespace, ref.get("name", ""))
             if owner is not None:
-                with contextlib.suppress(selectors.SelectorError):
-                    sel = selectors.from_label_selector_dict(
-                        (owner.get("spec") or {}).get("selector")
-                    )
-                    requirements.extend(sel.requirements)
+                requirements.extend(self._owner_requirements(owner))
         if not merged and not requirements:
             return None
         return (
@@ -239,6 +240,24 @@ class Scheduler:
             if merged
             else selectors.LabelSelector(requirements)
         )
+
+    def _owner_requirements(self, owner: Obj) -> tuple[selectors.Requirement, ...]:
+        md = owner.get("metadata") or {}
+        uid, version = str(md.get("uid") or ""), str(md.get("resourceVersion") or "")
+        known = self._owner_selectors.get(uid)
+        if known is not None and known[0] == version and uid:
+            self._owner_selectors.move_to_end(uid)
+            return known[1]
+        try:
+            found = selectors.from_label_selector_dict(
+                (owner.get("spec") or {}).get("selector")
+            ).requirements
+        except selectors.SelectorError:
+            found = ()
+        self._owner_selectors[uid] = (version, found)
+        while len(self._owner_selectors) > OWNER_SELECTORS_KEPT:
+            self._owner_selectors.popitem(last=False)
+        return found
 
     def pod_priority(self, obj: Obj) -> int:
         spec = obj.get("spec") or {}

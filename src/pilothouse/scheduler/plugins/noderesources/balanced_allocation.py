@@ -1,11 +1,18 @@
 """NodeResourcesBalancedAllocation: prefer nodes whose cpu and memory would be used in
-equal proportion (one minus the standard deviation of the used fractions)."""
+equal proportion (one minus the standard deviation of the used fractions).
+
+A node's score depends only on its resources and the pod's requests: as Fit's scores,
+it is kept per pod shape and computed again only for the nodes whose resources
+changed since (one a pod, in a Deployment's rollout)."""
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
-from pilothouse.scheduler import types
+import numpy as np
+
+from pilothouse.scheduler import nodetable, types
 from pilothouse.scheduler.framework import interface as fw
 from pilothouse.scheduler.framework import runtime
 from pilothouse.scheduler.plugins.noderesources import fit, scoring
@@ -22,10 +29,21 @@ class BalancedAllocation(fw.ScorePlugin):
             (str(r["name"]), int(r.get("weight") or 1))
             for r in args.get("resources") or fit.DEFAULT_RESOURCES
         ]
+        self._scores: collections.OrderedDict[Any, nodetable.RowCache] = collections.OrderedDict()
 
     def score(self, state: fw.CycleState, pod: types.PodInfo, rows: fw.Rows) -> fw.Scores:
-        columns = fit.resource_columns(self.handle, pod, rows, self.resources, use_requested=True)
-        return scoring.balanced(columns, len(rows))
+        table = self.handle.cache.table
+        key = (table.layout_version, tuple(self.handle.cache.vector(pod).tolist()))
+
+        def compute(some: Any) -> Any:
+            columns = fit.resource_columns(
+                self.handle, pod, some, self.resources, use_requested=True
+            )
+            return scoring.balanced(columns, len(some))
+
+        cached = fit.lru(self._scores, key, lambda: nodetable.RowCache(table, compute, np.int64))
+        scores: fw.Scores = cached.take(rows)
+        return scores
 
     def events_to_register(self) -> list[fw.ClusterEvent]:
         return [

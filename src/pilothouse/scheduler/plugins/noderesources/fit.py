@@ -94,7 +94,7 @@ class Fit(fw.PreFilterPlugin, fw.FilterPlugin, fw.ScorePlugin):
             tuple(int(vec[c]) for c in cols.tolist()),
             tuple(cols.tolist()),
         )
-        cached = _lru(
+        cached = lru(
             self._masks, key, lambda: nodetable.RowCache(table, self._fits(vec, cols), np.bool_)
         )
         mask: fw.Mask = cached.all()
@@ -151,7 +151,7 @@ class Fit(fw.PreFilterPlugin, fw.FilterPlugin, fw.ScorePlugin):
                 )
             return scoring.weighted(columns, self.scorer, len(some))
 
-        cached = _lru(self._scores, key, lambda: nodetable.RowCache(table, compute, np.int64))
+        cached = lru(self._scores, key, lambda: nodetable.RowCache(table, compute, np.int64))
         scores: fw.Scores = cached.take(rows)
         return scores
 
@@ -163,7 +163,9 @@ class Fit(fw.PreFilterPlugin, fw.FilterPlugin, fw.ScorePlugin):
         ]
 
 
-def _lru(cache: collections.OrderedDict[Any, Any], key: Any, make: Any) -> Any:
+def lru(cache: collections.OrderedDict[Any, Any], key: Any, make: Any) -> Any:
+    """``cache[key]``, made by ``make()`` when missing; the ``SHAPE_CACHE`` most recently
+    used keys are kept (per-shape answers of this plugin and BalancedAllocation)."""
     value = cache.get(key)
     if value is None:
         value = cache[key] = make()

@@ -102,17 +102,20 @@ class PodTopologySpread(fw.PreFilterPlugin, fw.FilterPlugin, fw.PreScorePlugin, 
                 for c in pod.spread_constraints
                 if (c.get("whenUnsatisfiable") or DO_NOT_SCHEDULE) == when
             ], True
-        if not self.default_constraints:
+        defaults = [
+            c
+            for c in self.default_constraints
+            if (c.get("whenUnsatisfiable") or DO_NOT_SCHEDULE) == when
+        ]
+        if not defaults:
+            # The system defaults only score: PreFilter of every pod of a ReplicaSet or a
+            # Service skips without looking its owners and Services up for a selector.
             return [], False
         default_selector = self.handle.extra.get("default_selector")
         selector = default_selector(pod) if default_selector is not None else None
         if selector is None or selector.empty or selector.nothing:
             return [], False
-        return [
-            _constraint(c, pod, selector)
-            for c in self.default_constraints
-            if (c.get("whenUnsatisfiable") or DO_NOT_SCHEDULE) == when
-        ], False
+        return [_constraint(c, pod, selector) for c in defaults], False
 
     def _eligible(
         self, pod: types.PodInfo, constraints: list[Constraint], require_all: bool
@@ -198,17 +201,22 @@ class PodTopologySpread(fw.PreFilterPlugin, fw.FilterPlugin, fw.PreScorePlugin, 
             for c in constraints:
                 ignored |= table.label_column(c.topology_key).codes[rows] < 0
         kept = rows[~ignored]
-        eligible = self._eligible(pod, constraints, own)
-        all_rows = np.flatnonzero(eligible)
+        all_rows: fw.Rows | None = None
         score = np.zeros(len(rows), dtype=np.float64)
         for c in constraints:
             codes, ndom = table.domain_codes(c.topology_key)
+            if ndom == 0:
+                # No node has the key (the system default's zones on unzoned nodes): no
+                # row is in a domain, so the constraint adds nothing to any score.
+                continue
             counts = self._counts(pod, c)
             has = codes[rows] >= 0
             if c.topology_key == types.HOSTNAME_LABEL:
                 size = len(kept)
                 cnt = counts[rows].astype(np.float64)
             else:
+                if all_rows is None:
+                    all_rows = np.flatnonzero(self._eligible(pod, constraints, own))
                 candidate_domains = np.zeros(ndom, dtype=np.bool_)
                 kept_codes = codes[kept]
                 candidate_domains[kept_codes[kept_codes >= 0]] = True
