@@ -114,9 +114,12 @@ class Collector:
     Idle: the event loop's thread ran or waited to run (:func:`demand`) less than
     ``idle_share`` of the time since the last check — a loop starved of a CPU by a
     busy machine still has work, and a walk then would stall it the longest.
-    The heap's size is ``size()``: the interpreter's allocated memory blocks by default,
-    objects of every kind, cyclic garbage held back by freezing included (~0.1 ms at
-    millions of objects, where ``gc.get_freeze_count`` walks the frozen list: ~25 ms).
+    The heap's size is ``size()``: by default the blocks CPython's small-object
+    allocator has handed out (every object of up to 512 bytes, so every object's head;
+    a large list's or dict's table is not counted), cyclic garbage held back by freezing
+    included — ~0.1 ms at millions of objects, where ``gc.get_freeze_count`` walks the
+    frozen list (~25 ms), and counting what is frozen would count every young
+    collection's requests in flight, most of them freed a moment later.
     """
 
     def __init__(
