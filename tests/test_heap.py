@@ -19,6 +19,7 @@ class FakeGC:
         self.frozen = frozen
         self.young = 0
         self.collections = 0
+        self.threshold = (700, 10, 10)
 
     def freeze(self) -> None:
         self.frozen += self.young
@@ -37,15 +38,11 @@ class FakeGC:
     def get_freeze_count(self) -> int:
         return self.frozen
 
-    def get_objects(self, generation: int | None = None) -> list[Any]:
-        assert generation == 2
-        return [None] * self.young
+    def get_threshold(self) -> tuple[int, int, int]:
+        return self.threshold
 
-    def survive(self, objects: int) -> None:
-        """``objects`` survive a full collection (the hook freezes them)."""
-        self.young += objects
-        for hook in self.callbacks:
-            hook("stop", {"generation": 2, "collected": 0, "uncollectable": 0})
+    def set_threshold(self, threshold0: int, threshold1: int, threshold2: int, /) -> None:
+        self.threshold = (threshold0, threshold1, threshold2)
 
 
 class Clock:
@@ -58,21 +55,44 @@ class Clock:
         self.used += seconds * busy
 
 
+class Heap:
+    """The heap's size as the fake collector sees it: what is frozen or young."""
+
+    def __init__(self, fake: FakeGC) -> None:
+        self.fake = fake
+
+    def __call__(self) -> int:
+        return self.fake.frozen + self.fake.young
+
+    def grow(self, objects: int) -> None:
+        """``objects`` survive a collection (the hook freezes them)."""
+        self.fake.young += objects
+        for hook in self.fake.callbacks:
+            hook("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
+
+
 def collector(fake: FakeGC, clock: Clock, **kw: Any) -> heap.Collector:
     return heap.Collector(
-        collector=fake, clock=lambda: clock.now, cpu=lambda: clock.used, max_delay=60, **kw
+        collector=fake,
+        clock=lambda: clock.now,
+        cpu=lambda: clock.used,
+        size=Heap(fake),
+        max_delay=60,
+        **kw,
     )
 
 
-def test_survivors_of_a_full_collection_are_frozen_and_younger_ones_are_not() -> None:
+def test_survivors_of_every_collection_are_frozen_young_ones_too() -> None:
     fake = FakeGC(frozen=1000)
     c = collector(fake, Clock())
     fake.young = 200
-    c.after_collection("stop", {"generation": 1})
-    c.after_collection("start", {"generation": 2})
-    assert fake.frozen == 1000
-    c.after_collection("stop", {"generation": 2})
+    c.after_collection("start", {"generation": 0})
+    assert fake.frozen == 1000  # nothing is frozen before the collection has run
+    c.after_collection("stop", {"generation": 0})
     assert (fake.frozen, fake.young) == (1200, 0)
+    fake.young = 50
+    c.after_collection("stop", {"generation": 1})
+    assert (fake.frozen, fake.young) == (1250, 0)
 
 
 def started(fake: FakeGC, clock: Clock) -> heap.Collector:
@@ -81,18 +101,19 @@ def started(fake: FakeGC, clock: Clock) -> heap.Collector:
     return c
 
 
-def test_no_whole_heap_walk_until_the_frozen_part_grew_by_a_quarter() -> None:
+def test_no_whole_heap_walk_until_the_heap_grew_by_a_quarter() -> None:
     fake, clock = FakeGC(frozen=1000), Clock()
     c = started(fake, clock)
-    fake.survive(250)
+    size = Heap(fake)
+    size.grow(250)
     clock.tick(1, busy=0)
     assert not c.step()
-    fake.survive(1)
+    size.grow(1)
     clock.tick(1, busy=0)
     assert c.step()
     assert fake.collections == 1
     assert c.baseline == 1251  # the next walk waits for 25 % more than this
-    fake.survive(312)
+    size.grow(312)
     clock.tick(1, busy=0)
     assert not c.step()
 
@@ -100,7 +121,7 @@ def test_no_whole_heap_walk_until_the_frozen_part_grew_by_a_quarter() -> None:
 def test_a_busy_process_defers_the_walk_until_idle() -> None:
     fake, clock = FakeGC(frozen=1000), Clock()
     c = started(fake, clock)
-    fake.survive(1000)
+    Heap(fake).grow(1000)
     for _ in range(30):
         clock.tick(1, busy=0.9)
         assert not c.step()
@@ -112,7 +133,7 @@ def test_a_busy_process_defers_the_walk_until_idle() -> None:
 def test_a_process_that_is_never_idle_walks_at_the_latest_after_max_delay() -> None:
     fake, clock = FakeGC(frozen=1000), Clock()
     c = started(fake, clock)
-    fake.survive(1000)
+    Heap(fake).grow(1000)
     walked = []
     for second in range(1, 200):
         clock.tick(1, busy=1.0)
@@ -123,10 +144,12 @@ def test_a_process_that_is_never_idle_walks_at_the_latest_after_max_delay() -> N
     assert walked == [61]
 
 
-def test_a_walk_collects_cyclic_garbage_among_frozen_objects() -> None:
-    class Node:
-        other: Any = None
+class Node:
+    other: Any = None
+    payload: Any = None
 
+
+def test_a_walk_collects_cyclic_garbage_that_survived_a_young_collection() -> None:
     c = heap.Collector()  # the real gc module
     gc.collect()
     try:
@@ -134,7 +157,7 @@ def test_a_walk_collects_cyclic_garbage_among_frozen_objects() -> None:
         a, b = Node(), Node()
         a.other, b.other = b, a
         gone = weakref.ref(a)
-        gc.collect()  # a and b survive a full collection: the hook freezes them
+        gc.collect(0)  # a and b survive a young collection: the hook freezes them
         assert gc.get_freeze_count() > 0
         del a, b
         gc.collect()
@@ -146,15 +169,43 @@ def test_a_walk_collects_cyclic_garbage_among_frozen_objects() -> None:
         gc.unfreeze()
 
 
-async def test_run_installs_its_hook_and_removes_it_when_cancelled() -> None:
+def test_cyclic_garbage_held_back_by_freezing_makes_the_walk_due() -> None:
+    """Garbage the collector cannot see still counts in the heap's size: it is
+    held back only until the heap grew by ``growth``, not leaked."""
+    gc.collect()
+    c = heap.Collector(growth=0.05)
+    try:
+        gc.callbacks.append(c.after_collection)
+        gone = []
+        for _ in range(100_000):
+            a, b = Node(), Node()
+            a.other, b.other, a.payload = b, a, [str(i) for i in range(50)]
+            gone.append(weakref.ref(a))
+            gc.collect(0)  # survives a young collection, frozen
+            del a, b
+            if c.due():
+                break
+        assert c.due()
+        assert gone[0]() is not None
+        c.walk()
+        assert not c.due()
+        assert all(ref() is None for ref in gone)
+    finally:
+        gc.callbacks.remove(c.after_collection)
+        gc.unfreeze()
+
+
+async def test_run_installs_its_hook_and_threshold_and_removes_them_when_cancelled() -> None:
     fake, clock = FakeGC(frozen=10), Clock()
     c = collector(fake, clock, interval=0.001)
     task = asyncio.create_task(c.run())
     await asyncio.sleep(0.01)
     assert fake.callbacks == [c.after_collection]
+    assert fake.threshold == (heap.YOUNG_FROZEN, 10, 10)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert fake.callbacks == []
+    assert fake.threshold == (700, 10, 10)
 
 
 def test_demand_counts_running_not_sleeping() -> None:

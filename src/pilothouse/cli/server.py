@@ -358,7 +358,7 @@ async def _serve(
     try:
         await cluster.start()
         heap.settle()  # what start-up loaded lives for the whole run
-        # Full collections walk only what was made since; the whole heap when idle.
+        # Each collection traverses only what was made since; the whole heap when idle.
         cluster.supervisor.start("heap", heap.Collector().run)
     except allinone.HostNotReady as exc:
         print(f"pilothouse: {exc}", file=sys.stderr)
