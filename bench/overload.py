@@ -23,6 +23,10 @@ controllers) as a child process and measures, in one run:
    store's growth alone costs. Recovery is "at once" when it matches the rested figure
    from its first second on.
 
+``--control`` runs the closed loop of step 1 for ``--seconds`` instead of the flood: the
+store grows as much or more and nothing is refused, so what the loops after it lose
+against capacity is the store's growth, not the flood.
+
 Offering thousands of requests a second takes a lean client: HTTP/1.1 over TLS, bodies
 built once (``generateName``), only the status line and Content-Length parsed. One
 request at a time per connection, as client-go and kubectl send them (pipelined
@@ -371,7 +375,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             client_cpu0 = time.process_time()
             during, _ = await asyncio.gather(
                 probe_from_another_process(srv.port, probe_files, args.get_rate, args.seconds),
-                paced(flood, CREATE, "create", offered, args.seconds),
+                closed_loop(flood, args.seconds, args.concurrency)
+                if args.control
+                else paced(flood, CREATE, "create", offered, args.seconds),
             )
             load_s = time.perf_counter() - began
             # The load stops: what never got a connection is not sent at all (the clients
@@ -404,6 +410,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             srv.stop()
     return {
         "benchmark": "overload",
+        "control_run_no_flood": args.control,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "server_args": args.server_args,
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -463,6 +470,13 @@ def main() -> int:
         "--rest-seconds", type=float, default=10.0, help="idle time before the rested loop"
     )
     p.add_argument("--server-args", default="", help="more flags for pilothouse server")
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="a control run: instead of the flood, the closed loop of step 1 for --seconds "
+        "(the store grows as much or more, nothing is ever refused), to tell what the "
+        "store's growth costs the loops after it from what the flood leaves behind",
+    )
     p.add_argument("--quick", action="store_true", help="short phases, for a smoke test")
     args = p.parse_args()
     if args.quick:
