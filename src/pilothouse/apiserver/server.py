@@ -30,8 +30,10 @@ import contextlib
 import functools
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -40,6 +42,7 @@ from pilothouse.api import errors, resources
 from pilothouse.apiserver import (
     adaptivelimit,
     bootstrap,
+    eagertasks,
     flowcontrol,
     health,
     inprocess,
@@ -175,6 +178,7 @@ class APIServer:
         self.stores: dict[resources.Resource, ResourceStore] = {}
         self.pki: certs.PKI | None = None
         self._runner: web.AppRunner | None = None
+        self._task_factory: Callable[..., Any] | None = None
         self.node_proxy: nodeproxy.NodeProxy | None = None
         self.token = ""
         self.join_service: join.JoinService | None = None
@@ -623,6 +627,11 @@ class APIServer:
             shutdown_timeout=self.config.shutdown_grace,
         )
         await self._runner.setup()
+        # Python 3.11: a request's task starts in the loop turn its connection's task
+        # creates it, as aiohttp does on 3.12 (see eagertasks).
+        self._task_factory = eagertasks.install(
+            asyncio.get_running_loop(), [eagertasks.aiohttp_request_code()]
+        )
         # The components in this process reach the same handler without the socket.
         assert self._runner.server is not None
         self.in_process = inprocess.InProcess(self._runner.server)
@@ -715,6 +724,9 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        loop = asyncio.get_running_loop()
+        if self._task_factory is not None and loop.get_task_factory() is self._task_factory:
+            loop.set_task_factory(None)
         if self.admission is not None:
             await self.admission.stop()
         await self.encryption.stop()  # a re-encryption in progress resumes at the next start
