@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -296,3 +297,137 @@ async def test_events_reach_a_prefix_added_after_its_keys_were_routed_nowhere(
     rev = await store.create(widgets + "default/d", value)
     assert await cache.wait_for(rev)
     assert widgets + "default/d" in added.objects
+
+
+class _HandFed:
+    """A ready stream fed by the test the way SQLite's commits feed theirs: events
+    pushed wake the consumer, and ``take_ready`` hands them out without waiting."""
+
+    def __init__(self) -> None:
+        self.pending: list[storage.Event] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.ended = False
+        self.batches_iterated = 0
+
+    def __aiter__(self) -> _HandFed:
+        return self
+
+    async def __anext__(self) -> list[storage.Event]:
+        while not self.pending:
+            if self.ended:
+                raise StopAsyncIteration
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        batch, self.pending = self.pending, []
+        self.batches_iterated += 1
+        return batch
+
+    async def aclose(self) -> None:
+        self.end_now()
+
+    def push(self, event: storage.Event) -> None:
+        self.pending.append(event)
+        self._wake()
+
+    def take_ready(self) -> list[storage.Event]:
+        batch, self.pending = self.pending, []
+        return batch
+
+    def end_now(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class _HandFedStore(memory.MemoryStore):
+    """The memory store, its watch replaced by a hand-fed stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream = _HandFed()
+
+    def watch(self, prefix: str, *, after_revision: int) -> Any:  # type: ignore[override]
+        return self.stream
+
+
+def _created(rev: int, data: str) -> storage.Event:
+    kv = storage.KeyValue(KEY, orjson.dumps(_config_map(data)), rev, rev)
+    return storage.Event(storage.EventType.CREATE, kv, None)
+
+
+def _finished_at_once(coro: Any) -> Any:
+    """Run ``coro``'s first step: its result if it finished without suspending."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise AssertionError("it waited for the loop")
+
+
+async def test_a_read_applies_delivered_events_itself_instead_of_waiting_for_the_feed() -> None:
+    store = _HandFedStore()
+    await store.start()
+    cache = watchcache.WatchCache(store, [PREFIX])
+    await cache.start()
+    try:
+        await asyncio.sleep(0)  # the feed waits on its stream
+        watch = cache.resource(PREFIX)
+        seen = len(watch.events)
+        # A commit delivered its event; the feed has not had its turn yet.
+        rev = await store.create(KEY, orjson.dumps(_config_map("1")))
+        store.stream.push(_created(rev, "1"))
+        assert cache.revision < rev
+        # The read needs it: it is applied now, in this step, not a loop turn later.
+        assert _finished_at_once(cache.wait_for(rev)) is True
+        assert cache.revision == rev
+        assert _cached(cache).obj["data"] == {"k": "1"}
+        assert len(watch.events) == seen + 1
+        # The feed then finds nothing pending and nothing is applied twice.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert store.stream.batches_iterated == 0
+        assert len(watch.events) == seen + 1
+        # Later events still come through the feed, in order.
+        store.stream.push(_created(rev + 1, "2"))
+        assert await cache.wait_for(rev + 1)
+        assert _cached(cache).obj["data"] == {"k": "2"}
+    finally:
+        await cache.stop()
+        await store.close()
+
+
+async def test_a_read_waits_for_the_feed_when_the_stream_cannot_hand_out_events(
+    setup: tuple[memory.MemoryStore, watchcache.WatchCache],
+) -> None:
+    store, cache = setup  # the memory store's stream has no take_ready
+    rev = await store.create(KEY, orjson.dumps(_config_map("1")))
+    assert cache.revision < rev
+    waiting = cache.wait_for(rev)
+    with pytest.raises(AssertionError, match="waited"):
+        _finished_at_once(waiting)
+    assert await cache.wait_for(rev)
+    assert _cached(cache).obj["data"] == {"k": "1"}
+
+
+async def test_a_delivered_event_that_cannot_be_applied_restarts_the_feed_from_a_listing() -> None:
+    store = _HandFedStore()
+    await store.start()
+    cache = watchcache.WatchCache(store, [PREFIX])
+    await cache.start()
+    try:
+        await asyncio.sleep(0)
+        rev = await store.create(KEY, orjson.dumps(_config_map("1")))
+        broken = storage.KeyValue(KEY, b"{not json", rev, rev)
+        store.stream.push(storage.Event(storage.EventType.CREATE, broken, None))
+        store.stream = _HandFed()  # what the restarted feed will watch
+        # The read applies it, fails, ends the stream; the feed lists again.
+        assert await cache.wait_for(rev, timeout=10)
+        assert cache.resyncs == 1
+        assert _cached(cache).obj["data"] == {"k": "1"}
+    finally:
+        await cache.stop()
+        await store.close()

@@ -31,7 +31,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sortedcontainers import SortedList
@@ -520,14 +520,7 @@ class WatchCache:
         assert stream is not None
         try:
             async for batch in stream:
-                for event in batch:
-                    key = event.kv.key
-                    cache = self._route(key)
-                    if cache is not None:
-                        written = self._take_written(event) if self._writing else None
-                        cache.apply(decode_event(event, cache.objects.get(key), written))
-                self.revision = batch[-1].revision
-                self._wake()
+                self._apply(batch)
         except asyncio.CancelledError:
             raise
         except BaseException:
@@ -539,6 +532,43 @@ class WatchCache:
             self._stream = None
             with contextlib.suppress(Exception):
                 await stream.aclose()
+
+    def _apply(self, batch: list[storage.Event]) -> None:
+        for event in batch:
+            key = event.kv.key
+            cache = self._route(key)
+            if cache is not None:
+                written = self._take_written(event) if self._writing else None
+                cache.apply(decode_event(event, cache.objects.get(key), written))
+        self.revision = batch[-1].revision
+        self._wake()
+
+    def _apply_delivered(self) -> None:
+        """Apply now the events the store has already handed to the feed's stream.
+
+        The store hands a commit's events to the stream and settles its writers in one
+        callback; the feed applies them in its next step, a turn of the loop later (and
+        under load a turn is tens of milliseconds). A read that needs them — a GET must
+        see every acknowledged write — takes them off the stream itself instead of
+        waiting for that turn, the way the feed would have, in order; the feed then
+        finds nothing pending and waits for the next commit. Only a stream that can say
+        what it holds without waiting (``take_ready``; SQLite's) is read here, and
+        only after the history it reads first: otherwise the read waits as before."""
+        if not hasattr(self._stream, "take_ready"):  # (a Protocol's isinstance is slow)
+            return
+        stream = cast(storage.ReadyStream, self._stream)
+        batch = stream.take_ready()
+        if not batch:
+            return
+        try:
+            self._apply(batch)
+        except Exception:
+            # As a failure in the feed: every watch ends, and the feed, its stream
+            # ended under it, starts again from a fresh listing (its supervisor's
+            # restart). The read waits for that.
+            log.exception("watch cache: applying delivered events failed; resyncing")
+            self.close_watchers()
+            stream.end_now()
 
     def writing(
         self, key: str, value: bytes, obj: dict[str, Any], *, managed: bytes | None = None
@@ -583,6 +613,9 @@ class WatchCache:
 
     async def wait_for(self, revision: int, *, timeout: float = 3.0) -> bool:
         """Wait until the cache has applied ``revision``; False on timeout."""
+        if self.revision >= revision:
+            return True
+        self._apply_delivered()
         if self.revision >= revision:
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -139,6 +139,22 @@ class WatchStream(Protocol):
     def aclose(self) -> Awaitable[None]: ...
 
 
+class ReadyStream(WatchStream, Protocol):
+    """A watch stream that can also hand out, without waiting, the events it has
+    already been given (SQLite's: the store delivers a commit's events to its streams
+    in the callback that settles the commit's writers). The watch cache applies those
+    itself when a read needs them, instead of waiting for its feed's next turn."""
+
+    def take_ready(self) -> builtins.list[Event]:
+        """What the next ``__anext__`` would return, taken now; empty when nothing is
+        pending or the stream still reads the history that comes before it."""
+        ...
+
+    def end_now(self) -> None:
+        """End the stream at once: its consumer's next ``__anext__`` ends the iteration."""
+        ...
+
+
 class Store(Protocol):
     """A revision-based key-value store (see the module docstring for guarantees)."""
 

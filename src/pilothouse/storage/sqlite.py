@@ -125,6 +125,23 @@ class WatchStream(collections.abc.AsyncIterator[list[Event]]):
     async def aclose(self) -> None:
         self._finish()
 
+    def take_ready(self) -> list[Event]:
+        """What :meth:`__anext__` would return next, taken now without waiting: the
+        events delivered so far. Empty while the stream still reads the history before
+        them (they must not be taken out of order) or when nothing is pending."""
+        if self._done or self._position < self._live_from or not self._pending:
+            return []
+        batch, self._pending = self._pending, []
+        return batch
+
+    def give_back(self, batch: list[Event]) -> None:
+        """Put back, in front, what :meth:`take_ready` took and could not be used."""
+        if not self._done:
+            self._pending[:0] = batch
+
+    def end_now(self) -> None:
+        self._finish()
+
     def push(self, events: list[Event]) -> None:
         if not self._done:
             self._pending.extend(events)

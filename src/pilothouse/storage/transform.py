@@ -30,7 +30,7 @@ import asyncio
 import builtins
 import collections
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pilothouse.storage import history
 from pilothouse.storage import interface as storage
@@ -349,6 +349,29 @@ class _TransformingStream:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+    def take_ready(self) -> builtins.list[storage.Event]:
+        """The inner stream's delivered events, transformed (see
+        :class:`~pilothouse.storage.interface.ReadyStream`); none if the inner stream
+        cannot say, or if a value needs keys this server has not loaded yet: the
+        events then go back, for ``__anext__`` to refresh the keys and hand them out."""
+        inner = self._inner
+        if not hasattr(inner, "take_ready"):
+            return []
+        ready = cast(storage.ReadyStream, inner)
+        batch = ready.take_ready()
+        if not batch:
+            return batch
+        decode = self._store._decode_event
+        try:
+            return [decode(event) for event in batch]
+        except values.TransformError:
+            inner.give_back(batch)  # type: ignore[attr-defined]
+            return []
+
+    def end_now(self) -> None:
+        if hasattr(self._inner, "end_now"):
+            cast(storage.ReadyStream, self._inner).end_now()
 
 
 if TYPE_CHECKING:
