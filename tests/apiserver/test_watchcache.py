@@ -381,8 +381,8 @@ async def test_a_read_applies_delivered_events_itself_instead_of_waiting_for_the
         rev = await store.create(KEY, orjson.dumps(_config_map("1")))
         store.stream.push(_created(rev, "1"))
         assert cache.revision < rev
-        # The read needs it: it is applied now, in this step, not a loop turn later.
-        assert _finished_at_once(cache.wait_for(rev)) is True
+        # A client's read needs it: applied now, in this step, not a loop turn later.
+        assert _finished_at_once(cache.consistent(linearizable=True)) is None
         assert cache.revision == rev
         assert _cached(cache).obj["data"] == {"k": "1"}
         assert len(watch.events) == seen + 1
@@ -406,7 +406,7 @@ async def test_a_read_waits_for_the_feed_when_the_stream_cannot_hand_out_events(
     store, cache = setup  # the memory store's stream has no take_ready
     rev = await store.create(KEY, orjson.dumps(_config_map("1")))
     assert cache.revision < rev
-    waiting = cache.wait_for(rev)
+    waiting = cache.consistent(linearizable=True)
     with pytest.raises(AssertionError, match="waited"):
         _finished_at_once(waiting)
     assert await cache.wait_for(rev)
@@ -425,9 +425,27 @@ async def test_a_delivered_event_that_cannot_be_applied_restarts_the_feed_from_a
         store.stream.push(storage.Event(storage.EventType.CREATE, broken, None))
         store.stream = _HandFed()  # what the restarted feed will watch
         # The read applies it, fails, ends the stream; the feed lists again.
-        assert await cache.wait_for(rev, timeout=10)
+        await asyncio.wait_for(cache.consistent(linearizable=True), 10)
         assert cache.resyncs == 1
         assert _cached(cache).obj["data"] == {"k": "1"}
+    finally:
+        await cache.stop()
+        await store.close()
+
+
+async def test_a_writes_own_read_waits_for_the_feed_to_batch_what_was_delivered() -> None:
+    store = _HandFedStore()
+    await store.start()
+    cache = watchcache.WatchCache(store, [PREFIX])
+    await cache.start()
+    try:
+        await asyncio.sleep(0)
+        rev = await store.create(KEY, orjson.dumps(_config_map("1")))
+        store.stream.push(_created(rev, "1"))
+        with pytest.raises(AssertionError, match="waited"):
+            _finished_at_once(cache.consistent())  # an update's read of the current object
+        assert await cache.wait_for(rev)
+        assert store.stream.batches_iterated == 1  # the feed applied it
     finally:
         await cache.stop()
         await store.close()

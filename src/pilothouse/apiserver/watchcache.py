@@ -548,12 +548,16 @@ class WatchCache:
 
         The store hands a commit's events to the stream and settles its writers in one
         callback; the feed applies them in its next step, a turn of the loop later (and
-        under load a turn is tens of milliseconds). A read that needs them — a GET must
-        see every acknowledged write — takes them off the stream itself instead of
-        waiting for that turn, the way the feed would have, in order; the feed then
-        finds nothing pending and waits for the next commit. Only a stream that can say
-        what it holds without waiting (``take_ready``; SQLite's) is read here, and
-        only after the history it reads first: otherwise the read waits as before."""
+        under load a turn is tens of milliseconds). A client's read that needs them — a
+        GET or LIST must see every acknowledged write — takes them off the stream itself
+        instead of waiting for that turn, the way the feed would have, in order; the
+        feed then finds nothing pending and waits for the next commit. A write's own
+        read of the object it replaces waits for the feed as before: the feed applies
+        what several commits delivered as one batch (one wake-up of every watcher), and
+        taking them in every update's turn cut them into many more, smaller ones. Only a
+        stream that can say what it holds without waiting (``take_ready``; SQLite's) is
+        read here, and only after the history it reads first: otherwise the read waits
+        as before."""
         if not hasattr(self._stream, "take_ready"):  # (a Protocol's isinstance is slow)
             return
         stream = cast(storage.ReadyStream, self._stream)
@@ -615,9 +619,6 @@ class WatchCache:
         """Wait until the cache has applied ``revision``; False on timeout."""
         if self.revision >= revision:
             return True
-        self._apply_delivered()
-        if self.revision >= revision:
-            return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._seq += 1
         bisect.insort(self._waiters, (revision, self._seq, fut), key=lambda w: (w[0], w[1]))
@@ -639,6 +640,8 @@ class WatchCache:
             except storage.StoreError as exc:
                 # etcd is away: serve what this server has (reads go on from the cache).
                 log.debug("linearizable read point unavailable: %s", exc)
+        if linearizable and self.revision < revision:
+            self._apply_delivered()
         await self.wait_for(revision, timeout=10.0)
 
     def resource(self, prefix: str) -> ResourceCache:
