@@ -11,9 +11,8 @@ read, the connection's task waking, the request's task) where 3.12 takes two; un
 load every turn is long (a rollout's turn carries tens of creates and status updates,
 10-30 ms), and that third turn is a third of a GET's latency.
 
-:func:`install` gives the server's loop a task factory that starts the coroutines
-:func:`install` names (aiohttp's request handler; the in-process transport's) eagerly on
-3.11, the way 3.12's ``eager_start`` does: the task is created as usual, its first step
+:func:`install` gives the server's loop a task factory that starts the coroutines it is
+given (the server gives aiohttp's request handler only) eagerly on 3.11, the way 3.12's ``eager_start`` does: the task is created as usual, its first step
 taken off the loop's ready queue and run now, with the creating task set aside as
 "current" meanwhile (so ``asyncio.current_task()``, timeouts and cancellation inside the
 step belong to the new task). If the step finishes the coroutine the task is done when
