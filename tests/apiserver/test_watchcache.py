@@ -353,6 +353,18 @@ class _HandFedStore(memory.MemoryStore):
         return self.stream
 
 
+@pytest.fixture
+async def hand_fed() -> AsyncIterator[tuple[_HandFedStore, watchcache.WatchCache]]:
+    store = _HandFedStore()
+    await store.start()
+    cache = watchcache.WatchCache(store, [PREFIX])
+    await cache.start()
+    await asyncio.sleep(0)  # the feed waits on its stream
+    yield store, cache
+    await cache.stop()
+    await store.close()
+
+
 def _created(rev: int, data: str) -> storage.Event:
     kv = storage.KeyValue(KEY, orjson.dumps(_config_map(data)), rev, rev)
     return storage.Event(storage.EventType.CREATE, kv, None)
@@ -368,36 +380,30 @@ def _finished_at_once(coro: Any) -> Any:
     raise AssertionError("it waited for the loop")
 
 
-async def test_a_read_applies_delivered_events_itself_instead_of_waiting_for_the_feed() -> None:
-    store = _HandFedStore()
-    await store.start()
-    cache = watchcache.WatchCache(store, [PREFIX])
-    await cache.start()
-    try:
-        await asyncio.sleep(0)  # the feed waits on its stream
-        watch = cache.resource(PREFIX)
-        seen = len(watch.events)
-        # A commit delivered its event; the feed has not had its turn yet.
-        rev = await store.create(KEY, orjson.dumps(_config_map("1")))
-        store.stream.push(_created(rev, "1"))
-        assert cache.revision < rev
-        # A client's read needs it: applied now, in this step, not a loop turn later.
-        assert _finished_at_once(cache.consistent(linearizable=True)) is None
-        assert cache.revision == rev
-        assert _cached(cache).obj["data"] == {"k": "1"}
-        assert len(watch.events) == seen + 1
-        # The feed then finds nothing pending and nothing is applied twice.
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert store.stream.batches_iterated == 0
-        assert len(watch.events) == seen + 1
-        # Later events still come through the feed, in order.
-        store.stream.push(_created(rev + 1, "2"))
-        assert await cache.wait_for(rev + 1)
-        assert _cached(cache).obj["data"] == {"k": "2"}
-    finally:
-        await cache.stop()
-        await store.close()
+async def test_a_read_applies_delivered_events_itself_instead_of_waiting_for_the_feed(
+    hand_fed: tuple[_HandFedStore, watchcache.WatchCache],
+) -> None:
+    store, cache = hand_fed
+    watch = cache.resource(PREFIX)
+    seen = len(watch.events)
+    # A commit delivered its event; the feed has not had its turn yet.
+    rev = await store.create(KEY, orjson.dumps(_config_map("1")))
+    store.stream.push(_created(rev, "1"))
+    assert cache.revision < rev
+    # A client's read needs it: applied now, in this step, not a loop turn later.
+    assert _finished_at_once(cache.consistent(linearizable=True)) is None
+    assert cache.revision == rev
+    assert _cached(cache).obj["data"] == {"k": "1"}
+    assert len(watch.events) == seen + 1
+    # The feed then finds nothing pending and nothing is applied twice.
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert store.stream.batches_iterated == 0
+    assert len(watch.events) == seen + 1
+    # Later events still come through the feed, in order.
+    store.stream.push(_created(rev + 1, "2"))
+    assert await cache.wait_for(rev + 1)
+    assert _cached(cache).obj["data"] == {"k": "2"}
 
 
 async def test_a_read_waits_for_the_feed_when_the_stream_cannot_hand_out_events(
@@ -413,39 +419,27 @@ async def test_a_read_waits_for_the_feed_when_the_stream_cannot_hand_out_events(
     assert _cached(cache).obj["data"] == {"k": "1"}
 
 
-async def test_a_delivered_event_that_cannot_be_applied_restarts_the_feed_from_a_listing() -> None:
-    store = _HandFedStore()
-    await store.start()
-    cache = watchcache.WatchCache(store, [PREFIX])
-    await cache.start()
-    try:
-        await asyncio.sleep(0)
-        rev = await store.create(KEY, orjson.dumps(_config_map("1")))
-        broken = storage.KeyValue(KEY, b"{not json", rev, rev)
-        store.stream.push(storage.Event(storage.EventType.CREATE, broken, None))
-        store.stream = _HandFed()  # what the restarted feed will watch
-        # The read applies it, fails, ends the stream; the feed lists again.
-        await asyncio.wait_for(cache.consistent(linearizable=True), 10)
-        assert cache.resyncs == 1
-        assert _cached(cache).obj["data"] == {"k": "1"}
-    finally:
-        await cache.stop()
-        await store.close()
+async def test_a_delivered_event_that_cannot_be_applied_restarts_the_feed_from_a_listing(
+    hand_fed: tuple[_HandFedStore, watchcache.WatchCache],
+) -> None:
+    store, cache = hand_fed
+    rev = await store.create(KEY, orjson.dumps(_config_map("1")))
+    broken = storage.KeyValue(KEY, b"{not json", rev, rev)
+    store.stream.push(storage.Event(storage.EventType.CREATE, broken, None))
+    store.stream = _HandFed()  # what the restarted feed will watch
+    # The read applies it, fails, ends the stream; the feed lists again.
+    await asyncio.wait_for(cache.consistent(linearizable=True), 10)
+    assert cache.resyncs == 1
+    assert _cached(cache).obj["data"] == {"k": "1"}
 
 
-async def test_a_writes_own_read_waits_for_the_feed_to_batch_what_was_delivered() -> None:
-    store = _HandFedStore()
-    await store.start()
-    cache = watchcache.WatchCache(store, [PREFIX])
-    await cache.start()
-    try:
-        await asyncio.sleep(0)
-        rev = await store.create(KEY, orjson.dumps(_config_map("1")))
-        store.stream.push(_created(rev, "1"))
-        with pytest.raises(AssertionError, match="waited"):
-            _finished_at_once(cache.consistent())  # an update's read of the current object
-        assert await cache.wait_for(rev)
-        assert store.stream.batches_iterated == 1  # the feed applied it
-    finally:
-        await cache.stop()
-        await store.close()
+async def test_a_writes_own_read_waits_for_the_feed_to_batch_what_was_delivered(
+    hand_fed: tuple[_HandFedStore, watchcache.WatchCache],
+) -> None:
+    store, cache = hand_fed
+    rev = await store.create(KEY, orjson.dumps(_config_map("1")))
+    store.stream.push(_created(rev, "1"))
+    with pytest.raises(AssertionError, match="waited"):
+        _finished_at_once(cache.consistent())  # an update's read of the current object
+    assert await cache.wait_for(rev)
+    assert store.stream.batches_iterated == 1  # the feed applied it
