@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from typing import Any
@@ -14,7 +15,8 @@ from pilothouse.testing import eventually, running_controllers
 
 NODES = resources.DEFAULT.by_path("", "v1", "nodes")
 PODS = resources.DEFAULT.by_path("", "v1", "pods")
-assert NODES and PODS
+EVENTS = resources.DEFAULT.by_path("", "v1", "events")
+assert NODES and PODS and EVENTS
 
 
 def fast(ctx: Any) -> nodelifecycle.NodeLifecycleController:
@@ -47,6 +49,16 @@ async def test_lost_node_is_tainted_and_its_pods_evicted(client: rest.Client, ns
     await client.create(
         PODS, {"metadata": {"name": "patient"}, "spec": {**spec, "tolerations": [patient]}}, ns
     )
+
+    async def ready(pod_name: str) -> str:
+        pod = await client.get(PODS, pod_name, ns)
+        conditions = pod["status"].get("conditions") or []
+        return next((c["status"] for c in conditions if c["type"] == "Ready"), "")
+
+    async def patient_ready() -> bool:
+        return await ready("patient") == "True"
+
+    await eventually(patient_ready, timeout=20)  # the hollow node runs it
     try:
         async with running_controllers(client, {"nodelifecycle": fast}) as cm:
             await sim.stop()  # the node goes silent
@@ -69,6 +81,13 @@ async def test_lost_node_is_tainted_and_its_pods_evicted(client: rest.Client, ns
             await eventually(evicted, timeout=20)
             patient_pod = await client.get(PODS, "patient", ns)
             assert not patient_pod["metadata"].get("deletionTimestamp")
+            # Not evicted, but out of its Services: its node is lost, so it is not Ready.
+            assert await ready("patient") == "False"
+            listing = await client.list(EVENTS, ns)
+            assert any(
+                e["reason"] == "NodeNotReady" and e["involvedObject"]["name"] == "patient"
+                for e in listing["items"]
+            ), [e["reason"] for e in listing["items"]]
 
             sim2 = hollow.HollowCluster(client, count=1, name_prefix=name[:-1], heartbeat=0.2)
             await sim2.start()  # the node comes back
@@ -148,6 +167,68 @@ async def test_pressure_conditions_taint_the_node_no_schedule(client: rest.Clien
                 }
 
             await eventually(cleared, timeout=20)
+    finally:
+        with contextlib.suppress(errors.StatusError):
+            await client.delete(NODES, name)
+
+
+async def test_a_node_reporting_not_ready_has_its_pods_marked_once(
+    client: rest.Client, ns: str
+) -> None:
+    """A kubelet that reports Ready=False: its pods are marked not Ready when the node
+    leaves Ready, once; what the kubelet reports for them afterwards stands."""
+    name = f"notready-{uuid.uuid4().hex[:6]}"
+    await client.create(NODES, {"metadata": {"name": name}})
+    now = "2026-01-01T00:00:00Z"
+
+    async def node_ready(status: str) -> None:
+        condition = {"type": "Ready", "status": status, "lastTransitionTime": now}
+        await client.patch(
+            NODES, name, {"status": {"conditions": [condition]}}, subresource="status"
+        )
+
+    async def pod_ready(status: str) -> None:
+        conditions = [
+            {"type": "Ready", "status": status, "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+        ]
+        await client.patch(
+            PODS, "p", {"status": {"phase": "Running", "conditions": conditions}}, ns,
+            subresource="status",
+        )  # fmt: skip
+
+    async def conditions() -> dict[str, str]:
+        pod = await client.get(PODS, "p", ns)
+        return {c["type"]: c["status"] for c in pod["status"].get("conditions") or []}
+
+    def slow(ctx: Any) -> nodelifecycle.NodeLifecycleController:
+        return nodelifecycle.NodeLifecycleController(ctx, grace_period=600.0, interval=0.1)
+
+    await node_ready("True")
+    spec = {"nodeName": name, "containers": [{"name": "c", "image": "busybox"}]}
+    await client.create(PODS, {"metadata": {"name": "p"}, "spec": spec}, ns)
+    await pod_ready("True")
+    try:
+        async with running_controllers(client, {"nodelifecycle": slow}) as cm:
+            controller = cm.controllers["nodelifecycle"]
+            assert isinstance(controller, nodelifecycle.NodeLifecycleController)
+
+            async def seen_ready() -> bool:
+                return controller._was_ready.get(name) is True
+
+            await eventually(seen_ready, timeout=20)
+            await node_ready("False")
+
+            async def marked() -> bool:
+                return (await conditions()).get("Ready") == "False"
+
+            await eventually(marked, timeout=20)
+            # Only Ready changes.
+            assert (await conditions())["ContainersReady"] == "True"
+            # The kubelet says Ready again while its node is not: ten sweeps leave it be.
+            await pod_ready("True")
+            await asyncio.sleep(1.0)
+            assert (await conditions())["Ready"] == "True"
     finally:
         with contextlib.suppress(errors.StatusError):
             await client.delete(NODES, name)

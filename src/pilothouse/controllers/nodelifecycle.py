@@ -10,6 +10,15 @@ pods that do not tolerate them, after ``tolerationSeconds`` for those that do
 (every pod gets 300 s by default admission). Their controllers then create
 replacements elsewhere. When the node comes back, the taints go.
 
+The node's pods are marked not Ready as soon as it is (upstream's MarkPodsNotReady), so
+Services stop sending them traffic at once rather than when they are evicted, minutes
+later with the default toleration. A lost node's pods are marked on every sweep while
+their Ready says True (no kubelet will say otherwise, and a pod bound there later needs
+it too); the pods of a node whose kubelet itself reports Ready=False are marked once,
+when this controller sees the node leave Ready, so the kubelet keeps the last word. A
+kubelet that comes back reports its pods' readiness again (the agent's status manager
+rewrites a condition the API holds differently).
+
 Conditions a node reports also taint it NoSchedule, as upstream's TaintNodesByCondition:
 MemoryPressure, DiskPressure and PIDPressure (the kubelet's eviction manager) give
 ``node.kubernetes.io/memory-pressure``, ``…/disk-pressure``, ``…/pid-pressure``, and
@@ -87,6 +96,7 @@ class NodeLifecycleController(base.Controller):
             str, tuple[str, float]
         ] = {}  # node → (renewTime seen, when we saw it change)
         self._tainted_at: dict[str, float] = {}
+        self._was_ready: dict[str, bool] = {}  # node → its Ready was True when last swept
 
     async def wait_ready(self) -> None:
         for inf in (self.nodes, self.leases, self.pods):
@@ -98,7 +108,7 @@ class NodeLifecycleController(base.Controller):
             for node in self.nodes.indexer.list():
                 await self._check(node)
             # What we noted about nodes that are gone goes with them.
-            for noted in (self._seen, self._tainted_at):
+            for noted in (self._seen, self._tainted_at, self._was_ready):
                 for name in [n for n in noted if n not in self.nodes.indexer]:
                     del noted[name]
         finally:
@@ -128,7 +138,11 @@ class NodeLifecycleController(base.Controller):
             wanted = NOT_READY
         else:
             wanted = ""
+        was_ready = self._was_ready.get(name, False)
+        self._was_ready[name] = not wanted
         await self._set_taints(node, wanted)
+        if wanted == UNREACHABLE or (wanted and was_ready):
+            await self._mark_pods_not_ready(name)
         if wanted:
             await self._evict(name, {"key": wanted, "effect": "NoExecute"})
         else:
@@ -163,6 +177,46 @@ class NodeLifecycleController(base.Controller):
             node, events.NORMAL, "NodeNotReady", f"Node {name} status is now: NodeNotReady"
         )
         log.warning("node %s stopped posting status; marking it unreachable", name)
+
+    async def _mark_pods_not_ready(self, node_name: str) -> None:
+        """Set Ready=False on the node's pods that still say True (a write each, guarded
+        by the pod's uid and resourceVersion: a pod changed since the informer saw it is
+        left to the next sweep)."""
+        for pod in self.pods.indexer.by_index(lister.NODE_NAME_INDEX, node_name):
+            md, status = pod["metadata"], pod.get("status") or {}
+            conditions = status.get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                continue
+            now = meta.now()
+            marked = [
+                {**c, "status": "False", "lastTransitionTime": now}
+                if c.get("type") == "Ready"
+                else c
+                for c in conditions
+            ]
+            patch = {
+                "metadata": {"uid": md.get("uid"), "resourceVersion": md.get("resourceVersion")},
+                "status": {"conditions": marked},
+            }
+            try:
+                await self.client.patch(
+                    self.pods_resource,
+                    md["name"],
+                    patch,
+                    md.get("namespace", ""),
+                    subresource="status",
+                )
+            except errors.StatusError as exc:
+                if errors.is_not_found(exc) or errors.is_conflict(exc):
+                    continue
+                raise
+            self.recorder.event(pod, events.WARNING, "NodeNotReady", "Node is not ready")
+            log.info(
+                "pod %s/%s marked not ready: node %s is not",
+                md.get("namespace"),
+                md["name"],
+                node_name,
+            )
 
     async def _set_taints(self, node: Obj, wanted: str) -> None:
         spec = node.get("spec") or {}

@@ -2,7 +2,10 @@
 
 Pod workers hand in the status they computed; the manager keeps the last one
 sent per pod and writes only real changes (timestamps of unchanged conditions
-do not count), from a few supervised workers, newest status wins. Writes are merge
+do not count), from a few supervised workers, newest status wins. A status it sent
+that the API no longer holds (a condition someone else changed: the node lifecycle
+controller marks a lost node's pods not Ready) is written again when the pod next
+syncs, as the kubelet's reconcile does. Writes are merge
 patches of ``/status`` guarded by the pod's uid, so they never clobber what
 others own (the scheduler's PodScheduled condition is merged in by the
 worker) and never land on a re-created pod of the same name.
@@ -35,6 +38,15 @@ def _fingerprint(status: Obj) -> bytes:
     return orjson.dumps(trimmed, option=orjson.OPT_SORT_KEYS)
 
 
+def _conditions_differ(held: Obj, computed: Obj) -> bool:
+    """Whether the API holds one of ``computed``'s conditions with another status."""
+    statuses = {c.get("type"): c.get("status") for c in held.get("conditions") or []}
+    return any(
+        c.get("type") in statuses and statuses[c.get("type")] != c.get("status")
+        for c in computed.get("conditions") or []
+    )
+
+
 class StatusManager:
     def __init__(self, client: rest.Client, *, workers: int = 8) -> None:
         self.client = client
@@ -63,7 +75,9 @@ class StatusManager:
     def set(self, pod: Obj, status: Obj) -> None:
         uid = pod["metadata"]["uid"]
         if self._sent.get(uid) == _fingerprint(status) and uid not in self._pending:
-            return
+            if not _conditions_differ(pod.get("status") or {}, status):
+                return
+            self._sent.pop(uid, None)
         self._pending[uid] = (pod, status)
         self._wake.set()
 

@@ -13,6 +13,7 @@ The module ends by checking that the cluster's tear-down left nothing behind.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -208,6 +209,7 @@ def test_a_dead_hosts_pods_are_replaced_and_the_service_keeps_answering(
         return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods} if ok else None
 
     placement = wait(placed, timeout=120, what="two web pods Running")
+    stale_ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in web_pods()}
     victim_name = next(iter(placement.values()))
     victim = next(h for h in dev.hosts if h.name == victim_name)
     survivor = next(h for h in dev.hosts if h is not victim)
@@ -238,19 +240,58 @@ def test_a_dead_hosts_pods_are_replaced_and_the_service_keeps_answering(
     wait(condition, timeout=90, what=f"{victim.name} NotReady with the unreachable taint")
     not_ready_after = time.monotonic() - died
 
+    def endpoints() -> list[tuple[str, str, bool]]:
+        """(pod, address, ready) of the Service's endpoints, as its slices say."""
+        slices = kubectl_json(dev, "get", "endpointslices", "-l", "kubernetes.io/service-name=web")
+        return [
+            ((e.get("targetRef") or {}).get("name", ""), e["addresses"][0],
+             bool((e.get("conditions") or {}).get("ready")))
+            for s in slices["items"] for e in s.get("endpoints") or []
+        ]  # fmt: skip
+
+    def proxied() -> str:
+        """The survivor's proxy rules: the addresses its Services send traffic to."""
+        return survivor.exec("nft", "list", "ruleset").stdout
+
+    def sends_to(rules: str, ip: str) -> bool:
+        # ``… map { 0 : IP . 8080, … }`` for several endpoints, ``dnat ip to IP:8080`` for one.
+        return re.search(rf"(?<![\d.]){re.escape(ip)}( \. |:)8080\b", rules) is not None
+
+    def stale_out_of_service() -> bool:
+        # The node lifecycle controller marks the lost node's pods not Ready (evicted
+        # or not yet), so the endpoints drop them and so does the survivor's proxy.
+        ready = {ip for name, ip, ok in endpoints() if ok and name in stale}
+        rules = proxied()
+        return not ready and not any(sends_to(rules, stale_ips[n]) for n in stale)
+
+    wait(stale_out_of_service, timeout=30, what=f"the pods on {victim.name} out of the Service")
+    out_after = time.monotonic() - died
+    if len(stale) < len(placement):  # one pod lives on: the Service answers from it alone
+        answers = [ask() for _ in range(10)]
+        assert all(a.startswith("web-") and a not in stale for a in answers), (
+            answers, endpoints(),
+        )  # fmt: skip
+
     def replaced() -> bool:
         pods = web_pods()
+        serving = {ip for _, ip, ok in endpoints() if ok}
+        rules = proxied()
         return (
             len(pods) == 2
             and all(p["spec"].get("nodeName") == survivor.name for p in pods)
             and all(p["status"].get("phase") == "Running" for p in pods)
+            and serving == {p["status"]["podIP"] for p in pods}
+            and all(sends_to(rules, ip) for ip in serving)
         )
 
-    wait(replaced, timeout=60, what="the web pods replaced on the surviving host")
+    wait(replaced, timeout=60, what="the web pods replaced on the surviving host and served")
     replaced_after = time.monotonic() - died
     answers = [ask() for _ in range(10)]
-    assert all(a.startswith("web-") and a not in stale for a in answers), answers
-    print(f"node NotReady after {not_ready_after:.1f}s, pods replaced after {replaced_after:.1f}s")
+    assert all(a.startswith("web-") and a not in stale for a in answers), (answers, endpoints())
+    print(
+        f"node NotReady after {not_ready_after:.1f}s, its pods out of the Service after"
+        f" {out_after:.1f}s, replaced after {replaced_after:.1f}s"
+    )
 
     # The host returns: its agent stops the containers of the pods that were moved away.
     subprocess.run(["ip", "link", "set", victim.veth, "up"], check=True)
