@@ -5,7 +5,8 @@ pod CIDR the cluster assigns it, start the runtime on that CIDR, adopt the
 sandboxes and containers that survived a restart, then watch this node's pods
 and hand each to its :mod:`pod worker <pilothouse.node.pod_workers>`.
 Concurrently, as children of the agent's supervisor: Lease heartbeats every
-``heartbeat`` seconds, a Node status refresh every minute, a PLEG relist every
+``heartbeat`` seconds, a Node status refresh every minute (both, and the
+registration, in :mod:`~pilothouse.node.heartbeats`), a PLEG relist every
 second (container state changes wake the pod's worker), log rotation, stats,
 the status writers, the informers, one worker per pod (nested ``pod-workers``)
 and one per probe (nested ``probes``) — each restarted with back-off if it
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import ssl
 import tempfile
 import time
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse import supervisor as supervision
-from pilothouse.api import errors, meta, resources
+from pilothouse.api import resources
 from pilothouse.client import events, informer, rest
 from pilothouse.dns import nodelocal
 from pilothouse.node import dns as node_dns
@@ -49,7 +49,7 @@ from pilothouse.node import (
     streaming,
 )
 from pilothouse.node import metrics as node_metrics
-from pilothouse.node import status as node_status
+from pilothouse.node.heartbeats import NODES, NodeHeartbeats, machine_capacity
 from pilothouse.node.localpath import provisioner as localpath
 from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
 from pilothouse.node.podsync import NodeInfo, PodSyncer
@@ -62,16 +62,12 @@ from pilothouse.node.volumes import VolumeManager
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-NODES = resources.Resource("", "v1", "Node", "nodes", False)
 PODS = resources.Resource("", "v1", "Pod", "pods", True)
 SERVICES = resources.Resource("", "v1", "Service", "services", True)
-LEASES = resources.Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
 ENDPOINTSLICES = resources.Resource(
     "discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True
 )
-LEASE_SECONDS = 40
 AGENT_PORT = 10250
-MAX_PODS = 110
 
 
 @dataclass(frozen=True)
@@ -111,23 +107,7 @@ def is_apiserver(ssl_obj: ssl.SSLObject | None) -> bool:
     )
 
 
-def machine_capacity(data_dir: Path, max_pods: int = MAX_PODS) -> dict[str, str]:
-    mem_kib = 0
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-                break
-    st = os.statvfs(data_dir)
-    return {
-        "cpu": str(os.cpu_count() or 1),
-        "memory": f"{mem_kib}Ki",
-        "pods": str(max_pods),
-        "ephemeral-storage": f"{st.f_blocks * st.f_frsize // 1024}Ki",
-    }
-
-
-class Agent:
+class Agent(NodeHeartbeats):
     def __init__(
         self,
         client: rest.Client,
@@ -392,131 +372,6 @@ class Agent:
         await self.supervisor.unnest("pod-workers")
         if self.runtime is not None:
             await self.runtime.close()
-
-    # --- node ---------------------------------------------------------------------------
-    def _node_object(self) -> Obj:
-        capacity = machine_capacity(self.data_dir, self.config.max_pods)
-        runtime = self.runtime
-        obj = node_status.node_object(
-            self.node_name,
-            capacity=capacity,
-            allocatable=housekeeping.allocatable(capacity, self.config),
-            taints=[dict(t) for t in self.config.register_with_taints] or None,
-            labels=self.labels,
-            address=self.address,
-            runtime=runtime.name if runtime else "crun",
-            runtime_version=runtime.version if runtime else "",
-        )
-        obj["status"]["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.port}}
-        return obj
-
-    async def _register(self) -> None:
-        obj = self._node_object()
-        try:
-            await self.client.create(NODES, obj)
-            return
-        except errors.StatusError as exc:
-            if not errors.is_already_exists(exc):
-                raise
-        current = await self.client.get(NODES, self.node_name)
-        status = obj["status"]
-        status["conditions"] = node_status.node_conditions(
-            meta.now(), old=(current.get("status") or {}).get("conditions")
-        )
-        patch = {
-            "metadata": {
-                "labels": {**(current["metadata"].get("labels") or {}), **obj["metadata"]["labels"]}
-            },
-            "status": status,
-        }
-        await self.client.patch(NODES, self.node_name, {"metadata": patch["metadata"]})
-        await self.client.patch(NODES, self.node_name, {"status": status}, subresource="status")
-
-    async def _wait_pod_cidr(self, timeout: float = 60.0) -> str:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            node = await self.client.get(NODES, self.node_name)
-            cidr = (node.get("spec") or {}).get("podCIDR")
-            if cidr:
-                return str(cidr)
-            if loop.time() > deadline:
-                raise RuntimeError(
-                    f"node {self.node_name} got no pod CIDR within {timeout:.0f}s: is the node IPAM "
-                    "controller running (pilothouse server runs it)?"
-                )
-            await asyncio.sleep(0.2)
-
-    async def _heartbeats(self) -> None:
-        failing = False
-        while True:
-            try:
-                await self._renew_lease()
-                if failing:
-                    log.info("node %s: lease renewed again", self.node_name)
-                failing = False
-            except (errors.StatusError, rest.TransportError) as exc:
-                # The next beat tries again; say so once, not every ten seconds.
-                if not failing:
-                    log.warning("node %s: renewing the lease failed: %s", self.node_name, exc)
-                failing = True
-            await asyncio.sleep(self.heartbeat)
-
-    async def _renew_lease(self) -> None:
-        lease = node_status.lease_object(
-            self.node_name, duration=LEASE_SECONDS, now_micro=meta.now_micro()
-        )
-        try:
-            current = await self.client.get(LEASES, self.node_name, "kube-node-lease")
-        except errors.StatusError as exc:
-            if not errors.is_not_found(exc):
-                raise
-            node = await self.client.get(NODES, self.node_name)
-            lease["metadata"]["ownerReferences"] = [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "name": self.node_name,
-                    "uid": node["metadata"]["uid"],
-                }
-            ]
-            await self.client.create(LEASES, lease, "kube-node-lease")
-            return
-        current["spec"] = {**(current.get("spec") or {}), **lease["spec"]}
-        await self.client.update(LEASES, current)
-
-    def pressure(self) -> list[str]:
-        """The pressure conditions the eviction manager holds true now."""
-        return list(self.housekeeping.eviction.conditions) if self.housekeeping else []
-
-    async def _node_status_loop(self) -> None:
-        """Post the node's conditions every minute, and at once when pressure changes
-        (checked every nodeStatusUpdateFrequency, as the kubelet)."""
-        posted: list[str] | None = None
-        last = 0.0
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._conditions_changed.wait(), self.config.node_status_update_frequency
-                )
-            self._conditions_changed.clear()
-            pressure = self.pressure()
-            if pressure == posted and time.monotonic() - last < 60:
-                continue
-            with contextlib.suppress(errors.StatusError, rest.TransportError):
-                current = await self.client.get(NODES, self.node_name)
-                conditions = node_status.node_conditions(
-                    meta.now(),
-                    old=(current.get("status") or {}).get("conditions"),
-                    pressure=pressure,
-                )
-                await self.client.patch(
-                    NODES,
-                    self.node_name,
-                    {"status": {"conditions": conditions}},
-                    subresource="status",
-                )
-                posted, last = pressure, time.monotonic()
 
     # --- pods ---------------------------------------------------------------------------
     def _local_ready(self, path: Path) -> None:
