@@ -332,6 +332,7 @@ def node_agent(
     and the host-gw routes too."""
     from pilothouse.apiserver.auth import certs
     from pilothouse.node import agent
+    from pilothouse.node import server as agent_server
 
     pki = server.server.pki
     assert pki is not None, "the server has not started"
@@ -345,7 +346,7 @@ def node_agent(
         data_dir=data_dir,
         runtime_factory=lambda _cidr: runtime,
         supervisor=supervisor or supervision.Supervisor(f"agent {name}"),
-        tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
+        tls=agent_server.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
         port=0,
         heartbeat=1.0,
         memory_backed_secrets=False,

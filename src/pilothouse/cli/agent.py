@@ -14,6 +14,7 @@ from pilothouse import supervisor as supervision
 from pilothouse.cli import dnsflags, nodeflags, process
 from pilothouse.client import config, rest
 from pilothouse.node import agent, apiserverlb, bootstrap, nodeshutdown, servicenet, setup
+from pilothouse.node import server as agent_server
 from pilothouse.node.runtime.images import registries
 
 STOP_TIMEOUT = 8.0
@@ -257,7 +258,7 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
             ),
         ),
         supervisor=root,
-        tls=agent.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
+        tls=agent_server.AgentTLS(identity.serving_cert, identity.serving_key, identity.ca),
         dns=args.dns,
         config=args.node_config,
         port=args.port if args.port is not None else args.node_config.port,

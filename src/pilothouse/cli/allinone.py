@@ -232,6 +232,7 @@ class AllInOne:
         """This machine's node agent, a client of the server in this process, until cancelled."""
         from pilothouse.node import agent, servicenet, setup
         from pilothouse.node import dns as node_dns
+        from pilothouse.node import server as agent_server
         from pilothouse.node.runtime.images import registries
 
         pki = self.server.pki
@@ -255,7 +256,7 @@ class AllInOne:
             data_dir=data_dir,
             runtime_factory=setup.runtime_factory(data_dir, registries=registries_file),
             supervisor=self.components["node-agent"],
-            tls=agent.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
+            tls=agent_server.AgentTLS(cert, key, pki.ca_cert.read_bytes()),
             dns=options.agent_dns or node_dns.Settings(serve=True),
             config=options.agent_config,
             port=options.agent_config.port if options.agent_config else agent.AGENT_PORT,

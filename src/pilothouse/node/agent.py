@@ -26,11 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +52,7 @@ from pilothouse.node.pod_workers import PodWorkers, confirm_deletion
 from pilothouse.node.podsync import NodeInfo, PodSyncer
 from pilothouse.node.runtime import protocol
 from pilothouse.node.runtime.images import registries as registriesmod
-from pilothouse.node.server import AgentServer
+from pilothouse.node.server import AgentServer, AgentTLS, is_apiserver
 from pilothouse.node.status_manager import StatusManager
 from pilothouse.node.volumes import VolumeManager
 
@@ -68,43 +65,6 @@ ENDPOINTSLICES = resources.Resource(
     "discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True
 )
 AGENT_PORT = 10250
-
-
-@dataclass(frozen=True)
-class AgentTLS:
-    """The agent's serving certificate and the CA its clients must come from (PEM)."""
-
-    cert: bytes
-    key: bytes
-    ca: bytes
-
-    def server_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        with tempfile.TemporaryDirectory(prefix="pilothouse-agent-") as tmp:
-            cert, key = Path(tmp) / "c.crt", Path(tmp) / "c.key"
-            cert.write_bytes(self.cert)
-            key.touch(mode=0o600)
-            key.write_bytes(self.key)
-            ctx.load_cert_chain(str(cert), str(key))
-        ctx.load_verify_locations(cadata=self.ca.decode())
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
-
-
-def is_apiserver(ssl_obj: ssl.SSLObject | None) -> bool:
-    """Only clients in group system:masters (the API server's kubelet client)."""
-    if ssl_obj is None:
-        return False
-    cert = ssl_obj.getpeercert()
-    if not cert:
-        return False
-    subject: Any = cert.get("subject", ())
-    return any(
-        attr[0] == "organizationName" and attr[1] == "system:masters"
-        for rdn in subject
-        for attr in rdn
-    )
 
 
 class Agent(NodeHeartbeats):

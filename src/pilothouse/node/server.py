@@ -1,7 +1,8 @@
 """The agent's own HTTPS API (the kubelet's port 10250), for the API server.
 
 Mutual TLS: only clients with a certificate from the cluster CA in the
-``system:masters`` group (the API server's kubelet client) are served.
+``system:masters`` group (the API server's kubelet client) are served
+(:class:`AgentTLS` makes the listener's context, :func:`is_apiserver` checks the peer).
 ``GET /containerLogs/{namespace}/{pod}/{container}`` streams logs with the
 kubelet's query options; ``GET /stats/summary`` answers the resource usage
 ``kubectl top`` shows (a trimmed kubelet Summary) and ``GET /metrics`` the
@@ -21,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,43 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 2.0
 
 Locator = Callable[[str, str, str, bool], Path | None]
+
+
+@dataclass(frozen=True)
+class AgentTLS:
+    """The agent's serving certificate and the CA its clients must come from (PEM)."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        with tempfile.TemporaryDirectory(prefix="pilothouse-agent-") as tmp:
+            cert, key = Path(tmp) / "c.crt", Path(tmp) / "c.key"
+            cert.write_bytes(self.cert)
+            key.touch(mode=0o600)
+            key.write_bytes(self.key)
+            ctx.load_cert_chain(str(cert), str(key))
+        ctx.load_verify_locations(cadata=self.ca.decode())
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+def is_apiserver(ssl_obj: ssl.SSLObject | None) -> bool:
+    """Only clients in group system:masters (the API server's kubelet client)."""
+    if ssl_obj is None:
+        return False
+    cert = ssl_obj.getpeercert()
+    if not cert:
+        return False
+    subject: Any = cert.get("subject", ())
+    return any(
+        attr[0] == "organizationName" and attr[1] == "system:masters"
+        for rdn in subject
+        for attr in rdn
+    )
 
 
 def _int(request: web.Request, name: str) -> int | None:

@@ -22,7 +22,7 @@ from pilothouse.api import errors, resources
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.handlers import resource_metrics as rm
 from pilothouse.client import config, rest
-from pilothouse.node import agent as agent_module
+from pilothouse.node import server as agent_server
 from pilothouse.node import status
 
 NODES = resources.DEFAULT.by_path("", "v1", "nodes")
@@ -115,10 +115,10 @@ class FakeAgent:
     async def _summary(self, request: web.Request) -> web.Response:
         self.requests += 1
         ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
-        self.callers.append(agent_module.is_apiserver(ssl_obj))
+        self.callers.append(agent_server.is_apiserver(ssl_obj))
         return web.json_response(self.summary)
 
-    async def start(self, tls: agent_module.AgentTLS) -> None:
+    async def start(self, tls: agent_server.AgentTLS) -> None:
         app = web.Application()
         app.router.add_get("/stats/summary", self._summary)
         self.runner = web.AppRunner(app)
@@ -177,7 +177,7 @@ class Cluster:
         cert, key = certs.issue_serving_cert(
             pki, common_name="agent", hostnames=[], ips=["127.0.0.1"]
         )
-        self.tls = agent_module.AgentTLS(cert, key, pki.ca_cert.read_bytes())
+        self.tls = agent_server.AgentTLS(cert, key, pki.ca_cert.read_bytes())
 
     def name(self, short: str) -> str:
         return f"{short}-{self.id}"
