@@ -66,11 +66,11 @@ NAMESPACES = _resource("", "namespaces")
 def serve(data_dir: Path, port: int, scheduler: bool = False) -> None:
     """Child process: the API server (and the scheduler when asked), no controllers."""
     from pilothouse import heap
-    from pilothouse.apiserver import server as apiserver
+    from pilothouse.apiserver import serverconfig
     from pilothouse.cli import allinone
 
     async def main() -> None:
-        cfg = apiserver.ServerConfig(
+        cfg = serverconfig.ServerConfig(
             data_dir=data_dir,
             bind_address="127.0.0.1",
             https_port=port,

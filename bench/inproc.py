@@ -37,6 +37,7 @@ from typing import Any
 
 from pilothouse.api import rbac, resources
 from pilothouse.apiserver import server as apiserver
+from pilothouse.apiserver import serverconfig
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.client import config, rest
 
@@ -94,7 +95,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-inproc-") as tmp:
         server = apiserver.APIServer(
-            apiserver.ServerConfig(
+            serverconfig.ServerConfig(
                 data_dir=Path(tmp),
                 bind_address="127.0.0.1",
                 https_port=0,

@@ -28,7 +28,7 @@ from typing import Any
 import api as bench_api  # bench/: the pod the other benches create
 import webhooks as bench_webhooks  # bench/: the policy it measures on the write path
 from pilothouse.api import cel, defaults, resources
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry, resourcecache
 from pilothouse.apiserver.admission.policy import evaluate, policies
 from pilothouse.apiserver.admission.webhook import matching, review
 
@@ -75,15 +75,15 @@ class _Cache:
 
     def __init__(self) -> None:
         self.caches = {
-            p: watchcache.ResourceCache(p, 0)
+            p: resourcecache.ResourceCache(p, 0)
             for p in (policies.POLICIES, policies.BINDINGS, NAMESPACES)
         }
         self.revision = 1
 
     def put(self, prefix: str, key: str, obj: dict[str, Any]) -> None:
         self.revision += 1
-        entry = watchcache.Entry(prefix + key, obj, self.revision)
-        self.caches[prefix].apply(watchcache.WatchEvent(watchcache.ADDED, entry, None))
+        entry = cacheentry.Entry(prefix + key, obj, self.revision)
+        self.caches[prefix].apply(cacheentry.WatchEvent(cacheentry.ADDED, entry, None))
 
 
 def _per_call_us(fn: Callable[[], object], iterations: int) -> float:

@@ -190,12 +190,12 @@ def node_object(name: str, zone: str | None) -> Obj:
 # --- the server child ---------------------------------------------------------------------
 def serve(data_dir: Path) -> None:
     """Run an all-in-one server without the embedded scheduler (the bench brings its own)."""
-    from pilothouse.apiserver import server as apiserver
+    from pilothouse.apiserver import serverconfig
     from pilothouse.cli import allinone
     from pilothouse.testing import free_port
 
     async def main() -> None:
-        cfg = apiserver.ServerConfig(
+        cfg = serverconfig.ServerConfig(
             data_dir=data_dir,
             bind_address="127.0.0.1",
             https_port=free_port(),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pilothouse import supervisor as supervision
-from pilothouse.apiserver import server as apiserver
+from pilothouse.apiserver import serverconfig
 from pilothouse.cli import allinone
 from pilothouse.client import rest
 from pilothouse.controllers import manager
@@ -54,7 +54,7 @@ class ServerThread:
         controllers: bool = False,
         **config: Any,
     ) -> None:
-        self.config = apiserver.ServerConfig(
+        self.config = serverconfig.ServerConfig(
             data_dir=data_dir,
             bind_address="127.0.0.1",
             https_port=config.pop("https_port", 0),

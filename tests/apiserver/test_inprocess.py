@@ -17,7 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from pilothouse.api import errors, rbac, resources
-from pilothouse.apiserver import inprocess
+from pilothouse.apiserver import inprocess, serverconfig
 from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.client import config, rest
@@ -37,7 +37,7 @@ SELF_REVIEWS = _resource("authentication.k8s.io", "selfsubjectreviews")
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[apiserver.APIServer]:
     s = apiserver.APIServer(
-        apiserver.ServerConfig(
+        serverconfig.ServerConfig(
             data_dir=tmp_path,
             bind_address="127.0.0.1",
             https_port=0,

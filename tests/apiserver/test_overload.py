@@ -19,7 +19,7 @@ import pytest
 import urllib3
 
 from pilothouse import testing
-from pilothouse.apiserver import flowcontrol, watchcache
+from pilothouse.apiserver import flowcontrol, resourcecache
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.handlers import body
 
@@ -388,7 +388,7 @@ def _events(stream: bytes) -> list[dict[str, Any]]:
 def test_a_watcher_that_cannot_keep_up_is_closed_and_resumes_without_a_gap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(watchcache, "WATCHER_BACKLOG_LIMIT", 50)
+    monkeypatch.setattr(resourcecache, "WATCHER_BACKLOG_LIMIT", 50)
     monkeypatch.setattr("pilothouse.apiserver.handlers.watch.SLOW_WATCHER_GRACE", 0.5)
     with testing.ServerThread(tmp_path / "data") as srv:
         admin = Caller(srv, "")

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from pilothouse.api import meta
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry, resourcecache, watchcache
 from pilothouse.storage import interface as storage
 from pilothouse.storage import memory
 
@@ -38,13 +38,13 @@ def _config_map(data: str) -> dict[str, Any]:
     }
 
 
-def _cached(cache: watchcache.WatchCache) -> watchcache.Entry:
+def _cached(cache: watchcache.WatchCache) -> cacheentry.Entry:
     return cache.resource(PREFIX).objects[KEY]
 
 
-def _decoded(entry: watchcache.Entry) -> dict[str, Any]:
+def _decoded(entry: cacheentry.Entry) -> dict[str, Any]:
     """What decoding the stored value gives, for comparison (key order included)."""
-    return watchcache.decode(
+    return cacheentry.decode(
         storage.KeyValue(entry.key, orjson.dumps(_without_rv(entry.obj)), 1, entry.revision)
     ).obj
 
@@ -77,7 +77,7 @@ async def test_an_offered_object_is_kept_as_it_would_be_decoded(
     assert await cache.wait_for(rev2)
     assert _cached(cache).obj is newer
     event = cache.resource(PREFIX).events[-1]
-    assert event.type == watchcache.MODIFIED and event.prev is entry
+    assert event.type == cacheentry.MODIFIED and event.prev is entry
 
 
 async def test_other_bytes_are_decoded_and_the_offer_stays_until_withdrawn(
@@ -133,7 +133,7 @@ async def test_deletes_are_always_decoded(
     deleted = await store.delete(KEY, if_revision=rev)
     assert await cache.wait_for(deleted.mod_revision)
     event = cache.resource(PREFIX).events[-1]
-    assert event.type == watchcache.DELETED and event.entry.obj is not obj
+    assert event.type == cacheentry.DELETED and event.entry.obj is not obj
     assert KEY not in cache.resource(PREFIX).objects
 
 
@@ -141,7 +141,7 @@ async def test_encodings_are_kept_only_inside_the_event_window(
     setup: tuple[memory.MemoryStore, watchcache.WatchCache], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, cache = setup
-    monkeypatch.setattr(watchcache, "EVENT_WINDOW", 3)
+    monkeypatch.setattr(resourcecache, "EVENT_WINDOW", 3)
     resource = cache.resource(PREFIX)
     revs = []
     for i in range(5):

@@ -10,6 +10,7 @@ import pytest
 
 from pilothouse import testing
 from pilothouse.apiserver import server as apiserver
+from pilothouse.apiserver import serverconfig
 from pilothouse.cli import admissionflags
 
 
@@ -63,7 +64,7 @@ def test_bad_values(argv: list[str], message: str, capsys: pytest.CaptureFixture
 
 
 def test_the_server_refuses_bad_admission_settings_first(tmp_path: Path) -> None:
-    with pytest.raises(apiserver.StartupError) as exc:
+    with pytest.raises(serverconfig.StartupError) as exc:
         testing.ServerThread(tmp_path / "a", enable_admission_plugins=["Nope"]).start()
     assert str(exc.value) == 'admission: enable-admission-plugins plugin "Nope" is unknown'
     assert not (tmp_path / "a" / "pki").exists()  # nothing made before the check
@@ -76,7 +77,7 @@ def test_the_server_refuses_bad_admission_settings_first(tmp_path: Path) -> None
         "    defaults: {enforce: strict, warn-version: '1.30'}\n"
         "    exemptions: {usernames: ['']}\n"
     )
-    with pytest.raises(apiserver.StartupError) as exc:
+    with pytest.raises(serverconfig.StartupError) as exc:
         testing.ServerThread(tmp_path / "b", admission_control_config_file=config).start()
     assert str(exc.value) == (
         'admission: PodSecurity invalid: defaults.enforce: Invalid value: "strict": must be one '
@@ -89,7 +90,7 @@ def test_the_server_refuses_bad_admission_settings_first(tmp_path: Path) -> None
 def test_the_server_refuses_a_bad_audit_policy(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Loud\n")
-    with pytest.raises(apiserver.StartupError) as exc:
+    with pytest.raises(serverconfig.StartupError) as exc:
         testing.ServerThread(
             tmp_path / "c",
             audit_policy_file=policy,

@@ -27,7 +27,7 @@ import urllib3
 
 from pilothouse import testing
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry
 from pilothouse.client import config, rest
 from pilothouse.storage import interface as storage
 
@@ -115,9 +115,9 @@ async def test_sigkill_during_1000_concurrent_writes_loses_and_doubles_nothing(
 
 Seen = tuple[str, str, str]  # (type, name, resourceVersion)
 TYPES = {
-    storage.EventType.CREATE: watchcache.ADDED,
-    storage.EventType.UPDATE: watchcache.MODIFIED,
-    storage.EventType.DELETE: watchcache.DELETED,
+    storage.EventType.CREATE: cacheentry.ADDED,
+    storage.EventType.UPDATE: cacheentry.MODIFIED,
+    storage.EventType.DELETE: cacheentry.DELETED,
 }
 
 
@@ -161,13 +161,13 @@ def _expected(log: list[storage.Event], *, label: str = "") -> list[Seen]:
             before = event.type is not storage.EventType.CREATE and has(event.prev)
             now = event.type is not storage.EventType.DELETE and has(event.kv)
             if event.type is storage.EventType.DELETE:
-                kind = watchcache.DELETED if before else ""
+                kind = cacheentry.DELETED if before else ""
             elif before and now:
-                kind = watchcache.MODIFIED
+                kind = cacheentry.MODIFIED
             elif now:
-                kind = watchcache.ADDED
+                kind = cacheentry.ADDED
             elif before:
-                kind = watchcache.DELETED
+                kind = cacheentry.DELETED
             else:
                 kind = ""
         if kind:

@@ -6,7 +6,7 @@ in the process — the watch cache's decoded object and the informer's copy, dec
 again from a watch on the private socket. Given a :class:`CacheSource`, an informer
 lists the resource cache and follows its events instead
 (:class:`pilothouse.client.informer.ListWatch`): the list is the cache's objects at
-its current revision, the watch a :class:`~pilothouse.apiserver.watchcache.Watcher`
+its current revision, the watch a :class:`~pilothouse.apiserver.resourcecache.Watcher`
 registered after that revision, so an event is neither skipped nor repeated, with
 the label and field selectors and the namespace an HTTP watch would apply. The
 objects are the cache's own, shared and read-only, without ``managedFields`` (the
@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from pilothouse.api import errors, resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.apiserver.authz import attributes
 from pilothouse.apiserver.authz import authorizer as authz
@@ -51,7 +51,7 @@ WATCH_SLICE = 200
 class CacheListWatch:
     """One resource's list and watch on the watch cache (with a namespace and selectors)."""
 
-    def __init__(self, store: ResourceStore, prefix: str, match: watchcache.Filter | None) -> None:
+    def __init__(self, store: ResourceStore, prefix: str, match: cacheentry.Filter | None) -> None:
         self.store = store
         self.prefix = prefix
         self.match = match

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from pilothouse.storage import interface as storage
 
 if TYPE_CHECKING:
-    from pilothouse.apiserver.watchcache import Entry
+    from pilothouse.apiserver.cacheentry import Entry
 
 # How long a list snapshot serves continue pages after its last use, and how many
 # each resource keeps (kubectl asks for the next page at once; a client that takes

@@ -35,7 +35,7 @@ from pilothouse.storage import interface as storage
 
 if TYPE_CHECKING:
     from pilothouse.apiserver.encryption import manager as encryption_manager
-    from pilothouse.apiserver.server import ServerConfig
+    from pilothouse.apiserver.serverconfig import ServerConfig
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 
 from pilothouse import supervisor as supervision
 from pilothouse.api import rbac
-from pilothouse.apiserver import cachesource, health
+from pilothouse.apiserver import cachesource, health, serverconfig
 from pilothouse.apiserver import server as apiserver
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.authn import user as user_module
@@ -105,7 +105,7 @@ IDENTITY_CONTROLLERS = ["serviceaccount", "root-ca-cert-publisher", "clusterrole
 
 class AllInOne:
     def __init__(
-        self, server_config: apiserver.ServerConfig, options: Options | None = None
+        self, server_config: serverconfig.ServerConfig, options: Options | None = None
     ) -> None:
         self.options = options or Options()
         self.supervisor = supervision.Supervisor("pilothouse")

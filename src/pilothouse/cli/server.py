@@ -282,7 +282,7 @@ async def _serve(
 ) -> int:
     """Run the cluster until a signal or a required part's failure; ``on_ready`` is called
     with the running cluster (for tests that reach into it)."""
-    from pilothouse.apiserver import server as apiserver
+    from pilothouse.apiserver import serverconfig
     from pilothouse.apiserver.authn import tokenfile
     from pilothouse.cli import allinone
     from pilothouse.scheduler import config as scheduler_config
@@ -290,7 +290,7 @@ async def _serve(
 
     signals = process.Signals("pilothouse")
     started = time.monotonic()
-    config = apiserver.ServerConfig(
+    config = serverconfig.ServerConfig(
         data_dir=args.data_dir.resolve(),
         bind_address=args.bind_address,
         https_port=args.https_port,
@@ -372,7 +372,7 @@ async def _serve(
         )
         await cluster.stop()
         return 1
-    except (apiserver.StartupError, ValueError, tokenfile.TokenFileError) as exc:
+    except (serverconfig.StartupError, ValueError, tokenfile.TokenFileError) as exc:
         print(f"pilothouse: cannot start: {exc}", file=sys.stderr)
         await cluster.stop()
         return 1

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from pilothouse import testing_https
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry, resourcecache
 from pilothouse.apiserver.aggregator import available, discovery, registration
 from pilothouse.apiserver.webhook import client, resolver
 
@@ -25,12 +25,12 @@ class Cache:
     """Just enough of a WatchCache for readers: per-prefix resource caches."""
 
     def __init__(self) -> None:
-        self.caches = {p: watchcache.ResourceCache(p, 0) for p in PREFIXES}
+        self.caches = {p: resourcecache.ResourceCache(p, 0) for p in PREFIXES}
         self.revision = 1
 
     def put(self, prefix: str, key: str, obj: dict[str, Any]) -> None:
         self.revision += 1
-        self.caches[prefix].load(watchcache.Entry(prefix + key, obj, self.revision))
+        self.caches[prefix].load(cacheentry.Entry(prefix + key, obj, self.revision))
 
 
 def service(

@@ -17,7 +17,7 @@ import pytest
 
 from pilothouse import testing
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import server as apiserver
+from pilothouse.apiserver import serverconfig
 from pilothouse.apiserver.auth import certs
 from pilothouse.apiserver.encryption import manager
 from pilothouse.client import config, rest
@@ -215,7 +215,7 @@ async def test_a_server_without_the_key_refuses_to_start(tmp_path: pathlib.Path)
     good = managed.read_text()
 
     managed.unlink()
-    with pytest.raises(apiserver.StartupError) as info:
+    with pytest.raises(serverconfig.StartupError) as info:
         testing.ServerThread(data_dir).start()
     message = str(info.value)
     assert "/registry/secrets/default/s cannot be read" in message
@@ -227,12 +227,12 @@ async def test_a_server_without_the_key_refuses_to_start(tmp_path: pathlib.Path)
     key = doc["resources"][0]["providers"][0]["aescbc"]["keys"][0]
     key["secret"] = base64.b64encode(bytes(32)).decode()
     managed.write_text(json.dumps(doc))
-    with pytest.raises(apiserver.StartupError, match=r"cannot be (read|decoded)"):
+    with pytest.raises(serverconfig.StartupError, match=r"cannot be (read|decoded)"):
         testing.ServerThread(data_dir).start()
 
     key["secret"] = "not base64!"
     managed.write_text(json.dumps(doc))
-    with pytest.raises(apiserver.StartupError, match="secrets must be base64 encoded"):
+    with pytest.raises(serverconfig.StartupError, match="secrets must be base64 encoded"):
         testing.ServerThread(data_dir).start()
 
     managed.write_text(good)

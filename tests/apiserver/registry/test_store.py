@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import namespace_lifecycle
 from pilothouse.apiserver.registry import deletion, strategies
@@ -51,7 +51,7 @@ class Registry:
                 admission=chain,
             )
 
-    def cached(self, plural: str, namespace: str, name: str) -> watchcache.Entry:
+    def cached(self, plural: str, namespace: str, name: str) -> cacheentry.Entry:
         rs = self.by_plural[plural]
         return rs.cache.objects[rs.key(namespace, name)]
 
@@ -59,7 +59,7 @@ class Registry:
         """The object as decoding the store's bytes gives it."""
         kv = await self.store.get(self.by_plural[plural].key(namespace, name))
         assert kv is not None
-        return watchcache.decode(kv).whole()
+        return cacheentry.decode(kv).whole()
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _adopted(entry: watchcache.Entry, written: Obj) -> bool:
+def _adopted(entry: cacheentry.Entry, written: Obj) -> bool:
     """The cache holds what was written, not a decoding of it: the written object's
     own values, its metadata copied without the managedFields it keeps apart."""
     if "managedFields" in entry.obj["metadata"] or entry.managed is None:

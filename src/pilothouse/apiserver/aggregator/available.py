@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pilothouse.api import errors, meta
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import resourcecache, watchcache
 from pilothouse.apiserver.aggregator import frontproxy, registration
 from pilothouse.apiserver.registry.store import ResourceStore
 from pilothouse.apiserver.webhook import client, resolver
@@ -120,7 +120,7 @@ class AvailabilityController:
     async def run(self) -> None:
         """Follow APIServices, Services and Endpoints and keep each APIService's
         availability; a follower that fails ends the run (its supervisor restarts it)."""
-        watchers: list[tuple[watchcache.ResourceCache, watchcache.Watcher]] = []
+        watchers: list[tuple[resourcecache.ResourceCache, resourcecache.Watcher]] = []
         try:
             await self.cache.consistent()
             async with asyncio.TaskGroup() as followers:
@@ -143,7 +143,7 @@ class AvailabilityController:
                 handle.cancel()
             self._timers.clear()
 
-    async def _follow(self, prefix: str, watcher: watchcache.Watcher) -> None:
+    async def _follow(self, prefix: str, watcher: resourcecache.Watcher) -> None:
         while not watcher.closed:
             for _, entry in await watcher.next_batch(None):
                 md = entry.obj.get("metadata") or {}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.api import rbac
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry, watchcache
 from pilothouse.apiserver.authn import user as user_module
 from pilothouse.apiserver.authz import attributes as attrs_module
 
@@ -144,13 +144,13 @@ class RBACIndex:
             self._seen[prefix] = self._last(prefix)
         self.generation += 1
 
-    def _apply(self, prefix: str, event: watchcache.WatchEvent) -> None:
+    def _apply(self, prefix: str, event: cacheentry.WatchEvent) -> None:
         key = event.entry.key
         if prefix in (ROLES, CLUSTER_ROLES):
             self._roles.pop(key, None)
             return
         self._remove_binding(key)
-        if event.type != watchcache.DELETED:
+        if event.type != cacheentry.DELETED:
             self._add_binding(prefix, key, event.entry.obj)
 
     def _add_binding(self, prefix: str, key: str, obj: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 A JSON list splices each object's own encoding into the body
 (``orjson.Fragment``): a version still in the watch cache's event window reuses
 the encoding its watch event made; older ones are encoded here and not kept
-(see :class:`~pilothouse.apiserver.watchcache.Entry`).
+(see :class:`~pilothouse.apiserver.cacheentry.Entry`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from pilothouse.api import meta, resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import negotiation, table, watchcache
+from pilothouse.apiserver import cacheentry, negotiation, table
 from pilothouse.apiserver.registry.store import ResourceStore
 
 JSON_CT = "application/json"
@@ -83,7 +83,7 @@ def object_body(
 
 def list_body(
     store: ResourceStore,
-    entries: list[watchcache.Entry],
+    entries: list[cacheentry.Entry],
     list_meta: dict[str, Any],
     output: negotiation.Output,
     *,

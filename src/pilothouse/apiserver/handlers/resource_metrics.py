@@ -27,7 +27,7 @@ from aiohttp import web
 
 from pilothouse.api import errors, meta, quantity
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import negotiation, watchcache
+from pilothouse.apiserver import cacheentry, negotiation
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import render
 from pilothouse.apiserver.handlers.options import ListParams
@@ -296,7 +296,7 @@ class ResourceMetricsAPI:
         answers = await asyncio.gather(*(self.summary(n) for n in nodes))
         return [(n, s) for n, s in zip(nodes, answers, strict=True) if s is not None]
 
-    async def _all_nodes(self, match: watchcache.Filter | None = None) -> list[Obj]:
+    async def _all_nodes(self, match: cacheentry.Filter | None = None) -> list[Obj]:
         page = await self.nodes.list("", ListOptions(match=match))
         return [e.obj for e in page.entries]
 

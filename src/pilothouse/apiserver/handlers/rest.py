@@ -16,7 +16,7 @@ from aiohttp import web
 
 from pilothouse.api import defaults, errors, resources, selectors
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import negotiation, requestcontext, watchcache
+from pilothouse.apiserver import cacheentry, negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.handlers import body, patch, render, watch
 from pilothouse.apiserver.handlers.options import DeleteParams, ListParams, WriteParams
@@ -87,7 +87,7 @@ def connect_options(info: request_info.RequestInfo, query: Any) -> Obj:
 
 def build_filter(
     store: ResourceStore, label_selector: str, field_selector: str, name: str = ""
-) -> watchcache.Filter | None:
+) -> cacheentry.Filter | None:
     """A predicate for the label and field selectors of a request (None: all)."""
     try:
         labels = selectors.parse_label_selector(label_selector) if label_selector else None

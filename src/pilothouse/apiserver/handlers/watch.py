@@ -1,7 +1,7 @@
 """Streaming watches: newline-delimited ``{"type", "object"}`` over a chunked response.
 
 Each watch runs as its own request task. Events come from a
-:class:`~pilothouse.apiserver.watchcache.Watcher`, filled synchronously by the
+:class:`~pilothouse.apiserver.resourcecache.Watcher`, filled synchronously by the
 cache's feeder task (or, for resumes older than the cache's window, by a pump
 task reading the store's log). The request task only drains the watcher's
 backlog and writes; a client too slow to keep up is disconnected and re-watches,
@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from pilothouse.api import errors, meta
-from pilothouse.apiserver import negotiation, table, watchcache
+from pilothouse.apiserver import cacheentry, negotiation, resourcecache, table
 from pilothouse.apiserver.handlers.options import ListParams
 from pilothouse.apiserver.handlers.render import metadata_only
 from pilothouse.apiserver.registry.listing import parse_rv, too_large_rv
@@ -55,7 +55,7 @@ class _Encoder:
         self.include_object = include_object
         self.first_table = True
 
-    def event(self, type_: str, entry: watchcache.Entry, *, initial: bool = False) -> bytes:
+    def event(self, type_: str, entry: cacheentry.Entry, *, initial: bool = False) -> bytes:
         """One event; ``initial`` for the current state a watch starts with, whose
         encoding no other watcher shares (so the cache does not keep it)."""
         form = self.output.form
@@ -95,12 +95,14 @@ def error_event(err: errors.StatusError) -> bytes:
     return orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n"
 
 
-async def _pump(store: storage.Store, prefix: str, after: int, watcher: watchcache.Watcher) -> None:
+async def _pump(
+    store: storage.Store, prefix: str, after: int, watcher: resourcecache.Watcher
+) -> None:
     stream = store.watch(prefix, after_revision=after)
     try:
         async for batch in stream:
             for event in batch:
-                watcher.deliver(watchcache.decode_event(event))
+                watcher.deliver(cacheentry.decode_event(event))
     except storage.StoreError:
         pass
     finally:
@@ -113,7 +115,7 @@ async def serve(
     store: ResourceStore,
     namespace: str,
     params: ListParams,
-    match: watchcache.Filter | None,
+    match: cacheentry.Filter | None,
     output: negotiation.Output,
 ) -> web.StreamResponse:
     cache = store.watch_cache
@@ -148,7 +150,7 @@ async def serve(
     expired: errors.StatusError | None = None
     # No await between taking the snapshot and registering the watcher: the
     # watcher then sees exactly the events after the snapshot.
-    initial_entries: list[watchcache.Entry] = []
+    initial_entries: list[cacheentry.Entry] = []
     if send_initial:
         start = cache.revision
         for entry in store.cache.snapshot(prefix):
@@ -160,7 +162,7 @@ async def serve(
         start = rv
         maybe = store.cache.watch(prefix, match, rv)
         if maybe is None:
-            watcher = watchcache.Watcher(prefix, match)
+            watcher = resourcecache.Watcher(prefix, match)
             compacted = store.store.compacted_revision()
             if rv < compacted:
                 expired = errors.too_old_resource_version(rv, compacted)
@@ -209,7 +211,7 @@ async def serve(
             # In slices: the whole state at once would be a second copy of the cache.
             for i in range(0, len(converted), INITIAL_EVENTS_SLICE):
                 initial = [
-                    encoder.event(watchcache.ADDED, e, initial=True)
+                    encoder.event(cacheentry.ADDED, e, initial=True)
                     for e in converted[i : i + INITIAL_EVENTS_SLICE]
                 ]
                 await send(b"".join(initial))

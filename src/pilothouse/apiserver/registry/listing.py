@@ -13,7 +13,7 @@ import orjson
 
 from pilothouse.api import errors
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import listsnapshots, watchcache
+from pilothouse.apiserver import cacheentry, listsnapshots
 
 Match = Callable[[Obj], bool]
 
@@ -29,7 +29,7 @@ class ListOptions:
 
 @dataclass(slots=True)
 class ListPage:
-    entries: list[watchcache.Entry]
+    entries: list[cacheentry.Entry]
     resource_version: str
     continue_token: str = ""
     remaining: int | None = None

@@ -13,7 +13,7 @@ retried on the fresh object (it did not). Many requests run concurrently on
 the event loop; the store serialises the writes.
 
 Objects read are the cache's, with their managedFields put back
-(:meth:`~pilothouse.apiserver.watchcache.Entry.whole`), and the cache keeps the
+(:meth:`~pilothouse.apiserver.cacheentry.Entry.whole`), and the cache keeps the
 written object rather than decoding what was stored (its top level and metadata
 copied, to hold the managedFields apart): callers read them and never change them.
 """
@@ -28,7 +28,7 @@ import orjson
 
 from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import requestcontext, watchcache
+from pilothouse.apiserver import cacheentry, requestcontext, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import interface as admission
 from pilothouse.apiserver.registry import conversion, deletion, write_origin
@@ -59,7 +59,7 @@ AfterWrite = Callable[[Obj], Awaitable[None]]
 def _encode(obj: Obj) -> tuple[bytes, bytes | None]:
     """Encode an object for the store (the revision is the resourceVersion), and its
     managedFields apart (exact size, None without them), spliced into the whole as
-    they are: the watch cache keeps them so (:func:`.watchcache.adopt`), and they are
+    they are: the watch cache keeps them so (:func:`.cacheentry.adopt`), and they are
     encoded once per write instead of twice."""
     md = obj["metadata"]
     rv = md.pop("resourceVersion", None)
@@ -114,7 +114,7 @@ class ResourceStore:
         r = self.resource
         return errors.not_found(r.plural, r.group, name)
 
-    async def current(self, namespace: str, name: str) -> watchcache.Entry | None:
+    async def current(self, namespace: str, name: str) -> cacheentry.Entry | None:
         """The object as of the store's latest acknowledged write."""
         await self.watch_cache.consistent()
         return self.cache.objects.get(self.key(namespace, name))
@@ -138,14 +138,14 @@ class ResourceStore:
         return obj
 
     async def api_entries(
-        self, entries: builtins.list[watchcache.Entry]
-    ) -> builtins.list[watchcache.Entry]:
+        self, entries: builtins.list[cacheentry.Entry]
+    ) -> builtins.list[cacheentry.Entry]:
         """Cached entries converted through the remote conversion (one call for all)."""
         if self.remote is None or not entries:
             return entries
         converted = await self.remote.to_api([self.output(e.whole()) for e in entries])
         return [
-            watchcache.Entry(e.key, obj, e.revision)
+            cacheentry.Entry(e.key, obj, e.revision)
             for e, obj in zip(entries, converted, strict=True)
         ]
 
@@ -200,7 +200,7 @@ class ResourceStore:
                 else f"too old resource version: {revision} ({self.store.compacted_revision()})"
             )
         limit = opts.limit
-        out: builtins.list[watchcache.Entry] = []
+        out: builtins.list[cacheentry.Entry] = []
         key = start_key
         while True:
             try:
@@ -212,7 +212,7 @@ class ResourceStore:
             except storage.FutureRevisionError as exc:
                 raise too_large_rv(revision, exc.current) from None
             for kv in page.items:
-                entry = watchcache.decode(kv)
+                entry = cacheentry.decode(kv)
                 if opts.match is None or opts.match(entry.obj):
                     out.append(entry)
             if not page.more or (limit and len(out) >= limit) or not page.items:

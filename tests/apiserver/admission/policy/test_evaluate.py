@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pilothouse.api import defaults, errors, resources
-from pilothouse.apiserver import watchcache
+from pilothouse.apiserver import cacheentry, resourcecache
 from pilothouse.apiserver.admission.policy import evaluate, policies
 from pilothouse.apiserver.admission.webhook import matching
 
@@ -23,20 +23,20 @@ PREFIXES = (policies.POLICIES, policies.BINDINGS, "/registry/namespaces/", CONFI
 
 class Cache:
     def __init__(self) -> None:
-        self.caches = {p: watchcache.ResourceCache(p, 0) for p in PREFIXES}
+        self.caches = {p: resourcecache.ResourceCache(p, 0) for p in PREFIXES}
         self.revision = 1
 
     def put(self, prefix: str, key: str, obj: dict[str, Any]) -> None:
         self.revision += 1
         cache = self.caches[prefix]
-        entry = watchcache.Entry(prefix + key, obj, self.revision)
-        cache.apply(watchcache.WatchEvent(watchcache.ADDED, entry, None))
+        entry = cacheentry.Entry(prefix + key, obj, self.revision)
+        cache.apply(cacheentry.WatchEvent(cacheentry.ADDED, entry, None))
 
     def drop(self, prefix: str, key: str) -> None:
         self.revision += 1
         cache = self.caches[prefix]
-        entry = watchcache.Entry(prefix + key, {}, self.revision)
-        cache.apply(watchcache.WatchEvent(watchcache.DELETED, entry, None))
+        entry = cacheentry.Entry(prefix + key, {}, self.revision)
+        cache.apply(cacheentry.WatchEvent(cacheentry.DELETED, entry, None))
 
 
 def policy(name: str = "p", **spec: Any) -> dict[str, Any]:
