@@ -6,7 +6,8 @@ optimistic concurrency, generation, dry-run, finalizers — and asks the kind's
 :class:`~pilothouse.apiserver.registry.strategy.Strategy` for the rest.
 
 Reads come from the watch cache after it has caught up with the store, so a
-client always reads its own writes. Writes go to the store with the revision
+client always reads its own writes (a LIST's rules are
+:func:`.listing.list_page`'s). Writes go to the store with the revision
 they were based on; a concurrent writer makes the store refuse, and the
 request either fails with 409 (the client named a resourceVersion) or is
 retried on the fresh object (it did not). Many requests run concurrently on
@@ -31,16 +32,11 @@ from pilothouse.api.meta import Obj
 from pilothouse.apiserver import requestcontext, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import interface as admission
-from pilothouse.apiserver.registry import conversion, deletion, write_origin
+from pilothouse.apiserver.registry import conversion, deletion, listing, write_origin
 from pilothouse.apiserver.registry.listing import (
-    EXPIRED_CONTINUE,
     ListOptions,
     ListPage,
-    decode_continue,
-    encode_continue,
-    page_of,
     parse_rv,
-    too_large_rv,
 )
 from pilothouse.apiserver.registry.strategy import Strategy
 from pilothouse.storage import history
@@ -158,72 +154,13 @@ class ResourceStore:
         return await self._out(entry.whole())
 
     async def list(self, namespace: str, opts: ListOptions) -> ListPage:
-        prefix = self.resource.prefix(namespace)
-        if opts.continue_token:
-            revision, start = decode_continue(opts.continue_token)
-            snap = self.cache.snapshot_at(revision)
-            if snap is not None and revision >= self.store.compacted_revision():
-                return page_of(snap, prefix, prefix + start, opts, revision)
-            return await self._list_from_store(prefix, opts, revision, prefix + start)
-        rv = parse_rv(opts.resource_version)
-        if opts.resource_version_match == "Exact":
-            if not rv:
-                raise errors.bad_request(
-                    'resourceVersionMatch: Forbidden: resourceVersionMatch "Exact" is forbidden for resourceVersion "0"'
-                )
-            return await self._list_from_store(prefix, opts, rv, prefix)
-        if opts.resource_version_match not in ("", "NotOlderThan"):
-            raise errors.bad_request(
-                f'resourceVersionMatch: Unsupported value: "{opts.resource_version_match}": '
-                'supported values: "Exact", "NotOlderThan"'
-            )
-        if opts.resource_version == "":
-            await self.watch_cache.consistent(linearizable=True)
-        elif rv and not await self.watch_cache.wait_for(rv):
-            raise too_large_rv(rv, self.watch_cache.revision)
-        revision = self.watch_cache.revision
-        if opts.limit:
-            return page_of(self.cache.list_snapshot(), prefix, prefix, opts, revision)
-        entries = self.cache.snapshot(prefix)
-        if opts.match is not None:
-            match = opts.match
-            entries = [e for e in entries if match(e.obj)]
-        return ListPage(entries, str(revision))
-
-    async def _list_from_store(
-        self, prefix: str, opts: ListOptions, revision: int, start_key: str
-    ) -> ListPage:
-        if revision < self.store.compacted_revision():
-            raise errors.expired(
-                EXPIRED_CONTINUE
-                if opts.continue_token
-                else f"too old resource version: {revision} ({self.store.compacted_revision()})"
-            )
-        limit = opts.limit
-        out: builtins.list[watchcache.Entry] = []
-        key = start_key
-        while True:
-            try:
-                page = await self.store.list(
-                    prefix, at_revision=revision, limit=limit, start_key=key
-                )
-            except storage.CompactedError:
-                raise errors.expired(EXPIRED_CONTINUE) from None
-            except storage.FutureRevisionError as exc:
-                raise too_large_rv(revision, exc.current) from None
-            for kv in page.items:
-                entry = watchcache.decode(kv)
-                if opts.match is None or opts.match(entry.obj):
-                    out.append(entry)
-            if not page.more or (limit and len(out) >= limit) or not page.items:
-                break
-            key = page.items[-1].key + "\x00"
-        if limit and (len(out) > limit or page.more):
-            out = out[:limit]
-            token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
-            remaining = page.remaining if opts.match is None else None
-            return ListPage(out, str(revision), token, remaining)
-        return ListPage(out, str(revision))
+        return await listing.list_page(
+            store=self.store,
+            watch_cache=self.watch_cache,
+            cache=self.cache,
+            prefix=self.resource.prefix(namespace),
+            opts=opts,
+        )
 
     # --- create ---------------------------------------------------------------
     async def create(
@@ -631,7 +568,7 @@ class ResourceStore:
             if entry is None:
                 raise self._not_found(name)
             old = entry.whole()
-            self._check_preconditions(old, name, options)
+            deletion.check_preconditions(self.resource, old, name, options)
             self.strategy.before_delete(old)
             attrs = self._attributes(
                 admission.DELETE, namespace, name, None, old, "", options.dry_run
@@ -677,26 +614,3 @@ class ResourceStore:
             gone = dict(old)
             gone["metadata"] = {**old["metadata"], "resourceVersion": str(kv.mod_revision)}
             return await self._out(gone), True
-
-    def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:
-        """Upstream's BeforeDelete checks: a conflict named after the kind."""
-        old_md = old["metadata"]
-        r = self.resource
-        if options.precondition_uid and options.precondition_uid != old_md.get("uid"):
-            raise errors.conflict(
-                r.kind,
-                r.group,
-                name,
-                f"the UID in the precondition ({options.precondition_uid}) does not match "
-                f"the UID in record ({old_md.get('uid', '')}). "
-                "The object might have been deleted and then recreated",
-            )
-        if options.precondition_rv and options.precondition_rv != old_md.get("resourceVersion"):
-            raise errors.conflict(
-                r.kind,
-                r.group,
-                name,
-                f"the ResourceVersion in the precondition ({options.precondition_rv}) does not "
-                f"match the ResourceVersion in record ({old_md.get('resourceVersion', '')}). "
-                "The object might have been modified",
-            )
