@@ -17,6 +17,7 @@ Objects read are the cache's, with their managedFields put back
 (:meth:`~pilothouse.apiserver.watchcache.Entry.whole`), and the cache keeps the
 written object rather than decoding what was stored (its top level and metadata
 copied, to hold the managedFields apart): callers read them and never change them.
+How a write reaches the store and that cache is :mod:`.storewrite`.
 """
 
 from __future__ import annotations
@@ -25,21 +26,18 @@ import builtins
 import time
 from collections.abc import Awaitable, Callable
 
-import orjson
-
 from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import requestcontext, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import interface as admission
-from pilothouse.apiserver.registry import conversion, deletion, listing, write_origin
+from pilothouse.apiserver.registry import conversion, deletion, listing, storewrite
 from pilothouse.apiserver.registry.listing import (
     ListOptions,
     ListPage,
     parse_rv,
 )
 from pilothouse.apiserver.registry.strategy import Strategy
-from pilothouse.storage import history
 from pilothouse.storage import interface as storage
 
 GENERATE_NAME_ATTEMPTS = 8
@@ -50,29 +48,6 @@ Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
 # Runs after a create or update was stored (not for dry runs), before the request is
 # answered: what must follow a write at once (serving a new CRD's resource).
 AfterWrite = Callable[[Obj], Awaitable[None]]
-
-
-def _encode(obj: Obj) -> tuple[bytes, bytes | None]:
-    """Encode an object for the store (the revision is the resourceVersion), and its
-    managedFields apart (exact size, None without them), spliced into the whole as
-    they are: the watch cache keeps them so (:func:`.watchcache.adopt`), and they are
-    encoded once per write instead of twice."""
-    md = obj["metadata"]
-    rv = md.pop("resourceVersion", None)
-    try:
-        if "managedFields" not in md:
-            return orjson.dumps(obj), None
-        fields = md["managedFields"]
-        managed = bytes(memoryview(orjson.dumps(fields)))
-        # Assigning an existing key keeps its place: the bytes are those of before.
-        md["managedFields"] = orjson.Fragment(managed)
-        try:
-            return orjson.dumps(obj), managed
-        finally:
-            md["managedFields"] = fields
-    finally:
-        if rv is not None:
-            md["resourceVersion"] = rv
 
 
 class ResourceStore:
@@ -224,7 +199,7 @@ class ResourceStore:
                     )
                 return await self._out(obj)
             try:
-                rev = await self._write(key, obj, None, old=None)
+                rev = await storewrite.write(self.store, self.watch_cache, key, obj, None, old=None)
             except storage.KeyExistsError:
                 if generate and attempt + 1 < GENERATE_NAME_ATTEMPTS:
                     md["name"] = meta.generate_name(str(md["generateName"]))
@@ -439,7 +414,7 @@ class ResourceStore:
                 if dry_run:
                     return await self._out(new), False
                 try:
-                    kv = await self._delete(key, entry.revision, old=old)
+                    kv = await storewrite.delete(self.store, key, entry.revision, old=old)
                 except storage.RevisionMismatchError:
                     if requested_rv > 0:
                         raise errors.stale_update(
@@ -450,7 +425,7 @@ class ResourceStore:
                     raise self._not_found(name) from None
                 md["resourceVersion"] = str(kv.mod_revision)
                 return await self._out(new), False
-            if new == old and not self._stale(key, entry.revision):
+            if new == old and not storewrite.stale(self.store, key, entry.revision):
                 return await self._out(old), False  # nothing changed: no write, no event
             if (
                 subresource != "status"  # a status write never bumps the generation
@@ -461,7 +436,9 @@ class ResourceStore:
             if dry_run:
                 return await self._out(new), False
             try:
-                rev = await self._write(key, new, entry.revision, old=old)
+                rev = await storewrite.write(
+                    self.store, self.watch_cache, key, new, entry.revision, old=old
+                )
             except storage.RevisionMismatchError:
                 if requested_rv > 0:
                     raise errors.stale_update(
@@ -474,34 +451,6 @@ class ResourceStore:
             for after in self.after_write:
                 await after(new)
             return await self._out(new), False
-
-    def _stale(self, key: str, revision: int) -> bool:
-        """Whether the stored value was written under an older encryption configuration:
-        then even an unchanged object is written again (upstream's GuaranteedUpdate does
-        the same, which is how ``kubectl replace`` re-encrypts)."""
-        needs_rewrite = getattr(self.store, "needs_rewrite", None)
-        return bool(needs_rewrite is not None and needs_rewrite(key, revision))
-
-    async def _delete(self, key: str, if_revision: int, *, old: Obj) -> storage.KeyValue:
-        with history.writing_as(write_origin.origin(old, None, deleting=True)):
-            return await self.store.delete(key, if_revision=if_revision)
-
-    async def _write(self, key: str, obj: Obj, if_revision: int | None, *, old: Obj | None) -> int:
-        """Create (``if_revision`` None) or update ``key``.
-
-        The watch cache adopts ``obj`` itself when the write's event arrives, instead
-        of decoding what was stored: the store delivers the event before it answers,
-        so by the time this returns the offer has been taken (or, with a backend
-        that hands back other bytes, is withdrawn unused)."""
-        value, managed = _encode(obj)
-        self.watch_cache.writing(key, value, obj, managed=managed)
-        try:
-            with history.writing_as(write_origin.origin(old, obj)):
-                if if_revision is None:
-                    return await self.store.create(key, value)
-                return await self.store.update(key, value, if_revision=if_revision)
-        finally:
-            self.watch_cache.not_written(key, value)
 
     def _track_fields(self, old: Obj | None, new: Obj, manager: str, subresource: str) -> Obj:
         """Record in managedFields which fields ``manager`` set (an Update operation)."""
@@ -597,7 +546,9 @@ class ResourceStore:
                 if options.dry_run:
                     return await self._out(new), False
                 try:
-                    rev = await self._write(key, new, entry.revision, old=old)
+                    rev = await storewrite.write(
+                        self.store, self.watch_cache, key, new, entry.revision, old=old
+                    )
                 except (storage.RevisionMismatchError, storage.KeyNotFoundError):
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
@@ -605,7 +556,7 @@ class ResourceStore:
             if options.dry_run:
                 return await self._out(old), True
             try:
-                kv = await self._delete(key, entry.revision, old=old)
+                kv = await storewrite.delete(self.store, key, entry.revision, old=old)
             except storage.RevisionMismatchError:
                 continue
             except storage.KeyNotFoundError:
