@@ -11,8 +11,10 @@ own clients (controllers, scheduler, hollow nodes) encode them, one phase per ki
 - ``create``: ``POST`` a pod as the ReplicaSet controller makes it (``generateName``,
   labels, an owner reference, one container);
 - ``binding``: ``POST pods/NAME/binding``, as the scheduler binds;
-- ``status``: ``PUT pods/NAME/status`` of the whole bound pod now Running and Ready, as
-  a node reports it (with its resourceVersion);
+- ``status``: ``PUT pods/NAME/status`` of the whole bound pod now Running and Ready (with
+  its resourceVersion), on half the pods;
+- ``status_patch``: the same status as a merge patch of ``/status`` guarded by the pod's
+  uid, as the agent's status manager writes it, on the other half;
 - ``lease``: ``PUT`` of a node's Lease with a new ``renewTime`` (one per node in
   ``--pods`` Leases), as a node renews.
 
@@ -73,9 +75,11 @@ class Api:
             headers={"Accept": "application/json", "User-Agent": "bench-writepath/1"},
         )
 
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
+    async def call(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
         data = orjson.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        headers = {"Content-Type": content_type} if data is not None else {}
         async with self.session.request(
             method, self.base + path, data=data, headers=headers
         ) as resp:
@@ -207,10 +211,23 @@ async def round_(api: Api, pid: int, n: int, c: int, tag: str) -> dict[str, dict
     pods = {p["metadata"]["name"]: p for p in listed["items"]}
 
     async def status(i: int) -> None:
+        i *= 2  # the even pods
         pod = pods[names[i]]
         await api.call("PUT", f"/api/v1/namespaces/{NS}/pods/{names[i]}/status", running(pod, i))
 
-    out["status"] = await phase(pid, n, c, status)
+    async def status_patch(i: int) -> None:
+        i = 2 * i + 1  # the odd pods
+        pod = pods[names[i]]
+        body = {"metadata": {"uid": pod["metadata"]["uid"]}, "status": running(pod, i)["status"]}
+        await api.call(
+            "PATCH",
+            f"/api/v1/namespaces/{NS}/pods/{names[i]}/status",
+            body,
+            content_type="application/merge-patch+json",
+        )
+
+    out["status"] = await phase(pid, n // 2, c, status)
+    out["status_patch"] = await phase(pid, n // 2, c, status_patch)
     leases: list[dict[str, Any]] = [{}] * n
 
     async def make_lease(i: int) -> None:
@@ -242,7 +259,7 @@ async def round_(api: Api, pid: int, n: int, c: int, tag: str) -> dict[str, dict
 
     out["lease"] = await phase(pid, n, c, renew)
     floor = out["floor"]["server_cpu_us"]
-    for kind in ("create", "binding", "status", "lease"):
+    for kind in ("create", "binding", "status", "status_patch", "lease"):
         out[kind]["over_floor_us"] = round(out[kind]["server_cpu_us"] - floor, 1)
     # Leave the next round an empty namespace, unmeasured.
     await api.call("DELETE", f"/api/v1/namespaces/{NS}/pods?gracePeriodSeconds=0")
