@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.auth import certs, kubeconfig
 
 _DER = serialization.Encoding.DER
 
@@ -224,7 +224,7 @@ def test_issue_client_cert_rejects_an_empty_common_name(tmp_path: pathlib.Path) 
 def test_kubeconfig_as_kubectl_writes_it(tmp_path: pathlib.Path) -> None:
     pki = certs.ensure_pki(tmp_path)
     path = tmp_path / "home" / ".kube" / "config"
-    certs.write_kubeconfig(path, server="https://127.0.0.1:6443", pki=pki)
+    kubeconfig.write_kubeconfig(path, server="https://127.0.0.1:6443", pki=pki)
     assert _mode(path) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["config"]  # no temporary left behind
     text = path.read_text()
@@ -249,7 +249,7 @@ def test_kubeconfig_as_kubectl_writes_it(tmp_path: pathlib.Path) -> None:
     assert base64.b64decode(user["user"]["client-key-data"]) == pki.admin_key.read_bytes()
 
     # Rewriting replaces the file.
-    certs.write_kubeconfig(
+    kubeconfig.write_kubeconfig(
         path, server="https://10.0.0.1:6443", pki=pki, cluster_name="c2", user="me"
     )
     config = yaml.safe_load(path.read_text())
@@ -261,7 +261,7 @@ def test_kubeconfig_as_kubectl_writes_it(tmp_path: pathlib.Path) -> None:
 def test_kubernetes_client_loads_the_kubeconfig(tmp_path: pathlib.Path) -> None:
     pki = certs.ensure_pki(tmp_path)
     path = tmp_path / "config"
-    certs.write_kubeconfig(path, server="https://127.0.0.1:6443", pki=pki)
+    kubeconfig.write_kubeconfig(path, server="https://127.0.0.1:6443", pki=pki)
     configuration = kubernetes.client.Configuration()
     _load_kube_config(config_file=str(path), client_configuration=configuration)
     assert configuration.host == "https://127.0.0.1:6443"
@@ -405,7 +405,7 @@ async def test_kubernetes_client_through_the_kubeconfig(tmp_path: pathlib.Path, 
     pki = certs.ensure_pki(tmp_path)
     url, seen = await serve(pki.ssl_server_context())
     path = tmp_path / "config"
-    certs.write_kubeconfig(path, server=url, pki=pki)
+    kubeconfig.write_kubeconfig(path, server=url, pki=pki)
 
     def get_version() -> Any:
         configuration = kubernetes.client.Configuration()

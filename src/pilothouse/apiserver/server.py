@@ -64,7 +64,7 @@ from pilothouse.apiserver.aggregator import aggregator as aggregator_module
 from pilothouse.apiserver.audit import auditor as audit_auditor
 from pilothouse.apiserver.audit import backend as audit_backend
 from pilothouse.apiserver.audit import policy as audit_policy
-from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.auth import certs, kubeconfig
 from pilothouse.apiserver.crd import serving as crd_serving
 from pilothouse.apiserver.encryption import config as encryption_config
 from pilothouse.apiserver.encryption import handler as encryption_handler
@@ -625,7 +625,7 @@ class APIServer:
         if self.config.write_kubeconfig:
             targets.append(self.config.write_kubeconfig)
         for path in targets:
-            certs.write_kubeconfig(path, server=self.url, pki=self.pki)
+            kubeconfig.write_kubeconfig(path, server=self.url, pki=self.pki)
 
     async def begin_shutdown(self) -> None:
         """Stop taking new work from outside and end every long-running request; see the

@@ -23,16 +23,16 @@ One aiohttp session (one connection pool) serves many concurrent requests;
 watches are long requests on their own connections. A client of a component inside
 ``pilothouse server`` (its config's ``in_process``) has no session: each request goes
 to the server's handler in process (:mod:`pilothouse.client.inprocess`), with the same
-headers, bodies, answers, errors and retries.
+headers, bodies, answers, errors and retries. How either transport's answers and
+failures are read is :mod:`pilothouse.client.transport`, where the error family is
+defined (and re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +41,16 @@ import aiohttp
 import orjson
 
 from pilothouse.api import errors, resources
-from pilothouse.client import inprocess
+from pilothouse.client import transport
 from pilothouse.client.config import ClusterConfig
+
+# The client's public error family lives with the answers it is read from; callers
+# keep catching it here, as ``rest.TransportError`` and its subclasses.
+from pilothouse.client.transport import ConnectError as ConnectError
+from pilothouse.client.transport import Disconnected as Disconnected
+from pilothouse.client.transport import Timeout as Timeout
+from pilothouse.client.transport import TLSError as TLSError
+from pilothouse.client.transport import TransportError as TransportError
 
 log = logging.getLogger(__name__)
 
@@ -58,67 +66,6 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 # Methods that are safe to send twice when the connection dropped mid-request.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class TransportError(Exception):
-    """No answer from the API server (httpx's ``TransportError``): see the subclasses.
-
-    ``sent`` says whether the request may have reached the server."""
-
-    sent = True
-
-    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
-        super().__init__(f"{method} {url}: {message}" if method else message)
-        self.method = method
-        self.url = url
-
-
-class ConnectError(TransportError):
-    """No connection could be made (refused, unreachable, no such socket, connect
-    timeout): the request was never sent."""
-
-    sent = False
-
-
-class TLSError(ConnectError):
-    """The TLS handshake failed (an untrusted or mismatched certificate)."""
-
-
-class Timeout(TransportError):
-    """The server did not answer within the request's timeout."""
-
-
-class Disconnected(TransportError):
-    """The connection dropped after the request was sent (closed, reset, a truncated
-    answer): a write may or may not have been applied."""
-
-
-def _transport_error(exc: BaseException, method: str, url: str) -> TransportError:
-    """aiohttp's (and the socket layer's) exception as one of ours."""
-    text = str(exc) or type(exc).__name__
-    kind: type[TransportError]
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        kind = TLSError
-    elif isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        kind = ConnectError
-    elif isinstance(exc, TimeoutError):
-        kind = Timeout
-    elif isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError
-        | aiohttp.ClientPayloadError
-        | aiohttp.ClientOSError
-        | ConnectionError,
-    ):
-        kind = Disconnected
-    else:
-        kind = TransportError
-    error = kind(text, method=method, url=url)
-    error.__cause__ = exc
-    return error
-
-
-_TRANSPORT_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -159,38 +106,6 @@ def resource_path(
     if subresource:
         parts.append(subresource)
     return "/".join(parts)
-
-
-def _status_error(status: int, body: bytes, retry_after: str | None = None) -> errors.StatusError:
-    error: errors.StatusError | None = None
-    with contextlib.suppress(ValueError, TypeError):
-        data = orjson.loads(body)
-        if isinstance(data, dict) and data.get("kind") == "Status":
-            details = data.get("details")
-            error = errors.StatusError(
-                int(data.get("code") or status),
-                str(data.get("reason") or ""),
-                str(data.get("message") or ""),
-                details=details if isinstance(details, dict) else None,
-            )
-    if error is None:
-        error = errors.StatusError(status, "", body.decode(errors="replace")[:500])
-    # The header is what client-go honours; keep it where errors.retry_after looks.
-    if retry_after and retry_after.isdigit() and errors.retry_after(error) is None:
-        error.details = {**(error.details or {}), "retryAfterSeconds": int(retry_after)}
-    return error
-
-
-def _answer(status: int, media_type: str, raw: bytes, headers: Mapping[str, str]) -> Any:
-    """A whole answer as :meth:`Client.request` returns it, over either transport: the
-    decoded JSON, the text, None for no body — or the StatusError of an error answer."""
-    if status >= 400:
-        raise _status_error(status, raw, headers.get("Retry-After"))
-    if not raw:
-        return None
-    if media_type == "application/json":
-        return orjson.loads(raw)
-    return raw.decode(errors="replace")
 
 
 class Client:
@@ -312,7 +227,9 @@ class Client:
         if deadline is not None:
             timeout = max(deadline - asyncio.get_running_loop().time(), 0.001)
         if self._local is not None:
-            return await self._send_local(self._local, method, path, params, data, headers, timeout)
+            return await transport.send_local(
+                self._local, method, path, params, data, {**self._headers, **headers}, timeout
+            )
         assert self._session is not None
         url = self.config.server + path
         try:
@@ -325,36 +242,9 @@ class Client:
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 raw = await resp.read()
-                return _answer(resp.status, resp.content_type, raw, resp.headers)
-        except _TRANSPORT_FAILURES as exc:
-            raise _transport_error(exc, method, url) from None
-
-    async def _send_local(
-        self,
-        local: inprocess.Transport,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        data: bytes | None,
-        headers: dict[str, str],
-        timeout: float | None,
-    ) -> Any:
-        """:meth:`_send` to the server in this process: the same answers and errors."""
-        try:
-            async with (
-                asyncio.timeout(timeout),
-                local.open(
-                    method,
-                    path,
-                    query=params,
-                    headers={**self._headers, **headers},
-                    body=data,
-                ) as answer,
-            ):
-                raw = await answer.read()
-                return _answer(answer.status, _media_type(answer.headers), raw, answer.headers)
-        except _LOCAL_FAILURES as exc:
-            raise _local_error(exc, method, path) from None
+                return transport.decode_answer(resp.status, resp.content_type, raw, resp.headers)
+        except transport.TRANSPORT_FAILURES as exc:
+            raise transport.transport_error(exc, method, url) from None
 
     # --- verbs ------------------------------------------------------------------------
     async def get(self, resource: resources.Resource, name: str, namespace: str = "") -> Obj:
@@ -518,8 +408,12 @@ class Client:
         if self.config.token_source is not None:
             watch_headers["Authorization"] = f"Bearer {self.config.token_source()}"
         if self._local is not None:
-            async for event in self._watch_local(
-                self._local, path, params, watch_headers, timeout_seconds + 30
+            async for event in transport.watch_local(
+                self._local,
+                path,
+                params,
+                {**self._headers, **watch_headers},
+                timeout_seconds + 30,
             ):
                 yield event
             return
@@ -533,38 +427,13 @@ class Client:
                 timeout=aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_read=None),
             ) as resp:
                 if resp.status >= 400:
-                    raise _status_error(
+                    raise transport.status_error(
                         resp.status, await resp.read(), resp.headers.get("Retry-After")
                     )
-                async for event in _events(resp.content.iter_any()):
+                async for event in transport.events(resp.content.iter_any()):
                     yield event
-        except _TRANSPORT_FAILURES as exc:
-            raise _transport_error(exc, "GET", url) from None
-
-    async def _watch_local(
-        self,
-        local: inprocess.Transport,
-        path: str,
-        params: Mapping[str, str],
-        headers: dict[str, str],
-        timeout: float,
-    ) -> AsyncIterator[Obj]:
-        """:meth:`watch` on the server in this process; leaving it ends the server's side."""
-        try:
-            async with (
-                asyncio.timeout(timeout),
-                local.open(
-                    "GET", path, query=params, headers={**self._headers, **headers}, body=None
-                ) as answer,
-            ):
-                if answer.status >= 400:
-                    raise _status_error(
-                        answer.status, await answer.read(), answer.headers.get("Retry-After")
-                    )
-                async for event in _events(answer.chunks()):
-                    yield event
-        except _LOCAL_FAILURES as exc:
-            raise _local_error(exc, "GET", path) from None
+        except transport.TRANSPORT_FAILURES as exc:
+            raise transport.transport_error(exc, "GET", url) from None
 
     async def wait_ready(self, *, timeout: float = 30.0) -> None:
         """Wait until the server answers /readyz."""
@@ -577,43 +446,6 @@ class Client:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.05)
-
-
-async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Obj]:
-    """A watch's events from its body: one JSON object a line, in chunks cut anywhere."""
-    buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
-        while True:
-            newline = buffer.find(b"\n")
-            if newline < 0:
-                break
-            line, buffer = buffer[:newline], buffer[newline + 1 :]
-            if line.strip():
-                yield orjson.loads(line)
-
-
-def _media_type(headers: Mapping[str, str]) -> str:
-    return headers.get("Content-Type", "").partition(";")[0].strip().lower()
-
-
-_LOCAL_FAILURES = (inprocess.Refused, inprocess.Cut, TimeoutError)
-
-
-def _local_error(exc: BaseException, method: str, path: str) -> TransportError:
-    """What an in-process transport raised, as a TransportError: the server taking no
-    more requests is a refused connection (never sent), an answer it cut off a dropped
-    connection, a deadline a timeout."""
-    kind: type[TransportError]
-    if isinstance(exc, inprocess.Refused):
-        kind = ConnectError
-    elif isinstance(exc, inprocess.Cut):
-        kind = Disconnected
-    else:
-        kind = Timeout
-    error = kind(str(exc) or type(exc).__name__, method=method, url=f"in-process:{path}")
-    error.__cause__ = exc
-    return error
 
 
 def _write_params(dry_run: bool, field_manager: str) -> dict[str, str]:

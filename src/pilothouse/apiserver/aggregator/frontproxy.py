@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pilothouse.apiserver.auth import certs
+from pilothouse.apiserver.auth import keypairs
 
 CLIENT_NAME = "front-proxy-client"
 CONFIGMAP = "extension-apiserver-authentication"
@@ -65,7 +65,7 @@ def new_ca(common_name: str, *, days: int = _DAYS) -> KeyPair:
     """A self-signed CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = certs.self_signed_ca(key, _name(common_name), now=now, days=days, backdate=_BACKDATE)
+    cert = keypairs.self_signed_ca(key, _name(common_name), now=now, days=days, backdate=_BACKDATE)
     return KeyPair(cert, key)
 
 

@@ -8,7 +8,7 @@
   address a client may dial (localhost, the host name, ``kubernetes.default.svc…``,
   the ``kubernetes`` Service IP 10.43.0.1, and whatever the caller adds);
 * ``admin.crt`` / ``admin.key`` — a client certificate for CN ``admin`` in group
-  ``system:masters``, which :func:`write_kubeconfig` embeds for the user.
+  ``system:masters``, which :func:`.kubeconfig.write_kubeconfig` embeds for the user.
 
 Later starts reuse them. A leaf certificate is issued again only when it is
 missing, unreadable, not from this CA, not for its key, near its end (90 days,
@@ -24,28 +24,27 @@ name is the user, its organizations are the groups (:func:`identity_from_peercer
 
 Everything here is synchronous file I/O meant for start-up (before the server
 accepts connections, or through ``asyncio.to_thread``). Private keys are written
-with mode 0600, atomically (temporary file, then rename).
+with mode 0600, atomically (temporary file, then rename). Building, signing and
+storing one certificate is :mod:`pilothouse.apiserver.auth.keypairs`; the admin's
+kubeconfig is :mod:`pilothouse.apiserver.auth.kubeconfig`.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import datetime
 import ipaddress
-import os
 import pathlib
 import socket
 import ssl
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import yaml
 from cryptography import exceptions, x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pilothouse.apiserver.auth import keypairs
 
 CA_COMMON_NAME = "pilothouse-ca"
 GO_TLS12_CIPHERS = ":".join((
@@ -67,9 +66,6 @@ CLUSTER_DOMAIN = "cluster.local"
 CA_DAYS = 3650
 LEAF_DAYS = 365
 RENEW_BEFORE = datetime.timedelta(days=90)
-# Certificates start an hour in the past so that a peer whose clock runs a
-# little behind still accepts them.
-BACKDATE = datetime.timedelta(hours=1)
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # OpenSSL's X509_V_FLAG_NO_CHECK_TIME (see ssl_server_context).
@@ -158,7 +154,7 @@ def ensure_pki(
     now = _now()
     dns_names, addresses = _serving_names(hostnames, ips)
 
-    ca = _load_pair(pki.ca_cert, pki.ca_key)
+    ca = keypairs.load_pair(pki.ca_cert, pki.ca_key)
     if ca is None or ca[0].not_valid_after_utc - now < RENEW_BEFORE:
         ca = _create_ca(pki, now)
         reissue = True
@@ -174,7 +170,7 @@ def ensure_pki(
             ca_cert,
             ca_key,
             now=now,
-            subject=_name(SERVER_COMMON_NAME, []),
+            subject=keypairs.name(SERVER_COMMON_NAME, []),
             usage=ExtendedKeyUsageOID.SERVER_AUTH,
             sans=[*map(x509.DNSName, dns_names), *map(x509.IPAddress, addresses)],
         )
@@ -186,7 +182,7 @@ def ensure_pki(
             ca_cert,
             ca_key,
             now=now,
-            subject=_name(ADMIN_USER, [ADMIN_GROUP]),
+            subject=keypairs.name(ADMIN_USER, [ADMIN_GROUP]),
             usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         )
     return pki
@@ -201,25 +197,25 @@ def issue_client_cert(
     agent: ``system:node:<name>`` in ``system:nodes``). X.509 bounds a CN to
     1 to 64 characters; outside that this raises ``ValueError``.
     """
-    ca_cert, ca_key = _read_pair(pki.ca_cert, pki.ca_key)
+    ca_cert, ca_key = keypairs.read_pair(pki.ca_cert, pki.ca_key)
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _sign(
+    cert = keypairs.sign(
         key.public_key(),
         ca_cert,
         ca_key,
         now=_now(),
         days=days,
-        subject=_name(common_name, organizations),
+        subject=keypairs.name(common_name, organizations),
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), keypairs.key_pem(key)
 
 
 def issue_serving_cert(
     pki: PKI, *, common_name: str, hostnames: list[str], ips: list[str], days: int = LEAF_DAYS
 ) -> tuple[bytes, bytes]:
     """A serving certificate from the cluster CA for a node agent: ``(cert PEM, key PEM)``."""
-    ca_cert, ca_key = _read_pair(pki.ca_cert, pki.ca_key)
+    ca_cert, ca_key = keypairs.read_pair(pki.ca_cert, pki.ca_key)
     key = ec.generate_private_key(ec.SECP256R1())
     return _sign_public(
         pki,
@@ -232,7 +228,7 @@ def issue_serving_cert(
         hostnames=hostnames,
         ips=ips,
         days=days,
-    ), _key_pem(key)
+    ), keypairs.key_pem(key)
 
 
 def sign_csr(
@@ -256,7 +252,7 @@ def sign_csr(
     public = csr.public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey):
         raise ValueError("certificate request must carry an ECDSA key")
-    ca_cert, ca_key = _read_pair(pki.ca_cert, pki.ca_key)
+    ca_cert, ca_key = keypairs.read_pair(pki.ca_cert, pki.ca_key)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     return _sign_public(
         pki,
@@ -289,13 +285,13 @@ def _sign_public(
         x509.DNSName(h) for h in dict.fromkeys(hostnames) if h and h.isascii()
     ]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(ips) if a]
-    cert = _sign(
+    cert = keypairs.sign(
         public,
         ca_cert,
         ca_key,
         now=_now(),
         days=days,
-        subject=_name(common_name, organizations),
+        subject=keypairs.name(common_name, organizations),
         usage=usage,
         sans=sans or None,
     )
@@ -308,11 +304,11 @@ def ensure_client_pair(
     """A client certificate kept in the PKI directory (``<name>.crt``/``.key``), issued once
     and renewed when near its end or no longer from this CA."""
     cert_path, key_path = pki.directory / f"{name}.crt", pki.directory / f"{name}.key"
-    ca_cert, _ = _read_pair(pki.ca_cert, pki.ca_key)
+    ca_cert, _ = keypairs.read_pair(pki.ca_cert, pki.ca_key)
     if _load_leaf(cert_path, key_path, ca_cert, _now()) is None:
         cert, key = issue_client_cert(pki, common_name=common_name, organizations=organizations)
-        _write_atomic(key_path, key, mode=0o600)
-        _write_atomic(cert_path, cert, mode=0o644)
+        keypairs.write_atomic(key_path, key, mode=0o600)
+        keypairs.write_atomic(cert_path, cert, mode=0o644)
     return cert_path, key_path
 
 
@@ -329,51 +325,6 @@ def identity_from_peercert(der: bytes) -> tuple[str, list[str]]:
         raise ValueError("client certificate has no common name")
     groups = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
     return names[-1], groups
-
-
-def write_kubeconfig(
-    path: pathlib.Path,
-    *,
-    server: str,
-    pki: PKI,
-    cluster_name: str = "pilothouse",
-    user: str = ADMIN_USER,
-) -> None:
-    """Write a kubeconfig for the admin certificate, shaped as kubectl writes one.
-
-    Certificates and key are embedded (``*-data``); the cluster, the context
-    (both named ``cluster_name``) and the user entry are the only ones, and the
-    context is current. Written atomically with mode 0600; parents are created.
-    """
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": cluster_name,
-                "cluster": {
-                    "certificate-authority-data": _b64(pki.ca_cert.read_bytes()),
-                    "server": server,
-                },
-            }
-        ],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}],
-        "current-context": cluster_name,
-        "preferences": {},
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": _b64(pki.admin_cert.read_bytes()),
-                    "client-key-data": _b64(pki.admin_key.read_bytes()),
-                },
-            }
-        ],
-    }
-    # kubectl writes through JSON, so its keys come out sorted.
-    text = yaml.safe_dump(config, sort_keys=True, default_flow_style=False, width=1 << 20)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, text.encode(), mode=0o600)
 
 
 # --- pieces ---------------------------------------------------------------
@@ -412,103 +363,13 @@ def _covers(cert: x509.Certificate, dns_names: list[str], addresses: list[_IPAdd
     return set(dns_names) <= have_dns and set(addresses) <= have_ips
 
 
-def _name(common_name: str, organizations: list[str]) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attributes)
-
-
-def self_signed_ca(
-    key: ec.EllipticCurvePrivateKey,
-    subject: x509.Name,
-    *,
-    now: datetime.datetime,
-    days: int,
-    backdate: datetime.timedelta = BACKDATE,
-) -> x509.Certificate:
-    """A self-signed CA certificate for ``key`` (certificate and CRL signing)."""
-    public = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - backdate)
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-
-
 def _create_ca(
     pki: PKI, now: datetime.datetime
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = self_signed_ca(key, _name(CA_COMMON_NAME, []), now=now, days=CA_DAYS)
-    _write_pair(pki.ca_cert, pki.ca_key, cert, key)
+    cert = keypairs.self_signed_ca(key, keypairs.name(CA_COMMON_NAME, []), now=now, days=CA_DAYS)
+    keypairs.write_pair(pki.ca_cert, pki.ca_key, cert, key)
     return cert, key
-
-
-def _sign(
-    public: ec.EllipticCurvePublicKey,
-    ca_cert: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey,
-    *,
-    now: datetime.datetime,
-    days: int,
-    subject: x509.Name,
-    usage: x509.ObjectIdentifier,
-    sans: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-        )
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(ca_key, hashes.SHA256())
 
 
 def _issue(
@@ -523,7 +384,7 @@ def _issue(
     sans: list[x509.GeneralName] | None = None,
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _sign(
+    cert = keypairs.sign(
         key.public_key(),
         ca_cert,
         ca_key,
@@ -533,30 +394,7 @@ def _issue(
         usage=usage,
         sans=sans,
     )
-    _write_pair(cert_path, key_path, cert, key)
-
-
-def _read_pair(
-    cert_path: pathlib.Path, key_path: pathlib.Path
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{key_path} does not hold an ECDSA key")
-    return cert, key
-
-
-def _load_pair(
-    cert_path: pathlib.Path, key_path: pathlib.Path
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
-    """A certificate and its key, or None when either is missing, broken or they differ."""
-    try:
-        cert, key = _read_pair(cert_path, key_path)
-    except (OSError, ValueError):
-        return None
-    if cert.public_key() != key.public_key():
-        return None
-    return cert, key
+    keypairs.write_pair(cert_path, key_path, cert, key)
 
 
 def _load_leaf(
@@ -566,7 +404,7 @@ def _load_leaf(
     now: datetime.datetime,
 ) -> x509.Certificate | None:
     """A reusable leaf certificate: from this CA, for its key, not near its end."""
-    pair = _load_pair(cert_path, key_path)
+    pair = keypairs.load_pair(cert_path, key_path)
     if pair is None:
         return None
     cert = pair[0]
@@ -577,42 +415,3 @@ def _load_leaf(
     if cert.not_valid_after_utc - now < RENEW_BEFORE:
         return None
     return cert
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _write_pair(
-    cert_path: pathlib.Path,
-    key_path: pathlib.Path,
-    cert: x509.Certificate,
-    key: ec.EllipticCurvePrivateKey,
-) -> None:
-    # Key first: a crash in between leaves a pair that fails the key check on
-    # the next start, and is issued again.
-    _write_atomic(key_path, _key_pem(key), mode=0o600)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-
-
-def _write_atomic(path: pathlib.Path, data: bytes, *, mode: int) -> None:
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

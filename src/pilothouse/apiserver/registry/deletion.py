@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pilothouse.api import meta
+from pilothouse.api import errors, meta, resources
 from pilothouse.api.meta import Obj
 
 ORPHAN = "orphan"
@@ -163,3 +163,28 @@ def plan(
     if new == old:
         return Plan(remove=False)
     return Plan(remove=False, obj=new)
+
+
+def check_preconditions(
+    resource: resources.Resource, old: Obj, name: str, options: Options
+) -> None:
+    """Upstream's BeforeDelete checks: a conflict named after the kind."""
+    old_md = old["metadata"]
+    if options.precondition_uid and options.precondition_uid != old_md.get("uid"):
+        raise errors.conflict(
+            resource.kind,
+            resource.group,
+            name,
+            f"the UID in the precondition ({options.precondition_uid}) does not match "
+            f"the UID in record ({old_md.get('uid', '')}). "
+            "The object might have been deleted and then recreated",
+        )
+    if options.precondition_rv and options.precondition_rv != old_md.get("resourceVersion"):
+        raise errors.conflict(
+            resource.kind,
+            resource.group,
+            name,
+            f"the ResourceVersion in the precondition ({options.precondition_rv}) does not "
+            f"match the ResourceVersion in record ({old_md.get('resourceVersion', '')}). "
+            "The object might have been modified",
+        )

@@ -1,5 +1,9 @@
 """Lists and resource versions: list options and pages, continue tokens, and the
-resourceVersion errors upstream returns (shared by list and watch)."""
+resourceVersion errors upstream returns (shared by list and watch); and the LIST
+itself (:func:`list_page`), from the watch cache or from the store at a revision.
+
+Many lists run concurrently on the event loop; each pages through one snapshot (the
+cache's, or the store's at one revision), so none holds up the writes."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import orjson
 
 from pilothouse.api import errors
 from pilothouse.api.meta import Obj
-from pilothouse.apiserver import cacheentry, listsnapshots
+from pilothouse.apiserver import cacheentry, listsnapshots, resourcecache, watchcache
+from pilothouse.storage import interface as storage
 
 Match = Callable[[Obj], bool]
 
@@ -132,3 +137,82 @@ def page_of(
         return ListPage(out, str(revision))
     token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
     return ListPage(out, str(revision), token)
+
+
+async def list_page(
+    *,
+    store: storage.Store,
+    watch_cache: watchcache.WatchCache,
+    cache: resourcecache.ResourceCache,
+    prefix: str,
+    opts: ListOptions,
+) -> ListPage:
+    """A LIST of ``prefix`` for :meth:`.store.ResourceStore.list`: from the watch cache
+    (after it caught up, for a consistent read), or from the store at the revision a
+    continue token or an exact ``resourceVersionMatch`` names."""
+    if opts.continue_token:
+        revision, start = decode_continue(opts.continue_token)
+        snap = cache.snapshot_at(revision)
+        if snap is not None and revision >= store.compacted_revision():
+            return page_of(snap, prefix, prefix + start, opts, revision)
+        return await list_from_store(store, prefix, opts, revision, prefix + start)
+    rv = parse_rv(opts.resource_version)
+    if opts.resource_version_match == "Exact":
+        if not rv:
+            raise errors.bad_request(
+                'resourceVersionMatch: Forbidden: resourceVersionMatch "Exact" is forbidden for resourceVersion "0"'
+            )
+        return await list_from_store(store, prefix, opts, rv, prefix)
+    if opts.resource_version_match not in ("", "NotOlderThan"):
+        raise errors.bad_request(
+            f'resourceVersionMatch: Unsupported value: "{opts.resource_version_match}": '
+            'supported values: "Exact", "NotOlderThan"'
+        )
+    if opts.resource_version == "":
+        await watch_cache.consistent(linearizable=True)
+    elif rv and not await watch_cache.wait_for(rv):
+        raise too_large_rv(rv, watch_cache.revision)
+    revision = watch_cache.revision
+    if opts.limit:
+        return page_of(cache.list_snapshot(), prefix, prefix, opts, revision)
+    entries = cache.snapshot(prefix)
+    if opts.match is not None:
+        match = opts.match
+        entries = [e for e in entries if match(e.obj)]
+    return ListPage(entries, str(revision))
+
+
+async def list_from_store(
+    store: storage.Store, prefix: str, opts: ListOptions, revision: int, start_key: str
+) -> ListPage:
+    """A page of ``prefix`` read from the store as of ``revision``, from ``start_key`` on:
+    an exact read, or a continue token whose snapshot the cache no longer holds."""
+    if revision < store.compacted_revision():
+        raise errors.expired(
+            EXPIRED_CONTINUE
+            if opts.continue_token
+            else f"too old resource version: {revision} ({store.compacted_revision()})"
+        )
+    limit = opts.limit
+    out: list[cacheentry.Entry] = []
+    key = start_key
+    while True:
+        try:
+            page = await store.list(prefix, at_revision=revision, limit=limit, start_key=key)
+        except storage.CompactedError:
+            raise errors.expired(EXPIRED_CONTINUE) from None
+        except storage.FutureRevisionError as exc:
+            raise too_large_rv(revision, exc.current) from None
+        for kv in page.items:
+            entry = cacheentry.decode(kv)
+            if opts.match is None or opts.match(entry.obj):
+                out.append(entry)
+        if not page.more or (limit and len(out) >= limit) or not page.items:
+            break
+        key = page.items[-1].key + "\x00"
+    if limit and (len(out) > limit or page.more):
+        out = out[:limit]
+        token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
+        remaining = page.remaining if opts.match is None else None
+        return ListPage(out, str(revision), token, remaining)
+    return ListPage(out, str(revision))

@@ -6,7 +6,8 @@ optimistic concurrency, generation, dry-run, finalizers — and asks the kind's
 :class:`~pilothouse.apiserver.registry.strategy.Strategy` for the rest.
 
 Reads come from the watch cache after it has caught up with the store, so a
-client always reads its own writes. Writes go to the store with the revision
+client always reads its own writes (a LIST's rules are
+:func:`.listing.list_page`'s). Writes go to the store with the revision
 they were based on; a concurrent writer makes the store refuse, and the
 request either fails with 409 (the client named a resourceVersion) or is
 retried on the fresh object (it did not). Many requests run concurrently on
@@ -16,6 +17,7 @@ Objects read are the cache's, with their managedFields put back
 (:meth:`~pilothouse.apiserver.cacheentry.Entry.whole`), and the cache keeps the
 written object rather than decoding what was stored (its top level and metadata
 copied, to hold the managedFields apart): callers read them and never change them.
+How a write reaches the store and that cache is :mod:`.storewrite`.
 """
 
 from __future__ import annotations
@@ -24,26 +26,18 @@ import builtins
 import time
 from collections.abc import Awaitable, Callable
 
-import orjson
-
 from pilothouse.api import errors, fieldmanager, meta, resources
 from pilothouse.api.meta import Obj
 from pilothouse.apiserver import cacheentry, requestcontext, watchcache
 from pilothouse.apiserver.admission import chain as admission_chain
 from pilothouse.apiserver.admission import interface as admission
-from pilothouse.apiserver.registry import conversion, deletion, write_origin
+from pilothouse.apiserver.registry import conversion, deletion, listing, storewrite
 from pilothouse.apiserver.registry.listing import (
-    EXPIRED_CONTINUE,
     ListOptions,
     ListPage,
-    decode_continue,
-    encode_continue,
-    page_of,
     parse_rv,
-    too_large_rv,
 )
 from pilothouse.apiserver.registry.strategy import Strategy
-from pilothouse.storage import history
 from pilothouse.storage import interface as storage
 
 GENERATE_NAME_ATTEMPTS = 8
@@ -54,29 +48,6 @@ Admission = Callable[["ResourceStore", str, Obj], Awaitable[None]]
 # Runs after a create or update was stored (not for dry runs), before the request is
 # answered: what must follow a write at once (serving a new CRD's resource).
 AfterWrite = Callable[[Obj], Awaitable[None]]
-
-
-def _encode(obj: Obj) -> tuple[bytes, bytes | None]:
-    """Encode an object for the store (the revision is the resourceVersion), and its
-    managedFields apart (exact size, None without them), spliced into the whole as
-    they are: the watch cache keeps them so (:func:`.cacheentry.adopt`), and they are
-    encoded once per write instead of twice."""
-    md = obj["metadata"]
-    rv = md.pop("resourceVersion", None)
-    try:
-        if "managedFields" not in md:
-            return orjson.dumps(obj), None
-        fields = md["managedFields"]
-        managed = bytes(memoryview(orjson.dumps(fields)))
-        # Assigning an existing key keeps its place: the bytes are those of before.
-        md["managedFields"] = orjson.Fragment(managed)
-        try:
-            return orjson.dumps(obj), managed
-        finally:
-            md["managedFields"] = fields
-    finally:
-        if rv is not None:
-            md["resourceVersion"] = rv
 
 
 class ResourceStore:
@@ -158,72 +129,13 @@ class ResourceStore:
         return await self._out(entry.whole())
 
     async def list(self, namespace: str, opts: ListOptions) -> ListPage:
-        prefix = self.resource.prefix(namespace)
-        if opts.continue_token:
-            revision, start = decode_continue(opts.continue_token)
-            snap = self.cache.snapshot_at(revision)
-            if snap is not None and revision >= self.store.compacted_revision():
-                return page_of(snap, prefix, prefix + start, opts, revision)
-            return await self._list_from_store(prefix, opts, revision, prefix + start)
-        rv = parse_rv(opts.resource_version)
-        if opts.resource_version_match == "Exact":
-            if not rv:
-                raise errors.bad_request(
-                    'resourceVersionMatch: Forbidden: resourceVersionMatch "Exact" is forbidden for resourceVersion "0"'
-                )
-            return await self._list_from_store(prefix, opts, rv, prefix)
-        if opts.resource_version_match not in ("", "NotOlderThan"):
-            raise errors.bad_request(
-                f'resourceVersionMatch: Unsupported value: "{opts.resource_version_match}": '
-                'supported values: "Exact", "NotOlderThan"'
-            )
-        if opts.resource_version == "":
-            await self.watch_cache.consistent(linearizable=True)
-        elif rv and not await self.watch_cache.wait_for(rv):
-            raise too_large_rv(rv, self.watch_cache.revision)
-        revision = self.watch_cache.revision
-        if opts.limit:
-            return page_of(self.cache.list_snapshot(), prefix, prefix, opts, revision)
-        entries = self.cache.snapshot(prefix)
-        if opts.match is not None:
-            match = opts.match
-            entries = [e for e in entries if match(e.obj)]
-        return ListPage(entries, str(revision))
-
-    async def _list_from_store(
-        self, prefix: str, opts: ListOptions, revision: int, start_key: str
-    ) -> ListPage:
-        if revision < self.store.compacted_revision():
-            raise errors.expired(
-                EXPIRED_CONTINUE
-                if opts.continue_token
-                else f"too old resource version: {revision} ({self.store.compacted_revision()})"
-            )
-        limit = opts.limit
-        out: builtins.list[cacheentry.Entry] = []
-        key = start_key
-        while True:
-            try:
-                page = await self.store.list(
-                    prefix, at_revision=revision, limit=limit, start_key=key
-                )
-            except storage.CompactedError:
-                raise errors.expired(EXPIRED_CONTINUE) from None
-            except storage.FutureRevisionError as exc:
-                raise too_large_rv(revision, exc.current) from None
-            for kv in page.items:
-                entry = cacheentry.decode(kv)
-                if opts.match is None or opts.match(entry.obj):
-                    out.append(entry)
-            if not page.more or (limit and len(out) >= limit) or not page.items:
-                break
-            key = page.items[-1].key + "\x00"
-        if limit and (len(out) > limit or page.more):
-            out = out[:limit]
-            token = encode_continue(revision, out[-1].key[len(prefix) :] + "\x00")
-            remaining = page.remaining if opts.match is None else None
-            return ListPage(out, str(revision), token, remaining)
-        return ListPage(out, str(revision))
+        return await listing.list_page(
+            store=self.store,
+            watch_cache=self.watch_cache,
+            cache=self.cache,
+            prefix=self.resource.prefix(namespace),
+            opts=opts,
+        )
 
     # --- create ---------------------------------------------------------------
     async def create(
@@ -287,7 +199,7 @@ class ResourceStore:
                     )
                 return await self._out(obj)
             try:
-                rev = await self._write(key, obj, None, old=None)
+                rev = await storewrite.write(self.store, self.watch_cache, key, obj, None, old=None)
             except storage.KeyExistsError:
                 if generate and attempt + 1 < GENERATE_NAME_ATTEMPTS:
                     md["name"] = meta.generate_name(str(md["generateName"]))
@@ -502,7 +414,7 @@ class ResourceStore:
                 if dry_run:
                     return await self._out(new), False
                 try:
-                    kv = await self._delete(key, entry.revision, old=old)
+                    kv = await storewrite.delete(self.store, key, entry.revision, old=old)
                 except storage.RevisionMismatchError:
                     if requested_rv > 0:
                         raise errors.stale_update(
@@ -513,7 +425,7 @@ class ResourceStore:
                     raise self._not_found(name) from None
                 md["resourceVersion"] = str(kv.mod_revision)
                 return await self._out(new), False
-            if new == old and not self._stale(key, entry.revision):
+            if new == old and not storewrite.stale(self.store, key, entry.revision):
                 return await self._out(old), False  # nothing changed: no write, no event
             if (
                 subresource != "status"  # a status write never bumps the generation
@@ -524,7 +436,9 @@ class ResourceStore:
             if dry_run:
                 return await self._out(new), False
             try:
-                rev = await self._write(key, new, entry.revision, old=old)
+                rev = await storewrite.write(
+                    self.store, self.watch_cache, key, new, entry.revision, old=old
+                )
             except storage.RevisionMismatchError:
                 if requested_rv > 0:
                     raise errors.stale_update(
@@ -537,34 +451,6 @@ class ResourceStore:
             for after in self.after_write:
                 await after(new)
             return await self._out(new), False
-
-    def _stale(self, key: str, revision: int) -> bool:
-        """Whether the stored value was written under an older encryption configuration:
-        then even an unchanged object is written again (upstream's GuaranteedUpdate does
-        the same, which is how ``kubectl replace`` re-encrypts)."""
-        needs_rewrite = getattr(self.store, "needs_rewrite", None)
-        return bool(needs_rewrite is not None and needs_rewrite(key, revision))
-
-    async def _delete(self, key: str, if_revision: int, *, old: Obj) -> storage.KeyValue:
-        with history.writing_as(write_origin.origin(old, None, deleting=True)):
-            return await self.store.delete(key, if_revision=if_revision)
-
-    async def _write(self, key: str, obj: Obj, if_revision: int | None, *, old: Obj | None) -> int:
-        """Create (``if_revision`` None) or update ``key``.
-
-        The watch cache adopts ``obj`` itself when the write's event arrives, instead
-        of decoding what was stored: the store delivers the event before it answers,
-        so by the time this returns the offer has been taken (or, with a backend
-        that hands back other bytes, is withdrawn unused)."""
-        value, managed = _encode(obj)
-        self.watch_cache.writing(key, value, obj, managed=managed)
-        try:
-            with history.writing_as(write_origin.origin(old, obj)):
-                if if_revision is None:
-                    return await self.store.create(key, value)
-                return await self.store.update(key, value, if_revision=if_revision)
-        finally:
-            self.watch_cache.not_written(key, value)
 
     def _track_fields(self, old: Obj | None, new: Obj, manager: str, subresource: str) -> Obj:
         """Record in managedFields which fields ``manager`` set (an Update operation)."""
@@ -631,7 +517,7 @@ class ResourceStore:
             if entry is None:
                 raise self._not_found(name)
             old = entry.whole()
-            self._check_preconditions(old, name, options)
+            deletion.check_preconditions(self.resource, old, name, options)
             self.strategy.before_delete(old)
             attrs = self._attributes(
                 admission.DELETE, namespace, name, None, old, "", options.dry_run
@@ -660,7 +546,9 @@ class ResourceStore:
                 if options.dry_run:
                     return await self._out(new), False
                 try:
-                    rev = await self._write(key, new, entry.revision, old=old)
+                    rev = await storewrite.write(
+                        self.store, self.watch_cache, key, new, entry.revision, old=old
+                    )
                 except (storage.RevisionMismatchError, storage.KeyNotFoundError):
                     continue
                 new["metadata"]["resourceVersion"] = str(rev)
@@ -668,7 +556,7 @@ class ResourceStore:
             if options.dry_run:
                 return await self._out(old), True
             try:
-                kv = await self._delete(key, entry.revision, old=old)
+                kv = await storewrite.delete(self.store, key, entry.revision, old=old)
             except storage.RevisionMismatchError:
                 continue
             except storage.KeyNotFoundError:
@@ -677,26 +565,3 @@ class ResourceStore:
             gone = dict(old)
             gone["metadata"] = {**old["metadata"], "resourceVersion": str(kv.mod_revision)}
             return await self._out(gone), True
-
-    def _check_preconditions(self, old: Obj, name: str, options: deletion.Options) -> None:
-        """Upstream's BeforeDelete checks: a conflict named after the kind."""
-        old_md = old["metadata"]
-        r = self.resource
-        if options.precondition_uid and options.precondition_uid != old_md.get("uid"):
-            raise errors.conflict(
-                r.kind,
-                r.group,
-                name,
-                f"the UID in the precondition ({options.precondition_uid}) does not match "
-                f"the UID in record ({old_md.get('uid', '')}). "
-                "The object might have been deleted and then recreated",
-            )
-        if options.precondition_rv and options.precondition_rv != old_md.get("resourceVersion"):
-            raise errors.conflict(
-                r.kind,
-                r.group,
-                name,
-                f"the ResourceVersion in the precondition ({options.precondition_rv}) does not "
-                f"match the ResourceVersion in record ({old_md.get('resourceVersion', '')}). "
-                "The object might have been modified",
-            )
