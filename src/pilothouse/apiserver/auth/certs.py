@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pilothouse import atomicfile
 from pilothouse.apiserver.auth import keypairs
 
 CA_COMMON_NAME = "pilothouse-ca"
@@ -307,8 +308,8 @@ def ensure_client_pair(
     ca_cert, _ = keypairs.read_pair(pki.ca_cert, pki.ca_key)
     if _load_leaf(cert_path, key_path, ca_cert, _now()) is None:
         cert, key = issue_client_cert(pki, common_name=common_name, organizations=organizations)
-        keypairs.write_atomic(key_path, key, mode=0o600)
-        keypairs.write_atomic(cert_path, cert, mode=0o644)
+        atomicfile.write(key_path, key, mode=0o600)
+        atomicfile.write(cert_path, cert, mode=0o644)
     return cert_path, key_path
 
 

@@ -7,22 +7,21 @@ front proxy builds its own CA with :func:`self_signed_ca`. Nothing here knows th
 cluster's names or file layout.
 
 Everything here is synchronous and runs at start-up or through ``asyncio.to_thread``;
-nothing is shared between calls. Files are written atomically (temporary file, then
-rename), private keys with mode 0600.
+nothing is shared between calls. Files are written atomically and durably
+(:mod:`pilothouse.atomicfile`), private keys with mode 0600.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import os
 import pathlib
-import tempfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from pilothouse import atomicfile
 
 # Certificates start an hour in the past so that a peer whose clock runs a
 # little behind still accepts them.
@@ -158,20 +157,5 @@ def write_pair(
 ) -> None:
     # Key first: a crash in between leaves a pair that fails the key check on
     # the next start, and is issued again.
-    write_atomic(key_path, key_pem(key), mode=0o600)
-    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-
-
-def write_atomic(path: pathlib.Path, data: bytes, *, mode: int) -> None:
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    atomicfile.write(key_path, key_pem(key), mode=0o600)
+    atomicfile.write(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)

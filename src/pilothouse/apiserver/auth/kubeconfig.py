@@ -11,7 +11,7 @@ import pathlib
 
 import yaml
 
-from pilothouse.apiserver.auth import keypairs
+from pilothouse import atomicfile
 from pilothouse.apiserver.auth.certs import ADMIN_USER, PKI
 
 
@@ -57,7 +57,7 @@ def write_kubeconfig(
     # kubectl writes through JSON, so its keys come out sorted.
     text = yaml.safe_dump(config, sort_keys=True, default_flow_style=False, width=1 << 20)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keypairs.write_atomic(path, text.encode(), mode=0o600)
+    atomicfile.write(path, text.encode(), mode=0o600)
 
 
 def _b64(data: bytes) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from pilothouse import supervisor
+from pilothouse import atomicfile, supervisor
 from pilothouse.api import resources
 from pilothouse.apiserver.encryption import config as enc_config
 from pilothouse.storage import transform
@@ -78,19 +78,7 @@ class State:
 
 def _write_atomically(path: pathlib.Path, data: bytes) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomicfile.write(path, data, mode=0o600)
 
 
 def new_key(existing: set[str]) -> enc_config.Key:
