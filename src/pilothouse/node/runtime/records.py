@@ -9,25 +9,23 @@ conmon's exit file and the memory cgroup, kept after ``crun delete``).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pilothouse import atomicfile
 from pilothouse.node.runtime import protocol
 
 RECORD = "container.json"
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` in one step: readers see the old or the new content, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Replace ``path`` in one step: readers see the old or the new content, never half.
+
+    Not fsynced (as before the shared helper): the runtime writes these files on the
+    event loop at every step of every pod and container, where two fsyncs each would
+    stall the agent, and a power cut ends every container they describe anyway."""
+    atomicfile.write(path, data, mode=mode, durable=False)
 
 
 @dataclass
