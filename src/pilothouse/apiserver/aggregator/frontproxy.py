@@ -36,7 +36,6 @@ USER_HEADER = "X-Remote-User"
 GROUP_HEADER = "X-Remote-Group"
 EXTRA_PREFIX = "X-Remote-Extra-"
 _DAYS = 3650
-_BACKDATE = datetime.timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +64,7 @@ def new_ca(common_name: str, *, days: int = _DAYS) -> KeyPair:
     """A self-signed CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = keypairs.self_signed_ca(key, _name(common_name), now=now, days=days, backdate=_BACKDATE)
+    cert = keypairs.self_signed_ca(key, _name(common_name), now=now, days=days)
     return KeyPair(cert, key)
 
 
@@ -88,7 +87,7 @@ def issue(
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
+        .not_valid_before(now - keypairs.BACKDATE)
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
