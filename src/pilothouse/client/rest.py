@@ -41,6 +41,7 @@ import aiohttp
 import orjson
 
 from pilothouse.api import errors, resources
+from pilothouse.api.meta import Obj
 from pilothouse.client import transport
 from pilothouse.client.config import ClusterConfig
 
@@ -53,8 +54,6 @@ from pilothouse.client.transport import TLSError as TLSError
 from pilothouse.client.transport import TransportError as TransportError
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 JSON = "application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
