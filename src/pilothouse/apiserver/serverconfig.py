@@ -18,6 +18,24 @@ from pilothouse.storage import history as storage_history
 
 @dataclass
 class ServerConfig:
+    """Everything one API server is started with: where it keeps its files and
+    listens, its datastore (SQLite or etcd, with TLS and key prefix), the cluster it
+    joins (token, server), its certificates' extra names, encryption at rest,
+    authentication, admission, audit and flow control: the API server's share of
+    ``pilothouse server``'s flags. (Three fields no flag sets keep their defaults:
+    the compaction interval, extra certificate names and the shutdown grace.)
+
+    Built once, before the server starts: by ``pilothouse server``
+    (:func:`pilothouse.cli.server._serve`, from the parsed flags, the admission and
+    audit ones through :func:`pilothouse.cli.admissionflags.server_config`), by
+    :class:`pilothouse.testing.ServerThread` for tests, and directly by benchmarks
+    and in-process tests. :class:`pilothouse.cli.allinone.AllInOne` hands it to
+    :class:`pilothouse.apiserver.server.APIServer`, which keeps it as ``config``;
+    :func:`pilothouse.apiserver.startup.shared_files` reads the data dir, datastore,
+    token, server and extra names before the store opens. Nobody changes it
+    afterwards, so it is read from the event loop without a lock (the port an
+    ``https_port`` of 0 was given is ``APIServer.port``, not written back here)."""
+
     data_dir: Path
     bind_address: str = "0.0.0.0"
     https_port: int = 6443
