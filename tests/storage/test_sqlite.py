@@ -201,6 +201,66 @@ async def test_concurrent_creates_share_commits(db: pathlib.Path) -> None:
         await store.close()
 
 
+async def test_a_batch_carries_any_bytes_and_any_key_exactly(db: pathlib.Path) -> None:
+    # The batch's load returns every value in one row (concatenated, with lengths):
+    # NULs, bytes that are not UTF-8 and empty values must come back as they went in.
+    store = await open_store(db)
+    values = [b"", b"\x00", b"\xff\xfe\x00a", os.urandom(3000), "é".encode(), b"plain"]
+    keys = [f"/bin/ключ-{i}-\u00e9" for i in range(len(values))]
+    try:
+        stream = store.watch("/bin/", after_revision=0)
+        created = await asyncio.gather(
+            *(store.create(k, v) for k, v in zip(keys, values, strict=True))
+        )
+        # One batch of updates and deletes: each event's previous value is the stored one.
+        results = await asyncio.gather(
+            *(
+                store.update(k, v[::-1] + b"!", if_revision=r)
+                for k, v, r in zip(keys[:3], values[:3], created[:3], strict=True)
+            ),
+            *(store.delete(k) for k in keys[3:]),
+        )
+        events = await collect(stream, 2 * len(values))
+        changes = {e.kv.key: e for e in events[len(values) :]}
+        for key, value in zip(keys, values, strict=True):
+            assert changes[key].prev is not None and changes[key].prev.value == value, key
+        for key, value in zip(keys[:3], values[:3], strict=True):
+            assert (await store.get(key)) == KeyValue(
+                key, value[::-1] + b"!", created[keys.index(key)], changes[key].kv.mod_revision
+            )
+        for key, value in zip(keys[3:], values[3:], strict=True):
+            assert (await store.get(key)) is None
+            assert isinstance(results[keys.index(key)], KeyValue)
+            assert results[keys.index(key)].value == value  # type: ignore[union-attr]
+        await stream.aclose()
+    finally:
+        await store.close()
+
+
+async def test_a_batch_is_a_few_statements_whatever_its_size(db: pathlib.Path) -> None:
+    # The sqlite3 module lets go of the GIL at every step of a statement (every row of
+    # an executemany or of a fetch); a batch's statements must not grow with its size.
+    store = await open_store(db, history_retention=3600)
+    statements: list[str] = []
+    try:
+        await asyncio.gather(*(store.create(f"/s/{i:04}", b"v" * 100) for i in range(400)))
+        writer = store._live_writer()
+        assert writer._conn is not None
+        writer._conn.set_trace_callback(statements.append)
+        commits = store.commits
+        await asyncio.gather(
+            *(store.update(f"/s/{i:04}", b"w" * 100, if_revision=0) for i in range(300)),
+            *(store.delete(f"/s/{i:04}") for i in range(300, 400)),
+        )
+        writer._conn.set_trace_callback(None)
+        batches = store.commits - commits
+        assert batches >= 1
+        # BEGIN, load, log inserts (power-of-two chunks), history, index, deletes, COMMIT.
+        assert len(statements) <= 16 * batches, (batches, len(statements), statements[:20])
+    finally:
+        await store.close()
+
+
 async def test_failed_precondition_fails_only_its_own_write(db: pathlib.Path) -> None:
     store = await open_store(db)
     try:
