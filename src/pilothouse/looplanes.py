@@ -140,6 +140,17 @@ class LanedEventLoop(asyncio.SelectorEventLoop):
             super()._process_events(event_list)  # type: ignore[misc]
 
 
+_FAST_CONTEXT = contextvars.Context()
+_FAST_CONTEXT.run(FAST.set, True)
+
+
+def fast_context() -> contextvars.Context:
+    """A new context with :data:`FAST` set, for a callback that is short and that others
+    wait for (``loop.call_soon_threadsafe(cb, context=fast_context())``). On any other
+    loop the flag means nothing."""
+    return _FAST_CONTEXT.copy()
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A new :class:`LanedEventLoop`."""
     return LanedEventLoop()

@@ -9,11 +9,13 @@ import pathlib
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
+from pilothouse import looplanes
 from pilothouse.storage import sqlite
 from pilothouse.storage.interface import (
     CompactedError,
@@ -498,3 +500,32 @@ async def test_acknowledged_writes_survive_sigkill(db: pathlib.Path) -> None:
         assert await store.create("/after/crash", b"x") == before + 1
     finally:
         await store.close()
+
+
+def test_on_a_laned_loop_a_commit_is_settled_in_the_fast_lane(db: pathlib.Path) -> None:
+    # What a commit's writers wait for runs before the loop's queued bulk, not after.
+    loop = looplanes.LanedEventLoop()
+    try:
+        store = loop.run_until_complete(open_store(db))
+        seen: list[int] = []  # blockers done when the commit's revision showed up
+        done: list[int] = []
+
+        def block(i: int) -> None:
+            time.sleep(0.002)
+            if not seen and store.current_revision() >= 1:
+                seen.append(len(done))
+            done.append(i)
+
+        async def main() -> None:
+            write = asyncio.ensure_future(store.create("/fast/one", b"x"))
+            await asyncio.sleep(0)  # submitted to the writer thread
+            for i in range(200):
+                loop.call_soon(block, i)
+            await write
+
+        loop.run_until_complete(main())
+        assert len(done) == 200
+        assert seen and seen[0] < 100, seen  # asyncio's own loop: 200, after the queue
+        loop.run_until_complete(store.close())
+    finally:
+        loop.close()

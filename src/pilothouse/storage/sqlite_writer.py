@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from pilothouse import looplanes
 from pilothouse.storage import history
 from pilothouse.storage.interface import (
     Event,
@@ -516,13 +517,18 @@ class Writer:
             error = StoreError(f"write failed: {exc}")
             error.__cause__ = exc
             failed: list[Result] = [(ops[0].future, None, error)]
-            self._loop.call_soon_threadsafe(self._on_commit, self.revision, [], failed)
+            self._loop.call_soon_threadsafe(
+                self._on_commit, self.revision, [], failed, context=looplanes.fast_context()
+            )
             return
         if rows:
             self.revision = rev
             self.commits += 1
             self.writes += len(rows)
-        self._loop.call_soon_threadsafe(self._on_commit, rev, events, results)
+        # The loop's fast lane (a laned loop's): what the writers wait for, cheap to run.
+        self._loop.call_soon_threadsafe(
+            self._on_commit, rev, events, results, context=looplanes.fast_context()
+        )
 
     # -- jobs (run on this thread through Job) -------------------------------------
 
