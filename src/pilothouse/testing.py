@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pilothouse import looplanes
 from pilothouse import supervisor as supervision
 from pilothouse.apiserver import serverconfig
 from pilothouse.cli import allinone
@@ -64,7 +65,8 @@ class ServerThread:
         )
         self.cluster = allinone.AllInOne(self.config, allinone.Options(controllers=controllers))
         self.server = self.cluster.server
-        self.loop = asyncio.new_event_loop()
+        # The loop ``pilothouse server`` runs on (two lanes: see looplanes).
+        self.loop = looplanes.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="pilothouse-apiserver", daemon=True)
         self._started: Future[None] = Future()
 

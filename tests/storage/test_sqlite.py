@@ -9,11 +9,13 @@ import pathlib
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
+from pilothouse import looplanes
 from pilothouse.storage import sqlite
 from pilothouse.storage.interface import (
     CompactedError,
@@ -197,6 +199,66 @@ async def test_concurrent_creates_share_commits(db: pathlib.Path) -> None:
         assert store.commits <= 100, store.commits
         listed = await store.list("/b/", limit=1)
         assert listed.remaining == 1999
+    finally:
+        await store.close()
+
+
+async def test_a_batch_carries_any_bytes_and_any_key_exactly(db: pathlib.Path) -> None:
+    # The batch's load returns every value in one row (concatenated, with lengths):
+    # NULs, bytes that are not UTF-8 and empty values must come back as they went in.
+    store = await open_store(db)
+    values = [b"", b"\x00", b"\xff\xfe\x00a", os.urandom(3000), "é".encode(), b"plain"]
+    keys = [f"/bin/ключ-{i}-\u00e9" for i in range(len(values))]
+    try:
+        stream = store.watch("/bin/", after_revision=0)
+        created = await asyncio.gather(
+            *(store.create(k, v) for k, v in zip(keys, values, strict=True))
+        )
+        # One batch of updates and deletes: each event's previous value is the stored one.
+        results = await asyncio.gather(
+            *(
+                store.update(k, v[::-1] + b"!", if_revision=r)
+                for k, v, r in zip(keys[:3], values[:3], created[:3], strict=True)
+            ),
+            *(store.delete(k) for k in keys[3:]),
+        )
+        events = await collect(stream, 2 * len(values))
+        changes = {e.kv.key: e for e in events[len(values) :]}
+        for key, value in zip(keys, values, strict=True):
+            assert changes[key].prev is not None and changes[key].prev.value == value, key
+        for key, value in zip(keys[:3], values[:3], strict=True):
+            assert (await store.get(key)) == KeyValue(
+                key, value[::-1] + b"!", created[keys.index(key)], changes[key].kv.mod_revision
+            )
+        for key, value in zip(keys[3:], values[3:], strict=True):
+            assert (await store.get(key)) is None
+            assert isinstance(results[keys.index(key)], KeyValue)
+            assert results[keys.index(key)].value == value  # type: ignore[union-attr]
+        await stream.aclose()
+    finally:
+        await store.close()
+
+
+async def test_a_batch_is_a_few_statements_whatever_its_size(db: pathlib.Path) -> None:
+    # The sqlite3 module lets go of the GIL at every step of a statement (every row of
+    # an executemany or of a fetch); a batch's statements must not grow with its size.
+    store = await open_store(db, history_retention=3600)
+    statements: list[str] = []
+    try:
+        await asyncio.gather(*(store.create(f"/s/{i:04}", b"v" * 100) for i in range(400)))
+        writer = store._live_writer()
+        assert writer._conn is not None
+        writer._conn.set_trace_callback(statements.append)
+        commits = store.commits
+        await asyncio.gather(
+            *(store.update(f"/s/{i:04}", b"w" * 100, if_revision=0) for i in range(300)),
+            *(store.delete(f"/s/{i:04}") for i in range(300, 400)),
+        )
+        writer._conn.set_trace_callback(None)
+        batches = store.commits - commits
+        assert batches >= 1
+        # BEGIN, load, log inserts (power-of-two chunks), history, index, deletes, COMMIT.
+        assert len(statements) <= 16 * batches, (batches, len(statements), statements[:20])
     finally:
         await store.close()
 
@@ -438,3 +500,32 @@ async def test_acknowledged_writes_survive_sigkill(db: pathlib.Path) -> None:
         assert await store.create("/after/crash", b"x") == before + 1
     finally:
         await store.close()
+
+
+def test_on_a_laned_loop_a_commit_is_settled_in_the_fast_lane(db: pathlib.Path) -> None:
+    # What a commit's writers wait for runs before the loop's queued bulk, not after.
+    loop = looplanes.LanedEventLoop()
+    try:
+        store = loop.run_until_complete(open_store(db))
+        seen: list[int] = []  # blockers done when the commit's revision showed up
+        done: list[int] = []
+
+        def block(i: int) -> None:
+            time.sleep(0.002)
+            if not seen and store.current_revision() >= 1:
+                seen.append(len(done))
+            done.append(i)
+
+        async def main() -> None:
+            write = asyncio.ensure_future(store.create("/fast/one", b"x"))
+            await asyncio.sleep(0)  # submitted to the writer thread
+            for i in range(200):
+                loop.call_soon(block, i)
+            await write
+
+        loop.run_until_complete(main())
+        assert len(done) == 200
+        assert seen and seen[0] < 100, seen  # asyncio's own loop: 200, after the queue
+        loop.run_until_complete(store.close())
+    finally:
+        loop.close()

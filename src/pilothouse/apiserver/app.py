@@ -31,7 +31,7 @@ from aiohttp import typedefs, web
 
 from pilothouse import __version__
 from pilothouse.api import errors, resources
-from pilothouse.apiserver import flowcontrol, health, negotiation, requestcontext
+from pilothouse.apiserver import flowcontrol, health, lanes, negotiation, requestcontext
 from pilothouse.apiserver import request as request_info
 from pilothouse.apiserver.authn import authenticator as authn
 from pilothouse.apiserver.authn import user as user_module
@@ -255,6 +255,7 @@ class APIApp:
     def build(self) -> web.Application:
         app = web.Application(
             middlewares=(
+                lanes.middleware,
                 self._shed_middleware,
                 *self.middlewares,
                 error_middleware,

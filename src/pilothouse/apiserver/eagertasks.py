@@ -19,7 +19,14 @@ step belong to the new task). If the step finishes the coroutine the task is don
 its creator gets it, which aiohttp's code is written for (it runs so on 3.12). Every
 other coroutine is created exactly as before: eager start changes the order in which
 things happen, and only code written for it gets it. On 3.12 and later, or on a loop
-that is not asyncio's own, :func:`install` does nothing.
+that is not asyncio's own, eager start is left out.
+
+The same factory puts tasks in the fast lane of a :class:`~pilothouse.looplanes.LanedEventLoop`:
+a coroutine whose code is in ``fast_codes`` (the server gives aiohttp's connection
+handler) runs in a copy of its context with :data:`~pilothouse.looplanes.FAST` set, so
+its steps and the tasks it creates (each request's) start in the fast lane; a request
+that is not short steps back to the normal lane itself (:mod:`.lanes`). On any other
+loop ``fast_codes`` is ignored.
 
 Concurrency: the factory runs on the loop's thread, inside whatever step creates the
 task; the eager step nests in it (as on 3.12) and returns at its first real suspension.
@@ -30,11 +37,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Iterable
-from contextvars import Context
+from contextvars import Context, copy_context
 from types import CodeType
 from typing import Any
 
 from aiohttp import web_protocol
+
+from pilothouse import looplanes
 
 
 def aiohttp_request_code() -> CodeType:
@@ -42,12 +51,19 @@ def aiohttp_request_code() -> CodeType:
     return web_protocol.RequestHandler._handle_request.__code__
 
 
-class EagerFactory:
-    """A task factory: coroutines whose code is in ``codes`` start eagerly; see the
-    module docstring."""
+def aiohttp_connection_code() -> CodeType:
+    """The code of aiohttp's per-connection coroutine (the task reading a connection's
+    requests one after another)."""
+    return web_protocol.RequestHandler.start.__code__
 
-    def __init__(self, codes: Iterable[CodeType]) -> None:
+
+class EagerFactory:
+    """A task factory: coroutines whose code is in ``codes`` start eagerly, those whose
+    code is in ``fast_codes`` run in the fast lane; see the module docstring."""
+
+    def __init__(self, codes: Iterable[CodeType], fast_codes: Iterable[CodeType] = ()) -> None:
         self.codes = frozenset(codes)
+        self.fast_codes = frozenset(fast_codes)
         self.eager_starts = 0  # for tests and curiosity: how many first steps ran at once
 
     def __call__(
@@ -57,13 +73,19 @@ class EagerFactory:
         *,
         context: Context | None = None,
     ) -> asyncio.Task[Any]:
+        code = getattr(coro, "cr_code", None)
+        if code in self.fast_codes:
+            context = (context or copy_context()).copy()
+            context.run(looplanes.FAST.set, True)
         task = asyncio.Task(coro, loop=loop, context=context)
-        if getattr(coro, "cr_code", None) in self.codes:
+        if code in self.codes:
             self._step_now(loop, task)
         return task
 
     def _step_now(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
         ready = getattr(loop, "_ready", None)
+        # The lane the task's first step went to (a laned loop's ready queue has two).
+        ready = getattr(ready, "recent", ready)
         # The task's constructor has just queued its first step; take that one only.
         if not ready or getattr(ready[-1]._callback, "__self__", None) is not task:
             return
@@ -80,14 +102,22 @@ class EagerFactory:
 
 
 def install(
-    loop: asyncio.AbstractEventLoop, codes: Iterable[CodeType]
+    loop: asyncio.AbstractEventLoop,
+    codes: Iterable[CodeType],
+    fast_codes: Iterable[CodeType] = (),
 ) -> Callable[..., Any] | None:
-    """Give ``loop`` the eager factory for ``codes``, on Python 3.11 and an asyncio
-    loop with no task factory of its own; returns the factory installed, or None."""
-    if sys.version_info >= (3, 12):
-        return None
+    """Give ``loop`` the factory: eager start for ``codes`` on Python 3.11, the fast
+    lane for ``fast_codes`` on a :class:`~pilothouse.looplanes.LanedEventLoop` — on an
+    asyncio loop with no task factory of its own; returns the factory installed, or
+    None when it would do nothing."""
     if not isinstance(loop, asyncio.BaseEventLoop) or loop.get_task_factory() is not None:
         return None
-    factory = EagerFactory(codes)
+    if sys.version_info >= (3, 12):
+        codes = ()
+    if not isinstance(loop, looplanes.LanedEventLoop):
+        fast_codes = ()
+    factory = EagerFactory(codes, fast_codes)
+    if not factory.codes and not factory.fast_codes:
+        return None
     loop.set_task_factory(factory)  # type: ignore[arg-type]
     return factory

@@ -36,8 +36,9 @@ authentication or routing run; and such a connection that sends again before its
 The seats of every level but ``leader-election`` and ``node-high``
 (:data:`ADAPTIVE_LEVELS`) are the most it may use, not what it always gets: the server
 is one event loop, and the requests a level's seats admit keep that loop busy so that
-every other request waits in its ready queue too — an admin's GET as well, exempt as
-it is (exempt from seats, not from the loop). With ``adaptive`` (the server's default)
+every other request waits in its ready queue too — an admin's write as well, exempt as
+it is (exempt from seats, not from the loop; a short read, whoever sends it, takes the
+loop's fast lane instead: :mod:`.lanes`). With ``adaptive`` (the server's default)
 their limit is their nominal seats times a scale that shrinks while the loop lags and
 grows back when it does not (:mod:`.adaptivelimit`); a level whose limit shrinks below
 what it executes admits no one until enough of its requests finish. What happens to

@@ -574,9 +574,12 @@ class APIServer:
         )
         await self._runner.setup()
         # Python 3.11: a request's task starts in the loop turn its connection's task
-        # creates it, as aiohttp does on 3.12 (see eagertasks).
+        # creates it, as aiohttp does on 3.12 (see eagertasks). On a laned loop the
+        # connections and their requests start in the fast lane (see lanes).
         self._task_factory = eagertasks.install(
-            asyncio.get_running_loop(), [eagertasks.aiohttp_request_code()]
+            asyncio.get_running_loop(),
+            [eagertasks.aiohttp_request_code()],
+            [eagertasks.aiohttp_connection_code()],
         )
         # The components in this process reach the same handler without the socket.
         assert self._runner.server is not None

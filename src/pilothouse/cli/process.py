@@ -105,9 +105,15 @@ async def run_component(
     return code
 
 
-def run(main: Coroutine[Any, Any, int], *, name: str = "pilothouse") -> int:
-    """``asyncio.run(main)`` with a bounded end (see the module docstring)."""
-    loop = asyncio.new_event_loop()
+def run(
+    main: Coroutine[Any, Any, int],
+    *,
+    name: str = "pilothouse",
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+) -> int:
+    """``asyncio.run(main)`` with a bounded end (see the module docstring), on a loop
+    from ``loop_factory``."""
+    loop = loop_factory()
     try:
         asyncio.set_event_loop(loop)
         try:

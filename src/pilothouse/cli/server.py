@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pilothouse import heap
+from pilothouse import heap, looplanes
 from pilothouse import supervisor as supervision
 from pilothouse.cli import admissionflags, dnsflags, kubeconfig, nodeflags, process
 
@@ -274,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pilothouse server: {exc}", file=sys.stderr)
         return 2
-    return process.run(_serve(args), name="pilothouse")
+    # The laned loop: reads answered from memory never queue behind the writes.
+    return process.run(_serve(args), name="pilothouse", loop_factory=looplanes.new_event_loop)
 
 
 async def _serve(

@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from pilothouse import looplanes
 from pilothouse.storage import history
 from pilothouse.storage.interface import (
     Event,
@@ -112,22 +113,36 @@ _LOAD_ONE = (
     "SELECT l.key, g.value, g.create_revision, l.revision FROM latest AS l"
     " JOIN log AS g ON g.revision = l.revision WHERE l.key = ?"
 )
-# One statement text for any number of keys, so it stays in the statement cache.
+# A batch's statements are each ONE step of SQLite, whatever the batch's size: the
+# sqlite3 module lets go of the GIL around every step (every row of executemany,
+# every row fetched), and on a server whose loop thread is busy each step's return
+# waits for the GIL — ~1 ms a write in a rollout, 10 times the transaction's own
+# CPU. So the load returns one row (the values concatenated, their lengths beside
+# them), the index and the history take their rows as one JSON parameter, and the
+# log's rows (BLOBs, which JSON cannot carry) go in multi-row INSERTs of
+# power-of-two sizes (a few statement texts, all in the statement cache).
+# Fixed statement texts, so they stay in the statement cache.
 _LOAD_MANY = (
-    "SELECT l.key, g.value, g.create_revision, l.revision FROM latest AS l"
-    " JOIN log AS g ON g.revision = l.revision"
+    "SELECT json_group_array(json_array(l.key, length(CAST(g.value AS BLOB)),"
+    " g.create_revision, l.revision)), group_concat(CAST(g.value AS BLOB), '')"
+    " FROM latest AS l JOIN log AS g ON g.revision = l.revision"
     " WHERE l.key IN (SELECT value FROM json_each(?))"
 )
-_INSERT_LOG = (
-    "INSERT INTO log (revision, key, value, create_revision, prev_revision, deleted)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
+_LOG_COLUMNS = "INSERT INTO log (revision, key, value, create_revision, prev_revision, deleted)"
+_LOG_ROW = "(?, ?, ?, ?, ?, ?)"
+# The largest multi-row INSERT into the log (6 parameters a row: 3,072 of SQLite's
+# 32,766).
+_LOG_CHUNK = 512
 _INSERT_HISTORY = (
     "INSERT INTO history (revision, time, user, manager, operation, subresource)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5"
+    " FROM json_each(?)"
 )
-_UPSERT_LATEST = "INSERT OR REPLACE INTO latest (key, revision) VALUES (?, ?)"
-_DELETE_LATEST = "DELETE FROM latest WHERE key = ?"
+_UPSERT_LATEST = (
+    "INSERT OR REPLACE INTO latest (key, revision)"
+    " SELECT value ->> 0, value ->> 1 FROM json_each(?)"
+)
+_DELETE_LATEST = "DELETE FROM latest WHERE key IN (SELECT value FROM json_each(?))"
 # Every row superseded at or before the compacted revision is the prev of a row
 # in some already-scanned range, and every tombstone lies in one; scanning the
 # log in revision ranges therefore finds each removable row exactly once. Rows
@@ -184,6 +199,11 @@ class CompactionStep:
     compacted: int
     progress: int
     removed: int
+
+
+def _json(value: object) -> str:
+    """A statement's JSON parameter (keys as they are: no ASCII escapes)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @contextlib.contextmanager
@@ -400,11 +420,33 @@ class Writer:
         conn = self._conn
         assert conn is not None
         if len(ops) == 1:
-            rows = conn.execute(_LOAD_ONE, (ops[0].key,))
-        else:
-            keys = list({op.key for op in ops})
-            rows = conn.execute(_LOAD_MANY, (json.dumps(keys, ensure_ascii=False),))
-        return {row[0]: KeyValue(*row) for row in rows}
+            return {row[0]: KeyValue(*row) for row in conn.execute(_LOAD_ONE, (ops[0].key,))}
+        keys = _json([*{op.key: None for op in ops}])
+        conn.text_factory = bytes  # the values arrive as one BLOB-as-text: keep the bytes
+        try:
+            meta, values = conn.execute(_LOAD_MANY, (keys,)).fetchone()
+        finally:
+            conn.text_factory = str
+        state: dict[str, KeyValue | None] = {}
+        at = 0
+        for key, length, create_revision, revision in json.loads(meta):
+            state[key] = KeyValue(key, values[at : at + length], create_revision, revision)
+            at += length
+        return state
+
+    def _insert_log(self, rows: list[tuple[int, str, bytes, int, int, int]]) -> None:
+        conn = self._conn
+        assert conn is not None
+        at = 0
+        while at < len(rows):
+            # The largest power of two that fits what is left (at most _LOG_CHUNK).
+            n = min(_LOG_CHUNK, 1 << ((len(rows) - at).bit_length() - 1))
+            chunk = rows[at : at + n]
+            conn.execute(
+                f"{_LOG_COLUMNS} VALUES {', '.join([_LOG_ROW] * n)}",
+                [field for row in chunk for field in row],
+            )
+            at += n
 
     def _write(self, ops: list[Op]) -> None:
         conn = self._conn
@@ -453,19 +495,18 @@ class Writer:
                         o = origin or _NO_ORIGIN
                         origins.append((rev, now, o.user, o.manager, o.operation, o.subresource))
                 if rows:
-                    conn.executemany(_INSERT_LOG, rows)
+                    self._insert_log(rows)
                     if origins:
-                        conn.executemany(_INSERT_HISTORY, origins)
+                        conn.execute(_INSERT_HISTORY, (_json(origins),))
                     # Only each key's final state matters to the index.
-                    conn.executemany(
-                        _UPSERT_LATEST,
-                        [
-                            (k, v.mod_revision)
-                            for k, v in state.items()
-                            if v and v.mod_revision > base
-                        ],
-                    )
-                    conn.executemany(_DELETE_LATEST, [(k,) for k, v in state.items() if v is None])
+                    latest = [
+                        (k, v.mod_revision) for k, v in state.items() if v and v.mod_revision > base
+                    ]
+                    if latest:
+                        conn.execute(_UPSERT_LATEST, (_json(latest),))
+                    gone = [k for k, v in state.items() if v is None]
+                    if gone:
+                        conn.execute(_DELETE_LATEST, (_json(gone),))
         except Exception as exc:
             if len(ops) > 1:
                 # Whatever broke the batch (a key SQLite cannot store, a full disk)
@@ -476,13 +517,18 @@ class Writer:
             error = StoreError(f"write failed: {exc}")
             error.__cause__ = exc
             failed: list[Result] = [(ops[0].future, None, error)]
-            self._loop.call_soon_threadsafe(self._on_commit, self.revision, [], failed)
+            self._loop.call_soon_threadsafe(
+                self._on_commit, self.revision, [], failed, context=looplanes.fast_context()
+            )
             return
         if rows:
             self.revision = rev
             self.commits += 1
             self.writes += len(rows)
-        self._loop.call_soon_threadsafe(self._on_commit, rev, events, results)
+        # The loop's fast lane (a laned loop's): what the writers wait for, cheap to run.
+        self._loop.call_soon_threadsafe(
+            self._on_commit, rev, events, results, context=looplanes.fast_context()
+        )
 
     # -- jobs (run on this thread through Job) -------------------------------------
 
