@@ -239,6 +239,19 @@ async def test_a_batch_carries_any_bytes_and_any_key_exactly(db: pathlib.Path) -
         await store.close()
 
 
+async def test_a_batch_of_empty_values_loads_them(db: pathlib.Path) -> None:
+    store = await open_store(db)
+    try:
+        created = await asyncio.gather(*(store.create(f"/e/{i}", b"") for i in range(5)))
+        updated = await asyncio.gather(
+            *(store.update(f"/e/{i}", b"", if_revision=r) for i, r in enumerate(created))
+        )
+        assert all(isinstance(r, int) for r in updated), updated
+        assert [kv.value for kv in (await store.list("/e/")).items] == [b""] * 5
+    finally:
+        await store.close()
+
+
 async def test_a_batch_is_a_few_statements_whatever_its_size(db: pathlib.Path) -> None:
     # The sqlite3 module lets go of the GIL at every step of a statement (every row of
     # an executemany or of a fetch); a batch's statements must not grow with its size.

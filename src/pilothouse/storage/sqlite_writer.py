@@ -113,15 +113,14 @@ _LOAD_ONE = (
     "SELECT l.key, g.value, g.create_revision, l.revision FROM latest AS l"
     " JOIN log AS g ON g.revision = l.revision WHERE l.key = ?"
 )
-# A batch's statements are each ONE step of SQLite, whatever the batch's size: the
-# sqlite3 module lets go of the GIL around every step (every row of executemany,
-# every row fetched), and on a server whose loop thread is busy each step's return
-# waits for the GIL — ~1 ms a write in a rollout, 10 times the transaction's own
-# CPU. So the load returns one row (the values concatenated, their lengths beside
-# them), the index and the history take their rows as one JSON parameter, and the
-# log's rows (BLOBs, which JSON cannot carry) go in multi-row INSERTs of
-# power-of-two sizes (a few statement texts, all in the statement cache).
-# Fixed statement texts, so they stay in the statement cache.
+# A batch is a few statements of one SQLite step each, whatever its size: the sqlite3
+# module lets go of the GIL around every step (every row of an executemany, every
+# row fetched), and on a server whose loop thread is busy each step's return waits
+# for the GIL — ~1 ms a write in a rollout, 10 times the transaction's own CPU. So
+# the load returns one row (the values concatenated, their lengths beside them), the
+# index and the history take their rows as one JSON parameter (fixed statement
+# texts, which stay in the statement cache), and the log's rows (BLOBs, which JSON
+# cannot carry) go in multi-row INSERTs of power-of-two sizes (a few texts).
 _LOAD_MANY = (
     "SELECT json_group_array(json_array(l.key, length(CAST(g.value AS BLOB)),"
     " g.create_revision, l.revision)), group_concat(CAST(g.value AS BLOB), '')"
@@ -427,6 +426,7 @@ class Writer:
             meta, values = conn.execute(_LOAD_MANY, (keys,)).fetchone()
         finally:
             conn.text_factory = str
+        values = values or b""  # no row, or only empty values
         state: dict[str, KeyValue | None] = {}
         at = 0
         for key, length, create_revision, revision in json.loads(meta):
