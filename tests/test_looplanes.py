@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import socket
 import time
@@ -19,12 +18,6 @@ def loop() -> Iterator[looplanes.LanedEventLoop]:
     lp = looplanes.LanedEventLoop()
     yield lp
     lp.close()
-
-
-def _fast_context() -> contextvars.Context:
-    ctx = contextvars.copy_context()
-    ctx.run(looplanes.FAST.set, True)
-    return ctx
 
 
 def _run_turns(loop: asyncio.AbstractEventLoop, turns: int = 3) -> None:
@@ -57,7 +50,7 @@ def test_fast_callbacks_run_first_and_each_lane_keeps_its_order(
     loop: looplanes.LanedEventLoop,
 ) -> None:
     order: list[str] = []
-    fast = _fast_context()
+    fast = looplanes.fast_context()
     loop.call_soon(order.append, "n0")
     loop.call_soon(order.append, "f0", context=fast)
     loop.call_soon(order.append, "n1")
@@ -92,7 +85,7 @@ def test_a_flood_of_fast_work_leaves_room_for_the_normal_lane(
     loop: looplanes.LanedEventLoop,
 ) -> None:
     order: list[str] = []
-    fast = _fast_context()
+    fast = looplanes.fast_context()
     loop.call_soon(order.append, "n0")
     loop.call_soon(order.append, "n1")
     for i in range(looplanes.STREAK * 2 + 1):
@@ -170,7 +163,7 @@ def test_the_queue_counts_both_lanes_and_clears_both(loop: looplanes.LanedEventL
     ready = loop._ready
     assert not ready and len(ready) == 0
     loop.call_soon(print)
-    loop.call_soon(print, context=_fast_context())
+    loop.call_soon(print, context=looplanes.fast_context())
     assert ready and len(ready) == 2 and len(ready.fast) == 1
     ready.clear()
     assert not ready and len(ready) == 0
