@@ -43,6 +43,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip_root)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Print a failure as it happens, not only in the summary at the end: a run stopped
+    from outside (CI's time limit) prints no summary, and then this is all it says."""
+    if not report.failed:
+        return
+    config = _SESSION.get("config")
+    reporter = config and config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    lines = report.longreprtext.splitlines()
+    reporter.write_line("")
+    reporter.write_line(f"--- {report.nodeid} failed in {report.when} ({report.duration:.1f} s):")
+    for line in lines[-40:]:
+        reporter.write_line(f"    {line}")
+    for title, content in report.sections:
+        if "stderr" in title or "log" in title:
+            reporter.write_line(f"    {title}, last lines:")
+            for line in content.splitlines()[-15:]:
+                reporter.write_line(f"    | {line}")
+
+
+_SESSION: dict[str, pytest.Config] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _SESSION["config"] = config
+
+
 @pytest.fixture
 async def supervisor() -> AsyncIterator[supervision.Supervisor]:
     """A supervisor for the loops a test starts (informers, recorders, …), stopped after it."""

@@ -188,6 +188,29 @@ async def test_a_counter_that_went_back_gives_no_rate(node: Node) -> None:
     assert web["containers"][0]["cpu"]["usageNanoCores"] == 100
 
 
+async def test_rounds_run_one_at_a_time_so_a_slow_one_drops_nothing(node: Node) -> None:
+    """A round that lists, then waits on a slow reading, must not end after a newer round
+    and replace its containers with the fewer it listed."""
+    first = (await node.pod("u1", "web", {"app": (250_000_000, 32 * MIB)}))["app"]
+    read, slow, calls = node.usage, asyncio.Event(), []
+
+    async def stuck_on_web(container_id: str) -> protocol.ContainerStats:
+        calls.append(container_id)
+        if calls == [first]:  # the older round's one reading
+            await slow.wait()
+        return await read(container_id)
+
+    node.provider.container_stats = stuck_on_web
+    older = asyncio.create_task(node.provider.sample())  # lists web only, then waits
+    await asyncio.sleep(0.01)
+    await node.pod("u2", "db", {"main": (1_000_000_000, 512 * MIB)})
+    newer = asyncio.create_task(node.provider.sample())
+    await asyncio.sleep(0.01)
+    slow.set()
+    await asyncio.gather(older, newer)
+    assert set(_pods(node.provider.summary())) == {"web", "db"}
+
+
 async def test_the_sampler_runs_every_interval() -> None:
     runtime = fake.FakeRuntime()
     provider = metrics.StatsProvider(

@@ -133,6 +133,9 @@ class StatsProvider:
         self._containers: dict[str, _Tracked] = {}
         self._node: _Series | None = None
         self._wake = asyncio.Event()
+        # One round at a time: a round replaces the tracked set with what it listed, so a
+        # slower round finishing after a newer one would drop what started in between.
+        self._round = asyncio.Lock()
 
     def poke(self) -> None:
         """A container started: sample now rather than at the end of the window."""
@@ -158,7 +161,12 @@ class StatsProvider:
             self._wake.clear()
 
     async def sample(self) -> None:
-        """One round: the node and every running container, concurrently."""
+        """One round: the node and every running container, concurrently. Rounds (the
+        loop's, and any a caller asks for) run one after another."""
+        async with self._round:
+            await self._sample_round()
+
+    async def _sample_round(self) -> None:
         listed = await self.runtime.list_containers()
         running = [c for c in listed if c.state == "running"]
         node_task = asyncio.ensure_future(asyncio.to_thread(self.node_stats))

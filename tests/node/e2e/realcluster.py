@@ -85,8 +85,26 @@ class Cluster:
             st = p.get("status") or {}
             return p if st.get("phase") == "Running" and st.get("podIP") else None
 
-        result: dict[str, Any] = self.wait(ok, timeout=timeout, what=f"{ns}/{name} running")
+        try:
+            result: dict[str, Any] = self.wait(ok, timeout=timeout, what=f"{ns}/{name} running")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnose(ns, name)}") from None
         return result
+
+    def diagnose(self, ns: str, name: str) -> str:
+        """What a pod that did not come up says of itself: its status, its events and the
+        end of the server's log (the agent runs in it), for a failure message."""
+        pod = self.kubectl("-n", ns, "get", "pod", name, "-o", "json", check=False)
+        status = json.loads(pod.stdout).get("status", {}) if pod.returncode == 0 else pod.stderr
+        events = self.kubectl(
+            "-n", ns, "get", "events", "--field-selector", f"involvedObject.name={name}",
+            check=False,
+        ).stdout  # fmt: skip
+        log = self.srv.log_path.read_text(errors="replace").splitlines()[-40:]
+        return (
+            f"pod status: {json.dumps(status, indent=1)}\nevents:\n{events}"
+            f"server log, last lines ({self.srv.log_path}):\n" + "\n".join(log)
+        )
 
     def run(self, ns: str, name: str, command: list[str], **container: Any) -> dict[str, Any]:
         """Start a one-container pod of the cluster's image and wait until it runs."""

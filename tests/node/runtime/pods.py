@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from pilothouse.node.runtime import protocol
+from pilothouse.node.runtime import logs, protocol
 from pilothouse.node.runtime.crun import CrunRuntime
 
 
@@ -34,6 +34,14 @@ async def wait_exited(rt: CrunRuntime, cid: str, timeout: float = 10) -> protoco
         if st.state == "exited" or time.monotonic() > deadline:
             return st
         await asyncio.sleep(0.05)
+
+
+async def wait_for_log(path: Path, message: bytes, timeout: float = 10) -> None:
+    """Wait until the container log at ``path`` holds a line whose message is ``message``."""
+    deadline = time.monotonic() + timeout
+    while message not in logs.messages(path):
+        assert time.monotonic() < deadline, f"{message!r} never reached {path}"
+        await asyncio.sleep(0.02)
 
 
 def http_get(ip: str, port: int, path: str = "/index.html", timeout: float = 5) -> bytes:

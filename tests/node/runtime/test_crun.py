@@ -13,7 +13,7 @@ import pytest
 from pilothouse.node.runtime import cgroups, conmon, logs, protocol
 
 from .conftest import RuntimeEnv
-from .pods import exists, mounts, read, rules, start, wait_exited
+from .pods import exists, mounts, read, rules, start, wait_exited, wait_for_log
 
 pytestmark = [
     pytest.mark.root,
@@ -116,20 +116,26 @@ async def test_stop_kills_a_process_that_ignores_sigterm(
 ) -> None:
     rt = await runtime_env.started()
     sb = await rt.run_pod_sandbox(runtime_env.sandbox_config())
+    # A shell that is PID 1 ignores a SIGTERM it has no trap for: stop only once each
+    # has set its trap and said so in its log.
     stubborn = await start(
         rt,
         sb.id,
         busybox_image,
-        ("sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"),
+        ("sh", "-c", "trap '' TERM; echo armed; while :; do sleep 0.1; done"),
         name="stubborn",
+        log_path=runtime_env.log_path("stubborn"),
     )
     polite = await start(
         rt,
         sb.id,
         busybox_image,
-        ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"),
+        ("sh", "-c", "trap 'exit 0' TERM; echo armed; while :; do sleep 0.1; done"),
         name="polite",
+        log_path=runtime_env.log_path("polite"),
     )
+    for name in ("stubborn", "polite"):
+        await wait_for_log(Path(runtime_env.log_path(name)), b"armed")
     t0 = time.monotonic()
     await rt.stop_container(polite, timeout=5)
     assert time.monotonic() - t0 < 2
