@@ -53,10 +53,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     reporter = config and config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return
-    lines = report.longreprtext.splitlines()
+    text = report.longreprtext
     reporter.write_line("")
-    reporter.write_line(f"--- {report.nodeid} failed in {report.when} ({report.duration:.1f} s):")
-    for line in lines[-40:]:
+    reporter.write_line(f"--- {report.nodeid} failed in {report.when} ({report.duration:.1f} s)")
+    if text in _SEEN:  # a module fixture's error, raised again for each of its tests
+        reporter.write_line(f"    the same error as {_SEEN[text]}")
+        return
+    _SEEN[text] = report.nodeid
+    for line in text.splitlines()[-60:]:
         reporter.write_line(f"    {line}")
     for title, content in report.sections:
         if "stderr" in title or "log" in title:
@@ -66,6 +70,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 _SESSION: dict[str, pytest.Config] = {}
+_SEEN: dict[str, str] = {}  # failure text → the first test that printed it
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -80,6 +80,7 @@ def cluster(
             timeout=60,
             what="the node to be Ready",
         )
+        c.canary()
         yield c
     finally:
         # Empty every test namespace so the agent releases what it made, then stop.

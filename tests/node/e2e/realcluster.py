@@ -100,11 +100,32 @@ class Cluster:
             "-n", ns, "get", "events", "--field-selector", f"involvedObject.name={name}",
             check=False,
         ).stdout  # fmt: skip
-        log = self.srv.log_path.read_text(errors="replace").splitlines()[-40:]
+        log = self.srv.log_path.read_text(errors="replace").splitlines()[-25:]
         return (
             f"pod status: {json.dumps(status, indent=1)}\nevents:\n{events}"
             f"server log, last lines ({self.srv.log_path}):\n" + "\n".join(log)
         )
+
+    def canary(self, timeout: float = 90.0) -> None:
+        """Run one pod of the cluster's image to completion, or fail with why not: a cluster
+        that cannot run pods then fails its module's tests at once, with the reason, instead
+        of each test waiting out its own timeouts (and a whole run its time limit)."""
+        ns, name = "e2e-canary", "canary"
+        self.kubectl("create", "namespace", ns)
+        self.apply(ns, pod_manifest(name, self.image, ["true"], restartPolicy="Never"))
+
+        def phase() -> str | None:
+            value = (self.pod(ns, name).get("status") or {}).get("phase")
+            return value if value in ("Succeeded", "Failed") else None
+
+        try:
+            ended = self.wait(phase, timeout=timeout, what="a first pod to run")
+        except AssertionError as exc:
+            why = f"this cluster cannot run a pod: {exc}\n{self.diagnose(ns, name)}"
+            raise AssertionError(why) from None
+        if ended != "Succeeded":
+            raise AssertionError(f"a first pod ended {ended}\n{self.diagnose(ns, name)}")
+        self.kubectl("-n", ns, "delete", "pod", name)
 
     def run(self, ns: str, name: str, command: list[str], **container: Any) -> dict[str, Any]:
         """Start a one-container pod of the cluster's image and wait until it runs."""
