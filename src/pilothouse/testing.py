@@ -37,6 +37,35 @@ if TYPE_CHECKING:
     from pilothouse.node.servicenet import ServiceNetwork
 
 
+# A node under test runs on the test machine's disk, and how full that disk is belongs to
+# the machine, not to the test: a CI machine with less than 15 % free would otherwise put
+# every test node under DiskPressure, and no pod would run. So disk-based eviction is off
+# ("0%" turns a signal off, as upstream does; kind configures its nodes the same way) and
+# image GC waits for a full disk. Memory eviction stays upstream's (named again: an
+# evictionHard replaces upstream's whole default set, as upstream's). Tests of disk
+# pressure give their nodes filesystems and thresholds of their own.
+NODE_CONFIG = """\
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: "0%"
+  nodefs.inodesFree: "0%"
+  imagefs.available: "0%"
+  imagefs.inodesFree: "0%"
+imageGCHighThresholdPercent: 100
+"""
+
+
+def node_config_file(directory: Path) -> Path:
+    """:data:`NODE_CONFIG` written into ``directory``, for ``pilothouse agent --config`` or
+    ``pilothouse server --kubelet-config``; its path."""
+    path = directory / "test-node-config.yaml"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(NODE_CONFIG)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,6 +176,13 @@ class ServerProcess:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
+    def _node_args(self) -> list[str]:
+        if not self.agent:
+            return ["--disable-agent"]
+        if "--kubelet-config" in self.extra_args:
+            return []
+        return ["--kubelet-config", str(node_config_file(self.data_dir.parent))]
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
         # Ready is what this start prints, not an open port: a restarted server on a
         # shared datastore answers on its port (503) while it starts.
@@ -166,7 +202,7 @@ class ServerProcess:
                 str(self.port),
                 "--advertise-address",
                 self.host,
-                *([] if self.agent else ["--disable-agent"]),
+                *self._node_args(),
                 *self.extra_args,
             ],
             stdout=log,
@@ -329,11 +365,12 @@ def node_agent(
 ) -> Agent:
     """A node agent in this process for ``server``, with the runtime given (usually
     :class:`pilothouse.node.runtime.fake.FakeRuntime`) and a serving certificate from
-    the server's CA, listening on a free port. Not started: ``await agent.start()``.
+    the server's CA, listening on a free port, configured by :data:`NODE_CONFIG`. Not
+    started: ``await agent.start()``.
     ``network`` (e.g. with :class:`pilothouse.proxy.fake.FakeKernel`) runs the proxy
     and the host-gw routes too."""
     from pilothouse.apiserver.auth import certs
-    from pilothouse.node import agent
+    from pilothouse.node import agent, kubeletconfig
     from pilothouse.node import server as agent_server
 
     pki = server.server.pki
@@ -353,6 +390,7 @@ def node_agent(
         heartbeat=1.0,
         memory_backed_secrets=False,
         network=network,
+        config=kubeletconfig.parse(NODE_CONFIG, source="testing.NODE_CONFIG"),
     )
 
 

@@ -353,14 +353,21 @@ async def test_agent_evicts_a_pod_to_failed_evicted_and_reports_disk_pressure(
             real = agent.housekeeping.summary.get
 
             async def fake_summary() -> summarymod.Summary:
+                # The node's disk as the test says (the machine's own may be nearly full).
                 s = await real()
-                if not pressure["on"]:
-                    return s
+                free = GI if pressure["on"] else 90 * GI
                 return summarymod.Summary(
-                    **{**s.__dict__, "nodefs": fs(100 * GI, GI, device=s.nodefs.device)}
+                    **{**s.__dict__, "nodefs": fs(100 * GI, free, device=s.nodefs.device)}
                 )
 
             agent.housekeeping.eviction.summary = fake_summary
+
+            async def no_pressure() -> bool:  # what the real disk may have set at start
+                assert agent.housekeeping is not None
+                await agent.housekeeping.eviction.synchronize()
+                return agent.housekeeping.eviction.conditions == []
+
+            await eventually(no_pressure, timeout=10)
             spec = {
                 "nodeName": name,
                 "containers": [

@@ -173,6 +173,7 @@ def test_the_api_server_restarted_under_a_running_agent_leaves_pods_and_node_alo
             sys.executable, "-m", "pilothouse.cli.main", "agent",
             "--server", c.srv.url, "--token", token, "--data-dir", str(agent_dir),
             "--node-name", "steady", "--address", "127.0.0.1",
+            "--config", str(testing.node_config_file(tmp_path)),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -51,9 +51,11 @@ except OSError as exc:
 def dev(
     tmp_path_factory: pytest.TempPathFactory, local_registry: Any
 ) -> Iterator[devcluster.DevCluster]:
+    tmp = tmp_path_factory.mktemp("ha-e2e")
     cluster = devcluster.DevCluster(
-        tmp_path_factory.mktemp("ha-e2e") / "c", servers=3, agents=2, port=testing.free_port()
-    )
+        tmp / "c", servers=3, agents=2, port=testing.free_port(),
+        agent_args=("--config", str(testing.node_config_file(tmp))),
+    )  # fmt: skip
     try:
         cluster.up(preload=[local_registry.busybox])
         cluster.wait_nodes_ready()

@@ -61,6 +61,8 @@ def test_agent_joins_with_the_token_and_runs_pods(
         "joined-node",
         "--address",
         "127.0.0.1",
+        "--config",
+        str(testing.node_config_file(tmp_path)),
     ]
     uids: list[str] = []
     try:

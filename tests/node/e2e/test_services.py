@@ -382,7 +382,11 @@ def test_a_pod_reaches_a_pod_on_a_second_node_through_a_service(
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
         token = (cluster.srv.data_dir / "token").read_text().strip()
-        host.start_agent(server=f"https://{lan.gateway}:{cluster.srv.port}", token=token)
+        host.start_agent(
+            server=f"https://{lan.gateway}:{cluster.srv.port}",
+            token=token,
+            extra=("--config", str(testing.node_config_file(tmp_path))),
+        )
         cluster.wait(
             lambda: "Ready" in cluster.kubectl("get", "node", host.name, "--no-headers",
                                                check=False).stdout,
