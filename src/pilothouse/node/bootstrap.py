@@ -9,7 +9,6 @@ later starts need no token. Runs once at agent start, before anything else.
 from __future__ import annotations
 
 import hashlib
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from pilothouse import atomicfile
 
 CACERTS_PATH = "/pilothouse/v1/cacerts"
 JOIN_PATH = "/pilothouse/v1/join"
@@ -59,11 +60,7 @@ def _csr(key: ec.EllipticCurvePrivateKey, name: str) -> str:
 
 def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomicfile.write(path, data, mode=mode)
 
 
 def existing(directory: Path) -> Identity | None:

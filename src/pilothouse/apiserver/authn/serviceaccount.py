@@ -24,7 +24,6 @@ import collections
 import contextlib
 import hashlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +35,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pilothouse import atomicfile
 from pilothouse.api import meta, rbac
 from pilothouse.apiserver.authn import user as user_module
 
@@ -93,13 +93,7 @@ class SigningKey:
             serialization.NoEncryption(),
         )
         pki_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomicfile.write(path, pem, mode=0o600)
         return cls(key, key_id(key.public_key()))
 
     def jwks(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from pilothouse import atomicfile
 from pilothouse.node.runtime.images import layers
 
 FORMAT_VERSION = 1
@@ -134,17 +135,6 @@ class ImageIndex:
             "version": FORMAT_VERSION,
             "images": {k: records[k].to_json() for k in sorted(records)},
         }
-        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomicfile.write(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2), mode=0o644)
         self._cache = records
         self._cache_key = self._stat_key()
