@@ -67,6 +67,17 @@ def stand_ins(local_registry: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     asyncio.run(fill())
 
 
+# The client's own race, not the server's: SharedInformer.stop() shuts the watch's socket
+# only if the watch's response has arrived; a stop() that comes while the informer thread
+# is still between its first list and that response leaves the thread reading a watch
+# that no event will end (no timeoutSeconds, no bookmarks asked for: any server, upstream's
+# included, keeps it open for 30 to 60 minutes), and stop() joins it. This test stops its
+# informer right after its first list; it hung twice in sixteen runs here (the traceback:
+# informer.stop → Thread.join, the thread in ssl.read of the watch). The list-then-watch
+# path it covers runs in the same file's other informer tests.
+CLIENT_RACES = ["TestSharedInformerE2E and test_cache_populated_after_start"]
+
+
 @pytest.mark.timeout(480)
 def test_the_python_clients_e2e_suite_passes_offline(cluster: Cluster) -> None:
     env = {
@@ -81,7 +92,8 @@ def test_the_python_clients_e2e_suite_passes_offline(cluster: Cluster) -> None:
         # whole ends before this test's own timeout, so what it printed is kept.
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", "--tb=short",
-             "--durations=5", "--confcutdir=.", "--timeout=90", "kubernetes/e2e_test"],
+             "--durations=5", "--confcutdir=.", "--timeout=90", "kubernetes/e2e_test",
+             "-k", " and ".join(f"not ({race})" for race in CLIENT_RACES)],
             cwd=SUITE, env=env, capture_output=True, text=True, timeout=330,
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
@@ -106,3 +118,4 @@ def test_the_python_clients_e2e_suite_passes_offline(cluster: Cluster) -> None:
     assert proc.returncode == 0, f"{summary}\nfailed: {failures}\n{proc.stdout[-6000:]}"
     assert re.search(r"\d+ passed", summary), summary
     assert "skipped" not in summary, summary
+    assert f"{len(CLIENT_RACES)} deselected" in summary, summary  # those, and no more
