@@ -208,3 +208,33 @@ async def test_delete_answers_with_the_object_at_the_deletion_revision(reg: Regi
     expected = orjson.loads(snapshot)
     expected["metadata"]["resourceVersion"] = rv
     assert orjson.dumps(gone) == orjson.dumps(expected)
+
+
+async def test_an_update_that_builds_beside_the_cached_object_leaves_it_as_it_was(
+    reg: Registry,
+) -> None:
+    # ``in_place=False`` (a binding's way): the mutate function is given the cached
+    # object itself, not a copy, and builds the new one beside it.
+    pods = reg.by_plural["pods"]
+    await pods.create("ns", _pod("p"), manager="test")
+    before = reg.cached("pods", "ns", "p")
+    snapshot = orjson.dumps(before.obj)
+    given: list[Obj] = []
+
+    async def bind(pod: Obj) -> Obj:
+        given.append(pod)
+        md = {k: v for k, v in pod["metadata"].items() if k != "resourceVersion"}
+        return {**pod, "metadata": md, "spec": {**pod["spec"], "nodeName": "n1"}}
+
+    bound = await pods.guaranteed_update(
+        "ns", "p", bind, subresource="binding", manager="sched", in_place=False
+    )
+    assert given[0]["spec"] is before.obj["spec"]  # the cached object, not a copy
+    assert orjson.dumps(before.obj) == snapshot  # the earlier version is untouched
+    assert "nodeName" not in before.obj["spec"]
+    assert bound["spec"]["nodeName"] == "n1"
+    after = reg.cached("pods", "ns", "p")
+    assert after.revision > before.revision and after.obj["spec"]["nodeName"] == "n1"
+    assert _same(bound, await reg.stored("pods", "ns", "p"))
+    # The containers were not copied: the new version shares them with the old one.
+    assert after.obj["spec"]["containers"] is before.obj["spec"]["containers"]

@@ -177,7 +177,8 @@ async def binding(
         )
 
     async def assign(pod: Obj) -> Obj:
-        spec = pod.setdefault("spec", {})
+        """The bound pod, built beside ``pod`` (the cached object: changed nowhere)."""
+        spec = pod.get("spec") or {}
         md = pod["metadata"]
         if md.get("deletionTimestamp"):
             raise errors.conflict(
@@ -190,11 +191,11 @@ async def binding(
                 pod_name,
                 f'pod {pod_name} is already assigned to node "{spec["nodeName"]}"',
             )
-        spec["nodeName"] = node
+        new_md = {k: v for k, v in md.items() if k != "resourceVersion"}
         annotations = (bind.get("metadata") or {}).get("annotations") or {}
         if annotations:
-            md["annotations"] = {**(md.get("annotations") or {}), **annotations}
-        status = pod.setdefault("status", {})
+            new_md["annotations"] = {**(md.get("annotations") or {}), **annotations}
+        status = pod.get("status") or {}
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         conditions.append(
             {
@@ -204,12 +205,20 @@ async def binding(
                 "lastTransitionTime": meta.now(),
             }
         )
-        status["conditions"] = conditions
-        md.pop("resourceVersion", None)
-        return pod
+        return {
+            **pod,
+            "metadata": new_md,
+            "spec": {**spec, "nodeName": node},
+            "status": {**status, "conditions": conditions},
+        }
 
     await store.guaranteed_update(
-        info.namespace, pod_name, assign, dry_run=write.dry_run, subresource="binding"
+        info.namespace,
+        pod_name,
+        assign,
+        dry_run=write.dry_run,
+        subresource="binding",
+        in_place=False,
     )
     return _success(201)
 

@@ -318,14 +318,20 @@ class ResourceStore:
         dry_run: bool = False,
         subresource: str = "",
         manager: str | None = None,
+        in_place: bool = True,
     ) -> Obj:
         """Apply ``mutate`` to the current object, retrying on concurrent writes.
 
         ``mutate`` receives a private copy of the current object (in API form)
-        and returns the desired object (patches, scale, internal updates)."""
+        and returns the desired object (patches, scale, internal updates). With
+        ``in_place=False`` the caller promises that ``mutate`` changes nothing it is
+        given, at any depth, and returns a new object that shares what it did not
+        change: then it is given the cached object itself, not a deep copy (a
+        binding's copy of the whole pod was the largest single cost of a binding)."""
+        shares = not in_place and self.convert is None and self.remote is None
 
         async def wrapped(old: Obj) -> Obj:
-            desired = await mutate(await self._out(meta.deep_copy(old)))
+            desired = await mutate(old if shares else await self._out(meta.deep_copy(old)))
             return await self._in(desired)
 
         obj, _ = await self._update(
