@@ -357,7 +357,7 @@ class APIApp:
             proxied = self.aggregated(path)  # an aggregated API's, served elsewhere
         if extra is None and proxied is None:
             try:
-                info = request_info.parse(path, self.registry)
+                info = request_info.parse_once(request, path, self.registry)
             except request_info.NotAResource:
                 if request.method != "GET":
                     raise errors.method_not_allowed("") from None

@@ -93,7 +93,7 @@ def request_labels(request: web.Request, registry: resources.Registry) -> tuple[
     """(verb, group, version, resource, subresource, scope) of a request, as upstream reports."""
     method = request.method.upper()
     try:
-        info = request_info.parse(request.path, registry)
+        info = request_info.parse_once(request, request.path, registry)
     except (request_info.NotAResource, errors.StatusError):
         return (method, "", "", "", "", "")
     watch = request.query.get("watch", "").lower() not in ("", "0", "false")
@@ -153,8 +153,8 @@ class APIMetrics:
             buckets=STORE_BUCKETS,
             registry=reg,
         )
-        for kind in ("readOnly", "mutating"):
-            self.inflight.labels(kind).set(0)
+        self._read_only = self.inflight.labels("readOnly")
+        self._mutating = self.inflight.labels("mutating")
         # Each request's counter and histogram series, looked up once per label set:
         # ``labels()`` checks and joins its arguments under a lock on every call.
         self._counted: dict[tuple[str, ...], Any] = {}
@@ -170,8 +170,7 @@ class APIMetrics:
         if verb == "WATCH" or subresource in LONG_RUNNING_SUBRESOURCES:
             gauge = self.long_running.labels(*labels, COMPONENT)
         else:
-            kind = "readOnly" if request.method in READ_METHODS else "mutating"
-            gauge = self.inflight.labels(kind)
+            gauge = self._read_only if request.method in READ_METHODS else self._mutating
         gauge.inc()
         started = time.perf_counter()
         code = 500

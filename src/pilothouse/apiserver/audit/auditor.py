@@ -161,7 +161,9 @@ class Auditor:
         """The request's audit record, when the policy records it (kept in ``ctx``)."""
         path = request.path.rstrip("/") or "/"
         try:
-            info: request_info.RequestInfo | None = request_info.parse(path, self.registry)
+            info: request_info.RequestInfo | None = request_info.parse_once(
+                request, path, self.registry
+            )
         except Exception:
             info = None  # not a resource path, or one that will be answered 404
         user = ctx.user
