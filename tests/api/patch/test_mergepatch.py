@@ -107,3 +107,30 @@ def test_an_array_patch_without_strict_decoding_fails_as_the_result_is_no_object
     status = raised.value.status_error().status()
     assert (status["code"], status["reason"]) == (422, "Invalid")
     assert status["message"].startswith(' "" is invalid: patch: Invalid value: "[\\"c\\"]": ')
+
+
+def test_the_result_copies_only_what_the_patch_names() -> None:
+    original = {
+        "metadata": {"name": "p", "labels": {"a": "1"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "Ready"}]},
+    }
+    before = copy.deepcopy(original)
+    body = {"status": {"phase": "Running", "podIP": None, "hostIP": {"x": None}}}
+    body_before = copy.deepcopy(body)
+    out = patch.apply_merge_patch(original, body)
+    assert out == {
+        "metadata": {"name": "p", "labels": {"a": "1"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready"}], "hostIP": {}},
+    }
+    assert original == before and body == body_before  # neither argument changed
+    # What the patch leaves alone is shared; every dict on its paths is new.
+    assert out["spec"] is original["spec"] and out["metadata"] is original["metadata"]
+    assert out["status"]["conditions"] is original["status"]["conditions"]
+    assert out is not original and out["status"] is not original["status"]
+    # Nothing is shared with the patch: applying it again (a retried write) is the same.
+    out["status"]["hostIP"]["y"] = 1
+    assert body == body_before
+    assert list(out) == ["metadata", "spec", "status"]
+    assert list(out["status"]) == ["phase", "conditions", "hostIP"]

@@ -33,7 +33,10 @@ def apply_merge_patch(
     """Apply a decoded ``application/merge-patch+json`` body to ``original``.
 
     ``field_validation`` is the request's ``fieldValidation`` (upstream's default
-    is ``Warn``). Returns a new object; neither argument is modified.
+    is ``Warn``). Returns a new object; neither argument is modified. The new object
+    shares with ``original`` whatever the patch leaves alone (only the dicts on the
+    patch's paths are copied; a status patch no longer copies the whole pod): a
+    caller that changes the result in place must own ``original`` too.
     """
     kind = type(patch_body)
     if field_validation in _STRICT_MODES and patch_body is not None and kind is not dict:
@@ -43,8 +46,7 @@ def apply_merge_patch(
         )
     if kind is list:
         # Upstream returns the array as the new document, which then fails to decode.
-        replacement = values.deep_copy(patch_body)
-        _prune_array_nulls(replacement)
+        replacement = _pruned(patch_body)
         raise errors.not_an_object(
             orjson.dumps(replacement).decode(),
             "couldn't get version/kind; json parse error: json: cannot unmarshal array into "
@@ -53,47 +55,34 @@ def apply_merge_patch(
         )
     if kind is not dict:
         raise errors.bad_request(BAD_PATCH)
-    document: dict[str, Any] = values.deep_copy(original)
-    merge_objects(document, values.deep_copy(patch_body))
-    return document
+    return merged(original, patch_body)
 
 
-def merge_objects(document: dict[str, Any], patch: dict[str, Any]) -> None:
-    """Merge ``patch`` into ``document`` in place (both are owned by the caller)."""
+def merged(document: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with ``patch`` merged in (RFC 7386, with upstream's differences
+    above): a new dict on every path the patch names, sharing the rest with
+    ``document`` and nothing with ``patch``; neither is modified."""
+    out = dict(document)
     for key, change in patch.items():
         if change is None:
-            document.pop(key, None)
+            out.pop(key, None)
             continue
-        current = document.get(key)
-        if current is None:
-            _prune_nulls(change)
-            document[key] = change
+        current = out.get(key)
+        if current is None or type(current) is not dict:
+            out[key] = _pruned(change)
+        elif type(change) is not dict:
+            out[key] = values.deep_copy(change)  # nulls kept in an array replacing an object
         else:
-            document[key] = _merge(current, change)
+            out[key] = merged(current, change)
+    return out
 
 
-def _merge(current: Any, change: Any) -> Any:
-    if type(current) is not dict:
-        _prune_nulls(change)
-        return change
-    if type(change) is not dict:
-        return change  # upstream keeps nulls inside an array replacing an object
-    merge_objects(current, change)
-    return current
-
-
-def _prune_nulls(value: Any) -> None:
+def _pruned(value: Any) -> Any:
+    """A copy of ``value`` without null object members, at any depth (null array
+    elements stay, as upstream's)."""
     kind = type(value)
     if kind is dict:
-        for key in [k for k, item in value.items() if item is None]:
-            del value[key]
-        for item in value.values():
-            _prune_nulls(item)
-    elif kind is list:
-        _prune_array_nulls(value)
-
-
-def _prune_array_nulls(items: list[Any]) -> None:
-    for item in items:
-        if item is not None:
-            _prune_nulls(item)
+        return {key: _pruned(item) for key, item in value.items() if item is not None}
+    if kind is list:
+        return [None if item is None else _pruned(item) for item in value]
+    return value
