@@ -43,7 +43,6 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
-import json
 import logging
 import pathlib
 import queue
@@ -52,6 +51,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
+
+import orjson
 
 from pilothouse import looplanes
 from pilothouse.storage import history
@@ -201,8 +202,9 @@ class CompactionStep:
 
 
 def _json(value: object) -> str:
-    """A statement's JSON parameter (keys as they are: no ASCII escapes)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """A statement's JSON parameter (keys as they are: no ASCII escapes). orjson, not the
+    json module: this runs in the writer thread holding the GIL the event loop waits for."""
+    return orjson.dumps(value).decode()
 
 
 @contextlib.contextmanager
@@ -429,7 +431,7 @@ class Writer:
         values = values or b""  # no row, or only empty values
         state: dict[str, KeyValue | None] = {}
         at = 0
-        for key, length, create_revision, revision in json.loads(meta):
+        for key, length, create_revision, revision in orjson.loads(meta):
             state[key] = KeyValue(key, values[at : at + length], create_revision, revision)
             at += length
         return state
