@@ -13,10 +13,12 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
 from pilothouse.api import errors, resources
 
-# Where :func:`parse_once` keeps a request's parse (a request's own mapping).
-_PARSED_KEY = "pilothouse.request_info"
+# Where :func:`parse_once` keeps a request's parse: (registry, path, RequestInfo).
+_PARSED_KEY: web.RequestKey[tuple[Any, ...]] = web.RequestKey("request_info", tuple)
 
 
 @dataclass(frozen=True, slots=True)
